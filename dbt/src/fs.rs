@@ -1,0 +1,285 @@
+//! The edge layer: finds and reads a project's files and artifacts on disk. Everything else in the crate
+//! works on what this returns and never touches the filesystem.
+
+use std::fs::File;
+use std::io::{BufReader, ErrorKind};
+use std::path::{Component, Path, PathBuf};
+use std::time::Instant;
+
+use serde::de::DeserializeOwned;
+
+use crate::analyze::{Artifact, ProjectInput};
+use crate::artifacts::catalog::Catalog;
+use crate::artifacts::from_reader_untracked;
+use crate::artifacts::manifest::Manifest;
+use crate::artifacts::run_results::RunResults;
+use crate::error::DbtError;
+use crate::files::{ProjectConfig, ProjectFile, ProjectFiles};
+
+/// Directories that never hold the project's own sources.
+const SKIP_DIRS: &[&str] = &[
+    "dbt_packages",
+    "dbt_modules",
+    "target",
+    "logs",
+    "node_modules",
+    "__pycache__",
+];
+/// File types the scanner reads.
+const EXTENSIONS: &[&str] = &["sql", "py", "yml", "yaml", "csv"];
+
+/// Reads a dbt project: `dbt_project.yml` and the files under its configured paths, plus whichever of
+/// `manifest.json`, `catalog.json` and `run_results.json` exist in the target directory (`target_dir`
+/// relative to the project, or `target-path` from `dbt_project.yml`, or `target`).
+///
+/// A missing artifact is not an error (the analysis reports it); an unreadable or malformed one is.
+pub fn load_project(project_dir: &Path, target_dir: Option<&Path>) -> Result<ProjectInput, DbtError> {
+    let started = Instant::now();
+    let dbt_project_path = project_dir.join("dbt_project.yml");
+    let dbt_project = read_text(&dbt_project_path, "dbt_project.yml")?;
+    let config = dbt_project
+        .as_ref()
+        .map(|f| ProjectConfig::parse(f).0)
+        .unwrap_or_default();
+    let target_rel = target_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(&config.target_path));
+    let target = if target_rel.is_absolute() {
+        target_rel.clone()
+    } else {
+        project_dir.join(&target_rel)
+    };
+
+    let manifest_path = target.join("manifest.json");
+    let manifest = read_artifact(&manifest_path, Manifest::from_reader)?;
+    if dbt_project.is_none() && manifest.is_none() {
+        return Err(DbtError::NotAProject {
+            dir: project_dir.to_path_buf(),
+            manifest: manifest_path,
+        });
+    }
+    let catalog = read_artifact(&target.join("catalog.json"), Catalog::from_reader)?;
+    let run_results = read_artifact(&target.join("run_results.json"), RunResults::from_reader)?;
+
+    let files = match &dbt_project {
+        Some(_) => {
+            let mut files = Vec::new();
+            for root in config.scan_roots() {
+                walk(project_dir, &project_dir.join(root), &target, &mut files)?;
+            }
+            files.sort_by(|a, b| a.path.cmp(&b.path));
+            files.dedup_by(|a, b| a.path == b.path);
+            Some(ProjectFiles { dbt_project, files })
+        }
+        None => None,
+    };
+    tracing::debug!(
+        files = files.as_ref().map_or(0, |f| f.files.len()),
+        manifest = manifest.is_some(),
+        catalog = catalog.is_some(),
+        run_results = run_results.is_some(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "loaded dbt project"
+    );
+    Ok(ProjectInput {
+        files,
+        manifest,
+        catalog,
+        run_results,
+        target_dir: display_path(&target_rel),
+    })
+}
+
+fn read_artifact<T: DeserializeOwned>(
+    path: &Path,
+    parse: impl FnOnce(BufReader<File>, &str) -> Result<T, DbtError>,
+) -> Result<Option<Artifact<T>>, DbtError> {
+    let open = || -> Result<Option<File>, DbtError> {
+        match File::open(path) {
+            Ok(file) => Ok(Some(file)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(DbtError::Io {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    };
+    let Some(file) = open()? else { return Ok(None) };
+    let modified = file.metadata().and_then(|m| m.modified()).ok();
+    // A large buffer keeps serde's byte-at-a-time reads cheap on 100+ MB manifests.
+    match from_reader_untracked(BufReader::with_capacity(1 << 20, file)) {
+        Ok(value) => Ok(Some(Artifact { value, modified })),
+        // Read it again, tracking the JSON path, to say where it is wrong.
+        Err(fast) => {
+            let Some(file) = open()? else { return Ok(None) };
+            let value = parse(
+                BufReader::with_capacity(1 << 20, file),
+                &path.display().to_string(),
+            )?;
+            // Only reachable when the file changed between the two reads and now parses.
+            tracing::debug!(%fast, path = %path.display(), "artifact parsed on the second read");
+            Ok(Some(Artifact { value, modified }))
+        }
+    }
+}
+
+fn read_text(path: &Path, relative: &str) -> Result<Option<ProjectFile>, DbtError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(DbtError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let text =
+        String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    // Editors on Windows leave a byte-order mark that YAML and Jinja would otherwise see as text.
+    let text = text.strip_prefix('\u{feff}').map(str::to_owned).unwrap_or(text);
+    Ok(Some(ProjectFile {
+        path: relative.to_owned(),
+        contents: text,
+        modified,
+    }))
+}
+
+fn walk(project_dir: &Path, dir: &Path, target: &Path, out: &mut Vec<ProjectFile>) -> Result<(), DbtError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(DbtError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    for entry in entries {
+        let entry = entry.map_err(|source| DbtError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let file_type = entry.file_type().map_err(|source| DbtError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        if file_type.is_dir() {
+            if name.starts_with('.') || SKIP_DIRS.contains(&name.as_str()) || path == target {
+                continue;
+            }
+            walk(project_dir, &path, target, out)?;
+            continue;
+        }
+        let ext = name
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
+        if !EXTENSIONS.contains(&ext.as_str()) {
+            continue;
+        }
+        let relative = display_path(path.strip_prefix(project_dir).unwrap_or(&path));
+        if ext == "csv" {
+            // Seeds matter by name only; their data can be large.
+            let modified = entry.metadata().and_then(|m| m.modified()).ok();
+            out.push(ProjectFile {
+                path: relative,
+                contents: String::new(),
+                modified,
+            });
+        } else if let Some(file) = read_text(&path, &relative)? {
+            out.push(file);
+        }
+    }
+    Ok(())
+}
+
+/// A relative path with `/` separators, as dbt writes paths in its artifacts.
+pub(crate) fn display_path(path: &Path) -> String {
+    let parts: Vec<String> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+            Component::ParentDir => Some("..".to_owned()),
+            Component::RootDir => Some(String::new()),
+            Component::CurDir | Component::Prefix(_) => None,
+        })
+        .collect();
+    parts.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn display_paths() {
+        let cases = [
+            ("./models/a.sql", "models/a.sql"),
+            ("target", "target"),
+            ("/abs/t", "/abs/t"),
+            ("../x", "../x"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(display_path(Path::new(input)), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn a_directory_without_project_or_manifest_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = load_project(dir.path(), None).expect_err("not a project");
+        assert!(matches!(err, DbtError::NotAProject { .. }), "{err}");
+    }
+
+    #[test]
+    fn reads_files_and_skips_packages_and_target() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        let write = |rel: &str, text: &str| {
+            let path = root.join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, text).expect("write");
+        };
+        write("dbt_project.yml", "\u{feff}name: p\n");
+        write("models/a.sql", "select 1");
+        write("models/.hidden/b.sql", "select 1");
+        write("models/notes.md", "x");
+        write("dbt_packages/pkg/models/c.sql", "select 1");
+        write("seeds/s.csv", "a,b\n1,2\n");
+        write(
+            "target/manifest.json",
+            "{\"metadata\": {\"project_name\": \"p\"}}",
+        );
+        let input = load_project(root, None).expect("loads");
+        let files = input.files.expect("files");
+        assert_eq!(
+            files.dbt_project.map(|f| f.contents),
+            Some("name: p\n".to_owned())
+        );
+        let paths: Vec<_> = files.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, vec!["models/a.sql", "seeds/s.csv"]);
+        assert!(input.manifest.is_some());
+        assert!(input.catalog.is_none());
+        assert_eq!(input.target_dir, "target");
+    }
+
+    #[test]
+    fn a_corrupt_artifact_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("dbt_project.yml"), "name: p\n").expect("write");
+        std::fs::create_dir(dir.path().join("target")).expect("mkdir");
+        std::fs::write(dir.path().join("target/catalog.json"), "{\"nodes\": [").expect("write");
+        let err = load_project(dir.path(), None).expect_err("corrupt");
+        assert!(
+            err.to_string()
+                .contains("catalog.json: invalid catalog.json at JSON path"),
+            "{err}"
+        );
+    }
+}

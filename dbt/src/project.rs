@@ -1,0 +1,1244 @@
+//! The project graph: every node from the manifest and the project files, merged, with lineage edges.
+//!
+//! The manifest is authoritative for what dbt last parsed (resolved configuration, generated tests, the
+//! edges macros add); the files are fresher (models written since, YAML entries dbt drops, unresolvable
+//! references dbt would refuse to parse). Where both know a model, the file's SQL and YAML win and the edges
+//! of both are kept.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use serde::Serialize;
+
+use crate::artifacts::manifest::{Manifest, ManifestColumn, ManifestNode, SUPPORTED_SCHEMA_VERSIONS};
+use crate::files::{FileScan, SqlFile, YmlColumn, YmlKind, YmlNode};
+use crate::finding::{Finding, Location, Rule};
+use crate::jinja::{RefCall, SourceCall};
+use crate::sql;
+
+/// Index of a node in [`Project::nodes`].
+pub type NodeId = usize;
+
+/// What a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeKind {
+    /// A model.
+    Model,
+    /// A seed (CSV).
+    Seed,
+    /// A snapshot.
+    Snapshot,
+    /// A declared source table.
+    Source,
+    /// A data test.
+    Test,
+    /// An exposure.
+    Exposure,
+    /// An analysis.
+    Analysis,
+}
+
+impl NodeKind {
+    /// dbt's `resource_type` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Model => "model",
+            NodeKind::Seed => "seed",
+            NodeKind::Snapshot => "snapshot",
+            NodeKind::Source => "source",
+            NodeKind::Test => "test",
+            NodeKind::Exposure => "exposure",
+            NodeKind::Analysis => "analysis",
+        }
+    }
+
+    fn from_resource_type(resource_type: &str) -> Option<Self> {
+        Some(match resource_type {
+            "model" => NodeKind::Model,
+            "seed" => NodeKind::Seed,
+            "snapshot" => NodeKind::Snapshot,
+            "test" => NodeKind::Test,
+            "analysis" => NodeKind::Analysis,
+            _ => return None,
+        })
+    }
+
+    /// Whether `ref()` can name it.
+    pub fn is_refable(self) -> bool {
+        matches!(self, NodeKind::Model | NodeKind::Seed | NodeKind::Snapshot)
+    }
+}
+
+/// Where a model stands, in SignalPilot's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelStatus {
+    /// SQL exists and looks finished, and YAML describes it.
+    Complete,
+    /// SQL exists but is unfinished.
+    Stub,
+    /// YAML (or a stale manifest) declares it, but there is no SQL.
+    Missing,
+    /// SQL exists and looks finished, but nothing describes it.
+    Orphan,
+}
+
+impl ModelStatus {
+    /// The icon the map uses.
+    pub fn icon(self) -> &'static str {
+        match self {
+            ModelStatus::Complete => "✓",
+            ModelStatus::Stub => "⚠",
+            ModelStatus::Missing => "✗",
+            ModelStatus::Orphan => "?",
+        }
+    }
+
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModelStatus::Complete => "complete",
+            ModelStatus::Stub => "stub",
+            ModelStatus::Missing => "missing",
+            ModelStatus::Orphan => "orphan",
+        }
+    }
+
+    /// Whether someone has to write or finish the model.
+    pub fn is_actionable(self) -> bool {
+        matches!(self, ModelStatus::Stub | ModelStatus::Missing)
+    }
+}
+
+/// A documented column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Column {
+    /// As documented.
+    pub name: String,
+    /// Empty when undocumented.
+    pub description: String,
+    /// Declared type.
+    pub data_type: Option<String>,
+    /// Generic tests on the column (`unique`, `not_null`...).
+    pub tests: Vec<String>,
+    /// Whether a `primary_key` constraint is declared on it.
+    pub primary_key: bool,
+    /// Line of its YAML entry, when the files were read.
+    pub line: Option<u32>,
+}
+
+/// A test that checks a node.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct AttachedTest {
+    /// `unique`, `not_null`, `dbt_utils.unique_combination_of_columns`, or a singular test's name.
+    pub name: String,
+    /// The column, for column tests.
+    pub column: Option<String>,
+    /// Columns of `unique_combination_of_columns`.
+    pub combination: Vec<String>,
+}
+
+/// The relation a node is built into (or a source reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Relation {
+    /// Database.
+    pub database: Option<String>,
+    /// Schema.
+    pub schema: Option<String>,
+    /// Table or view name.
+    pub identifier: String,
+    /// dbt's fully quoted name, such as `"db"."main"."orders"`.
+    pub relation_name: Option<String>,
+}
+
+/// What a test node tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TestInfo {
+    /// Generic test name, empty for singular tests.
+    pub test_name: String,
+    /// The tested column.
+    pub column: Option<String>,
+    /// The tested node's unique id.
+    pub attached: Option<String>,
+    /// `ERROR` or `warn`.
+    pub severity: Option<String>,
+}
+
+/// One node of the project.
+#[derive(Debug, Clone, Serialize)]
+pub struct Node {
+    /// dbt's unique id; for nodes only the files know, built the way dbt builds it.
+    pub unique_id: String,
+    /// What it is.
+    pub kind: NodeKind,
+    /// Its name (for sources, the table's name).
+    pub name: String,
+    /// Its package (project).
+    pub package: String,
+    /// The file that defines it (SQL, CSV, or YAML for sources and exposures).
+    pub path: Option<String>,
+    /// The YAML entry that describes it.
+    pub yml: Option<Location>,
+    /// Description.
+    pub description: String,
+    /// Documented columns.
+    pub columns: Vec<Column>,
+    /// Columns of the built relation, from catalog.json: name and type.
+    pub catalog_columns: Option<Vec<(String, String)>>,
+    /// Tests that check it.
+    pub tests: Vec<AttachedTest>,
+    /// `view`, `table`, `incremental`, `ephemeral`...
+    pub materialized: Option<String>,
+    /// For incremental models.
+    pub incremental_strategy: Option<String>,
+    /// `unique_key` config.
+    pub unique_key: Vec<String>,
+    /// Columns of a model-level `primary_key` constraint.
+    pub primary_key_constraint: Vec<String>,
+    /// Where it is built (from the manifest).
+    pub relation: Option<Relation>,
+    /// For sources: the source's name.
+    pub source_name: Option<String>,
+    /// For tests.
+    pub test: Option<TestInfo>,
+    /// For models.
+    pub status: Option<ModelStatus>,
+    /// Why the model is a stub.
+    pub stub_reason: Option<&'static str>,
+    /// The SQL as written.
+    #[serde(skip)]
+    pub sql: Option<String>,
+    /// `ref()` calls read from its file.
+    #[serde(skip)]
+    pub ref_calls: Vec<RefCall>,
+    /// `source()` calls read from its file.
+    #[serde(skip)]
+    pub source_calls: Vec<SourceCall>,
+    /// Whether the manifest has it.
+    pub in_manifest: bool,
+    /// Whether its file was found in the project directory (always false when only the manifest was read).
+    pub on_disk: bool,
+    /// Exposure type, such as `dashboard`.
+    pub exposure_type: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    #[serde(skip)]
+    manifest_parents: Vec<String>,
+}
+
+impl Node {
+    fn new(unique_id: String, kind: NodeKind, name: String, package: String) -> Self {
+        Node {
+            unique_id,
+            kind,
+            name,
+            package,
+            path: None,
+            yml: None,
+            description: String::new(),
+            columns: Vec::new(),
+            catalog_columns: None,
+            tests: Vec::new(),
+            materialized: None,
+            incremental_strategy: None,
+            unique_key: Vec::new(),
+            primary_key_constraint: Vec::new(),
+            relation: None,
+            source_name: None,
+            test: None,
+            status: None,
+            stub_reason: None,
+            sql: None,
+            ref_calls: Vec::new(),
+            source_calls: Vec::new(),
+            in_manifest: false,
+            on_disk: false,
+            exposure_type: None,
+            tags: Vec::new(),
+            manifest_parents: Vec::new(),
+        }
+    }
+
+    /// `source_name.table` for sources, the name otherwise.
+    pub fn display_name(&self) -> String {
+        match &self.source_name {
+            Some(source) => format!("{source}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// The directory that groups it in the map: of its SQL file, else of its YAML.
+    pub fn directory(&self) -> String {
+        let path = self
+            .path
+            .as_deref()
+            .or(self.yml.as_ref().map(|l| l.path.as_str()))
+            .unwrap_or("");
+        path.rsplit_once('/').map_or("", |(dir, _)| dir).to_owned()
+    }
+
+    /// Whether a YAML entry describes it (from the files, or the manifest's patch).
+    pub fn has_yml(&self) -> bool {
+        self.yml.is_some()
+    }
+
+    /// The primary key: a model-level constraint, a `unique_combination_of_columns`, a column with both
+    /// `unique` and `not_null` tests, or a column `primary_key` constraint.
+    pub fn primary_key(&self) -> Option<Vec<String>> {
+        if !self.primary_key_constraint.is_empty() {
+            return Some(self.primary_key_constraint.clone());
+        }
+        if let Some(t) = self.tests.iter().find(|t| {
+            t.name.rsplit('.').next() == Some("unique_combination_of_columns") && !t.combination.is_empty()
+        }) {
+            return Some(t.combination.clone());
+        }
+        let has = |column: &str, test: &str| {
+            self.tests.iter().any(|t| {
+                t.name.rsplit('.').next() == Some(test)
+                    && t.column
+                        .as_deref()
+                        .is_some_and(|c| c.eq_ignore_ascii_case(column))
+            })
+        };
+        if let Some(column) = self.columns.iter().find(|c| c.primary_key) {
+            return Some(vec![column.name.clone()]);
+        }
+        self.tests
+            .iter()
+            .filter_map(|t| t.column.as_deref())
+            .find(|c| has(c, "unique") && has(c, "not_null"))
+            .map(|c| vec![c.to_owned()])
+    }
+}
+
+/// A `ref()` or `source()` that names nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unresolved {
+    /// The node whose file makes the call.
+    pub node: NodeId,
+    /// `ref('x')` or `source('a', 'b')`, as a reader would write it.
+    pub call: String,
+    /// Whether it is a source call.
+    pub is_source: bool,
+    /// The name a person would search for: the model, or `source.table`.
+    pub target: String,
+    /// Where.
+    pub location: Option<Location>,
+}
+
+/// A macro of the project.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MacroInfo {
+    /// Name.
+    pub name: String,
+    /// Argument list as written.
+    pub signature: Option<String>,
+    /// File.
+    pub path: String,
+    /// Line of `{% macro %}`, when read from the file.
+    pub line: Option<u32>,
+    /// Description from YAML (manifest).
+    pub description: String,
+}
+
+/// Which way to walk lineage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Towards sources.
+    Upstream,
+    /// Towards exposures.
+    Downstream,
+    /// Both.
+    Both,
+}
+
+/// A node reached by a lineage walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineageStep {
+    /// The node.
+    pub node: NodeId,
+    /// How many edges from the start (1 = direct).
+    pub depth: usize,
+    /// Upstream or downstream of the start.
+    pub upstream: bool,
+}
+
+/// Where the project's information came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Provenance {
+    /// dbt-core version from the manifest.
+    pub dbt_version: Option<String>,
+    /// Manifest schema version.
+    pub manifest_schema: Option<u32>,
+    /// The adapter, such as `duckdb`.
+    pub adapter: Option<String>,
+    /// Whether the project files were read.
+    pub files: bool,
+}
+
+/// The merged project graph.
+#[derive(Debug, Clone, Default)]
+pub struct Project {
+    /// The root project's name.
+    pub name: String,
+    /// Every node, models first in no particular order; use the accessors for lookups.
+    pub nodes: Vec<Node>,
+    /// The root project's macros, by name.
+    pub macros: Vec<MacroInfo>,
+    /// Calls that name nothing.
+    pub unresolved: Vec<Unresolved>,
+    /// What the graph was built from.
+    pub provenance: Provenance,
+    parents: Vec<Vec<NodeId>>,
+    children: Vec<Vec<NodeId>>,
+    by_id: HashMap<String, NodeId>,
+}
+
+impl Project {
+    /// Builds the graph from a manifest, the project files, or both.
+    pub fn build(manifest: Option<Manifest>, files: Option<&FileScan>) -> (Project, Vec<Finding>) {
+        let mut b = Builder::default();
+        let mut findings = Vec::new();
+        let mut disabled: HashSet<(String, String)> = HashSet::new();
+        let mut name = files.and_then(|f| f.config.name.clone());
+        if let Some(manifest) = manifest {
+            if !manifest.metadata.project_name.is_empty() {
+                name = Some(manifest.metadata.project_name.clone());
+            }
+            let version = manifest.metadata.schema_version();
+            if !version.is_some_and(|v| SUPPORTED_SCHEMA_VERSIONS.contains(&v)) {
+                findings.push(Finding::new(
+                    Rule::ManifestSchemaUnsupported,
+                    format!(
+                        "manifest.json has schema `{}` (dbt {}); this version of Sluice reads v10-v12 and read it on a best-effort basis",
+                        manifest.metadata.dbt_schema_version, manifest.metadata.dbt_version
+                    ),
+                ));
+            }
+            b.project.provenance = Provenance {
+                dbt_version: Some(manifest.metadata.dbt_version.clone()).filter(|v| !v.is_empty()),
+                manifest_schema: version,
+                adapter: Some(manifest.metadata.adapter_type.clone()).filter(|v| !v.is_empty()),
+                files: false,
+            };
+            for group in &manifest.disabled {
+                for node in group {
+                    disabled.insert((node.resource_type.clone(), node.name.clone()));
+                }
+            }
+            b.add_manifest(manifest, name.as_deref().unwrap_or_default());
+        }
+        let root = name.clone().unwrap_or_else(|| "project".to_owned());
+        b.project.name = root.clone();
+        if let Some(files) = files {
+            b.project.provenance.files = true;
+            b.add_files(files, &root, &disabled);
+        }
+        b.finish();
+        (b.project, findings)
+    }
+
+    /// The node with this index.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id]
+    }
+
+    /// The index of the node with this unique id.
+    pub fn id(&self, unique_id: &str) -> Option<NodeId> {
+        self.by_id.get(unique_id).copied()
+    }
+
+    /// Direct upstream nodes.
+    pub fn parents(&self, id: NodeId) -> &[NodeId] {
+        &self.parents[id]
+    }
+
+    /// Direct downstream nodes.
+    pub fn children(&self, id: NodeId) -> &[NodeId] {
+        &self.children[id]
+    }
+
+    /// Nodes of one kind, with their ids, sorted by name.
+    pub fn of_kind(&self, kind: NodeKind) -> Vec<(NodeId, &Node)> {
+        let mut out: Vec<_> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.kind == kind)
+            .collect();
+        out.sort_by(|a, b| {
+            a.1.display_name()
+                .cmp(&b.1.display_name())
+                .then(a.1.package.cmp(&b.1.package))
+        });
+        out
+    }
+
+    /// Finds a node by unique id, by `ref()` name (root package first), or by `source_name.table`.
+    pub fn find(&self, name: &str) -> Option<NodeId> {
+        if let Some(id) = self.id(name) {
+            return Some(id);
+        }
+        self.resolve_ref(None, name).or_else(|| {
+            let (source, table) = name.split_once('.')?;
+            self.resolve_source(source, table)
+        })
+    }
+
+    /// What `ref(package, name)` resolves to: the root project's node first, as dbt does.
+    pub fn resolve_ref(&self, package: Option<&str>, name: &str) -> Option<NodeId> {
+        let mut candidates =
+            self.nodes.iter().enumerate().filter(|(_, n)| {
+                n.kind.is_refable() && n.name == name && package.is_none_or(|p| n.package == p)
+            });
+        let first = candidates.next()?;
+        if first.1.package == self.name {
+            return Some(first.0);
+        }
+        Some(
+            candidates
+                .find(|(_, n)| n.package == self.name)
+                .map_or(first.0, |(id, _)| id),
+        )
+    }
+
+    /// What `source(source, table)` resolves to.
+    pub fn resolve_source(&self, source: &str, table: &str) -> Option<NodeId> {
+        self.nodes.iter().position(|n| {
+            n.kind == NodeKind::Source && n.name == table && n.source_name.as_deref() == Some(source)
+        })
+    }
+
+    /// Every node upstream and/or downstream of `start`, up to `depth` edges (all when `None`), nearest first.
+    /// Tests are left out unless `include_tests`.
+    pub fn lineage(
+        &self,
+        start: NodeId,
+        direction: Direction,
+        depth: Option<usize>,
+        include_tests: bool,
+    ) -> Vec<LineageStep> {
+        let mut out = Vec::new();
+        let walks: &[bool] = match direction {
+            Direction::Upstream => &[true],
+            Direction::Downstream => &[false],
+            Direction::Both => &[true, false],
+        };
+        for &upstream in walks {
+            let mut seen = HashSet::from([start]);
+            let mut queue = VecDeque::from([(start, 0usize)]);
+            let mut steps = Vec::new();
+            while let Some((id, d)) = queue.pop_front() {
+                if depth.is_some_and(|max| d >= max) {
+                    continue;
+                }
+                let next = if upstream {
+                    self.parents(id)
+                } else {
+                    self.children(id)
+                };
+                for &n in next {
+                    if (!include_tests && self.nodes[n].kind == NodeKind::Test) || !seen.insert(n) {
+                        continue;
+                    }
+                    steps.push(LineageStep {
+                        node: n,
+                        depth: d + 1,
+                        upstream,
+                    });
+                    queue.push_back((n, d + 1));
+                }
+            }
+            steps.sort_by(|a, b| {
+                a.depth.cmp(&b.depth).then_with(|| {
+                    self.nodes[a.node]
+                        .display_name()
+                        .cmp(&self.nodes[b.node].display_name())
+                })
+            });
+            out.extend(steps);
+        }
+        out
+    }
+
+    /// Column names that some test or constraint proves unique, lowercased: evidence of a total order.
+    pub fn unique_columns(&self) -> HashSet<String> {
+        let mut out = HashSet::new();
+        for node in &self.nodes {
+            for t in &node.tests {
+                if t.name.rsplit('.').next() == Some("unique")
+                    && let Some(c) = &t.column
+                {
+                    out.insert(c.to_ascii_lowercase());
+                }
+            }
+            for c in node.columns.iter().filter(|c| c.primary_key) {
+                out.insert(c.name.to_ascii_lowercase());
+            }
+        }
+        out
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    project: Project,
+}
+
+impl Builder {
+    fn push(&mut self, node: Node) -> NodeId {
+        let id = self.project.nodes.len();
+        self.project.by_id.insert(node.unique_id.clone(), id);
+        self.project.nodes.push(node);
+        id
+    }
+
+    fn find_kind(&self, kind: NodeKind, package: &str, name: &str) -> Option<NodeId> {
+        self.project
+            .nodes
+            .iter()
+            .position(|n| n.kind == kind && n.package == package && n.name == name)
+    }
+
+    fn add_manifest(&mut self, manifest: Manifest, root: &str) {
+        let Manifest {
+            nodes,
+            sources,
+            exposures,
+            macros,
+            ..
+        } = manifest;
+        let mut tests: Vec<(String, AttachedTest)> = Vec::new();
+        for m in nodes {
+            let Some(kind) = NodeKind::from_resource_type(&m.resource_type) else {
+                continue;
+            };
+            if !m.config.enabled {
+                continue;
+            }
+            if let Some(t) = &m.test_metadata {
+                let target = m
+                    .attached_node
+                    .clone()
+                    .or_else(|| m.depends_on.nodes.first().cloned());
+                if let Some(target) = target {
+                    tests.push((
+                        target,
+                        AttachedTest {
+                            name: match &t.namespace {
+                                Some(ns) => format!("{ns}.{}", t.name),
+                                None => t.name.clone(),
+                            },
+                            column: m.column_name.clone().or_else(|| t.kwargs.column_name.clone()),
+                            combination: t.kwargs.combination_of_columns.clone(),
+                        },
+                    ));
+                }
+            } else if kind == NodeKind::Test
+                && let Some(target) = m.attached_node.clone()
+            {
+                tests.push((
+                    target,
+                    AttachedTest {
+                        name: m.name.clone(),
+                        column: None,
+                        combination: Vec::new(),
+                    },
+                ));
+            }
+            let node = manifest_node(m, kind);
+            self.push(node);
+        }
+        for s in sources {
+            let mut node = Node::new(s.unique_id, NodeKind::Source, s.name, s.package_name);
+            node.path = Some(s.original_file_path.clone());
+            node.yml = Some(Location::at(s.original_file_path, None));
+            node.description = if s.description.is_empty() {
+                s.source_description
+            } else {
+                s.description
+            };
+            node.columns = s.columns.into_iter().map(manifest_column).collect();
+            node.relation = Some(Relation {
+                database: s.database,
+                schema: s.schema,
+                identifier: s.identifier.unwrap_or_else(|| node.name.clone()),
+                relation_name: s.relation_name,
+            });
+            node.source_name = Some(s.source_name);
+            node.in_manifest = true;
+            self.push(node);
+        }
+        for e in exposures {
+            let mut node = Node::new(e.unique_id, NodeKind::Exposure, e.name, e.package_name);
+            node.path = Some(e.original_file_path.clone());
+            node.yml = Some(Location::at(e.original_file_path, None));
+            node.description = e.description;
+            node.exposure_type = Some(e.kind).filter(|k| !k.is_empty());
+            node.manifest_parents = e.depends_on.nodes;
+            node.in_manifest = true;
+            self.push(node);
+        }
+        for (target, test) in tests {
+            if let Some(id) = self.project.id(&target) {
+                self.project.nodes[id].tests.push(test);
+            }
+        }
+        self.project.macros = macros
+            .into_iter()
+            .filter(|m| m.package_name == root)
+            .map(|m| MacroInfo {
+                name: m.name,
+                signature: m.signature,
+                path: m.original_file_path,
+                line: None,
+                description: m.description,
+            })
+            .collect();
+    }
+
+    fn add_files(&mut self, files: &FileScan, root: &str, disabled: &HashSet<(String, String)>) {
+        let is_disabled = |kind: &str, name: &str| disabled.contains(&(kind.to_owned(), name.to_owned()));
+        for file in &files.models {
+            if file.disabled || is_disabled("model", &file.name) {
+                continue;
+            }
+            let id = self.sql_node(NodeKind::Model, file, root);
+            let node = &mut self.project.nodes[id];
+            if node.materialized.is_none() {
+                node.materialized = Some(file.dir_materialized.clone().unwrap_or_else(|| "view".to_owned()));
+            }
+        }
+        for file in &files.snapshots {
+            if !file.disabled && !is_disabled("snapshot", &file.name) {
+                self.sql_node(NodeKind::Snapshot, file, root);
+            }
+        }
+        for seed in &files.seeds {
+            let name = crate::files::file_stem(&seed.path).to_owned();
+            if is_disabled("seed", &name) {
+                continue;
+            }
+            let id = match self.find_kind(NodeKind::Seed, root, &name) {
+                Some(id) => id,
+                None => self.push(Node::new(
+                    format!("seed.{root}.{name}"),
+                    NodeKind::Seed,
+                    name,
+                    root.to_owned(),
+                )),
+            };
+            let node = &mut self.project.nodes[id];
+            node.path = Some(seed.path.clone());
+            node.on_disk = true;
+            node.materialized.get_or_insert_with(|| "seed".to_owned());
+        }
+        for yml in &files.yml_nodes {
+            self.yml_node(yml, root, &is_disabled);
+        }
+        for source in &files.sources {
+            for table in &source.tables {
+                let id = match self.project.nodes.iter().position(|n| {
+                    n.kind == NodeKind::Source
+                        && n.name == table.name
+                        && n.source_name.as_deref() == Some(source.name.as_str())
+                }) {
+                    Some(id) => id,
+                    None => {
+                        let mut node = Node::new(
+                            format!("source.{root}.{}.{}", source.name, table.name),
+                            NodeKind::Source,
+                            table.name.clone(),
+                            root.to_owned(),
+                        );
+                        node.source_name = Some(source.name.clone());
+                        node.relation = Some(Relation {
+                            database: source.database.clone(),
+                            schema: Some(source.schema.clone().unwrap_or_else(|| source.name.clone())),
+                            identifier: table.identifier.clone().unwrap_or_else(|| table.name.clone()),
+                            relation_name: None,
+                        });
+                        self.push(node)
+                    }
+                };
+                let node = &mut self.project.nodes[id];
+                node.path = Some(source.path.clone());
+                node.yml = Some(Location::at(&source.path, Some(table.line)));
+                node.on_disk = true;
+                if !table.description.is_empty() || !node.in_manifest {
+                    node.description = if table.description.is_empty() {
+                        source.description.clone()
+                    } else {
+                        table.description.clone()
+                    };
+                }
+                if !table.columns.is_empty() || !node.in_manifest {
+                    node.columns = table.columns.iter().map(yml_column).collect();
+                }
+            }
+        }
+        for exposure in &files.exposures {
+            let id = match self.find_kind(NodeKind::Exposure, root, &exposure.name) {
+                Some(id) => id,
+                None => self.push(Node::new(
+                    format!("exposure.{root}.{}", exposure.name),
+                    NodeKind::Exposure,
+                    exposure.name.clone(),
+                    root.to_owned(),
+                )),
+            };
+            let node = &mut self.project.nodes[id];
+            node.path = Some(exposure.path.clone());
+            node.yml = Some(Location::at(&exposure.path, Some(exposure.line)));
+            node.description = exposure.description.clone();
+            node.exposure_type = Some(exposure.kind.clone()).filter(|k| !k.is_empty());
+            node.ref_calls = exposure.refs.clone();
+            node.source_calls = exposure.sources.clone();
+            node.on_disk = true;
+        }
+        for other in &files.other_sql {
+            let kind = if other.role == crate::files::FileRole::Test {
+                NodeKind::Test
+            } else {
+                NodeKind::Analysis
+            };
+            let existing = self
+                .project
+                .nodes
+                .iter()
+                .position(|n| n.kind == kind && n.path.as_deref() == Some(other.path.as_str()));
+            let id = match existing {
+                Some(id) => id,
+                None => self.push(Node::new(
+                    format!("{}.{root}.{}", kind.as_str(), other.name),
+                    kind,
+                    other.name.clone(),
+                    root.to_owned(),
+                )),
+            };
+            let node = &mut self.project.nodes[id];
+            node.path = Some(other.path.clone());
+            node.ref_calls = other.refs.clone();
+            node.source_calls = other.sources.clone();
+            node.on_disk = true;
+        }
+        for m in &files.macros {
+            let info = MacroInfo {
+                name: m.def.name.clone(),
+                signature: Some(m.def.signature.clone()),
+                path: m.path.clone(),
+                line: Some(m.def.line),
+                description: String::new(),
+            };
+            match self.project.macros.iter_mut().find(|x| x.name == info.name) {
+                Some(existing) => {
+                    existing.signature = info.signature;
+                    existing.path = info.path;
+                    existing.line = info.line;
+                }
+                None => self.project.macros.push(info),
+            }
+        }
+    }
+
+    /// Adds or updates a model or snapshot from its file.
+    fn sql_node(&mut self, kind: NodeKind, file: &SqlFile, root: &str) -> NodeId {
+        let id = match self.find_kind(kind, root, &file.name) {
+            Some(id) => id,
+            None => self.push(Node::new(
+                format!("{}.{root}.{}", kind.as_str(), file.name),
+                kind,
+                file.name.clone(),
+                root.to_owned(),
+            )),
+        };
+        let node = &mut self.project.nodes[id];
+        node.path = Some(file.path.clone());
+        node.on_disk = true;
+        node.sql = Some(file.contents.clone());
+        node.ref_calls = file.facts.refs.clone();
+        node.source_calls = file.facts.sources.clone();
+        let config = &file.facts.config;
+        if let Some(m) = &config.materialized {
+            node.materialized = Some(m.clone());
+        } else if !node.in_manifest {
+            node.materialized = file.dir_materialized.clone();
+        }
+        if let Some(k) = &config.unique_key {
+            node.unique_key = k.clone();
+        }
+        if let Some(s) = &config.incremental_strategy {
+            node.incremental_strategy = Some(s.clone());
+        }
+        id
+    }
+
+    fn yml_node(&mut self, yml: &YmlNode, root: &str, is_disabled: &dyn Fn(&str, &str) -> bool) {
+        let kind = match yml.kind {
+            YmlKind::Model => NodeKind::Model,
+            YmlKind::Seed => NodeKind::Seed,
+            YmlKind::Snapshot => NodeKind::Snapshot,
+        };
+        if yml.enabled == Some(false) || is_disabled(kind.as_str(), &yml.name) {
+            return;
+        }
+        let id = match self.find_kind(kind, root, &yml.name) {
+            Some(id) => id,
+            // Seeds and snapshots without files are YAML about something that does not exist; dbt warns and
+            // so does the map (a model entry without SQL is the "missing" status).
+            None if kind != NodeKind::Model => return,
+            None => self.push(Node::new(
+                format!("model.{root}.{}", yml.name),
+                NodeKind::Model,
+                yml.name.clone(),
+                root.to_owned(),
+            )),
+        };
+        let node = &mut self.project.nodes[id];
+        node.yml = Some(Location::at(&yml.path, Some(yml.line)));
+        node.description = yml.description.clone();
+        // The manifest's columns carry the same YAML as of the last parse; the file is newer.
+        let manifest_types: HashMap<String, Option<String>> = node
+            .columns
+            .iter()
+            .map(|c| (c.name.to_ascii_lowercase(), c.data_type.clone()))
+            .collect();
+        node.columns = yml
+            .columns
+            .iter()
+            .map(|c| {
+                let mut column = yml_column(c);
+                if column.data_type.is_none() {
+                    column.data_type = manifest_types
+                        .get(&c.name.to_ascii_lowercase())
+                        .cloned()
+                        .flatten();
+                }
+                column
+            })
+            .collect();
+        let mut tests: BTreeSet<AttachedTest> = node.tests.drain(..).collect();
+        for c in &yml.columns {
+            for t in &c.tests {
+                tests.insert(AttachedTest {
+                    name: t.clone(),
+                    column: Some(c.name.clone()),
+                    combination: Vec::new(),
+                });
+            }
+        }
+        for (name, combination) in &yml.tests {
+            tests.insert(AttachedTest {
+                name: name.clone(),
+                column: None,
+                combination: combination.clone(),
+            });
+        }
+        node.tests = tests.into_iter().collect();
+        if !yml.primary_key.is_empty() {
+            node.primary_key_constraint = yml.primary_key.clone();
+        }
+        if !node.in_manifest {
+            // Without a manifest, YAML config applies unless the SQL's own config() said otherwise.
+            let from_sql = node
+                .sql
+                .as_deref()
+                .map(crate::jinja::scan)
+                .map(|f| f.config)
+                .unwrap_or_default();
+            if from_sql.materialized.is_none() && yml.materialized.is_some() {
+                node.materialized = yml.materialized.clone();
+            }
+            if from_sql.unique_key.is_none()
+                && let Some(k) = &yml.unique_key
+            {
+                node.unique_key = k.clone();
+            }
+            if from_sql.incremental_strategy.is_none() && yml.incremental_strategy.is_some() {
+                node.incremental_strategy = yml.incremental_strategy.clone();
+            }
+        }
+    }
+
+    /// Statuses, edges and unresolved calls.
+    fn finish(&mut self) {
+        let project = &mut self.project;
+        for node in &mut project.nodes {
+            if node.kind != NodeKind::Model {
+                continue;
+            }
+            let python = node.path.as_deref().is_some_and(|p| p.ends_with(".py"));
+            // A model the manifest knows but whose file is gone has no SQL any more.
+            let file_gone =
+                project.provenance.files && node.in_manifest && !node.on_disk && node.package == project.name;
+            let sql = if file_gone { None } else { node.sql.as_deref() };
+            node.status = Some(match sql {
+                None if !python => ModelStatus::Missing,
+                Some(sql) if !python => match sql::stub_reason(sql, &crate::jinja::scan(sql)) {
+                    Some(reason) => {
+                        node.stub_reason = Some(reason);
+                        ModelStatus::Stub
+                    }
+                    None if node.has_yml() => ModelStatus::Complete,
+                    None => ModelStatus::Orphan,
+                },
+                _ if node.has_yml() => ModelStatus::Complete,
+                _ => ModelStatus::Orphan,
+            });
+        }
+
+        let n = project.nodes.len();
+        let mut parents: Vec<BTreeSet<NodeId>> = vec![BTreeSet::new(); n];
+        let mut unresolved = Vec::new();
+        for (id, node) in project.nodes.iter().enumerate() {
+            for parent in &node.manifest_parents {
+                if let Some(&p) = project.by_id.get(parent) {
+                    parents[id].insert(p);
+                }
+            }
+            for call in &node.ref_calls {
+                match project.resolve_ref(call.package.as_deref(), &call.name) {
+                    Some(p) => {
+                        parents[id].insert(p);
+                    }
+                    None => unresolved.push(Unresolved {
+                        node: id,
+                        call: match &call.package {
+                            Some(pkg) => format!("ref('{pkg}', '{}')", call.name),
+                            None => format!("ref('{}')", call.name),
+                        },
+                        is_source: false,
+                        target: call.name.clone(),
+                        location: node.path.as_ref().map(|p| Location::at(p, Some(call.line))),
+                    }),
+                }
+            }
+            for call in &node.source_calls {
+                match project.resolve_source(&call.source, &call.table) {
+                    Some(p) => {
+                        parents[id].insert(p);
+                    }
+                    None => unresolved.push(Unresolved {
+                        node: id,
+                        call: format!("source('{}', '{}')", call.source, call.table),
+                        is_source: true,
+                        target: format!("{}.{}", call.source, call.table),
+                        location: node.path.as_ref().map(|p| Location::at(p, Some(call.line))),
+                    }),
+                }
+            }
+        }
+        let mut children = vec![Vec::new(); n];
+        for (id, ps) in parents.iter().enumerate() {
+            for &p in ps {
+                if p != id || project.nodes[id].kind != NodeKind::Test {
+                    children[p].push(id);
+                }
+            }
+        }
+        project.parents = parents.into_iter().map(|s| s.into_iter().collect()).collect();
+        project.children = children;
+        project.unresolved = unresolved;
+        project.macros.sort_by(|a, b| a.name.cmp(&b.name));
+        for node in &mut project.nodes {
+            node.manifest_parents = Vec::new();
+        }
+    }
+}
+
+fn manifest_node(m: ManifestNode, kind: NodeKind) -> Node {
+    let mut node = Node::new(m.unique_id, kind, m.name, m.package_name);
+    if !m.original_file_path.is_empty() {
+        node.path = Some(m.original_file_path);
+    }
+    // `patch_path` is `package://path`; only the root project's files are in the project directory.
+    node.yml = m
+        .patch_path
+        .map(|p| Location::at(p.split_once("://").map_or(p.as_str(), |(_, path)| path), None));
+    node.description = m.description;
+    node.columns = m.columns.into_iter().map(manifest_column).collect();
+    node.materialized = m.config.materialized;
+    node.incremental_strategy = m.config.incremental_strategy;
+    node.unique_key = m.config.unique_key;
+    node.primary_key_constraint = m
+        .constraints
+        .into_iter()
+        .filter(|c| c.kind == "primary_key")
+        .flat_map(|c| c.columns)
+        .collect();
+    if kind != NodeKind::Test && kind != NodeKind::Analysis {
+        node.relation = Some(Relation {
+            database: m.database,
+            schema: m.schema,
+            identifier: m.alias.unwrap_or_else(|| node.name.clone()),
+            relation_name: m.relation_name,
+        });
+    }
+    if kind == NodeKind::Test {
+        node.test = Some(TestInfo {
+            test_name: m
+                .test_metadata
+                .as_ref()
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            column: m.column_name.or_else(|| {
+                m.test_metadata
+                    .as_ref()
+                    .and_then(|t| t.kwargs.column_name.clone())
+            }),
+            attached: m.attached_node.or_else(|| m.depends_on.nodes.first().cloned()),
+            severity: m.config.severity,
+        });
+    }
+    if !m.raw_code.is_empty() && matches!(kind, NodeKind::Model | NodeKind::Snapshot) {
+        node.sql = Some(m.raw_code);
+    }
+    node.manifest_parents = m.depends_on.nodes;
+    node.tags = m.tags;
+    node.in_manifest = true;
+    node
+}
+
+fn manifest_column(c: ManifestColumn) -> Column {
+    Column {
+        primary_key: c.constraints.iter().any(|k| k.kind == "primary_key"),
+        name: c.name,
+        description: c.description.trim().to_owned(),
+        data_type: c.data_type,
+        tests: Vec::new(),
+        line: None,
+    }
+}
+
+fn yml_column(c: &YmlColumn) -> Column {
+    Column {
+        name: c.name.clone(),
+        description: c.description.clone(),
+        data_type: c.data_type.clone(),
+        tests: c.tests.clone(),
+        primary_key: c.primary_key,
+        line: Some(c.line),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::{ProjectFile, ProjectFiles, scan};
+    use pretty_assertions::assert_eq;
+
+    fn files(list: &[(&str, &str)]) -> FileScan {
+        let files = ProjectFiles {
+            dbt_project: Some(ProjectFile {
+                path: "dbt_project.yml".into(),
+                contents: "name: p\n".into(),
+                modified: None,
+            }),
+            files: list
+                .iter()
+                .map(|(p, c)| ProjectFile {
+                    path: (*p).into(),
+                    contents: (*c).into(),
+                    modified: None,
+                })
+                .collect(),
+        };
+        scan(&files).0
+    }
+
+    fn statuses(project: &Project) -> Vec<(String, ModelStatus)> {
+        project
+            .of_kind(NodeKind::Model)
+            .into_iter()
+            .filter_map(|(_, n)| Some((n.name.clone(), n.status?)))
+            .collect()
+    }
+
+    #[test]
+    fn files_only_statuses_edges_and_unresolved() {
+        let scan = files(&[
+            ("models/a.sql", "select * from {{ source('s', 't') }}"),
+            (
+                "models/b.sql",
+                "select * from {{ ref('a') }} join {{ ref('nope') }} using (id)",
+            ),
+            (
+                "models/c.sql",
+                "{{ config(materialized='table') }}\n-- TODO: fill in\nselect",
+            ),
+            (
+                "models/schema.yml",
+                "models:\n  - name: a\n    description: A.\n  - name: d\n    description: D.\nsources:\n  - name: s\n    tables:\n      - name: t\n",
+            ),
+        ]);
+        let (project, findings) = Project::build(None, Some(&scan));
+        assert_eq!(findings, vec![]);
+        assert_eq!(
+            statuses(&project),
+            vec![
+                ("a".to_owned(), ModelStatus::Complete),
+                ("b".to_owned(), ModelStatus::Orphan),
+                ("c".to_owned(), ModelStatus::Stub),
+                ("d".to_owned(), ModelStatus::Missing),
+            ]
+        );
+        let a = project.find("a").expect("a");
+        let b = project.find("b").expect("b");
+        let t = project.find("s.t").expect("source");
+        assert_eq!(project.parents(b), &[a]);
+        assert_eq!(project.parents(a), &[t]);
+        assert_eq!(project.node(a).unique_id, "model.p.a");
+        let unresolved: Vec<_> = project
+            .unresolved
+            .iter()
+            .map(|u| (u.call.as_str(), u.location.clone()))
+            .collect();
+        assert_eq!(
+            unresolved,
+            vec![("ref('nope')", Some(Location::at("models/b.sql", Some(1))))]
+        );
+        let up: Vec<_> = project
+            .lineage(b, Direction::Upstream, None, false)
+            .into_iter()
+            .map(|s| (project.node(s.node).display_name(), s.depth))
+            .collect();
+        assert_eq!(up, vec![("a".to_owned(), 1), ("s.t".to_owned(), 2)]);
+        let limited = project.lineage(b, Direction::Upstream, Some(1), false);
+        assert_eq!(limited.len(), 1);
+        let down: Vec<_> = project
+            .lineage(t, Direction::Downstream, None, false)
+            .into_iter()
+            .map(|s| s.node)
+            .collect();
+        assert_eq!(down, vec![a, b]);
+    }
+
+    #[test]
+    fn primary_keys() {
+        let scan = files(&[
+            ("models/a.sql", "select 1 as id"),
+            ("models/b.sql", "select 1 as id"),
+            ("models/c.sql", "select 1 as id"),
+            ("models/d.sql", "select 1 as id"),
+            (
+                "models/schema.yml",
+                "models:\n  - name: a\n    columns:\n      - name: id\n        data_tests: [unique, not_null]\n  - name: b\n    columns:\n      - name: id\n        data_tests: [unique]\n      - name: x\n        data_tests: [not_null]\n  - name: c\n    data_tests:\n      - dbt_utils.unique_combination_of_columns:\n          combination_of_columns: [id, x]\n  - name: d\n    constraints:\n      - type: primary_key\n        columns: [id]\n",
+            ),
+        ]);
+        let (project, _) = Project::build(None, Some(&scan));
+        let keys: Vec<_> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|m| project.node(project.find(m).expect("model")).primary_key())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                Some(vec!["id".to_owned()]),
+                None,
+                Some(vec!["id".to_owned(), "x".to_owned()]),
+                Some(vec!["id".to_owned()]),
+            ]
+        );
+    }
+}

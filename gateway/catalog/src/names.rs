@@ -1,0 +1,343 @@
+//! Identifier and text analysis shared by join inference and schema search: word splitting, a small
+//! stemmer that makes singular and plural meet, and type families for join compatibility.
+
+/// Splits an identifier or free text into lowercase words: at anything not a letter or digit, at camelCase
+/// humps (`customerId` → `customer id`), at the end of an acronym (`HTTPServer` → `http server`) and between
+/// letters and digits (`address2` → `address 2`).
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Vec<char> = Vec::new();
+    let flush = |current: &mut Vec<char>, out: &mut Vec<String>| {
+        if !current.is_empty() {
+            out.push(current.iter().flat_map(|c| c.to_lowercase()).collect());
+            current.clear();
+        }
+    };
+    for ch in text.chars() {
+        if !ch.is_alphanumeric() {
+            flush(&mut current, &mut out);
+            continue;
+        }
+        if let Some(&prev) = current.last() {
+            let boundary = (prev.is_lowercase() && ch.is_uppercase())
+                || (prev.is_alphabetic() && ch.is_numeric())
+                || (prev.is_numeric() && ch.is_alphabetic());
+            if boundary {
+                flush(&mut current, &mut out);
+            } else if prev.is_uppercase() && ch.is_lowercase() && current.len() >= 2 {
+                // `HTTPServer`: the capital before the first lowercase letter starts the next word.
+                let last = current.pop();
+                flush(&mut current, &mut out);
+                current.extend(last);
+            }
+        }
+        current.push(ch);
+    }
+    flush(&mut current, &mut out);
+    out
+}
+
+/// Irregular plurals common in schemas; everything else goes through the suffix rules.
+const IRREGULAR: &[(&str, &str)] = &[
+    ("people", "person"),
+    ("children", "child"),
+    ("men", "man"),
+    ("women", "woman"),
+    ("mice", "mouse"),
+    ("geese", "goose"),
+    ("feet", "foot"),
+    ("teeth", "tooth"),
+    ("criteria", "criterion"),
+    ("indices", "index"),
+    ("matrices", "matrix"),
+    ("vertices", "vertex"),
+];
+
+/// Reduces a lowercase word to a stem shared by its singular and plural: `categories` and `category` both
+/// become `categori`, `boxes`/`box` → `box`, `addresses`/`address` → `address`, `statuses`/`status` →
+/// `status`, `movies`/`movie` → `movi`. The stem is a matching key, never shown to anyone, so it only has
+/// to be consistent, not a real word. Words of three letters or fewer are left alone (`bus`, `gas`, `day`).
+pub fn stem(word: &str) -> String {
+    if let Some((_, singular)) = IRREGULAR.iter().find(|(plural, _)| *plural == word) {
+        return stem(singular);
+    }
+    if word.chars().count() <= 3 || !word.chars().all(|c| c.is_alphabetic()) {
+        return word.to_string();
+    }
+    let mut w = word.to_string();
+    if let Some(base) = w.strip_suffix("ies") {
+        w = format!("{base}i");
+    } else if ["sses", "uses", "xes", "ches", "shes", "zes"]
+        .iter()
+        .any(|s| w.ends_with(s))
+    {
+        w.truncate(w.len() - 2);
+    } else if w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
+        w.truncate(w.len() - 1);
+    }
+    // A trailing `e` or `y` differs between forms (`movie`/`movies` → `movi`, `city`/`cities` → `citi`),
+    // so both are folded once the word is long enough that the fold cannot empty it.
+    if w.len() > 3 && w.ends_with('e') {
+        w.truncate(w.len() - 1);
+    } else if w.len() > 3 && w.ends_with('y') {
+        w.truncate(w.len() - 1);
+        w.push('i');
+    }
+    w
+}
+
+/// The stems of an identifier's words, joined by `_`: the key under which table names and column
+/// prefixes meet (`OrderItems`, `order_items` and `order_item` all give `order_item`).
+pub fn stem_key(words: &[String]) -> String {
+    words.iter().map(|w| stem(w)).collect::<Vec<_>>().join("_")
+}
+
+/// Prefixes that warehouse naming puts before the entity (`dim_customer`, `fct_orders`, `tbl_users`);
+/// inference also tries the name without them.
+pub const TABLE_PREFIXES: &[&str] = &["dim", "fact", "fct", "tbl", "stg", "raw", "src", "t"];
+
+/// The broad family of a column type: joins are only inferred between compatible families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TypeFamily {
+    Integer,
+    Decimal,
+    Float,
+    Text,
+    Uuid,
+    Date,
+    Timestamp,
+    Time,
+    Boolean,
+    Binary,
+    Json,
+    /// A type this crate does not classify (intervals, geometry, arrays, user types).
+    Other,
+    /// No declared type at all (SQLite allows that).
+    Unknown,
+}
+
+/// Classifies an engine's type spelling (`character varying(20)`, `BIGINT UNSIGNED`, `NUMBER(10,0)`,
+/// `timestamp with time zone`). Unknown spellings fall back to SQLite's affinity rules.
+pub fn type_family(data_type: &str) -> TypeFamily {
+    let lower = data_type.trim().to_ascii_lowercase();
+    if lower.is_empty() {
+        return TypeFamily::Unknown;
+    }
+    let (base, args) = match lower.find('(') {
+        Some(i) => (lower[..i].trim(), lower[i + 1..].trim_end_matches([')', ' '])),
+        None => (lower.as_str(), ""),
+    };
+    if base.ends_with("[]") || base.starts_with("array") || base.starts_with("struct") {
+        return TypeFamily::Other;
+    }
+    let first = base.split_whitespace().next().unwrap_or(base);
+    match first {
+        "int" | "integer" | "int2" | "int4" | "int8" | "int16" | "int32" | "int64" | "int128"
+        | "smallint" | "bigint" | "tinyint" | "mediumint" | "hugeint" | "uhugeint" | "utinyint"
+        | "usmallint" | "uinteger" | "ubigint" | "uint8" | "uint16" | "uint32" | "uint64" | "serial"
+        | "serial2" | "serial4" | "serial8" | "smallserial" | "bigserial" | "long" | "short" => {
+            TypeFamily::Integer
+        }
+        "decimal" | "numeric" | "number" | "dec" | "money" | "smallmoney" => {
+            // NUMBER(10) and DECIMAL(12,0) hold whole numbers: Oracle-style keys look like this.
+            let scale = args.split(',').nth(1).map(str::trim);
+            match (first, scale) {
+                (_, Some("0")) | ("number", None) if !args.is_empty() => TypeFamily::Integer,
+                _ => TypeFamily::Decimal,
+            }
+        }
+        "real" | "float" | "float4" | "float8" | "double" | "binary_float" | "binary_double" => {
+            TypeFamily::Float
+        }
+        "char" | "character" | "varchar" | "varchar2" | "nchar" | "nvarchar" | "nvarchar2" | "text"
+        | "string" | "clob" | "nclob" | "bpchar" | "name" | "citext" | "tinytext" | "mediumtext"
+        | "longtext" | "enum" | "set" => TypeFamily::Text,
+        "uuid" | "uniqueidentifier" => TypeFamily::Uuid,
+        "date" => TypeFamily::Date,
+        "timestamp" | "timestamptz" | "datetime" | "datetime2" | "smalldatetime" | "datetimeoffset"
+        | "timestamp_s" | "timestamp_ms" | "timestamp_ns" => TypeFamily::Timestamp,
+        "time" | "timetz" => TypeFamily::Time,
+        "bool" | "boolean" | "bit" => TypeFamily::Boolean,
+        "blob" | "bytea" | "binary" | "varbinary" | "longblob" | "mediumblob" | "tinyblob" | "image" => {
+            TypeFamily::Binary
+        }
+        "json" | "jsonb" | "variant" => TypeFamily::Json,
+        "interval" | "point" | "line" | "polygon" | "geometry" | "geography" | "map" | "union" | "xml"
+        | "inet" | "cidr" | "macaddr" | "tsvector" => TypeFamily::Other,
+        _ => affinity(base),
+    }
+}
+
+/// SQLite's column affinity rules, applied to spellings no list above knows.
+fn affinity(base: &str) -> TypeFamily {
+    if base.contains("int") {
+        TypeFamily::Integer
+    } else if base.contains("char") || base.contains("clob") || base.contains("text") {
+        TypeFamily::Text
+    } else if base.contains("blob") {
+        TypeFamily::Binary
+    } else if base.contains("real") || base.contains("floa") || base.contains("doub") {
+        TypeFamily::Float
+    } else {
+        TypeFamily::Other
+    }
+}
+
+/// How plausible a join between columns of these types is: `None` when the engine could not compare them
+/// meaningfully as keys, otherwise a factor in (0, 1] applied to the inferred confidence.
+pub fn join_compatibility(a: &str, b: &str) -> Option<f32> {
+    use TypeFamily::*;
+    let (fa, fb) = (type_family(a), type_family(b));
+    let unjoinable = |f: TypeFamily| matches!(f, Boolean | Json | Float);
+    if unjoinable(fa) || unjoinable(fb) {
+        return None;
+    }
+    match (fa, fb) {
+        (Other, Other) => (a.trim().eq_ignore_ascii_case(b.trim())).then_some(0.9),
+        (x, y) if x == y && x != Unknown => Some(1.0),
+        (Integer, Decimal) | (Decimal, Integer) => Some(0.9),
+        (Uuid, Text) | (Text, Uuid) => Some(0.8),
+        (Date, Timestamp) | (Timestamp, Date) => Some(0.8),
+        (Unknown, _) | (_, Unknown) => Some(0.85),
+        _ => None,
+    }
+}
+
+/// Words that carry no meaning for schema search.
+const STOPWORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "did", "do", "does", "each", "for", "from", "give",
+    "had", "has", "have", "how", "i", "in", "is", "it", "its", "list", "me", "my", "of", "on", "or", "our",
+    "per", "show", "that", "the", "their", "them", "there", "these", "this", "those", "to", "was", "we",
+    "were", "what", "when", "where", "which", "who", "whose", "why", "with", "all", "any", "find", "get",
+    "please", "tell", "than", "then", "into", "about",
+];
+
+/// Search terms of a question or a document: words, minus stopwords, stemmed.
+pub fn terms(text: &str) -> Vec<String> {
+    words(text)
+        .into_iter()
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .map(|w| stem(&w))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn check<I: std::fmt::Debug, O: PartialEq + std::fmt::Debug>(f: impl Fn(&I) -> O, cases: &[(I, O)]) {
+        for (input, expected) in cases {
+            assert_eq!(f(input), *expected, "input: {input:?}");
+        }
+    }
+
+    #[test]
+    fn splits_identifiers_into_words() {
+        check(
+            |s: &&str| words(s),
+            &[
+                ("customer_id", vec!["customer".to_string(), "id".into()]),
+                ("customerId", vec!["customer".into(), "id".into()]),
+                ("CustomerID", vec!["customer".into(), "id".into()]),
+                (
+                    "HTTPServerLog",
+                    vec!["http".into(), "server".into(), "log".into()],
+                ),
+                ("address2_line", vec!["address".into(), "2".into(), "line".into()]),
+                ("Order Items!", vec!["order".into(), "items".into()]),
+                ("", vec![]),
+            ],
+        );
+    }
+
+    #[test]
+    fn stems_make_singular_and_plural_meet() {
+        let pairs = [
+            ("categories", "category"),
+            ("addresses", "address"),
+            ("boxes", "box"),
+            ("statuses", "status"),
+            ("movies", "movie"),
+            ("cities", "city"),
+            ("orders", "order"),
+            ("employees", "employee"),
+            ("people", "person"),
+            ("matches", "match"),
+            ("types", "type"),
+            ("days", "day"),
+        ];
+        check(
+            |(plural, singular): &(&str, &str)| stem(plural) == stem(singular),
+            &pairs.map(|p| (p, true)),
+        );
+        check(
+            |s: &&str| stem(s),
+            &[
+                ("categories", "categori".to_string()),
+                ("bus", "bus".into()),
+                ("address", "address".into()),
+            ],
+        );
+    }
+
+    #[test]
+    fn classifies_type_families() {
+        use TypeFamily::*;
+        check(
+            |s: &&str| type_family(s),
+            &[
+                ("BIGINT UNSIGNED", Integer),
+                ("int4", Integer),
+                ("NUMBER(10)", Integer),
+                ("decimal(12,0)", Integer),
+                ("numeric(10,2)", Decimal),
+                ("character varying(20)", Text),
+                ("VARCHAR", Text),
+                ("uuid", Uuid),
+                ("timestamp with time zone", Timestamp),
+                ("DATE", Date),
+                ("interval", Other),
+                ("INTEGER[]", Other),
+                ("", Unknown),
+                ("UNSIGNED BIG INT", Integer),
+                ("boolean", Boolean),
+            ],
+        );
+    }
+
+    #[test]
+    fn join_compatibility_requires_key_like_families() {
+        check(
+            |(a, b): &(&str, &str)| join_compatibility(a, b),
+            &[
+                (("int", "bigint"), Some(1.0)),
+                (("integer", "numeric(10,2)"), Some(0.9)),
+                (("uuid", "text"), Some(0.8)),
+                (("int", "varchar(10)"), None),
+                (("boolean", "boolean"), None),
+                (("double", "double"), None),
+                (("", "int"), Some(0.85)),
+                (("interval", "interval"), Some(0.9)),
+                (("interval", "point"), None),
+            ],
+        );
+    }
+
+    #[test]
+    fn terms_drop_stopwords_and_stem() {
+        check(
+            |s: &&str| terms(s),
+            &[(
+                "Which customers placed the most orders per category?",
+                vec![
+                    "customer".to_string(),
+                    "placed".into(),
+                    "most".into(),
+                    "order".into(),
+                    "categori".into(),
+                ],
+            )],
+        );
+    }
+}

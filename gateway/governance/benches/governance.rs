@@ -1,0 +1,156 @@
+//! The governance benchmark: for every query of `benches/corpus/` (typical analytical SQL for an online
+//! retailer), per dialect (DuckDB, PostgreSQL), criterion measures
+//!
+//! - `parse`: `sqlparser`'s `Parser::parse_sql` alone, the floor every decision stands on;
+//! - `read`: governance's own reading (tokenize, token pre-scan, parse without unescaping);
+//! - `govern`: the whole decision with rewrite, `govern(sql, dialect, &Policy::default(), 1001)`;
+//! - `govern_policy`: the same under a typical connection policy (denied tables, schemas, columns and a
+//!   function), which adds the column and name checks;
+//! - `render`: rendering the limited tree back to SQL;
+//! - `verify`: rendering plus the safety check that the rendering parses back to the checked tree (the
+//!   last step of `govern`, run alone through `bench_support`);
+//! - `redact`: literal redaction for the audit log.
+//!
+//! Each benchmark id is `<dialect>/<query>/<step>`; criterion writes per-query estimates to
+//! `$CRITERION_HOME` (default `<target>/criterion`), where `benches/report.py` reads the medians and puts
+//! them beside sqlglot's. Run everything with `benches/run.sh`; one step with e.g.
+//! `cargo bench -p sluice-governance --bench governance -- 'duckdb/.*/govern$'`.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::Criterion;
+use sluice_governance::{Decision, Dialect, Policy, bench_support, govern, redact};
+use sqlparser::dialect::{DuckDbDialect, PostgreSqlDialect};
+use sqlparser::parser::Parser;
+
+/// The limit the gateway passes: its default cap of 1 000 rows plus one to detect truncation.
+const LIMIT: u64 = 1001;
+
+struct Case {
+    name: String,
+    sql: String,
+}
+
+/// The corpus for one dialect: every `NAME.sql`, plus `NAME.<dialect>.sql` variants where the dialects'
+/// syntax differs (the same rule as `sqlglot_bench.py`), in name order.
+fn corpus(dialect: &str) -> Vec<Case> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/corpus");
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()));
+    let mut cases: Vec<Case> = entries
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let file = path.file_name()?.to_str()?.to_owned();
+            let stem = file.strip_suffix(".sql")?;
+            let name = match stem.split_once('.') {
+                None => stem,
+                Some((name, only)) if only == dialect => name,
+                Some(_) => return None,
+            };
+            let sql = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {file}: {e}"));
+            Some(Case {
+                name: name.to_owned(),
+                sql,
+            })
+        })
+        .collect();
+    cases.sort_by(|a, b| a.name.cmp(&b.name));
+    assert!(
+        cases.len() >= 30,
+        "the {dialect} corpus has only {} queries",
+        cases.len()
+    );
+    cases
+}
+
+/// A connection policy as an operator might write one for the retailer schema: none of it refuses a corpus
+/// query, all of it is checked.
+fn typical_policy() -> Policy {
+    let list = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect();
+    Policy {
+        denied_schemas: list(&["internal", "audit"]),
+        denied_tables: list(&["staff_salaries", "internal.api_keys", "payment_tokens"]),
+        denied_columns: list(&[
+            "customers.password_hash",
+            "customers.phone",
+            "payments.card_number",
+            "payments.card_fingerprint",
+        ]),
+        deny_functions: list(&["md5", "pg_catalog.pg_read_file"]),
+        ..Policy::default()
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(30)
+        .nresamples(10_000)
+        .configure_from_args();
+    let policy = Policy::default();
+    let strict = typical_policy();
+    let dialects: [(&str, Dialect, &dyn sqlparser::dialect::Dialect); 2] = [
+        ("duckdb", Dialect::DuckDb, &DuckDbDialect {}),
+        ("postgres", Dialect::PostgreSql, &PostgreSqlDialect {}),
+    ];
+    for (name, dialect, parser) in dialects {
+        let cases = corpus(name);
+        // A benchmark of refusals would measure the wrong thing: every query must pass and be limited.
+        let limited: Vec<_> = cases
+            .iter()
+            .map(|case| {
+                let verdict = govern(&case.sql, dialect, &policy, LIMIT);
+                match &verdict.decision {
+                    Decision::Allow {
+                        limit_applied: Some(_),
+                        ..
+                    } => {}
+                    _ => panic!("{name}/{}: not allowed with a limit: {verdict:?}", case.name),
+                }
+                assert!(
+                    govern(&case.sql, dialect, &strict, LIMIT).is_allowed(),
+                    "{name}/{}: refused under the typical policy",
+                    case.name
+                );
+                assert!(
+                    redact(&case.sql, dialect).text.is_some(),
+                    "{name}/{}: not redacted",
+                    case.name
+                );
+                assert!(
+                    Parser::parse_sql(parser, &case.sql).is_ok(),
+                    "{name}/{}",
+                    case.name
+                );
+                bench_support::limited_statement(&case.sql, dialect, LIMIT)
+                    .unwrap_or_else(|| panic!("{name}/{}: no limited statement", case.name))
+            })
+            .collect();
+
+        // One group per query, its steps measured one after the other, so that a change in the machine's
+        // load skews the steps of a query alike.
+        for (case, statement) in cases.iter().zip(&limited) {
+            let sql = case.sql.as_str();
+            let mut group = c.benchmark_group(format!("{name}/{}", case.name));
+            group.bench_function("parse", |b| b.iter(|| Parser::parse_sql(parser, black_box(sql))));
+            group.bench_function("read", |b| {
+                b.iter(|| bench_support::read(black_box(sql), dialect))
+            });
+            group.bench_function("govern", |b| {
+                b.iter(|| govern(black_box(sql), dialect, &policy, LIMIT))
+            });
+            group.bench_function("govern_policy", |b| {
+                b.iter(|| govern(black_box(sql), dialect, &strict, LIMIT))
+            });
+            group.bench_function("render", |b| b.iter(|| black_box(statement).to_string()));
+            group.bench_function("verify", |b| {
+                b.iter(|| bench_support::render_verified(black_box(statement), dialect))
+            });
+            group.bench_function("redact", |b| b.iter(|| redact(black_box(sql), dialect)));
+            group.finish();
+        }
+    }
+    c.final_summary();
+}

@@ -1,0 +1,460 @@
+//! The governance pipeline: read the text, check the tree, apply the row limit, render, and verify that
+//! the rendering parses back to the very tree that was checked.
+
+use sqlparser::ast::{Query, Spanned, Statement, Visit};
+use sqlparser::tokenizer::{Token, TokenWithSpan};
+
+use crate::dialect::Dialect;
+use crate::duckdb::{self, Pivot, Special, Summarize};
+use crate::lex;
+use crate::limit::{self, WRAP_ALIAS};
+use crate::policy::Policy;
+use crate::rules;
+use crate::statement::{classify, introspected};
+use crate::verdict::{Decision, Finding, Severity, StatementKind, Verdict};
+use crate::walk::{Walker, span};
+
+/// Extra nesting allowed when re-parsing a rendering: wrapping for the row limit adds two levels.
+const REPARSE_SLACK: usize = 4;
+
+/// What the text holds once read.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Parsed {
+    Statements(Vec<Statement>),
+    Summarize(Box<Summarize>),
+    /// A PIVOT statement, and the limit of the wrapper around it when the text is governance's own output.
+    Pivot(Box<Pivot>, Option<u64>),
+}
+
+/// The read text, plus whether DuckDB `ASOF` joins were marked and must be restored after rendering.
+pub(crate) struct Front {
+    pub(crate) parsed: Parsed,
+    pub(crate) asof: bool,
+}
+
+/// How strictly the token pre-scan applies: governance refuses on any of its findings, redaction only on
+/// those that make the text unsafe to parse.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prescan {
+    All,
+    SafetyOnly,
+}
+
+fn trim_end(tokens: &[TokenWithSpan]) -> &[TokenWithSpan] {
+    let end = tokens
+        .iter()
+        .rposition(|t| !matches!(t.token, Token::Whitespace(_) | Token::SemiColon))
+        .map_or(0, |i| i + 1);
+    tokens.get(..end).unwrap_or(tokens)
+}
+
+/// Reads the text in the dialect: tokens, pre-scan, then the parser (or DuckDB's special statements).
+pub(crate) fn front(
+    sql: &str,
+    dialect: Dialect,
+    policy: &Policy,
+    prescan: Prescan,
+) -> Result<Front, Vec<Finding>> {
+    let max_depth = policy.max_depth;
+    let mut tokens = lex::tokenize(sql, dialect).map_err(|f| vec![f])?;
+    let mut pre = lex::prescan(sql, &tokens, dialect, max_depth);
+    if prescan == Prescan::SafetyOnly {
+        pre.retain(|f| matches!(f.rule, rules::TOO_COMPLEX | rules::TOO_DEEP | rules::TOO_LARGE));
+    }
+    if !pre.is_empty() {
+        return Err(pre);
+    }
+    let first = tokens.iter().find(|t| !matches!(t.token, Token::Whitespace(_)));
+    if prescan == Prescan::All
+        && let Some(TokenWithSpan {
+            token: Token::Word(w),
+            span,
+        }) = first
+        && w.quote_style.is_none()
+        && let Some(refusal) = crate::statement::refuse_leading_word(&w.value, crate::walk::span(*span))
+    {
+        return Err(vec![refusal]);
+    }
+    let asof = dialect == Dialect::DuckDb && duckdb::mark_asof(&mut tokens);
+    if dialect == Dialect::DuckDb
+        && let Some(found) = duckdb::special(&tokens)
+    {
+        let rest = trim_end(tokens.get(found.rest).unwrap_or(&[]));
+        let parsed = match found.kind {
+            Special::Summarize => Parsed::Summarize(Box::new(
+                duckdb::parse_summarize(rest, dialect, max_depth).map_err(|f| vec![f])?,
+            )),
+            Special::Pivot => Parsed::Pivot(
+                Box::new(duckdb::parse_pivot(rest, dialect, max_depth).map_err(|f| vec![f])?),
+                found.wrapped_limit,
+            ),
+            Special::Unpivot => {
+                return Err(vec![Finding::deny(
+                    rules::STATEMENT_NOT_ALLOWED,
+                    "The UNPIVOT statement is not supported. Write it as a query: \
+                     `SELECT * FROM t UNPIVOT (value FOR name IN (col_a, col_b))`."
+                        .to_owned(),
+                    None,
+                )]);
+            }
+        };
+        return Ok(Front { parsed, asof });
+    }
+    let statements = lex::parse(tokens, dialect, max_depth).map_err(|f| {
+        // A refusal that names a dangerous function helps more than a syntax error near it; the text is
+        // tokenized again only on this error path.
+        let mut findings = match (prescan, lex::tokenize(sql, dialect)) {
+            (Prescan::All, Ok(tokens)) => crate::functions::calls_in_tokens(&tokens, dialect, policy),
+            _ => Vec::new(),
+        };
+        findings.push(f);
+        findings
+    })?;
+    Ok(Front {
+        parsed: Parsed::Statements(statements),
+        asof,
+    })
+}
+
+fn deny(findings: Vec<Finding>) -> Verdict {
+    Verdict {
+        decision: Decision::Deny,
+        findings,
+    }
+}
+
+/// Governs one SQL text; see [`crate::govern`].
+pub(crate) fn govern(sql: &str, dialect: Dialect, policy: &Policy, limit: u64) -> Verdict {
+    let front = match front(sql, dialect, policy, Prescan::All) {
+        Ok(front) => front,
+        Err(findings) => return deny(findings),
+    };
+    let result = match front.parsed {
+        Parsed::Statements(mut statements) => match (statements.pop(), statements.is_empty()) {
+            (None, _) => Err(vec![Finding::deny(
+                rules::EMPTY_STATEMENT,
+                "The SQL holds no statement. Send one read-only query.".to_owned(),
+                None,
+            )]),
+            (Some(_), false) => Err(vec![duckdb::multiple()]),
+            (Some(statement), true) => govern_statement(statement, dialect, policy, limit, front.asof),
+        },
+        Parsed::Summarize(s) => govern_summarize(*s, dialect, policy, front.asof),
+        Parsed::Pivot(p, wrapped) => govern_pivot(*p, dialect, policy, limit, wrapped, front.asof),
+    };
+    match result {
+        Ok(verdict) => verdict,
+        Err(findings) => deny(findings),
+    }
+}
+
+fn unstable() -> Vec<Finding> {
+    vec![Finding::deny(
+        rules::UNSTABLE_RENDERING,
+        "The statement could not be rendered back to SQL that means exactly what was checked (often a string \
+         literal with backslash escapes). Simplify the literals, e.g. avoid backslashes in strings."
+            .to_owned(),
+        None,
+    )]
+}
+
+fn restore_asof(rendered: String, dialect: Dialect, asof: bool) -> Result<String, Vec<Finding>> {
+    if asof {
+        duckdb::unmark_asof(&rendered, dialect).ok_or_else(unstable)
+    } else {
+        Ok(rendered)
+    }
+}
+
+fn limit_info(limited: limit::Limited) -> Vec<Finding> {
+    if !limited.rewritten {
+        return Vec::new();
+    }
+    vec![Finding {
+        rule: rules::ROW_LIMIT,
+        severity: Severity::Info,
+        message: format!(
+            "At most {} rows are returned. Aggregate, filter or page (ORDER BY … LIMIT/OFFSET) to see the rest.",
+            limited.applied
+        ),
+        span: None,
+    }]
+}
+
+fn walk_query(query: &Query, walker: &mut Walker<'_>) {
+    walker.enter_statement();
+    let _ = query.visit(walker);
+}
+
+fn govern_statement(
+    statement: Statement,
+    dialect: Dialect,
+    policy: &Policy,
+    limit: u64,
+    asof: bool,
+) -> Result<Verdict, Vec<Finding>> {
+    let kind = classify(&statement).map_err(|f| vec![f])?;
+    let mut walker = Walker::new(dialect, policy);
+    walker.run(&statement);
+    if let Some(name) = introspected(&statement, dialect) {
+        let _ = walker.check_relation(&name, span(name.span()));
+    }
+    if !walker.findings.is_empty() {
+        return Err(walker.findings);
+    }
+    let (statement, limited) = if kind == StatementKind::Query {
+        let (statement, limited) = limit::apply(statement, dialect, limit).map_err(|f| vec![f])?;
+        (statement, Some(limited))
+    } else {
+        (statement, None)
+    };
+    let rendered = render_verified(&statement, dialect, policy.max_depth)?;
+    let sql = restore_asof(rendered, dialect, asof)?;
+    Ok(Verdict {
+        decision: Decision::Allow {
+            sql,
+            rewritten: limited.is_some_and(|l| l.rewritten),
+            statement: kind,
+            limit_applied: limited.map(|l| l.applied),
+        },
+        findings: limited.map(limit_info).unwrap_or_default(),
+    })
+}
+
+/// Renders a checked statement and parses the rendering again: it must yield the very same tree, so that
+/// what runs is what was checked.
+pub(crate) fn render_verified(
+    statement: &Statement,
+    dialect: Dialect,
+    max_depth: usize,
+) -> Result<String, Vec<Finding>> {
+    let rendered = statement.to_string();
+    let reparsed = lex::parse_sql(&rendered, dialect, max_depth + REPARSE_SLACK);
+    if matches!(reparsed.as_deref(), Ok([again]) if again == statement) {
+        Ok(rendered)
+    } else {
+        Err(unstable())
+    }
+}
+
+/// Re-reads a rendering of a special DuckDB statement and checks that it yields the same parts.
+fn reparse_special(
+    rendered: &str,
+    dialect: Dialect,
+    policy: &Policy,
+    expected: &Parsed,
+) -> Result<(), Vec<Finding>> {
+    let slack = Policy {
+        max_depth: policy.max_depth + REPARSE_SLACK,
+        ..policy.clone()
+    };
+    match front(rendered, dialect, &slack, Prescan::All) {
+        Ok(again) => match (&again.parsed, expected) {
+            (Parsed::Pivot(a, _), Parsed::Pivot(b, _)) if a == b => Ok(()),
+            (a, b) if a == b => Ok(()),
+            _ => Err(unstable()),
+        },
+        Err(_) => Err(unstable()),
+    }
+}
+
+fn govern_summarize(
+    s: Summarize,
+    dialect: Dialect,
+    policy: &Policy,
+    asof: bool,
+) -> Result<Verdict, Vec<Finding>> {
+    let mut walker = Walker::new(dialect, policy);
+    match &s {
+        Summarize::Table(q) | Summarize::Query(q) => walk_query(q, &mut walker),
+    }
+    if !walker.findings.is_empty() {
+        return Err(walker.findings);
+    }
+    let rendered = duckdb::render_summarize(&s).ok_or_else(unstable)?;
+    reparse_special(&rendered, dialect, policy, &Parsed::Summarize(Box::new(s)))?;
+    Ok(Verdict {
+        decision: Decision::Allow {
+            sql: restore_asof(rendered, dialect, asof)?,
+            rewritten: false,
+            statement: StatementKind::Summarize,
+            limit_applied: None,
+        },
+        findings: Vec::new(),
+    })
+}
+
+fn govern_pivot(
+    p: Pivot,
+    dialect: Dialect,
+    policy: &Policy,
+    limit: u64,
+    wrapped: Option<u64>,
+    asof: bool,
+) -> Result<Verdict, Vec<Finding>> {
+    let mut walker = Walker::new(dialect, policy);
+    walk_query(&p.on, &mut walker);
+    walk_query(&p.using, &mut walker);
+    if !walker.findings.is_empty() {
+        return Err(walker.findings);
+    }
+    let rendered = duckdb::render_pivot(&p).ok_or_else(unstable)?;
+    reparse_special(&rendered, dialect, policy, &Parsed::Pivot(Box::new(p), None))?;
+    // A PIVOT statement returns one row per group; DuckDB accepts it as a subquery, so it is always wrapped.
+    // Text that already is such a wrapper keeps its limit when that is within the maximum.
+    let cap = limit.min(i64::MAX as u64);
+    let max = wrapped.map_or(cap, |w| w.min(cap));
+    let rewritten = wrapped != Some(max);
+    let pivot = restore_asof(rendered, dialect, asof)?;
+    let limited = limit::Limited {
+        rewritten,
+        applied: max,
+    };
+    Ok(Verdict {
+        decision: Decision::Allow {
+            sql: format!("SELECT * FROM ({pivot}) AS {WRAP_ALIAS} LIMIT {max}"),
+            rewritten,
+            statement: StatementKind::Pivot,
+            limit_applied: Some(max),
+        },
+        findings: limit_info(limited),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    /// What a test expects: the SQL that runs, or the rule that refuses.
+    #[derive(Debug, PartialEq)]
+    enum Want {
+        Allow(&'static str),
+        Deny(&'static str),
+    }
+    use Want::{Allow, Deny};
+
+    fn check_with(sql: &str, dialect: Dialect, policy: &Policy, expected: Want) {
+        let verdict = govern(sql, dialect, policy, 100);
+        let got = match (&verdict.decision, verdict.denial()) {
+            (Decision::Allow { sql, .. }, _) => format!("allow {sql}"),
+            (Decision::Deny, Some(f)) => format!("deny {}", f.rule),
+            (Decision::Deny, None) => "deny without finding".to_owned(),
+        };
+        let want = match expected {
+            Allow(s) => format!("allow {s}"),
+            Deny(r) => format!("deny {r}"),
+        };
+        assert_eq!(got, want, "{sql} ({dialect:?}): {:?}", verdict.findings);
+    }
+
+    fn check(sql: &str, dialect: Dialect, expected: Want) {
+        check_with(sql, dialect, &Policy::default(), expected);
+    }
+
+    #[test]
+    fn statements() {
+        use Dialect::*;
+        check("SELECT 1", PostgreSql, Allow("SELECT 1 LIMIT 100"));
+        check("select a from t;", PostgreSql, Allow("SELECT a FROM t LIMIT 100"));
+        check("", PostgreSql, Deny(rules::EMPTY_STATEMENT));
+        check(" ; ", PostgreSql, Deny(rules::EMPTY_STATEMENT));
+        check("SELECT 1; SELECT 2", PostgreSql, Deny(rules::MULTIPLE_STATEMENTS));
+        check("SELECT 1; DROP TABLE t", DuckDb, Deny(rules::MULTIPLE_STATEMENTS));
+        check("DELETE FROM t", PostgreSql, Deny(rules::STATEMENT_NOT_ALLOWED));
+        check(
+            "SET search_path = x",
+            PostgreSql,
+            Deny(rules::STATEMENT_NOT_ALLOWED),
+        );
+        check("EXPLAIN SELECT 1", PostgreSql, Allow("EXPLAIN SELECT 1"));
+        check(
+            "EXPLAIN ANALYZE SELECT 1",
+            PostgreSql,
+            Deny(rules::EXPLAIN_ANALYZE),
+        );
+        check(
+            "EXPLAIN (ANALYZE) SELECT 1",
+            PostgreSql,
+            Deny(rules::EXPLAIN_ANALYZE),
+        );
+        check(
+            "EXPLAIN (ANALYZE false) SELECT 1",
+            PostgreSql,
+            Allow("EXPLAIN (ANALYZE false) SELECT 1"),
+        );
+        check(
+            "EXPLAIN DELETE FROM t",
+            PostgreSql,
+            Deny(rules::STATEMENT_NOT_ALLOWED),
+        );
+        check("SHOW TABLES", DuckDb, Allow("SHOW TABLES"));
+        check("DESCRIBE t", DuckDb, Allow("DESCRIBE t"));
+        check("SELECT 1 FROM", PostgreSql, Deny(rules::PARSE_ERROR));
+    }
+
+    #[test]
+    fn duckdb_special_statements() {
+        use Dialect::*;
+        check("SUMMARIZE t", DuckDb, Allow("SUMMARIZE t"));
+        check(
+            "SUMMARIZE SELECT a FROM t;",
+            DuckDb,
+            Allow("SUMMARIZE SELECT a FROM t"),
+        );
+        check(
+            "SUMMARIZE read_csv('/etc/passwd')",
+            DuckDb,
+            Deny(rules::FILE_ACCESS_FUNCTION),
+        );
+        check("SUMMARIZE t WHERE 1 = 1", DuckDb, Deny(rules::UNSTABLE_RENDERING));
+        check(
+            "SUMMARIZE t; DROP TABLE t",
+            DuckDb,
+            Deny(rules::MULTIPLE_STATEMENTS),
+        );
+        check(
+            "PIVOT cities ON year USING sum(population) GROUP BY country",
+            DuckDb,
+            Allow(
+                "SELECT * FROM (PIVOT cities ON year USING sum(population) GROUP BY country) AS sluice_limited LIMIT 100",
+            ),
+        );
+        check(
+            "pivot cities on year",
+            DuckDb,
+            Allow("SELECT * FROM (PIVOT cities ON year) AS sluice_limited LIMIT 100"),
+        );
+        check(
+            "PIVOT cities ON year USING pg_sleep(1)",
+            DuckDb,
+            Allow("SELECT * FROM (PIVOT cities ON year USING pg_sleep(1)) AS sluice_limited LIMIT 100"),
+        );
+        check(
+            "PIVOT cities ON year USING sum(x) GROUP BY query('x')",
+            DuckDb,
+            Deny(rules::DENIED_FUNCTION),
+        );
+        check(
+            "PIVOT read_csv('x') ON year",
+            DuckDb,
+            Deny(rules::FILE_ACCESS_FUNCTION),
+        );
+        check("PIVOT cities", DuckDb, Deny(rules::PARSE_ERROR));
+        check(
+            "UNPIVOT t ON a, b INTO NAME n VALUE v",
+            DuckDb,
+            Deny(rules::STATEMENT_NOT_ALLOWED),
+        );
+        check(
+            "SELECT * FROM trades t ASOF JOIN quotes q ON t.sym = q.sym AND t.ts >= q.ts",
+            DuckDb,
+            Allow("SELECT * FROM trades t ASOF JOIN quotes q ON t.sym = q.sym AND t.ts >= q.ts LIMIT 100"),
+        );
+        check(
+            "SELECT * FROM trades t ASOF LEFT JOIN quotes q USING (sym, ts)",
+            DuckDb,
+            Allow("SELECT * FROM trades t ASOF LEFT JOIN quotes q USING(sym, ts) LIMIT 100"),
+        );
+    }
+}

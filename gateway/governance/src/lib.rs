@@ -1,0 +1,98 @@
+//! Pure SQL governance: SQL text + dialect + policy in, a verdict (allow, rewrite or deny) with findings out.
+//!
+//! The engine parses with the connection's own `sqlparser` dialect, refuses everything but one read-only
+//! statement, walks the whole tree against per-dialect deny lists and the policy, applies the row limit in
+//! the dialect's syntax, and hands back SQL rendered from the checked tree (verified to parse back to it).
+//! It does no I/O and never panics; see README.md for the rules and how they are tested.
+
+mod dialect;
+mod duckdb;
+mod functions;
+mod govern;
+mod lex;
+mod limit;
+mod names;
+mod policy;
+mod redact;
+pub mod rules;
+mod statement;
+mod verdict;
+mod walk;
+
+pub use dialect::Dialect;
+pub use policy::Policy;
+pub use verdict::{Decision, Finding, Redacted, Severity, Span, StatementKind, Verdict};
+
+/// Checking, rendering, comparing and dropping a statement recurse as deep as the statement nests. The
+/// nesting and operator limits bound that depth; these constants guarantee the stack it needs, moving to a
+/// fresh segment when the calling thread has less left (tokio's workers have 2 MiB).
+const STACK_RED_ZONE: usize = 4 << 20;
+const STACK_SIZE: usize = 16 << 20;
+
+/// Governs one SQL text for a connection of `dialect` under `policy`.
+///
+/// `limit` is the most rows the statement may return (the gateway passes its cap + 1 to detect
+/// truncation); queries get a row limit of at most `limit`, introspection statements none.
+pub fn govern(sql: &str, dialect: Dialect, policy: &Policy, limit: u64) -> Verdict {
+    // A panic inside the parser must neither take the caller down nor let the text through: it is a refusal.
+    let governed = std::panic::catch_unwind(|| {
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_SIZE, || {
+            govern::govern(sql, dialect, policy, limit)
+        })
+    });
+    governed.unwrap_or_else(|_| Verdict {
+        decision: Decision::Deny,
+        findings: vec![Finding {
+            rule: rules::INTERNAL_ERROR,
+            severity: Severity::Deny,
+            message: "Governance failed on this SQL, so it is refused. Rephrase or simplify the query."
+                .to_owned(),
+            span: None,
+        }],
+    })
+}
+
+/// Replaces every string and number literal of `sql` with `?` for the audit log; on parse failure only the
+/// hash and length are kept.
+pub fn redact(sql: &str, dialect: Dialect) -> Redacted {
+    std::panic::catch_unwind(|| {
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_SIZE, || redact::redact(sql, dialect))
+    })
+    .unwrap_or_else(|_| verdict::Redacted::failed(sql))
+}
+
+/// Parts of [`govern`] exposed for the benchmark (`benches/governance.rs`) so that it can report their
+/// share of the time. Not part of the API and without stability promise. Nothing here skips or loosens a
+/// check: each function runs one step exactly as `govern` does.
+#[doc(hidden)]
+pub mod bench_support {
+    use sqlparser::ast::Statement;
+
+    use crate::govern::{Parsed, Prescan, front};
+    use crate::{Dialect, Policy};
+
+    /// Step 1, reading: tokenize, pre-scan and parse under the default policy. `true` when the text reads.
+    pub fn read(sql: &str, dialect: Dialect) -> bool {
+        front(sql, dialect, &Policy::default(), Prescan::All).is_ok()
+    }
+
+    /// The statement `govern` renders for `sql`: the single parsed statement after the row limit, or `None`
+    /// for anything else (refusals, DuckDB's special statements).
+    pub fn limited_statement(sql: &str, dialect: Dialect, limit: u64) -> Option<Statement> {
+        let Parsed::Statements(mut statements) = front(sql, dialect, &Policy::default(), Prescan::All).ok()?.parsed
+        else {
+            return None;
+        };
+        let statement = statements.pop()?;
+        if !statements.is_empty() {
+            return None;
+        }
+        crate::limit::apply(statement, dialect, limit).ok().map(|(s, _)| s)
+    }
+
+    /// Step 5, verification: render the statement and parse the rendering back to the same tree, as `govern`
+    /// does under the default policy. The rendering when it is stable.
+    pub fn render_verified(statement: &Statement, dialect: Dialect) -> Option<String> {
+        crate::govern::render_verified(statement, dialect, Policy::default().max_depth).ok()
+    }
+}

@@ -1,0 +1,91 @@
+//! Name handling shared by the rules: object names as lowercased parts, and policy entries matched against them.
+
+use sqlparser::ast::{Ident, ObjectName, ObjectNamePart};
+
+/// The lowercased parts of an object name, outermost first; `None` when a part is computed at run time
+/// (Snowflake `IDENTIFIER('…')`), since such a name cannot be judged before it runs.
+pub(crate) fn parts(name: &ObjectName) -> Option<Vec<String>> {
+    name.0
+        .iter()
+        .map(|part| match part {
+            ObjectNamePart::Identifier(ident) => Some(ident.value.to_lowercase()),
+            ObjectNamePart::Function(_) => None,
+        })
+        .collect()
+}
+
+/// The lowercased parts of a list of identifiers.
+pub(crate) fn ident_parts(idents: &[Ident]) -> Vec<String> {
+    idents.iter().map(|i| i.value.to_lowercase()).collect()
+}
+
+/// Splits a policy entry such as `Sales."Orders"` into lowercased parts without quotes.
+pub(crate) fn parse_entry(entry: &str) -> Vec<String> {
+    entry
+        .split('.')
+        .map(|p| {
+            p.trim()
+                .trim_matches(|c| matches!(c, '"' | '`' | '[' | ']'))
+                .to_lowercase()
+        })
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Whether a policy entry names the object `parts`.
+///
+/// The entry matches when its parts are a suffix of the object's parts (`sales.orders` matches
+/// `db.sales.orders`), and also when the object is written unqualified and its name is the entry's last
+/// part: an unqualified name may resolve to the qualified object through the search path, and governance
+/// cannot see the search path.
+pub(crate) fn entry_matches(entry: &[String], parts: &[String]) -> bool {
+    if entry.is_empty() || parts.is_empty() {
+        return false;
+    }
+    if parts.ends_with(entry) {
+        return true;
+    }
+    parts.len() == 1 && entry.last() == parts.last()
+}
+
+/// Renders name parts for a message.
+pub(crate) fn display(parts: &[String]) -> String {
+    parts.join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn v(s: &str) -> Vec<String> {
+        parse_entry(s)
+    }
+
+    #[test]
+    fn entries_parse_without_quotes() {
+        assert_eq!(
+            v("Sales.\"Orders\""),
+            vec!["sales".to_owned(), "orders".to_owned()]
+        );
+        assert_eq!(v("[dbo].[T]"), vec!["dbo".to_owned(), "t".to_owned()]);
+        assert_eq!(v(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn entries_match_suffixes_and_unqualified_names() {
+        let cases = [
+            ("orders", "orders", true),
+            ("orders", "sales.orders", true),
+            ("sales.orders", "sales.orders", true),
+            ("sales.orders", "db.sales.orders", true),
+            ("sales.orders", "orders", true),
+            ("sales.orders", "hr.orders", false),
+            ("orders", "orders_archive", false),
+            ("", "orders", false),
+        ];
+        for (entry, name, expected) in cases {
+            assert_eq!(entry_matches(&v(entry), &v(name)), expected, "{entry} vs {name}");
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! The `sluice` command line: run the gateway, manage connections and API keys.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::app::{self, Context};
+use crate::auth::{Scope, Scopes};
+use crate::config::{Overrides, Settings};
+use crate::store::LOCAL_ORG;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Sluice: a governed MCP gateway between AI agents and your data"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Common {
+    /// TOML config file (settings there are overridden by SLUICE_* variables, then by flags).
+    #[arg(long, env = "SLUICE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory holding the store, keys and the demo warehouse [default: ./.sluice].
+    #[arg(long, env = "SLUICE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:3300]; port 0 picks a free port (the bound address is printed).
+    #[arg(long, env = "SLUICE_LISTEN")]
+    pub listen: Option<String>,
+    /// The most rows any query may return [default: 10000].
+    #[arg(long, env = "SLUICE_MAX_ROWS")]
+    pub max_rows: Option<u64>,
+    /// Statement timeout in milliseconds [default: 30000].
+    #[arg(long, env = "SLUICE_QUERY_TIMEOUT_MS")]
+    pub query_timeout_ms: Option<u64>,
+    /// Serve MCP without sessions (every request stands alone; JSON responses).
+    #[arg(long, env = "SLUICE_STATELESS")]
+    pub stateless: Option<bool>,
+    /// Host names accepted in the Host header (repeatable) [default: loopback names].
+    #[arg(long = "allowed-host", env = "SLUICE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Option<Vec<String>>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set up a local install on first run (store, admin key, demo warehouse) and serve it.
+    Up {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Serve an existing install (production): no demo data, keys come from `sluice key create`.
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Manage database connections.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Show the newest audit records.
+    Audit {
+        #[command(flatten)]
+        common: Common,
+        /// How many records.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectionCommand {
+    /// Add a connection; its DSN is sealed with the master key before it is stored.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+        /// Engine: duckdb.
+        #[arg(long)]
+        kind: String,
+        /// For duckdb: the database file's path.
+        #[arg(long)]
+        dsn: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Row cap for this connection (the smaller of this and the server's applies).
+        #[arg(long)]
+        max_rows: Option<u64>,
+        /// Statement timeout for this connection, in milliseconds.
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+    },
+    /// List connections (DSNs are not shown).
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove a stored connection.
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key and print it alone on stdout (it is shown only this once).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+        /// Scope to grant (repeatable): query, schema, sandbox, fs_write, admin [default: query schema sandbox].
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+    },
+    /// List API keys (prefixes only).
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke an API key by name or prefix; running gateways stop accepting it within a second.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        /// The key's name or prefix.
+        key: String,
+    },
+}
+
+fn settings(common: &Common, serve: Option<&ServeArgs>) -> Result<Settings> {
+    let mut overrides = Overrides {
+        config: common.config.clone(),
+        data_dir: common.data_dir.clone(),
+        master_key: std::env::var("SLUICE_MASTER_KEY").ok().filter(|k| !k.is_empty()),
+        ..Overrides::default()
+    };
+    if let Some(s) = serve {
+        overrides.listen = s.listen.clone();
+        overrides.max_rows = s.max_rows;
+        overrides.query_timeout_ms = s.query_timeout_ms;
+        overrides.stateless = s.stateless;
+        overrides.allowed_hosts = s.allowed_hosts.clone();
+    }
+    Ok(Settings::resolve(overrides)?)
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Up { common, serve } => up(settings(&common, Some(&serve))?, true).await,
+        Command::Serve { common, serve } => up(settings(&common, Some(&serve))?, false).await,
+        Command::Connection(cmd) => connection(cmd).await,
+        Command::Key(cmd) => key(cmd).await,
+        Command::Audit { common, limit } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let mut out = std::io::stdout().lock();
+            for r in ctx.store.recent_audit(LOCAL_ORG, limit).await? {
+                writeln!(out, "{}", serde_json::to_string(&r)?)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn up(settings: Settings, local: bool) -> Result<()> {
+    let ctx = Context::open(settings)
+        .await
+        .context("opening the data directory")?;
+    let data_dir =
+        std::fs::canonicalize(&ctx.settings.data_dir).unwrap_or_else(|_| ctx.settings.data_dir.clone());
+    let bootstrap = if local {
+        Some(app::bootstrap_local(&ctx).await?)
+    } else {
+        None
+    };
+    if !local
+        && ctx
+            .store
+            .list_keys(LOCAL_ORG)
+            .await?
+            .iter()
+            .all(|k| k.revoked_at.is_some())
+    {
+        tracing::warn!("no usable API key exists; create one with `sluice key create --name NAME`");
+    }
+
+    let server = app::build(&ctx).await?;
+    let listener = tokio::net::TcpListener::bind(&ctx.settings.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", ctx.settings.listen))?;
+    let addr = listener.local_addr()?;
+    let url = format!("http://{addr}/mcp");
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "sluice: listening on {url}")?;
+    if bootstrap.as_ref().is_some_and(|b| b.demo_created) {
+        writeln!(out, "sluice: created the demo warehouse as connection 'demo'")?;
+    }
+    let key_file = data_dir.join("local_api_key");
+    match bootstrap.as_ref().and_then(|b| b.new_admin_key.as_ref()) {
+        Some(key) => {
+            writeln!(
+                out,
+                "sluice: created the admin API key (shown once; also saved to {}):",
+                key_file.display()
+            )?;
+            writeln!(out, "    {}", key.expose())?;
+            writeln!(out, "sluice: connect Claude Code with:")?;
+            writeln!(
+                out,
+                "    claude mcp add --transport http sluice {url} --header \"Authorization: Bearer {}\"",
+                key.expose()
+            )?;
+        }
+        None if key_file.exists() => {
+            writeln!(out, "sluice: connect Claude Code with:")?;
+            writeln!(
+                out,
+                "    claude mcp add --transport http sluice {url} --header \"Authorization: Bearer $(cat {})\"",
+                key_file.display()
+            )?;
+        }
+        None => {
+            writeln!(
+                out,
+                "sluice: connect Claude Code with (use a key from `sluice key create`):"
+            )?;
+            writeln!(
+                out,
+                "    claude mcp add --transport http sluice {url} --header \"Authorization: Bearer <key>\""
+            )?;
+        }
+    }
+    out.flush()?;
+    drop(out);
+    server.serve(listener).await?;
+    Ok(())
+}
+
+async fn connection(cmd: ConnectionCommand) -> Result<()> {
+    match cmd {
+        ConnectionCommand::Add {
+            common,
+            name,
+            kind,
+            dsn,
+            description,
+            max_rows,
+            timeout_ms,
+        } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let mut extra = serde_json::Map::new();
+            if let Some(v) = max_rows {
+                extra.insert("max_rows".into(), v.into());
+            }
+            if let Some(v) = timeout_ms {
+                extra.insert("timeout_ms".into(), v.into());
+            }
+            ctx.add_connection(&name, &kind, &dsn, description, serde_json::Value::Object(extra))
+                .await?;
+            println!("added connection '{name}' ({kind})");
+            Ok(())
+        }
+        ConnectionCommand::List { common } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let mut out = std::io::stdout().lock();
+            for c in &ctx.settings.connections {
+                writeln!(
+                    out,
+                    "{}\t{}\tconfig\t{}",
+                    c.name,
+                    c.kind,
+                    c.description.as_deref().unwrap_or("")
+                )?;
+            }
+            for c in ctx.store.list_connections(LOCAL_ORG).await? {
+                writeln!(
+                    out,
+                    "{}\t{}\tstore\t{}",
+                    c.name,
+                    c.kind,
+                    c.description.as_deref().unwrap_or("")
+                )?;
+            }
+            Ok(())
+        }
+        ConnectionCommand::Remove { common, name } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            ctx.store.remove_connection(LOCAL_ORG, &name).await?;
+            println!("removed connection '{name}'");
+            Ok(())
+        }
+    }
+}
+
+async fn key(cmd: KeyCommand) -> Result<()> {
+    match cmd {
+        KeyCommand::Create { common, name, scopes } => {
+            let scopes = if scopes.is_empty() {
+                Scopes::default_for_new_keys()
+            } else {
+                let parsed: std::result::Result<Vec<Scope>, String> =
+                    scopes.iter().map(|s| Scope::parse(s)).collect();
+                match parsed {
+                    Ok(list) => list.into_iter().collect(),
+                    Err(e) => bail!(e),
+                }
+            };
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let secret = ctx.create_key(&name, &scopes).await?;
+            // The key alone on stdout, so scripts can capture it.
+            println!("{}", secret.expose());
+            eprintln!("created key '{name}' with scopes: {scopes} (store it now; it is not shown again)");
+            Ok(())
+        }
+        KeyCommand::List { common } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let mut out = std::io::stdout().lock();
+            for k in ctx.store.list_keys(LOCAL_ORG).await? {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                writeln!(
+                    out,
+                    "{}\t{}…\t{}\t{}\t{}",
+                    k.name, k.prefix, k.scopes, state, k.created_at
+                )?;
+            }
+            Ok(())
+        }
+        KeyCommand::Revoke { common, key } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let record = ctx.store.revoke_key(LOCAL_ORG, &key).await?;
+            println!("revoked key '{}' ({}…)", record.name, record.prefix);
+            Ok(())
+        }
+    }
+}

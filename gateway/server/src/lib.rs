@@ -1,0 +1,17 @@
+//! The Sluice gateway: MCP over streamable HTTP in front of governed, audited warehouse access.
+//!
+//! Request path: [`http`] (auth) → [`mcp`] (decode) → [`pipeline`] (scope → governance → execution →
+//! audit) → [`service`] (operations) → connectors. See ARCHITECTURE.md.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod mcp;
+pub mod pipeline;
+pub mod registry;
+pub mod secrets;
+pub mod service;
+pub mod store;

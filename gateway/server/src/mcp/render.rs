@@ -1,0 +1,355 @@
+//! Compact text renderings of tool results, written for an LLM to read: aligned tables, short footers and
+//! explicit notices when anything was left out.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+use crate::pipeline::ToolOutput;
+use crate::service::{ErrorKind, QueryOutput, TableDescription, ToolError};
+
+/// Rows and characters shown as text; the structured result always carries every row.
+const TEXT_MAX_ROWS: usize = 200;
+const TEXT_MAX_CHARS: usize = 24_000;
+/// Long cells are shortened in the text rendering only.
+const CELL_MAX_CHARS: usize = 60;
+
+pub fn output(out: &ToolOutput) -> String {
+    match out {
+        ToolOutput::Connections(list) => {
+            if list.connections.is_empty() {
+                return "No database connections are configured. Add one with `sluice connection add`."
+                    .to_owned();
+            }
+            let mut text = String::new();
+            for c in &list.connections {
+                let _ = write!(text, "- {} ({}, dialect {})", c.name, c.kind, c.dialect);
+                if let Some(d) = &c.description {
+                    let _ = write!(text, " — {d}");
+                }
+                text.push('\n');
+            }
+            let _ = write!(text, "[{} connections]", list.connections.len());
+            text
+        }
+        ToolOutput::Query(q) => query(q),
+        ToolOutput::Validation(v) => {
+            let mut text = String::new();
+            if v.valid {
+                let _ = writeln!(text, "VALID ✓ ({} dialect)", v.dialect);
+                if let Some(sql) = &v.rewritten_sql {
+                    let _ = writeln!(text, "Runs as: {sql}");
+                }
+            } else {
+                let _ = writeln!(text, "INVALID ✗ ({} dialect)", v.dialect);
+            }
+            for f in &v.findings {
+                let _ = write!(text, "- [{}] {}", f.rule, f.message);
+                if let (Some(line), Some(column)) = (f.line, f.column) {
+                    let _ = write!(text, " (line {line}, column {column})");
+                }
+                text.push('\n');
+            }
+            text.trim_end().to_owned()
+        }
+        ToolOutput::Tables(t) => {
+            if t.tables.is_empty() {
+                return format!("Connection '{}' has no tables or views.", t.connection);
+            }
+            let header = ["table", "kind", "rows (est.)", "columns"]
+                .map(str::to_owned)
+                .to_vec();
+            let rows: Vec<Vec<String>> = t
+                .tables
+                .iter()
+                .map(|tb| {
+                    vec![
+                        format!("{}.{}", tb.schema, tb.name),
+                        tb.kind.clone(),
+                        tb.row_estimate
+                            .map(|r| r.to_string())
+                            .unwrap_or_else(|| "-".to_owned()),
+                        tb.column_count.to_string(),
+                    ]
+                })
+                .collect();
+            let mut text = table(&header, &rows);
+            let _ = write!(
+                text,
+                "\n[{} tables and views in '{}']",
+                t.tables.len(),
+                t.connection
+            );
+            text
+        }
+        ToolOutput::Table(d) => describe(d),
+        ToolOutput::ServerInfo(info) => {
+            let mut text = String::new();
+            let _ = writeln!(text, "{} {}", info.name, info.version);
+            let _ = writeln!(
+                text,
+                "MCP protocol versions: {}",
+                info.protocol_versions.join(", ")
+            );
+            let engines: Vec<String> = info
+                .connectors
+                .iter()
+                .map(|c| format!("{} ({})", c.kind, c.engine))
+                .collect();
+            let _ = writeln!(text, "Connectors: {}", engines.join(", "));
+            let _ = writeln!(text, "Sandbox: {} — {}", info.sandbox.status, info.sandbox.detail);
+            let _ = writeln!(
+                text,
+                "Limits: max_rows {}, default row_limit {}, query timeout {} ms, max request {} bytes",
+                info.limits.max_rows,
+                info.limits.default_row_limit,
+                info.limits.query_timeout_ms,
+                info.limits.max_request_bytes
+            );
+            let _ = write!(
+                text,
+                "Caller: org {}, key {}…, scopes {}",
+                info.caller.org,
+                info.caller.key_prefix,
+                info.caller.scopes.join(" ")
+            );
+            text
+        }
+    }
+}
+
+pub fn error(tool: &str, e: &ToolError) -> String {
+    let mut text = match e.kind {
+        ErrorKind::Denied => format!(
+            "Refused by governance [{}]: {}",
+            e.rule.as_deref().unwrap_or("policy"),
+            e.message
+        ),
+        ErrorKind::Invalid => format!("Error in {tool}: {}", e.message),
+        ErrorKind::Failed => format!("{tool} failed: {}", e.message),
+    };
+    if let (Some(line), Some(column)) = (e.line, e.column) {
+        let _ = write!(text, " (line {line}, column {column})");
+    }
+    text
+}
+
+fn cell_text(v: &Value) -> String {
+    let s = match v {
+        Value::Null => "NULL".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let s = s.replace(['\n', '\r', '\t'], " ");
+    if s.chars().count() > CELL_MAX_CHARS {
+        let cut: String = s.chars().take(CELL_MAX_CHARS - 1).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+fn table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, c) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: &[String]| -> String {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let w = widths.get(i).copied().unwrap_or(0);
+                format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count())))
+            })
+            .collect();
+        parts.join(" | ").trim_end().to_owned()
+    };
+    let mut out = line(header);
+    out.push('\n');
+    out.push_str(
+        &widths
+            .iter()
+            .map(|w| "-".repeat(*w))
+            .collect::<Vec<_>>()
+            .join("-+-"),
+    );
+    for row in rows {
+        out.push('\n');
+        out.push_str(&line(row));
+    }
+    out
+}
+
+fn query(q: &QueryOutput) -> String {
+    let header: Vec<String> = q.columns.iter().map(|c| c.name.clone()).collect();
+    let mut shown = Vec::new();
+    let mut chars = 0;
+    for row in q.rows.iter().take(TEXT_MAX_ROWS) {
+        let cells: Vec<String> = row.iter().map(cell_text).collect();
+        chars += cells.iter().map(|c| c.len() + 3).sum::<usize>();
+        if chars > TEXT_MAX_CHARS && !shown.is_empty() {
+            break;
+        }
+        shown.push(cells);
+    }
+    let mut text = if q.columns.is_empty() {
+        String::new()
+    } else {
+        table(&header, &shown)
+    };
+    if shown.len() < q.rows.len() {
+        let _ = write!(
+            text,
+            "\n[display cut: the text shows the first {} of {} rows; every row is in the structured result. \
+             Aggregate or filter to read the rest as text.]",
+            shown.len(),
+            q.rows.len()
+        );
+    }
+    if q.truncated {
+        let _ = write!(
+            text,
+            "\n[TRUNCATED: the query returned more than {} rows and was cut at row_limit. Do not treat these rows \
+             as complete: add WHERE filters, aggregate, or page with ORDER BY … LIMIT/OFFSET.]",
+            q.row_limit
+        );
+    }
+    let _ = write!(text, "\n[{} rows, {:.1} ms]", q.row_count, q.elapsed_ms);
+    text.trim_start().to_owned()
+}
+
+fn describe(d: &TableDescription) -> String {
+    let mut text = format!("{} {}.{}", d.kind, d.schema, d.name);
+    if let Some(rows) = d.row_estimate {
+        let _ = write!(text, " (~{rows} rows)");
+    }
+    if let Some(comment) = &d.comment {
+        let _ = write!(text, " — {comment}");
+    }
+    text.push('\n');
+    let header = ["column", "type", "null", "key", "default", "comment"]
+        .map(str::to_owned)
+        .to_vec();
+    let rows: Vec<Vec<String>> = d
+        .columns
+        .iter()
+        .map(|c| {
+            let fk = d
+                .foreign_keys
+                .iter()
+                .find(|fk| fk.columns.len() == 1 && fk.columns.first() == Some(&c.name))
+                .map(|fk| format!("FK → {}({})", fk.references, fk.referenced_columns.join(", ")));
+            let key = match (c.primary_key, fk) {
+                (true, Some(fk)) => format!("PK, {fk}"),
+                (true, None) => "PK".to_owned(),
+                (false, Some(fk)) => fk,
+                (false, None) => String::new(),
+            };
+            vec![
+                c.name.clone(),
+                c.data_type.clone(),
+                if c.nullable { "yes" } else { "no" }.to_owned(),
+                key,
+                c.default.clone().unwrap_or_default(),
+                c.comment.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    text.push_str(&table(&header, &rows));
+    for fk in d.foreign_keys.iter().filter(|fk| fk.columns.len() > 1) {
+        let _ = write!(
+            text,
+            "\nFK ({}) → {}({})",
+            fk.columns.join(", "),
+            fk.references,
+            fk.referenced_columns.join(", ")
+        );
+    }
+    if !d.primary_key.is_empty() {
+        let _ = write!(text, "\nPrimary key: ({})", d.primary_key.join(", "));
+    }
+    let _ = write!(text, "\n[{} columns]", d.columns.len());
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ColumnOut;
+    use pretty_assertions::assert_eq;
+    use serde_json::json;
+
+    fn q(rows: Vec<Vec<Value>>, truncated: bool) -> QueryOutput {
+        QueryOutput {
+            connection: "demo".into(),
+            columns: vec![
+                ColumnOut {
+                    name: "id".into(),
+                    type_name: "INTEGER".into(),
+                },
+                ColumnOut {
+                    name: "name".into(),
+                    type_name: "VARCHAR".into(),
+                },
+            ],
+            row_count: rows.len() as u64,
+            rows,
+            truncated,
+            row_limit: 2,
+            elapsed_ms: 1.25,
+            sql_executed: "SELECT 1".into(),
+        }
+    }
+
+    #[test]
+    fn query_table_and_footer() {
+        let text = query(&q(
+            vec![vec![json!(1), json!("Ada")], vec![json!(22), Value::Null]],
+            false,
+        ));
+        assert_eq!(
+            text,
+            "id | name\n---+-----\n1  | Ada\n22 | NULL\n[2 rows, 1.2 ms]"
+        );
+    }
+
+    #[test]
+    fn truncation_is_announced() {
+        let text = query(&q(
+            vec![vec![json!(1), json!("a")], vec![json!(2), json!("b")]],
+            true,
+        ));
+        assert!(
+            text.contains("[TRUNCATED: the query returned more than 2 rows"),
+            "{text}"
+        );
+        assert!(text.ends_with("[2 rows, 1.2 ms]"), "{text}");
+    }
+
+    #[test]
+    fn long_cells_are_shortened() {
+        let long = "x".repeat(100);
+        let text = query(&q(vec![vec![json!(1), json!(long)]], false));
+        assert!(text.contains(&format!("{}…", "x".repeat(59))), "{text}");
+    }
+
+    #[test]
+    fn errors_carry_rule_and_position() {
+        let e = ToolError {
+            kind: ErrorKind::Denied,
+            rule: Some("parse_error".into()),
+            message: "bad".into(),
+            line: Some(1),
+            column: Some(8),
+        };
+        assert_eq!(
+            error("query_database", &e),
+            "Refused by governance [parse_error]: bad (line 1, column 8)"
+        );
+    }
+}

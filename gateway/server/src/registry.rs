@@ -1,0 +1,238 @@
+//! The live connection registry: config and store connections, opened lazily, keyed by org and name.
+//!
+//! Config-file connections are loaded at start and win over stored ones of the same name (a stored
+//! duplicate is skipped with a warning), so an operator's file cannot be shadowed from the CLI.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
+use sluice_connectors::{ConnectorKind, Warehouse};
+use sluice_governance::Dialect;
+
+use crate::config::{ConnectionConfig, Settings};
+use crate::error::GatewayError;
+use crate::secrets::{MasterKey, Secret};
+use crate::store::{LOCAL_ORG, Store};
+
+/// Where a connection was defined.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Config,
+    Store,
+}
+
+/// A connection ready to serve calls.
+pub struct Connection {
+    pub org_id: String,
+    pub name: String,
+    pub kind: ConnectorKind,
+    pub dialect: Dialect,
+    pub description: Option<String>,
+    pub source: Source,
+    pub max_rows: Option<u64>,
+    pub timeout: Option<Duration>,
+    pub warehouse: Arc<dyn Warehouse>,
+    /// What the warehouse was built from, to reuse it across reloads.
+    fingerprint: [u8; 32],
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("org_id", &self.org_id)
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The dialect governance must use for a connector: decided by the kind, never guessed.
+pub fn dialect_for(kind: ConnectorKind) -> Dialect {
+    match kind {
+        ConnectorKind::DuckDb => Dialect::DuckDb,
+    }
+}
+
+/// A connection definition before it is opened.
+struct Definition {
+    org_id: String,
+    name: String,
+    kind: ConnectorKind,
+    dsn: Secret<String>,
+    description: Option<String>,
+    source: Source,
+    max_rows: Option<u64>,
+    timeout: Option<Duration>,
+}
+
+impl Definition {
+    fn fingerprint(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        h.update(self.kind.as_str());
+        h.update([0]);
+        h.update(self.dsn.expose());
+        h.finalize().into()
+    }
+}
+
+/// All live connections.
+pub struct Registry {
+    settings: Arc<Settings>,
+    entries: RwLock<BTreeMap<(String, String), Arc<Connection>>>,
+}
+
+impl Registry {
+    pub fn new(settings: Arc<Settings>) -> Registry {
+        Registry {
+            settings,
+            entries: RwLock::new(BTreeMap::new()),
+        }
+    }
+
+    /// Loads (or reloads) every connection from the config and the store. Warehouses whose definition did
+    /// not change are kept, so an open DuckDB instance survives a reload.
+    pub async fn reload(&self, store: &Store, master: &MasterKey) -> Result<(), GatewayError> {
+        let mut definitions = Vec::new();
+        for c in &self.settings.connections {
+            definitions.push(config_definition(c)?);
+        }
+        for record in store.list_connections(LOCAL_ORG).await? {
+            let shadowed = definitions
+                .iter()
+                .any(|d| d.org_id == record.org_id && d.name == record.name);
+            if shadowed {
+                tracing::warn!(connection = %record.name, "stored connection ignored: the config file defines one with the same name");
+                continue;
+            }
+            let Some(kind) = ConnectorKind::parse(&record.kind) else {
+                tracing::warn!(connection = %record.name, kind = %record.kind, "stored connection of an unsupported kind ignored");
+                continue;
+            };
+            let dsn = master.open(&record.id, &record.dsn_sealed)?;
+            let dsn = String::from_utf8(dsn).map_err(|_| GatewayError::Crypto)?;
+            let setting = |key: &str| record.settings.get(key).and_then(serde_json::Value::as_u64);
+            definitions.push(Definition {
+                org_id: record.org_id.clone(),
+                name: record.name.clone(),
+                kind,
+                dsn: Secret::new(dsn),
+                description: record.description.clone(),
+                source: Source::Store,
+                max_rows: setting("max_rows"),
+                timeout: setting("timeout_ms").map(Duration::from_millis),
+            });
+        }
+
+        let previous = self.entries.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut next = BTreeMap::new();
+        for d in definitions {
+            let key = (d.org_id.clone(), d.name.clone());
+            let fingerprint = d.fingerprint();
+            let warehouse = match previous.get(&key) {
+                Some(old) if old.fingerprint == fingerprint => Arc::clone(&old.warehouse),
+                _ => self.open(&d),
+            };
+            next.insert(
+                key,
+                Arc::new(Connection {
+                    org_id: d.org_id,
+                    name: d.name,
+                    kind: d.kind,
+                    dialect: dialect_for(d.kind),
+                    description: d.description,
+                    source: d.source,
+                    max_rows: d.max_rows,
+                    timeout: d.timeout,
+                    warehouse,
+                    fingerprint,
+                }),
+            );
+        }
+        *self.entries.write().unwrap_or_else(|p| p.into_inner()) = next;
+        Ok(())
+    }
+
+    fn open(&self, d: &Definition) -> Arc<dyn Warehouse> {
+        match d.kind {
+            ConnectorKind::DuckDb => Arc::new(DuckDbWarehouse::new(
+                d.dsn.expose().clone(),
+                DuckDbOptions {
+                    release_after_idle: self.settings.duckdb_release_after_idle,
+                    threads: self.settings.duckdb_threads,
+                    max_memory: self.settings.duckdb_max_memory.clone(),
+                },
+            )),
+        }
+    }
+
+    pub fn get(&self, org_id: &str, name: &str) -> Option<Arc<Connection>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(org_id.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// The org's connections, sorted by name.
+    pub fn list(&self, org_id: &str) -> Vec<Arc<Connection>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|c| c.org_id == org_id)
+            .cloned()
+            .collect()
+    }
+}
+
+fn config_definition(c: &ConnectionConfig) -> Result<Definition, GatewayError> {
+    let kind = ConnectorKind::parse(&c.kind).ok_or_else(|| {
+        GatewayError::Config(format!(
+            "connection '{}': unsupported kind '{}' (supported: {})",
+            c.name,
+            c.kind,
+            supported_kinds()
+        ))
+    })?;
+    validate_name(&c.name)?;
+    Ok(Definition {
+        org_id: LOCAL_ORG.to_owned(),
+        name: c.name.clone(),
+        kind,
+        dsn: Secret::new(c.dsn.clone()),
+        description: c.description.clone(),
+        source: Source::Config,
+        max_rows: c.max_rows,
+        timeout: c.timeout_ms.map(Duration::from_millis),
+    })
+}
+
+pub fn supported_kinds() -> String {
+    ConnectorKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Connection names appear in tool calls and logs: keep them simple identifiers.
+pub fn validate_name(name: &str) -> Result<(), GatewayError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::Invalid(format!(
+            "invalid connection name '{name}': use 1-64 letters, digits, '_' or '-', starting with a letter"
+        )))
+    }
+}

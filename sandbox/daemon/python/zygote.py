@@ -1,0 +1,533 @@
+"""Sluice sandbox zygote: a pre-initialised python3 that forks one isolated child per request.
+
+The daemon (Rust) starts this script once, with a SOCK_SEQPACKET control socket as fd 0, and sends it a
+`config` message holding the isolation policy it computed (mounts, landlock rules, seccomp BPF, rlimits).
+Every later message asks for a fork: `session` (create a session's user + mount namespace and its size-limited
+workspace tmpfs), `prepare` (one native jail, waiting for its code) or `gvisor` (one gVisor container started by
+`runsc run` inside the session's namespaces, waiting for its code). The policy is decided and unit-tested in Rust; this file only
+applies it, step by step, in the child, before any user code runs.
+
+Invariants this file keeps:
+- The zygote never reads user code or data: code arrives in a memfd that only the forked child reads, and
+  output goes through pipes straight to the daemon. A child that scans its inherited memory finds nothing
+  from other sessions.
+- The zygote stays single-threaded (checked after the preload imports); unshare(CLONE_NEWUSER) and fork
+  safety depend on it.
+- Anything the untrusted code could touch (the report fd) carries only self-reported, informational data.
+  The pid the daemon kills on timeout comes from the trusted intermediate child, never from user code.
+"""
+
+import builtins
+import ctypes
+import gc
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+import traceback
+import types
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+PR_SET_PDEATHSIG = 1
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+SYS_PIVOT_ROOT = 155
+SYS_CAPGET = 125
+SYS_CAPSET = 126
+SYS_LANDLOCK_CREATE_RULESET = 444
+SYS_LANDLOCK_ADD_RULE = 445
+SYS_LANDLOCK_RESTRICT_SELF = 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+
+O_PATH = 0o10000000
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
+libc.unshare.argtypes = [ctypes.c_int]
+libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+
+
+class StepError(Exception):
+    """A protection step failed; the message names the step and the errno."""
+
+
+def _check(ret, what):
+    if ret < 0:
+        err = ctypes.get_errno()
+        raise StepError(f"{what}: {os.strerror(err)} (errno {err})")
+    return ret
+
+
+def _b(path):
+    return path.encode() if isinstance(path, str) else path
+
+
+def mount(src, target, fstype, flags, data=None):
+    _check(libc.mount(_b(src) if src else None, _b(target), _b(fstype) if fstype else None, flags,
+                      _b(data) if data else None), f"mount {target}")
+
+
+def prctl(option, a2=0, a3=0, a4=0, a5=0, what="prctl"):
+    return _check(libc.prctl(option, a2, a3, a4, a5), what)
+
+
+class LandlockRulesetAttr(ctypes.Structure):
+    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
+                ("scoped", ctypes.c_uint64)]
+
+
+class LandlockPathBeneathAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def write_line(fd, text):
+    """Writes one status line; a daemon that went away must not crash the child."""
+    try:
+        os.write(fd, (text.replace("\n", " ") + "\n").encode())
+    except OSError:
+        pass
+
+
+def write_file(path, text):
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+# --- session: a user + mount namespace holding a size-limited tmpfs workspace -----------------------------
+
+def session_child(cfg, req, fds):
+    status, hold = fds
+    try:
+        _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare user+mount namespace")
+        write_file("/proc/self/setgroups", "deny")
+        write_file("/proc/self/uid_map", f"{cfg['uid_inside']} {cfg['uid_outside']} 1")
+        write_file("/proc/self/gid_map", f"{cfg['gid_inside']} {cfg['gid_outside']} 1")
+        mount(None, "/", None, MS_REC | MS_PRIVATE)
+        opts = f"size={req['workspace_bytes']},nr_inodes={req['workspace_inodes']},mode=0700," \
+               f"uid={cfg['uid_inside']},gid={cfg['gid_inside']}"
+        mount("tmpfs", cfg["workspace_mountpoint"], "tmpfs", MS_NOSUID | MS_NODEV, opts)
+        write_line(status, f"ready {os.getpid()}")
+    except Exception as exc:  # noqa: BLE001 - any failure is reported to the daemon verbatim
+        write_line(status, f"error session: {exc}")
+        os._exit(1)
+    # Stay alive until the daemon has opened our namespaces (it closes `hold` when done).
+    os.close(status)
+    try:
+        os.read(hold, 1)
+    except OSError:
+        pass
+    os._exit(0)
+
+
+# --- prepare: intermediate child (trusted) and the isolated grandchild -------------------------------------
+
+def prepare_child(cfg, req, fds):
+    """Builds one locked-down jail for a session that then waits for its code (a pre-warmed run).
+
+    The intermediate child stays outside the run's PID namespace: it reports the grandchild's host pid
+    (the only pid the daemon ever kills) and its exit status.
+    """
+    userns, mntns, status, go = fds
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        # If the zygote dies (it exits when the daemon goes away), this child and so the jail die too.
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
+        _check(libc.setns(userns, CLONE_NEWUSER), "setns user namespace")
+        _check(libc.setns(mntns, CLONE_NEWNS), "setns mount namespace")
+        os.close(userns)
+        os.close(mntns)
+        _check(libc.unshare(req["unshare_flags"]), "unshare run namespaces")
+    except Exception as exc:  # noqa: BLE001
+        write_line(status, f"error setup: {exc}")
+        os._exit(1)
+    write_line(status, f"pid {os.getpid()}")
+    gpid = os.fork()
+    if gpid == 0:
+        grandchild(cfg, req, status, go)
+    write_line(status, f"child {gpid}")
+    os.close(go)
+    _, wstatus, rusage = os.wait4(gpid, 0)
+    maxrss = rusage.ru_maxrss
+    if os.WIFSIGNALED(wstatus):
+        write_line(status, f"exit signal {os.WTERMSIG(wstatus)} {maxrss}")
+    else:
+        write_line(status, f"exit code {os.WEXITSTATUS(wstatus)} {maxrss}")
+    os._exit(0)
+
+
+class Applied:
+    """Records each protection step: in a probe every step is tried and reported; in a run a failed step
+    that was not explicitly skipped (degraded mode) aborts before user code runs."""
+
+    def __init__(self, skip, probe):
+        self.skip = set(skip)
+        self.probe = probe
+        self.results = {}
+
+    def step(self, name, fn):
+        if name in self.skip and not self.probe:
+            self.results[name] = "skipped"
+            return None
+        try:
+            value = fn()
+        except Exception as exc:  # noqa: BLE001
+            self.results[name] = f"failed: {exc}"
+            if not self.probe and name not in self.skip:
+                raise StepError(f"{name}: {exc}") from exc
+            return None
+        self.results[name] = f"ok: {value}" if isinstance(value, str) else "ok"
+        return value
+
+
+def build_root(cfg, req):
+    root = cfg["jail"]
+    r = cfg["root"]
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={r['root_bytes']},mode=0755")
+    for d in r["dirs"]:
+        os.makedirs(root + d, mode=0o755, exist_ok=True)
+    for target, link in r["symlinks"]:
+        os.symlink(target, root + link)
+    for b in r["binds"]:
+        dst = root + b["dst"]
+        if b["is_dir"]:
+            os.makedirs(dst, mode=0o755, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(dst), mode=0o755, exist_ok=True)
+            os.close(os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644))
+        mount(b["src"], dst, None, MS_BIND | (MS_REC if b["recursive"] else 0))
+        # A bind mount inherits the source's flags; remounting keeps the locked ones (atime, nosuid, ...)
+        # that the Rust side read from statvfs, and adds read-only where asked.
+        mount(None, dst, None, MS_BIND | MS_REMOUNT | b["remount_flags"])
+    ws = root + "/workspace"
+    os.makedirs(ws, mode=0o755, exist_ok=True)
+    mount(cfg["workspace_mountpoint"], ws, None, MS_BIND)
+    mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+          f"size={r['tmp_bytes']},nr_inodes={r['tmp_inodes']},mode=1777")
+    if req["unshare_flags"] & CLONE_NEWPID:
+        # A fresh /proc shows only this run's PID namespace. It must be mounted while the host's /proc is
+        # still visible in this mount namespace (the kernel refuses a proc mount that reveals more).
+        mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    else:
+        os.makedirs(root + "/proc", exist_ok=True)
+    for target, link in r["dev_symlinks"]:
+        os.symlink(target, root + link)
+    os.chdir(root)
+    _check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
+    _check(libc.umount2(b".", MNT_DETACH), "detach old root")
+    os.chdir("/")
+    # The skeleton tmpfs itself becomes read-only: only /workspace and /tmp are writable.
+    mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    return f"read-only root with {len(r['binds'])} read-only binds, /workspace, tmpfs /tmp, fresh /proc"
+
+
+def drop_caps(last):
+    for cap in range(last + 1):
+        prctl(PR_CAPBSET_DROP, cap, what=f"drop bounding cap {cap}")
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, what="clear ambient caps")
+    hdr = CapHeader(0x20080522, 0)
+    data = (CapData * 2)()
+    _check(libc.syscall(SYS_CAPSET, ctypes.byref(hdr), ctypes.byref(data)), "capset")
+    check = (CapData * 2)()
+    _check(libc.syscall(SYS_CAPGET, ctypes.byref(hdr), ctypes.byref(check)), "capget")
+    left = [(d.effective, d.permitted, d.inheritable) for d in check]
+    if any(any(v) for v in left) or prctl(PR_CAPBSET_READ, last, what="read bounding set") != 0:
+        raise StepError(f"capabilities still present: {left}")
+    return None
+
+
+def apply_landlock(ll):
+    abi = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+                       ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    _check(abi, "landlock not available")
+    if abi < ll["min_abi"]:
+        raise StepError(f"landlock ABI {abi} < required {ll['min_abi']}")
+    attr = LandlockRulesetAttr(ll["handled_fs"], ll["handled_net"], ll["scoped"])
+    rfd = _check(libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+                              ctypes.c_uint32(0)), "landlock_create_ruleset")
+    try:
+        for rule in ll["rules"]:
+            try:
+                pfd = os.open(rule["path"], O_PATH | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                pb = LandlockPathBeneathAttr(rule["access"], pfd)
+                _check(libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(rfd), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                                    ctypes.byref(pb), ctypes.c_uint32(0)), f"landlock_add_rule {rule['path']}")
+            finally:
+                os.close(pfd)
+        _check(libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(rfd), ctypes.c_uint32(0)),
+               "landlock_restrict_self")
+    finally:
+        os.close(rfd)
+    return f"abi {abi}"
+
+
+def apply_seccomp(programs):
+    if not programs:
+        raise StepError("no seccomp program was compiled for this architecture")
+    total = 0
+    for bpf_hex in programs:
+        raw = bytes.fromhex(bpf_hex)
+        buf = ctypes.create_string_buffer(raw, len(raw))
+        prog = SockFprog(len(raw) // 8, ctypes.cast(buf, ctypes.c_void_p))
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), what="seccomp filter")
+        total += len(raw) // 8
+    return f"{len(programs)} programs, {total} instructions"
+
+
+def set_rlimits(limits):
+    for res, soft, hard in limits:
+        resource.setrlimit(res, (soft, hard))
+    return None
+
+
+def grandchild(cfg, req, status, go):
+    """PID 1 of the run's PID namespace: builds the jail around itself, waits for the code, runs it."""
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
+        applied = Applied(req["skip"], req["probe"])
+        applied.step("minimal_root", lambda: build_root(cfg, req))
+        applied.step("uts_namespace", set_hostname)
+        # Hard limits at the configured maxima now (raising them later needs a capability we drop);
+        # each run lowers them to what it asked for.
+        applied.step("rlimits", lambda: set_rlimits(cfg["rlimits_max"]))
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        os.setsid()
+        applied.step("no_new_privs", lambda: prctl(PR_SET_NO_NEW_PRIVS, 1, what="no_new_privs"))
+        applied.step("capabilities_dropped", lambda: drop_caps(cfg["cap_last_cap"]))
+        applied.step("landlock", lambda: apply_landlock(cfg["landlock"]))
+        applied.step("seccomp", lambda: apply_seccomp(cfg["seccomp_bpf"]))
+        if req["probe"]:
+            write_line(status, "probe " + json.dumps(applied.results, sort_keys=True))
+        write_line(status, "ready")
+        os.close(status)
+    except Exception as exc:  # noqa: BLE001
+        write_line(status, f"error setup: {exc}")
+        os._exit(70)
+    # Locked down; wait for the run. Still trusted code: nothing of the user's has run yet.
+    msg, fds, _, _ = socket.recv_fds(socket.socket(fileno=go), 1 << 16, 8)
+    if not msg or len(fds) != 4:
+        os._exit(0)
+    run = json.loads(msg)
+    code_fd, out_w, err_w, report = fds
+    code = b""
+    while True:
+        chunk = os.pread(code_fd, 1 << 20, len(code))
+        if not chunk:
+            break
+        code += chunk
+    set_rlimits(run["rlimits"])
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.set_inheritable(report, False)
+    # From here on only the user's code runs; nothing below may trust it. Every descriptor but the
+    # standard ones and the report pipe is closed (the go socket, the code memfd, anything inherited).
+    os.closerange(3, report)
+    os.closerange(report + 1, 65536)
+    os.environ.clear()
+    os.environ.update(cfg["env"])
+    os.chdir("/workspace")
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    run_user_code(code, report)
+
+
+# --- gvisor: the same session namespaces, but the jail is a gVisor container started by runsc ------------
+
+def gvisor_child(cfg, req, fds):
+    """Starts one gVisor container for a session; its process waits for the run's code on stdin.
+
+    Like `prepare_child`, this intermediate child stays outside the run and reports the pid of the
+    run's PID 1 (here `runsc run` itself) and its exit status, which is the container's. Killing that
+    PID 1 takes runsc's sandbox, gofer and every stub process with it: they all live in this run's PID
+    namespace.
+    """
+    userns, mntns, status, stdin_r, out_w, err_w = fds
+    g = cfg["gvisor"]
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
+        _check(libc.setns(userns, CLONE_NEWUSER), "setns user namespace")
+        _check(libc.setns(mntns, CLONE_NEWNS), "setns mount namespace")
+        os.close(userns)
+        os.close(mntns)
+        _check(libc.unshare(req["unshare_flags"]), "unshare run namespaces")
+    except Exception as exc:  # noqa: BLE001
+        write_line(status, f"error setup: {exc}")
+        os._exit(1)
+    write_line(status, f"pid {os.getpid()}")
+    gpid = os.fork()
+    if gpid == 0:
+        try:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
+            mount(None, "/", None, MS_REC | MS_PRIVATE)
+            # runsc reads /proc/<pid> of the processes it starts: it needs a /proc of this PID namespace.
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            # A private state directory per container: nothing of it outlives the run's mount namespace.
+            mount("tmpfs", g["state"], "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0700")
+            for fd, target in ((stdin_r, 0), (out_w, 1), (err_w, 2)):
+                os.dup2(fd, target)
+            os.closerange(3, 65536)
+            os.execv(g["runsc"], g["argv"] + [f"sluice-{req['seq']}"])
+        except BaseException as exc:  # noqa: BLE001
+            write_line(status, f"error runsc: {exc}")
+        os._exit(70)
+    write_line(status, f"child {gpid}")
+    for fd in (stdin_r, out_w, err_w):
+        os.close(fd)
+    _, wstatus, rusage = os.wait4(gpid, 0)
+    maxrss = rusage.ru_maxrss
+    if os.WIFSIGNALED(wstatus):
+        write_line(status, f"exit signal {os.WTERMSIG(wstatus)} {maxrss}")
+    else:
+        write_line(status, f"exit code {os.WEXITSTATUS(wstatus)} {maxrss}")
+    os._exit(0)
+
+
+def set_hostname():
+    _check(libc.sethostname(b"sandbox", 7), "sethostname")
+
+
+def print_user_traceback(exc):
+    # The first frame is this runner; the user only needs their own frames.
+    traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
+
+
+def run_user_code(code, report):
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main
+    sys.argv = ["<sandbox>"]
+    sys.path.insert(0, "/workspace")
+    rc = 0
+    try:
+        exec(compile(code, "<sandbox>", "exec"), main.__dict__)
+    except SystemExit as exc:
+        if exc.code is None:
+            rc = 0
+        elif isinstance(exc.code, int):
+            rc = exc.code & 0xFF
+        else:
+            print(exc.code, file=sys.stderr)
+            rc = 1
+    except MemoryError as exc:
+        write_line(report, "limit memory")
+        print_user_traceback(exc)
+        rc = 1
+    except BaseException as exc:  # noqa: BLE001 - the user's error is their output
+        print_user_traceback(exc)
+        rc = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001
+        pass
+    # Closing the output and saying "done" lets the daemon answer without waiting for the kernel to tear
+    # down this run's namespaces (several ms); it kills the PID namespace right after. The report is
+    # self-declared: lying in it only misreports this run's own exit code.
+    os.close(1)
+    os.close(2)
+    write_line(report, f"done {rc}")
+    os._exit(rc)
+
+
+# --- the zygote loop ------------------------------------------------------------------------------------------
+
+def main():
+    ctl = socket.socket(fileno=0)
+    msg, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 0)
+    cfg = json.loads(msg)
+    if cfg.get("op") != "config":
+        sys.exit("zygote: expected a config message first")
+    for name in cfg["preload"]:
+        __import__(name)
+    threads = len(os.listdir("/proc/self/task"))
+    if threads != 1:
+        sys.exit(f"zygote: {threads} threads after preloading {cfg['preload']}; a forking zygote must be "
+                 "single-threaded (set the module's thread count to one or import it lazily)")
+    # Objects that exist now are never collected in a child: without this the first GC pass in every child
+    # touches (and so copies) every page of the interpreter's heap.
+    gc.freeze()
+    # Children are reaped by the kernel; the daemon learns exit statuses from the trusted intermediate child.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    ctl.sendall(json.dumps({"ready": True, "python": sys.version.split()[0], "pid": os.getpid()}).encode())
+    while True:
+        msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 16)
+        if not msg:
+            return  # The daemon is gone; children die through their parent-death signal.
+        req = json.loads(msg)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            if fds:
+                write_line(fds[0] if req["op"] == "session" else fds[2], f"error fork: {exc}")
+            pid = -1
+        if pid == 0:
+            try:
+                ctl.close()
+                if req["op"] == "session":
+                    session_child(cfg, req, fds)
+                elif req["op"] == "prepare":
+                    prepare_child(cfg, req, fds)
+                elif req["op"] == "gvisor":
+                    gvisor_child(cfg, req, fds)
+            finally:
+                os._exit(71)
+        for fd in fds:
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    main()

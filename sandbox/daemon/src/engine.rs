@@ -1,0 +1,981 @@
+//! The sandbox engine both backends share: sessions as user + mount namespaces holding a size-limited
+//! tmpfs workspace, and runs in per-run PID/network/IPC/UTS/cgroup/mount namespaces forked from the
+//! python zygote, each run in a jail prepared ahead of time.
+//!
+//! Life of a run: the zygote forks a trusted intermediate child, which joins the session's namespaces,
+//! unshares the run's own, and forks the jail's PID 1. On the native backend PID 1 builds the minimal
+//! root, drops every privilege, installs landlock and seccomp, says `ready` and waits for its code; on
+//! the gVisor backend PID 1 is `runsc run`, whose container process (`python/gvisor_runner.py`) says
+//! `ready` on its stdout and waits for the code on its stdin. That prepared jail is kept per session
+//! ("warm"), so a run only has to hand over the code; the next jail is prepared in the background
+//! while the current one runs.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
+use nix::sys::memfd::{MFdFlags, memfd_create};
+use nix::unistd::pipe2;
+use serde_json::json;
+use sluice_sandbox_protocol::{
+    Backend, Change, ErrorKind, ExitStatus, Limit, Output, ProducedFile, RunPython, RunResult,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::unix::pipe;
+use tokio::sync::watch;
+
+use crate::error::OpError;
+use crate::gvisor;
+use crate::pidfd::PidFd;
+use crate::policy::{self, HostPath, Limits, Project, ProjectMount, SANDBOX_ID};
+use crate::workspace::{Snapshot, Workspace};
+use crate::zygote::{PythonFacts, Zygote, python_facts, send_with_fds, seqpacket_pair};
+
+/// Namespaces each run gets of its own (the session contributes the user and the outer mount namespace).
+pub const RUN_NAMESPACES: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP) as u64;
+
+/// Protection steps the jail's PID 1 applies; in degraded mode missing ones are skipped by name.
+pub const JAIL_STEPS: &[&str] = &[
+    "minimal_root",
+    "uts_namespace",
+    "rlimits",
+    "no_new_privs",
+    "capabilities_dropped",
+    "landlock",
+    "seccomp",
+];
+
+const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// After a kill, how long to wait for the last output and the exit status.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// Namespaces of the process tree that runs `runsc` (gVisor then makes its own inside). A cgroup
+/// namespace is left out: runsc reads its cgroup even with `--ignore-cgroups`.
+pub const GVISOR_NAMESPACES: u64 =
+    (libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWNET | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS)
+        as u64;
+
+/// Starting python and importing the preloads under gVisor's ptrace platform is slow (pandas: seconds).
+const GVISOR_SETUP_TIMEOUT: Duration = Duration::from_secs(90);
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub root: PathBuf,
+    pub python: PathBuf,
+    pub preload: Vec<String>,
+    pub limits: Limits,
+    /// Project directories mounted into every run at `/projects/NAME`.
+    pub projects: Vec<Project>,
+    /// `runsc` for the gVisor backend; `None` runs the native backend.
+    pub runsc: Option<PathBuf>,
+}
+
+pub struct Engine {
+    cfg: EngineConfig,
+    plan: policy::RootPlan,
+    seq: std::sync::atomic::AtomicU64,
+    config_json: serde_json::Value,
+    zygote: Mutex<Option<Arc<Zygote>>>,
+    pub facts: PythonFacts,
+    /// Why seccomp could not be compiled, if it could not.
+    pub seccomp_error: Option<String>,
+    skip: Mutex<Vec<String>>,
+}
+
+/// One session's namespaces and workspace.
+pub struct SessionNs {
+    userns: OwnedFd,
+    mntns: OwnedFd,
+    pub workspace: Workspace,
+    pub workspace_bytes: u64,
+    /// The prepared jail. The background preparer holds this lock while it works, so a run arriving
+    /// meanwhile waits for that jail instead of building a second one from scratch.
+    warm: tokio::sync::Mutex<Option<Jail>>,
+    preparing: AtomicBool,
+    closed: watch::Sender<bool>,
+}
+
+impl SessionNs {
+    /// Kills the warm jail and every running one; the namespaces and the workspace tmpfs go away when
+    /// the last reference to this session is dropped.
+    pub fn close(&self) {
+        let _ = self.closed.send(true);
+        // If the preparer holds the lock, it sees `closed` when done and drops its jail itself.
+        if let Ok(mut w) = self.warm.try_lock() {
+            w.take();
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+}
+
+/// How a prepared jail receives its run.
+enum Channel {
+    /// Native: a seqpacket socket on which the code memfd and the output pipes are sent.
+    Native(OwnedFd),
+    /// gVisor: the container's stdin (the run's header and code are written to it) and its output.
+    Gvisor {
+        stdin: OwnedFd,
+        out: pipe::Receiver,
+        err: pipe::Receiver,
+    },
+}
+
+/// A prepared jail: PID 1 of a locked-down PID namespace, waiting for its code.
+pub struct Jail {
+    /// Taken when the run is handed over.
+    go: Option<Channel>,
+    status: BufReader<pipe::Receiver>,
+    pidfd: PidFd,
+    pub probe: Option<BTreeMap<String, String>>,
+}
+
+impl Jail {
+    /// The host pid of the jail's PID 1.
+    pub fn pid(&self) -> i32 {
+        self.pidfd.pid()
+    }
+}
+
+impl Drop for Jail {
+    fn drop(&mut self) {
+        // PID 1 of the run's namespace: killing it takes every process of the run with it.
+        if let Err(e) = self.pidfd.kill() {
+            tracing::warn!(pid = self.pidfd.pid(), "could not kill jail: {e}");
+        }
+    }
+}
+
+fn unavailable(m: impl Into<String>) -> OpError {
+    OpError::new(ErrorKind::Unavailable, m)
+}
+
+fn pipe_pair() -> Result<(OwnedFd, OwnedFd), OpError> {
+    pipe2(OFlag::O_CLOEXEC).map_err(|e| OpError::internal(format!("pipe: {e}")))
+}
+
+fn receiver(fd: OwnedFd) -> Result<pipe::Receiver, OpError> {
+    pipe::Receiver::from_owned_fd(fd).map_err(|e| OpError::internal(format!("pipe: {e}")))
+}
+
+async fn read_line_by(
+    r: &mut BufReader<pipe::Receiver>,
+    deadline: Instant,
+) -> Result<Option<String>, OpError> {
+    let mut line = String::new();
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, r.read_line(&mut line)).await {
+        Err(_) => Err(OpError::new(
+            ErrorKind::Timeout,
+            "the sandbox did not become ready in time",
+        )),
+        Ok(Err(e)) => Err(OpError::internal(format!("status pipe: {e}"))),
+        Ok(Ok(0)) => Ok(None),
+        Ok(Ok(_)) => Ok(Some(line.trim_end().to_string())),
+    }
+}
+
+fn host_path(p: &Path) -> Option<HostPath> {
+    let md = std::fs::metadata(p).ok()?;
+    let flags = nix::sys::statvfs::statvfs(p).ok()?.flags().bits();
+    Some(HostPath {
+        path: p.to_path_buf(),
+        is_dir: md.is_dir(),
+        statvfs_flags: flags,
+    })
+}
+
+impl Engine {
+    /// Works out the jail for this interpreter and host; does not start anything yet.
+    pub fn new(cfg: EngineConfig) -> Result<Engine, OpError> {
+        let facts = python_facts(&cfg.python)?;
+        for dir in ["ws", "jail"] {
+            let p = cfg.root.join(dir);
+            std::fs::create_dir_all(&p).map_err(|e| OpError::internal(format!("{}: {e}", p.display())))?;
+        }
+        let mut exposed: Vec<HostPath> = Vec::new();
+        let mut candidates: Vec<PathBuf> = vec!["/usr".into(), "/etc/ld.so.cache".into()];
+        candidates.extend(facts.prefixes.iter().cloned());
+        if let Some(dir) = facts.real_executable.parent() {
+            candidates.push(dir.to_path_buf());
+        }
+        let mut top_links = Vec::new();
+        for top in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
+            match std::fs::read_link(top) {
+                Ok(target) => top_links.push((target.display().to_string(), top.to_string())),
+                // A real directory (not merged /usr): the dynamic loader and libraries may live there.
+                Err(_) if Path::new(top).is_dir() => candidates.push(top.into()),
+                Err(_) => {}
+            }
+        }
+        exposed.extend(candidates.iter().filter_map(|p| host_path(p)));
+        let devices = policy::DEVICES
+            .iter()
+            .filter_map(|d| host_path(&Path::new("/dev").join(d)))
+            .collect::<Vec<_>>();
+        let mut projects = Vec::new();
+        for p in &cfg.projects {
+            let host = host_path(&p.path).filter(|h| h.is_dir).ok_or_else(|| {
+                unavailable(format!(
+                    "project {:?}: {} is not a directory this daemon can reach",
+                    p.name,
+                    p.path.display()
+                ))
+            })?;
+            projects.push(ProjectMount {
+                name: p.name.clone(),
+                host,
+                writable: p.writable,
+            });
+        }
+        let plan = policy::plan_root(exposed, top_links, devices, &projects, &cfg.limits);
+        let landlock = policy::landlock_policy(&plan);
+        let (seccomp, seccomp_error) = match policy::seccomp::compile() {
+            Ok(progs) => (
+                progs.iter().map(policy::seccomp::to_hex).collect::<Vec<_>>(),
+                None,
+            ),
+            Err(e) => (vec![], Some(e.to_string())),
+        };
+        let cap_last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(63);
+        let bin_dir = facts
+            .executable
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let env_list = policy::sandbox_env(&bin_dir);
+        let env: serde_json::Map<String, serde_json::Value> =
+            env_list.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        let gvisor = match &cfg.runsc {
+            Some(runsc) => Some(Self::write_bundle(&cfg, &facts, &plan, runsc, &env_list)?),
+            None => None,
+        };
+        // Under gVisor the zygote only forks launchers; the container's own python does the preloading.
+        let zygote_preload = if cfg.runsc.is_some() {
+            vec![]
+        } else {
+            cfg.preload.clone()
+        };
+        let config_json = json!({
+            "op": "config",
+            "gvisor": gvisor,
+            "preload": zygote_preload,
+            "uid_inside": SANDBOX_ID,
+            "gid_inside": SANDBOX_ID,
+            "uid_outside": nix::unistd::geteuid().as_raw(),
+            "gid_outside": nix::unistd::getegid().as_raw(),
+            "workspace_mountpoint": cfg.root.join("ws").display().to_string(),
+            "jail": cfg.root.join("jail").display().to_string(),
+            "root": plan,
+            "landlock": landlock,
+            "seccomp_bpf": seccomp,
+            "cap_last_cap": cap_last_cap,
+            "rlimits_max": cfg.limits.max_rlimits(),
+            "env": env,
+        });
+        Ok(Engine {
+            cfg,
+            plan,
+            seq: std::sync::atomic::AtomicU64::new(0),
+            config_json,
+            zygote: Mutex::new(None),
+            facts,
+            seccomp_error,
+            skip: Mutex::new(vec![]),
+        })
+    }
+
+    /// Writes the gVisor bundle (skeleton root and `config.json`) under `<root>/gvisor`; returns what
+    /// the zygote needs to start `runsc` on it.
+    fn write_bundle(
+        cfg: &EngineConfig,
+        facts: &PythonFacts,
+        plan: &policy::RootPlan,
+        runsc: &Path,
+        env: &[(String, String)],
+    ) -> Result<serde_json::Value, OpError> {
+        let io = |what: &Path, e: std::io::Error| OpError::internal(format!("{}: {e}", what.display()));
+        let dir = cfg.root.join("gvisor");
+        let (rootfs, state, bundle) = (dir.join("rootfs"), dir.join("state"), dir.join("bundle"));
+        for d in [&state, &bundle] {
+            std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
+        }
+        gvisor::write_skeleton(&rootfs, plan).map_err(|e| io(&rootfs, e))?;
+        let mut args = vec![
+            facts.executable.display().to_string(),
+            "-I".into(),
+            "-B".into(),
+            "-c".into(),
+            gvisor::RUNNER.into(),
+        ];
+        args.extend(cfg.preload.iter().cloned());
+        let config = gvisor::oci_config(
+            gvisor::TEMPLATE,
+            &gvisor::BundleSpec {
+                plan,
+                rootfs: &rootfs,
+                workspace: &cfg.root.join("ws"),
+                args,
+                env,
+                rlimits: &cfg.limits.max_rlimits(),
+            },
+        )?;
+        let path = bundle.join("config.json");
+        let text = serde_json::to_vec_pretty(&config).map_err(|e| OpError::internal(e.to_string()))?;
+        std::fs::write(&path, text).map_err(|e| io(&path, e))?;
+        Ok(json!({
+            "runsc": runsc.display().to_string(),
+            "state": state.display().to_string(),
+            "argv": gvisor::runsc_argv(runsc, &state, &bundle),
+        }))
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.cfg.limits
+    }
+
+    /// The backend this engine runs code with.
+    pub fn backend(&self) -> Backend {
+        if self.cfg.runsc.is_some() {
+            Backend::Gvisor
+        } else {
+            Backend::Native
+        }
+    }
+
+    /// The jail's root plan (what `doctor` and the gVisor self-test compare against).
+    pub fn plan(&self) -> &policy::RootPlan {
+        &self.plan
+    }
+
+    /// `runsc`'s path when this engine runs gVisor.
+    pub fn runsc(&self) -> Option<&Path> {
+        self.cfg.runsc.as_deref()
+    }
+
+    /// Steps to skip from now on (only ever set in `--allow-degraded` mode, and reported by `status`).
+    pub fn set_skip(&self, skip: Vec<String>) {
+        if let Ok(mut s) = self.skip.lock() {
+            *s = skip;
+        }
+    }
+
+    /// The running zygote, starting (or restarting) it if needed. Blocks while python starts.
+    pub fn zygote_blocking(&self) -> Result<Arc<Zygote>, OpError> {
+        let mut z = self
+            .zygote
+            .lock()
+            .map_err(|_| OpError::internal("zygote lock poisoned"))?;
+        if let Some(existing) = z.as_ref().filter(|z| z.alive()) {
+            return Ok(existing.clone());
+        }
+        let started = Arc::new(Zygote::start(
+            &self.cfg.python,
+            &self.cfg.root,
+            &self.config_json,
+            Duration::from_secs(120),
+        )?);
+        tracing::info!(pid = started.pid(), python = %started.python_version, "python zygote started");
+        *z = Some(started.clone());
+        Ok(started)
+    }
+
+    async fn zygote(self: &Arc<Self>) -> Result<Arc<Zygote>, OpError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.zygote_blocking())
+            .await
+            .map_err(|e| OpError::internal(format!("zygote start: {e}")))?
+    }
+
+    /// Creates a session: a user + mount namespace with a tmpfs of `workspace_bytes` as workspace.
+    pub async fn open_session(self: &Arc<Self>, workspace_bytes: u64) -> Result<SessionNs, OpError> {
+        let z = self.zygote().await?;
+        let (status_r, status_w) = pipe_pair()?;
+        let (hold_r, hold_w) = pipe_pair()?;
+        let inodes = (workspace_bytes / 4096).clamp(1024, 1 << 20);
+        z.send(
+            &json!({"op": "session", "workspace_bytes": workspace_bytes, "workspace_inodes": inodes}),
+            &[status_w.as_raw_fd(), hold_r.as_raw_fd()],
+        )?;
+        drop((status_w, hold_r));
+        let mut status = BufReader::new(receiver(status_r)?);
+        let line = read_line_by(&mut status, Instant::now() + SETUP_TIMEOUT)
+            .await?
+            .unwrap_or_default();
+        let Some(pid) = line.strip_prefix("ready ").and_then(|p| p.parse::<u32>().ok()) else {
+            return Err(unavailable(format!(
+                "cannot create the session's namespaces: {line}"
+            )));
+        };
+        let open = |p: PathBuf, flags: i32| {
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(flags | libc::O_CLOEXEC)
+                .open(&p)
+                .map(OwnedFd::from)
+                .map_err(|e| OpError::internal(format!("{}: {e}", p.display())))
+        };
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let userns = open(proc.join("ns/user"), 0)?;
+        let mntns = open(proc.join("ns/mnt"), 0)?;
+        let ws_in_ns = self.cfg.root.join("ws");
+        let ws = open(
+            proc.join("root")
+                .join(ws_in_ns.strip_prefix("/").unwrap_or(&ws_in_ns)),
+            libc::O_PATH | libc::O_DIRECTORY,
+        )?;
+        // The session child exits once we hold its namespaces.
+        drop(hold_w);
+        Ok(SessionNs {
+            userns,
+            mntns,
+            workspace: Workspace::new(ws),
+            workspace_bytes,
+            warm: tokio::sync::Mutex::new(None),
+            preparing: AtomicBool::new(false),
+            closed: watch::channel(false).0,
+        })
+    }
+
+    /// Builds a jail for the session and waits until it is locked down and waiting for code. `probe`
+    /// asks a native jail to try and report every protection step (gVisor is probed with a real run).
+    pub async fn prepare(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
+        if self.cfg.runsc.is_some() {
+            self.prepare_gvisor(s).await
+        } else {
+            self.prepare_native(s, probe).await
+        }
+    }
+
+    /// Reads status lines until the intermediate child reports the jail's PID 1, and opens a pidfd on it.
+    async fn jail_pid(status: &mut BufReader<pipe::Receiver>, deadline: Instant) -> Result<PidFd, OpError> {
+        loop {
+            let Some(line) = read_line_by(status, deadline).await? else {
+                return Err(unavailable("the sandbox worker exited while preparing a jail"));
+            };
+            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            match word {
+                "pid" => {}
+                "child" => {
+                    let pid: i32 = rest
+                        .parse()
+                        .map_err(|_| OpError::internal(format!("bad status line {line:?}")))?;
+                    // PID 1 is blocked waiting for us or has failed and stays unreaped until its parent
+                    // has read the status we are about to see, so this pid is still the jail's.
+                    return PidFd::open(pid).map_err(|e| OpError::internal(format!("pidfd_open: {e}")));
+                }
+                "error" => return Err(unavailable(format!("sandbox set-up failed: {rest}"))),
+                _ => return Err(OpError::internal(format!("unexpected status line {line:?}"))),
+            }
+        }
+    }
+
+    /// Starts a gVisor container for the session and waits until its python is ready for code.
+    async fn prepare_gvisor(self: &Arc<Self>, s: &SessionNs) -> Result<Jail, OpError> {
+        let z = self.zygote().await?;
+        let (status_r, status_w) = pipe_pair()?;
+        let (stdin_r, stdin_w) = pipe_pair()?;
+        let (out_r, out_w) = pipe_pair()?;
+        let (err_r, err_w) = pipe_pair()?;
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        z.send(
+            &json!({"op": "gvisor", "unshare_flags": GVISOR_NAMESPACES, "seq": seq}),
+            &[
+                s.userns.as_raw_fd(),
+                s.mntns.as_raw_fd(),
+                status_w.as_raw_fd(),
+                stdin_r.as_raw_fd(),
+                out_w.as_raw_fd(),
+                err_w.as_raw_fd(),
+            ],
+        )?;
+        drop((status_w, stdin_r, out_w, err_w));
+        let mut status = BufReader::new(receiver(status_r)?);
+        let deadline = Instant::now() + GVISOR_SETUP_TIMEOUT;
+        let pidfd = Self::jail_pid(&mut status, deadline).await?;
+        let mut out = receiver(out_r)?;
+        let mut err = receiver(err_r)?;
+        let mut ready = vec![0u8; gvisor::READY_LINE.len()];
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, out.read_exact(&mut ready)).await {
+            Ok(Ok(_)) if ready == gvisor::READY_LINE => {}
+            outcome => {
+                // runsc failed (or the container did): its reason is on the container's stderr.
+                let _ = pidfd.kill();
+                let mut why = Vec::new();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    (&mut err).take(4096).read_to_end(&mut why),
+                )
+                .await;
+                let what = match outcome {
+                    Err(_) => format!("not ready after {GVISOR_SETUP_TIMEOUT:?}"),
+                    _ => "runsc exited".to_string(),
+                };
+                return Err(unavailable(format!(
+                    "the gVisor sandbox could not start ({what}): {}",
+                    String::from_utf8_lossy(&why).trim()
+                )));
+            }
+        }
+        Ok(Jail {
+            go: Some(Channel::Gvisor {
+                stdin: stdin_w,
+                out,
+                err,
+            }),
+            status,
+            pidfd,
+            probe: None,
+        })
+    }
+
+    async fn prepare_native(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
+        let z = self.zygote().await?;
+        let (status_r, status_w) = pipe_pair()?;
+        let (go, go_theirs) = seqpacket_pair()?;
+        let skip = self.skip.lock().map(|s| s.clone()).unwrap_or_default();
+        z.send(
+            &json!({"op": "prepare", "unshare_flags": RUN_NAMESPACES, "probe": probe, "skip": skip}),
+            &[
+                s.userns.as_raw_fd(),
+                s.mntns.as_raw_fd(),
+                status_w.as_raw_fd(),
+                go_theirs.as_raw_fd(),
+            ],
+        )?;
+        drop((status_w, go_theirs));
+        let mut status = BufReader::new(receiver(status_r)?);
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let (mut pidfd, mut ready, mut probe_result) = (None, false, None);
+        while !(ready && pidfd.is_some()) {
+            let Some(line) = read_line_by(&mut status, deadline).await? else {
+                return Err(unavailable("the sandbox worker exited while preparing a jail"));
+            };
+            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            match word {
+                "pid" => {}
+                "child" => {
+                    let pid: i32 = rest
+                        .parse()
+                        .map_err(|_| OpError::internal(format!("bad status line {line:?}")))?;
+                    // PID 1 of the jail is blocked waiting for us (or has failed and is unreaped until its
+                    // parent reads the status we are about to see), so this pid is still the jail's.
+                    pidfd =
+                        Some(PidFd::open(pid).map_err(|e| OpError::internal(format!("pidfd_open: {e}")))?);
+                }
+                "probe" => probe_result = serde_json::from_str(rest).ok(),
+                "ready" => ready = true,
+                "error" => return Err(unavailable(format!("sandbox set-up failed: {rest}"))),
+                _ => return Err(OpError::internal(format!("unexpected status line {line:?}"))),
+            }
+        }
+        let pidfd = pidfd.ok_or_else(|| OpError::internal("no jail pid"))?;
+        Ok(Jail {
+            go: Some(Channel::Native(go)),
+            status,
+            pidfd,
+            probe: probe_result,
+        })
+    }
+
+    fn prepare_next(self: &Arc<Self>, s: &Arc<SessionNs>) {
+        if s.is_closed() || s.preparing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (this, s) = (self.clone(), s.clone());
+        tokio::spawn(async move {
+            let mut warm = s.warm.lock().await;
+            let jail = this.prepare(&s, false).await;
+            s.preparing.store(false, Ordering::SeqCst);
+            match jail {
+                Ok(j) if !s.is_closed() => *warm = Some(j),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("preparing a jail failed: {e}"),
+            }
+        });
+    }
+
+    /// Prepares the session's first jail in the background, so that its first run is fast too.
+    pub fn warm_up(self: &Arc<Self>, s: &Arc<SessionNs>) {
+        self.prepare_next(s);
+    }
+
+    /// Gives a prepared jail its run; returns the output pipes (and, natively, the report pipe) to
+    /// read, or `None` when the jail died while it waited.
+    #[allow(clippy::type_complexity)]
+    fn hand_over(
+        &self,
+        jail: &mut Jail,
+        code: &str,
+        rlimits: &[policy::Rlimit],
+    ) -> Result<Option<(pipe::Receiver, pipe::Receiver, Option<pipe::Receiver>)>, OpError> {
+        let mut header = serde_json::to_vec(&json!({ "rlimits": rlimits }))
+            .map_err(|e| OpError::internal(e.to_string()))?;
+        match jail.go.take() {
+            None => Ok(None),
+            Some(Channel::Native(go)) => {
+                let code_fd = memfd_create("sluice-code", MFdFlags::MFD_CLOEXEC)
+                    .map_err(|e| OpError::internal(format!("memfd: {e}")))?;
+                std::fs::File::from(
+                    code_fd
+                        .try_clone()
+                        .map_err(|e| OpError::internal(e.to_string()))?,
+                )
+                .write_all_at(code.as_bytes(), 0)
+                .map_err(|e| OpError::internal(format!("memfd write: {e}")))?;
+                let (out_r, out_w) = pipe_pair()?;
+                let (err_r, err_w) = pipe_pair()?;
+                let (rep_r, rep_w) = pipe_pair()?;
+                let fds = [
+                    code_fd.as_raw_fd(),
+                    out_w.as_raw_fd(),
+                    err_w.as_raw_fd(),
+                    rep_w.as_raw_fd(),
+                ];
+                if send_with_fds(&go, &header, &fds).is_err() {
+                    return Ok(None);
+                }
+                Ok(Some((receiver(out_r)?, receiver(err_r)?, Some(receiver(rep_r)?))))
+            }
+            Some(Channel::Gvisor { stdin, out, err }) => {
+                if !jail.pidfd.alive() {
+                    return Ok(None);
+                }
+                header.push(b'\n');
+                header.extend_from_slice(code.as_bytes());
+                let mut sender = pipe::Sender::from_owned_fd(stdin)
+                    .map_err(|e| OpError::internal(format!("pipe: {e}")))?;
+                // The code may be larger than a pipe's buffer: it is written while the run's output is
+                // read. Closing the pipe marks the end of the code. A container that dies makes the write
+                // fail, which the run then reports through runsc's exit status.
+                tokio::spawn(async move {
+                    use tokio::io::AsyncWriteExt;
+                    let _ = sender.write_all(&header).await;
+                });
+                Ok(Some((out, err, None)))
+            }
+        }
+    }
+
+    /// Runs code in the session. Dropping the future (client gone) kills the run.
+    pub async fn run(self: &Arc<Self>, s: &Arc<SessionNs>, req: RunPython) -> Result<RunResult, OpError> {
+        let limits = self.cfg.limits.for_run(req.timeout_ms, req.memory_mb);
+        for f in &req.inputs {
+            s.workspace.write(&f.path, &f.content.0, true)?;
+        }
+        let before = s.workspace.snapshot()?;
+        let warm = s.warm.lock().await.take();
+        let rlimits = self.cfg.limits.rlimits(limits);
+        // A warm jail may have died since it was prepared (session closing, host trouble): then build one.
+        let mut handed = None;
+        if let Some(mut j) = warm {
+            handed = self
+                .hand_over(&mut j, &req.code, &rlimits)?
+                .map(|pipes| (j, pipes));
+        }
+        let (mut jail, (out_r, err_r, rep)) = match handed {
+            Some(h) => h,
+            None => {
+                let mut j = self.prepare(s, false).await?;
+                let pipes = self
+                    .hand_over(&mut j, &req.code, &rlimits)?
+                    .ok_or_else(|| unavailable("a freshly prepared sandbox died before its run"))?;
+                (j, pipes)
+            }
+        };
+        let start = Instant::now();
+        self.prepare_next(s);
+
+        let cap = self.cfg.limits.output_bytes as usize;
+        let (mut out, mut err) = (Capture::new(cap), Capture::new(cap));
+        let (mut out_r, mut err_r) = (out_r, err_r);
+        // gVisor's container has no report pipe (its status comes from runsc's exit, which is trusted):
+        // an already-closed pipe stands in for it, so the select below has one shape for both backends.
+        let mut rep_eof = rep.is_none();
+        let mut rep = match rep {
+            Some(r) => BufReader::new(r),
+            None => BufReader::new(receiver(pipe_pair()?.0)?),
+        };
+        let (mut out_eof, mut err_eof, mut status_eof) = (false, false, false);
+        let (mut done, mut exit, mut memory, mut timed_out, mut killed) = (None, None, false, false, false);
+        let mut closed = s.closed.subscribe();
+        let mut deadline = tokio::time::Instant::from_std(start + Duration::from_millis(limits.timeout_ms));
+        let (mut ob, mut eb) = (vec![0u8; 65536], vec![0u8; 65536]);
+        let (mut rl, mut sl) = (String::new(), String::new());
+        loop {
+            if out_eof && err_eof && (done.is_some() || exit.is_some() || status_eof) {
+                break;
+            }
+            tokio::select! {
+                r = out_r.read(&mut ob), if !out_eof => match r {
+                    Ok(0) | Err(_) => out_eof = true,
+                    Ok(n) => out.push(&ob[..n]),
+                },
+                r = err_r.read(&mut eb), if !err_eof => match r {
+                    Ok(0) | Err(_) => err_eof = true,
+                    Ok(n) => err.push(&eb[..n]),
+                },
+                r = rep.read_line(&mut rl), if !rep_eof => {
+                    match r {
+                        Ok(0) | Err(_) => rep_eof = true,
+                        Ok(_) => {
+                            // Self-reported by the (untrusted) run: it can only misreport its own result.
+                            let line = rl.trim_end();
+                            if line == "limit memory" {
+                                memory = true;
+                            } else if let Some(rc) = line.strip_prefix("done ").and_then(|c| c.parse::<i32>().ok()) {
+                                done = Some(rc);
+                                // The code has finished; leftover background processes die with PID 1.
+                                let _ = jail.pidfd.kill();
+                            }
+                        }
+                    }
+                    rl.clear();
+                },
+                r = jail.status.read_line(&mut sl), if !status_eof => {
+                    match r {
+                        Ok(0) | Err(_) => status_eof = true,
+                        Ok(_) => exit = parse_exit(sl.trim_end()).or(exit),
+                    }
+                    sl.clear();
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if killed {
+                        tracing::warn!(pid = jail.pidfd.pid(), "run did not finish after its kill");
+                        break;
+                    }
+                    timed_out = done.is_none() && exit.is_none();
+                    killed = true;
+                    let _ = jail.pidfd.kill();
+                    deadline = tokio::time::Instant::now() + KILL_GRACE;
+                },
+                _ = closed.changed() => {
+                    let _ = jail.pidfd.kill();
+                    return Err(OpError::new(ErrorKind::Cancelled, "the session was closed during the run"));
+                },
+            }
+        }
+        drop(jail);
+        let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
+        let exit = match (done, exit) {
+            (Some(rc), _) => ExitStatus {
+                code: Some(rc),
+                signal: None,
+            },
+            (None, Some(e)) => e,
+            (None, None) => ExitStatus {
+                code: None,
+                signal: Some(libc::SIGKILL),
+            },
+        };
+        let mut limits_hit = Vec::new();
+        if timed_out {
+            limits_hit.push(Limit::Timeout);
+        }
+        if exit.signal == Some(libc::SIGXCPU) {
+            limits_hit.push(Limit::Cpu);
+        }
+        let stderr_truncated = err.truncated();
+        let stderr = err.finish();
+        // Inside gVisor there is no report pipe; the runner's traceback (as self-reported as the native
+        // report line) says whether the address-space limit stopped the code.
+        let memory = memory
+            || (self.backend() == Backend::Gvisor
+                && stderr
+                    .text
+                    .trim_end()
+                    .lines()
+                    .last()
+                    .is_some_and(|l| l.starts_with("MemoryError")));
+        if memory {
+            limits_hit.push(Limit::Memory);
+        }
+        if out.truncated() || stderr_truncated {
+            limits_hit.push(Limit::Output);
+        }
+        if stderr.text.contains("[Errno 27] File too large")
+            || stderr.text.contains("[Errno 28] No space left")
+        {
+            limits_hit.push(Limit::FileSize);
+        }
+        let after = s.workspace.snapshot()?;
+        Ok(RunResult {
+            exit,
+            stdout: out.finish(),
+            stderr,
+            files: produced(&before, &after),
+            duration_ms,
+            backend: self.backend(),
+            limits_hit,
+        })
+    }
+}
+
+fn parse_exit(line: &str) -> Option<ExitStatus> {
+    let mut parts = line.split(' ');
+    if parts.next()? != "exit" {
+        return None;
+    }
+    let kind = parts.next()?;
+    let n: i32 = parts.next()?.parse().ok()?;
+    match kind {
+        "code" => Some(ExitStatus {
+            code: Some(n),
+            signal: None,
+        }),
+        "signal" => Some(ExitStatus {
+            code: None,
+            signal: Some(n),
+        }),
+        _ => None,
+    }
+}
+
+/// Files created or changed between two snapshots.
+pub fn produced(before: &Snapshot, after: &Snapshot) -> Vec<ProducedFile> {
+    after
+        .iter()
+        .filter_map(|(path, (size, mtime))| {
+            let change = match before.get(path) {
+                None => Change::Created,
+                Some((s, m)) if s != size || m != mtime => Change::Modified,
+                Some(_) => return None,
+            };
+            Some(ProducedFile {
+                path: path.clone(),
+                size: *size,
+                change,
+            })
+        })
+        .collect()
+}
+
+/// Keeps the first `cap` bytes of a stream and counts the rest.
+pub struct Capture {
+    kept: Vec<u8>,
+    total: u64,
+    cap: usize,
+}
+
+impl Capture {
+    pub fn new(cap: usize) -> Self {
+        Capture {
+            kept: Vec::new(),
+            total: 0,
+            cap,
+        }
+    }
+
+    pub fn push(&mut self, data: &[u8]) {
+        self.total += data.len() as u64;
+        let room = self.cap.saturating_sub(self.kept.len());
+        self.kept.extend_from_slice(&data[..room.min(data.len())]);
+    }
+
+    pub fn truncated(&self) -> bool {
+        self.total > self.kept.len() as u64
+    }
+
+    pub fn finish(self) -> Output {
+        Output {
+            truncated: self.truncated(),
+            total_bytes: self.total,
+            text: String::from_utf8_lossy(&self.kept).into_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn capture_caps_and_counts() {
+        // (chunks, cap, expected text, truncated, total)
+        let cases: Vec<(Vec<&str>, usize, &str, bool, u64)> = vec![
+            (vec!["ab", "cd"], 10, "abcd", false, 4),
+            (vec!["abc", "def"], 4, "abcd", true, 6),
+            (vec!["abcd"], 4, "abcd", false, 4),
+            (vec![], 4, "", false, 0),
+        ];
+        for (chunks, cap, text, truncated, total) in cases {
+            let mut c = Capture::new(cap);
+            for ch in &chunks {
+                c.push(ch.as_bytes());
+            }
+            assert_eq!(
+                c.finish(),
+                Output {
+                    text: text.into(),
+                    truncated,
+                    total_bytes: total
+                },
+                "{chunks:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn exit_lines() {
+        assert_eq!(
+            parse_exit("exit code 3 1234"),
+            Some(ExitStatus {
+                code: Some(3),
+                signal: None
+            })
+        );
+        assert_eq!(
+            parse_exit("exit signal 9 0"),
+            Some(ExitStatus {
+                code: None,
+                signal: Some(9)
+            })
+        );
+        assert_eq!(parse_exit("pid 12"), None);
+        assert_eq!(parse_exit("exit weird 1"), None);
+    }
+
+    #[test]
+    fn produced_files() {
+        let before: Snapshot = [("a".to_string(), (1, 10)), ("b".to_string(), (2, 20))].into();
+        let after: Snapshot = [
+            ("a".to_string(), (1, 10)),
+            ("b".to_string(), (3, 21)),
+            ("c".to_string(), (5, 30)),
+        ]
+        .into();
+        assert_eq!(
+            produced(&before, &after),
+            vec![
+                ProducedFile {
+                    path: "b".into(),
+                    size: 3,
+                    change: Change::Modified
+                },
+                ProducedFile {
+                    path: "c".into(),
+                    size: 5,
+                    change: Change::Created
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! `sluice-sandbox`: parses arguments, starts tracing, and hands over to the library.
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = sluice_sandbox::cli::Cli::parse();
+    std::process::exit(sluice_sandbox::cli::run(cli)?)
+}

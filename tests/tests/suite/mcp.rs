@@ -1,0 +1,424 @@
+//! MCP behaviour through rmcp's real client: initialize, tools/list, the tools, sessions and stateless use.
+
+use pretty_assertions::assert_eq;
+use serde_json::json;
+use sluice_e2e::{Gateway, Launch, call, text};
+
+#[tokio::test]
+async fn initialize_reports_sluice() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let info = client.peer_info().expect("server info after initialize");
+    assert_eq!(info.server_info.as_ref().map(|i| i.name.as_str()), Some("sluice"));
+    assert!(info.capabilities.tools.is_some());
+    assert!(
+        info.instructions
+            .as_deref()
+            .unwrap_or_default()
+            .contains("list_database_connections")
+    );
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tools_list_snapshot() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let tools = client.list_all_tools().await?;
+    let value = serde_json::to_value(&tools)?;
+    insta::assert_json_snapshot!("tools_list", value);
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn query_database_returns_text_and_structured_rows() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let result = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": "SELECT 1 AS one, 'x' AS letter UNION ALL SELECT 2, NULL ORDER BY one"}),
+    )
+    .await?;
+    assert_eq!(result.is_error, Some(false), "{}", text(&result));
+    let s = result.structured_content.clone().expect("structured content");
+    assert_eq!(s["rows"], json!([[1, "x"], [2, null]]));
+    assert_eq!(
+        s["columns"],
+        json!([{"name": "one", "type": "INTEGER"}, {"name": "letter", "type": "VARCHAR"}])
+    );
+    assert_eq!(s["truncated"], json!(false));
+    assert_eq!(s["row_limit"], json!(1000));
+    let t = text(&result);
+    assert!(
+        t.starts_with("one | letter\n----+-------\n1   | x\n2   | NULL\n[2 rows, "),
+        "{t}"
+    );
+    client.cancel().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn types_are_exact() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let sql = "SELECT 42::BIGINT AS i, 9007199254740993::BIGINT AS big, 12.50::DECIMAL(10,2) AS d, 1.5::DOUBLE AS f,
+                      true AS b, DATE '2024-02-29' AS day, TIMESTAMP '2024-02-29 13:45:00.123456' AS ts,
+                      TIME '08:30:00' AS t, INTERVAL 1 DAY AS iv, NULL::INTEGER AS n, [1, 2] AS l, {'k': 'v'} AS s,
+                      '\\x41'::BLOB AS bl";
+    let result = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": sql}),
+    )
+    .await?;
+    assert_eq!(result.is_error, Some(false), "{}", text(&result));
+    let s = result.structured_content.expect("structured");
+    assert_eq!(
+        s["rows"][0],
+        json!([42, "9007199254740993", "12.50", 1.5, true, "2024-02-29", "2024-02-29T13:45:00.123456", "08:30:00", "P1D", null, [1, 2], {"k": "v"}, "QQ=="])
+    );
+    let types: Vec<String> = s["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "BIGINT",
+            "BIGINT",
+            "DECIMAL(10,2)",
+            "DOUBLE",
+            "BOOLEAN",
+            "DATE",
+            "TIMESTAMP",
+            "TIME",
+            "INTERVAL",
+            "INTEGER",
+            "INTEGER[]",
+            "STRUCT(k VARCHAR)",
+            "BLOB"
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_sql_is_a_tool_error_with_rule() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let result = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": "DROP TABLE customers"}),
+    )
+    .await?;
+    assert_eq!(result.is_error, Some(true));
+    let t = text(&result);
+    assert!(t.starts_with("Refused by governance ["), "{t}");
+    // Nothing was dropped.
+    let result = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": "SELECT count(*) AS n FROM customers"}),
+    )
+    .await?;
+    assert_eq!(result.is_error, Some(false), "{}", text(&result));
+    Ok(())
+}
+
+#[tokio::test]
+async fn row_limit_caps_and_announces_truncation() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let result = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": "SELECT * FROM orders", "row_limit": 5}),
+    )
+    .await?;
+    let s = result.structured_content.clone().expect("structured");
+    assert_eq!(s["row_count"], json!(5));
+    assert_eq!(s["truncated"], json!(true));
+    assert!(
+        text(&result).contains("[TRUNCATED: the query returned more than 5 rows"),
+        "{}",
+        text(&result)
+    );
+    // A row_limit above the server maximum is clamped to it.
+    let result = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": "SELECT 1", "row_limit": 10_000_000}),
+    )
+    .await?;
+    assert_eq!(
+        result.structured_content.expect("structured")["row_limit"],
+        json!(10_000)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn schema_tools_describe_the_demo() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let conns = call(&client, "list_database_connections", json!({})).await?;
+    let s = conns.structured_content.clone().expect("structured");
+    assert_eq!(s["connections"][0]["name"], json!("demo"));
+    assert_eq!(s["connections"][0]["dialect"], json!("duckdb"));
+
+    let tables = call(&client, "list_tables", json!({"connection_name": "demo"})).await?;
+    let s = tables.structured_content.clone().expect("structured");
+    let list = s["tables"].as_array().expect("tables");
+    let base_tables = list.iter().filter(|t| t["kind"] == "table").count();
+    assert!(base_tables >= 6, "{}", text(&tables));
+
+    let orders = call(
+        &client,
+        "describe_table",
+        json!({"connection_name": "demo", "table_name": "orders"}),
+    )
+    .await?;
+    assert_eq!(orders.is_error, Some(false), "{}", text(&orders));
+    let s = orders.structured_content.clone().expect("structured");
+    assert!(!s["primary_key"].as_array().expect("pk").is_empty(), "{s}");
+    assert!(!s["foreign_keys"].as_array().expect("fks").is_empty(), "{s}");
+    assert!(text(&orders).contains("FK → main."), "{}", text(&orders));
+
+    let qualified = call(
+        &client,
+        "describe_table",
+        json!({"connection_name": "demo", "table_name": "main.orders"}),
+    )
+    .await?;
+    assert_eq!(qualified.structured_content, orders.structured_content);
+    Ok(())
+}
+
+#[tokio::test]
+async fn demo_warehouse_is_realistic() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let tables = call(&client, "list_tables", json!({"connection_name": "demo"})).await?;
+    let s = tables.structured_content.expect("structured");
+    let (mut rows, mut fks, mut nullable_with_nulls) = (0, 0, 0);
+    for t in s["tables"]
+        .as_array()
+        .expect("tables")
+        .iter()
+        .filter(|t| t["kind"] == "table")
+    {
+        let name = t["name"].as_str().expect("name");
+        let count = call(
+            &client,
+            "query_database",
+            json!({"connection_name": "demo", "sql": format!("SELECT count(*) FROM {name}")}),
+        )
+        .await?;
+        rows += count.structured_content.expect("structured")["rows"][0][0]
+            .as_i64()
+            .unwrap_or(0);
+        let d = call(
+            &client,
+            "describe_table",
+            json!({"connection_name": "demo", "table_name": name}),
+        )
+        .await?;
+        let d = d.structured_content.expect("structured");
+        fks += d["foreign_keys"].as_array().map(Vec::len).unwrap_or(0);
+        for c in d["columns"]
+            .as_array()
+            .expect("columns")
+            .iter()
+            .filter(|c| c["nullable"] == true)
+        {
+            let col = c["name"].as_str().expect("column");
+            let sql = format!("SELECT count(*) FROM {name} WHERE {col} IS NULL");
+            let n = call(
+                &client,
+                "query_database",
+                json!({"connection_name": "demo", "sql": sql}),
+            )
+            .await?;
+            if n.structured_content.expect("structured")["rows"][0][0]
+                .as_i64()
+                .unwrap_or(0)
+                > 0
+            {
+                nullable_with_nulls += 1;
+            }
+        }
+    }
+    assert!(rows >= 10_000, "{rows} rows");
+    assert!(fks >= 5, "{fks} foreign keys");
+    assert!(
+        nullable_with_nulls >= 2,
+        "{nullable_with_nulls} columns hold NULLs"
+    );
+    let span = "SELECT date_diff('day', min(ordered_at), max(ordered_at)) AS days FROM orders";
+    let r = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": span}),
+    )
+    .await?;
+    let days = r.structured_content.expect("structured")["rows"][0][0]
+        .as_i64()
+        .unwrap_or(0);
+    assert!(days >= 730, "dates span {days} days");
+    Ok(())
+}
+
+#[tokio::test]
+async fn validate_sql_shows_the_rewrite_without_running() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let ok = call(
+        &client,
+        "validate_sql",
+        json!({"connection_name": "demo", "sql": "SELECT * FROM customers"}),
+    )
+    .await?;
+    let s = ok.structured_content.clone().expect("structured");
+    assert_eq!(s["valid"], json!(true));
+    assert!(
+        s["rewritten_sql"].as_str().unwrap_or_default().contains("LIMIT"),
+        "{s}"
+    );
+    assert!(text(&ok).starts_with("VALID ✓"), "{}", text(&ok));
+    let bad = call(
+        &client,
+        "validate_sql",
+        json!({"connection_name": "demo", "sql": "DELETE FROM customers"}),
+    )
+    .await?;
+    let s = bad.structured_content.clone().expect("structured");
+    assert_eq!(s["valid"], json!(false));
+    assert!(text(&bad).starts_with("INVALID ✗"), "{}", text(&bad));
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_info_reports_limits_and_caller() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let r = call(&client, "server_info", json!({})).await?;
+    let s = r.structured_content.expect("structured");
+    assert_eq!(s["name"], json!("sluice"));
+    assert_eq!(s["limits"]["max_rows"], json!(10_000));
+    assert_eq!(s["caller"]["org"], json!("local"));
+    assert!(
+        s["protocol_versions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2025-06-18"))
+    );
+    assert!(
+        s["protocol_versions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2025-11-25"))
+    );
+    assert!(
+        s["connectors"][0]["engine"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("DuckDB v2."),
+        "{s}"
+    );
+    Ok(())
+}
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+fn post(gw: &Gateway, path: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(format!("http://{}{path}", gw.addr))
+        .header("authorization", format!("Bearer {}", gw.key))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+}
+
+#[tokio::test]
+async fn sessions_negotiate_versions_and_stream_sse_on_both_paths() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    for path in ["/mcp", "/"] {
+        let resp = post(&gw, path).body(INIT).send().await?;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(
+            resp.headers().get("mcp-session-id").is_some(),
+            "{path}: session id"
+        );
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()?
+                .starts_with("text/event-stream"),
+            "{path}"
+        );
+        let body = resp.text().await?;
+        assert!(body.contains(r#""protocolVersion":"2025-06-18""#), "{body}");
+    }
+    let newer = INIT.replace("2025-06-18", "2025-11-25");
+    let body = post(&gw, "/mcp").body(newer).send().await?.text().await?;
+    assert!(body.contains(r#""protocolVersion":"2025-11-25""#), "{body}");
+    // An unknown version is answered with one the server supports.
+    let unknown = INIT.replace("2025-06-18", "1999-01-01");
+    let body = post(&gw, "/mcp").body(unknown).send().await?.text().await?;
+    assert!(
+        body.contains(r#""protocolVersion":"20"#) && !body.contains("1999-01-01"),
+        "{body}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn stateless_mode_answers_json_without_sessions() -> anyhow::Result<()> {
+    let gw = Gateway::launch(Launch {
+        args: vec!["--stateless".into(), "true".into()],
+        ..Default::default()
+    })
+    .await?;
+    let resp = post(&gw, "/mcp").body(INIT).send().await?;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("mcp-session-id").is_none());
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()?
+            .starts_with("application/json")
+    );
+    let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"query_database","arguments":{"connection_name":"demo","sql":"SELECT 7 AS n"}}}"#;
+    let resp = post(&gw, "/mcp")
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(call)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await?;
+    assert_eq!(v["result"]["structuredContent"]["rows"], json!([[7]]), "{v}");
+    // rmcp's client works against it too.
+    let client = gw.client().await?;
+    let r = call_tool(&client).await?;
+    assert_eq!(r.is_error, Some(false));
+    Ok(())
+}
+
+async fn call_tool(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+) -> anyhow::Result<rmcp::model::CallToolResult> {
+    call(client, "list_tables", json!({"connection_name": "demo"})).await
+}
+
+#[tokio::test]
+async fn graceful_shutdown_on_sigterm() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    call(&client, "list_tables", json!({"connection_name": "demo"})).await?;
+    let status = gw.stop().await?;
+    assert!(status.success(), "exit status {status:?}");
+    Ok(())
+}

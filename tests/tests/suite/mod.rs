@@ -1,0 +1,8 @@
+//! The suites, one module per concern.
+
+mod auth;
+mod cli;
+mod clients;
+mod conformance;
+mod errors;
+mod mcp;
