@@ -79,7 +79,8 @@ pub mod bench_support {
     /// The statement `govern` renders for `sql`: the single parsed statement after the row limit, or `None`
     /// for anything else (refusals, DuckDB's special statements).
     pub fn limited_statement(sql: &str, dialect: Dialect, limit: u64) -> Option<Statement> {
-        let Parsed::Statements(mut statements) = front(sql, dialect, &Policy::default(), Prescan::All).ok()?.parsed
+        let Parsed::Statements(mut statements) =
+            front(sql, dialect, &Policy::default(), Prescan::All).ok()?.parsed
         else {
             return None;
         };
@@ -87,7 +88,9 @@ pub mod bench_support {
         if !statements.is_empty() {
             return None;
         }
-        crate::limit::apply(statement, dialect, limit).ok().map(|(s, _)| s)
+        crate::limit::apply(statement, dialect, limit)
+            .ok()
+            .map(|(s, _)| s)
     }
 
     /// Step 5, verification: render the statement and parse the rendering back to the same tree, as `govern`

@@ -105,6 +105,10 @@ pub enum ConnectionCommand {
         /// Statement timeout for this connection, in milliseconds.
         #[arg(long)]
         timeout_ms: Option<u64>,
+        /// Governance policy for this connection: a TOML file with any of deny_functions, allow_functions,
+        /// allowed_schemas, denied_schemas, allowed_tables, denied_tables, denied_columns, max_rows.
+        #[arg(long)]
+        policy_file: Option<PathBuf>,
     },
     /// List connections (DSNs are not shown).
     List {
@@ -265,9 +269,17 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
             description,
             max_rows,
             timeout_ms,
+            policy_file,
         } => {
             let ctx = Context::open(settings(&common, None)?).await?;
             let mut extra = serde_json::Map::new();
+            if let Some(path) = policy_file {
+                let text =
+                    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                let policy: sluice_governance::Policy = toml::from_str(&text)
+                    .with_context(|| format!("{} is not a valid policy", path.display()))?;
+                extra.insert("policy".into(), serde_json::to_value(policy)?);
+            }
             if let Some(v) = max_rows {
                 extra.insert("max_rows".into(), v.into());
             }

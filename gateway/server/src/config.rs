@@ -78,6 +78,9 @@ pub struct ConnectionConfig {
     pub max_rows: Option<u64>,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Governance policy for this connection: denied/allowed tables, schemas, columns and functions.
+    #[serde(default)]
+    pub policy: sluice_governance::Policy,
 }
 
 /// Values from flags and `SLUICE_*` variables (clap resolves flag > env); `None` = not given.

@@ -319,3 +319,83 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod strict_audit {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::auth::Scopes;
+    use crate::config::{Overrides, Settings};
+    use crate::registry::Registry;
+
+    async fn pipeline(strict: bool) -> (Arc<Pipeline>, Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sluice.db")).await.unwrap();
+        let settings = Arc::new(Settings::resolve(Overrides::default()).unwrap());
+        let services = Services {
+            settings: Arc::clone(&settings),
+            registry: Arc::new(Registry::new(settings)),
+            engines: vec![],
+        };
+        (Pipeline::new(services, store.clone(), strict), store, dir)
+    }
+
+    fn ctx() -> CallContext {
+        CallContext {
+            auth: AuthContext {
+                org_id: "local".into(),
+                key_id: "k".into(),
+                key_name: "test".into(),
+                key_prefix: "sluice_test".into(),
+                scopes: Scopes::all(),
+            },
+            session_id: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_audit_write_fails_the_call_when_strict() {
+        let (strict, store, _dir) = pipeline(true).await;
+        assert!(strict.run(&ctx(), ToolCall::ServerInfo).await.is_ok());
+        store.close().await;
+        let err = strict.run(&ctx(), ToolCall::ServerInfo).await.unwrap_err();
+        assert!(
+            err.message.starts_with("the audit log could not be written"),
+            "{}",
+            err.message
+        );
+
+        let (lenient, store, _dir) = pipeline(false).await;
+        store.close().await;
+        assert!(lenient.run(&ctx(), ToolCall::ServerInfo).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn every_call_writes_one_record() {
+        let (p, store, _dir) = pipeline(true).await;
+        p.run(&ctx(), ToolCall::ServerInfo).await.unwrap();
+        let denied = p
+            .run(
+                &ctx(),
+                ToolCall::QueryDatabase(QueryDatabaseArgs {
+                    connection_name: "nope".into(),
+                    sql: "SELECT 'secret'".into(),
+                    row_limit: 5,
+                }),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            denied.message.contains("unknown connection 'nope'"),
+            "{}",
+            denied.message
+        );
+        let records = store.recent_audit("local", 10).await.unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].tool, "query_database");
+        assert_eq!(records[0].decision, "error");
+        assert_eq!(records[0].sql_redacted.as_deref(), Some("SELECT ?"));
+        assert_eq!(records[1].tool, "server_info");
+    }
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
 use sluice_connectors::{ConnectorKind, Warehouse};
-use sluice_governance::Dialect;
+use sluice_governance::{Dialect, Policy};
 
 use crate::config::{ConnectionConfig, Settings};
 use crate::error::GatewayError;
@@ -34,6 +34,8 @@ pub struct Connection {
     pub source: Source,
     pub max_rows: Option<u64>,
     pub timeout: Option<Duration>,
+    /// The connection's governance policy (its row maximum is folded into `max_rows`).
+    pub policy: Policy,
     pub warehouse: Arc<dyn Warehouse>,
     /// What the warehouse was built from, to reuse it across reloads.
     fingerprint: [u8; 32],
@@ -67,6 +69,7 @@ struct Definition {
     source: Source,
     max_rows: Option<u64>,
     timeout: Option<Duration>,
+    policy: Policy,
 }
 
 impl Definition {
@@ -116,6 +119,15 @@ impl Registry {
             let dsn = master.open(&record.id, &record.dsn_sealed)?;
             let dsn = String::from_utf8(dsn).map_err(|_| GatewayError::Crypto)?;
             let setting = |key: &str| record.settings.get(key).and_then(serde_json::Value::as_u64);
+            let policy = match record.settings.get("policy") {
+                Some(p) => serde_json::from_value::<Policy>(p.clone()).map_err(|e| {
+                    GatewayError::Config(format!(
+                        "stored connection '{}': invalid policy: {e}",
+                        record.name
+                    ))
+                })?,
+                None => Policy::default(),
+            };
             definitions.push(Definition {
                 org_id: record.org_id.clone(),
                 name: record.name.clone(),
@@ -123,8 +135,9 @@ impl Registry {
                 dsn: Secret::new(dsn),
                 description: record.description.clone(),
                 source: Source::Store,
-                max_rows: setting("max_rows"),
+                max_rows: fold_policy_rows(setting("max_rows"), &policy),
                 timeout: setting("timeout_ms").map(Duration::from_millis),
+                policy,
             });
         }
 
@@ -148,6 +161,7 @@ impl Registry {
                     source: d.source,
                     max_rows: d.max_rows,
                     timeout: d.timeout,
+                    policy: d.policy,
                     warehouse,
                     fingerprint,
                 }),
@@ -207,9 +221,18 @@ fn config_definition(c: &ConnectionConfig) -> Result<Definition, GatewayError> {
         dsn: Secret::new(c.dsn.clone()),
         description: c.description.clone(),
         source: Source::Config,
-        max_rows: c.max_rows,
+        max_rows: fold_policy_rows(c.max_rows, &c.policy),
         timeout: c.timeout_ms.map(Duration::from_millis),
+        policy: c.policy.clone(),
     })
+}
+
+/// A policy may carry its own row maximum; it tightens the connection's (the smallest limit wins).
+fn fold_policy_rows(max_rows: Option<u64>, policy: &Policy) -> Option<u64> {
+    if policy.max_rows == Policy::default().max_rows {
+        return max_rows;
+    }
+    Some(max_rows.map_or(policy.max_rows, |m| m.min(policy.max_rows)))
 }
 
 pub fn supported_kinds() -> String {

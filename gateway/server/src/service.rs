@@ -304,10 +304,11 @@ impl Services {
         }
     }
 
-    fn policy(&self) -> Policy {
+    /// The connection's policy with the effective row maximum.
+    fn policy(&self, conn: &Connection) -> Policy {
         Policy {
-            max_rows: self.settings.max_rows,
-            ..Policy::default()
+            max_rows: self.row_cap(conn, self.settings.max_rows),
+            ..conn.policy.clone()
         }
     }
 
@@ -344,7 +345,8 @@ impl Services {
         audit.dialect = Some(conn.dialect);
         let cap = self.row_cap(&conn, row_limit);
         // One row beyond the cap tells us whether the result was cut.
-        let verdict = sluice_governance::govern(sql, conn.dialect, &self.policy(), cap.saturating_add(1));
+        let verdict =
+            sluice_governance::govern(sql, conn.dialect, &self.policy(&conn), cap.saturating_add(1));
         let executed = match allowed_sql(&verdict) {
             Ok(sql) => sql,
             Err(e) => {
@@ -393,7 +395,8 @@ impl Services {
         };
         audit.dialect = Some(conn.dialect);
         let cap = self.row_cap(&conn, self.settings.max_rows);
-        let verdict = sluice_governance::govern(sql, conn.dialect, &self.policy(), cap.saturating_add(1));
+        let verdict =
+            sluice_governance::govern(sql, conn.dialect, &self.policy(&conn), cap.saturating_add(1));
         let rewritten_sql = match &verdict.decision {
             Decision::Allow { sql, .. } => Some(sql.clone()),
             Decision::Deny => None,

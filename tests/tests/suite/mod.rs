@@ -5,4 +5,5 @@ mod cli;
 mod clients;
 mod conformance;
 mod errors;
+mod governance;
 mod mcp;
