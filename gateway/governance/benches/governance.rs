@@ -2,7 +2,8 @@
 //! retailer), per dialect (DuckDB, PostgreSQL), criterion measures
 //!
 //! - `parse`: `sqlparser`'s `Parser::parse_sql` alone, the floor every decision stands on;
-//! - `read`: governance's own reading (tokenize, token pre-scan, parse without unescaping);
+//! - `read`: governance's own reading, as `govern`'s first pass does it (tokenize, token pre-scan, parse
+//!   without unescaping and without source positions);
 //! - `govern`: the whole decision with rewrite, `govern(sql, dialect, &Policy::default(), 1001)`;
 //! - `govern_policy`: the same under a typical connection policy (denied tables, schemas, columns and a
 //!   function), which adds the column and name checks;

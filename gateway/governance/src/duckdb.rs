@@ -59,8 +59,7 @@ pub(crate) struct Found {
 }
 
 pub(crate) fn special(tokens: &[TokenWithSpan]) -> Option<Found> {
-    let sig: Vec<(usize, &TokenWithSpan)> = significant(tokens).collect();
-    let (i, first) = *sig.first()?;
+    let (i, first) = significant(tokens).next()?;
     let kind = if word_is(&first.token, "SUMMARIZE") {
         Special::Summarize
     } else if word_is(&first.token, "PIVOT") || word_is(&first.token, "PIVOT_WIDER") {
@@ -68,6 +67,15 @@ pub(crate) fn special(tokens: &[TokenWithSpan]) -> Option<Found> {
     } else if word_is(&first.token, "UNPIVOT") || word_is(&first.token, "PIVOT_LONGER") {
         Special::Unpivot
     } else {
+        // Only the wrapper has `PIVOT` as its fifth token (`SELECT * FROM (PIVOT`); other statements stop
+        // here without collecting their tokens.
+        if !significant(tokens)
+            .nth(4)
+            .is_some_and(|(_, t)| word_is(&t.token, "PIVOT"))
+        {
+            return None;
+        }
+        let sig: Vec<(usize, &TokenWithSpan)> = significant(tokens).collect();
         return wrapped_pivot(&sig);
     };
     Some(Found {
@@ -342,7 +350,8 @@ pub(crate) fn render_pivot(p: &Pivot) -> Option<String> {
 /// `GLOBAL` are left alone (and then fail to parse, refusing the query), so every `GLOBAL` in a rendering
 /// is a marked `ASOF`.
 pub(crate) fn mark_asof(tokens: &mut [TokenWithSpan]) -> bool {
-    if tokens.iter().any(|t| word_is(&t.token, "GLOBAL")) {
+    if !tokens.iter().any(|t| word_is(&t.token, "ASOF")) || tokens.iter().any(|t| word_is(&t.token, "GLOBAL"))
+    {
         return false;
     }
     let joins = ["JOIN", "LEFT", "RIGHT", "INNER", "FULL", "OUTER", "SEMI", "ANTI"];

@@ -1,7 +1,7 @@
 //! Built-in function deny lists per dialect, and how a called name is judged against them and the policy.
 
 use crate::dialect::Dialect;
-use crate::names::{entry_matches, parse_entry};
+use crate::names::{Entries, any_matches};
 use crate::policy::Policy;
 use crate::rules;
 
@@ -262,15 +262,11 @@ pub(crate) enum FunctionVerdict {
 /// A policy deny entry wins over everything; a policy allow entry lifts a built-in entry; built-in entries
 /// match the last part of the name, so quoting and schema qualification (`pg_catalog.pg_read_file`) do
 /// not hide a call.
-pub(crate) fn judge(parts: &[String], dialect: Dialect, policy: &Policy) -> FunctionVerdict {
+pub(crate) fn judge(parts: &[String], dialect: Dialect, entries: &Entries) -> FunctionVerdict {
     let Some(last) = parts.last() else {
         return FunctionVerdict::Allowed;
     };
-    if policy
-        .deny_functions
-        .iter()
-        .any(|e| entry_matches(&parse_entry(e), parts))
-    {
+    if any_matches(&entries.deny_functions, parts) {
         return FunctionVerdict::Policy;
     }
     let built_in = lists(dialect)
@@ -280,11 +276,7 @@ pub(crate) fn judge(parts: &[String], dialect: Dialect, policy: &Policy) -> Func
     match built_in {
         None => FunctionVerdict::Allowed,
         Some((_, why)) => {
-            if policy
-                .allow_functions
-                .iter()
-                .any(|e| entry_matches(&parse_entry(e), parts))
-            {
+            if any_matches(&entries.allow_functions, parts) {
                 FunctionVerdict::Allowed
             } else {
                 FunctionVerdict::BuiltIn(*why)
@@ -305,13 +297,14 @@ pub(crate) fn calls_in_tokens(
         .iter()
         .filter(|t| !matches!(t.token, Token::Whitespace(_)))
         .collect();
+    let entries = Entries::new(policy);
     let mut findings = Vec::new();
     for pair in significant.windows(2) {
         if let [name, next] = pair
             && let Token::Word(w) = &name.token
             && next.token == Token::LParen
         {
-            let why = match judge(&[w.value.to_lowercase()], dialect, policy) {
+            let why = match judge(&[w.value.to_lowercase()], dialect, &entries) {
                 FunctionVerdict::Allowed => continue,
                 FunctionVerdict::BuiltIn(why) => (why.rule(), why.message(&w.value)),
                 FunctionVerdict::Policy => (
@@ -353,7 +346,7 @@ mod tests {
 
     fn check(name: &str, dialect: Dialect, policy: &Policy, expected: FunctionVerdict) {
         assert_eq!(
-            judge(&parts(name), dialect, policy),
+            judge(&parts(name), dialect, &Entries::new(policy)),
             expected,
             "{name} under {dialect:?}"
         );

@@ -6,7 +6,7 @@ use sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::dialect::Dialect;
 use crate::duckdb::{self, Pivot, Special, Summarize};
-use crate::lex;
+use crate::lex::{self, Positions};
 use crate::limit::{self, WRAP_ALIAS};
 use crate::policy::Policy;
 use crate::rules;
@@ -54,6 +54,7 @@ pub(crate) fn front(
     dialect: Dialect,
     policy: &Policy,
     prescan: Prescan,
+    positions: Positions,
 ) -> Result<Front, Vec<Finding>> {
     let max_depth = policy.max_depth;
     let mut tokens = lex::tokenize(sql, dialect).map_err(|f| vec![f])?;
@@ -100,6 +101,10 @@ pub(crate) fn front(
         };
         return Ok(Front { parsed, asof });
     }
+    let tokens = match positions {
+        Positions::Keep => tokens,
+        Positions::Drop => lex::drop_positions(tokens),
+    };
     let statements = lex::parse(tokens, dialect, max_depth).map_err(|f| {
         // A refusal that names a dangerous function helps more than a syntax error near it; the text is
         // tokenized again only on this error path.
@@ -124,8 +129,21 @@ fn deny(findings: Vec<Finding>) -> Verdict {
 }
 
 /// Governs one SQL text; see [`crate::govern`].
+///
+/// Source positions (of the parsed tree and so of findings) cost time at every step and only a refusal shows
+/// them, so a first pass goes without: an allowed statement is done. Anything else is governed again with
+/// positions, and that verdict is returned. Positions decide nothing (see [`Positions`] and
+/// [`Walker::new`]), so the verdict is the same as if every statement were governed with them.
 pub(crate) fn govern(sql: &str, dialect: Dialect, policy: &Policy, limit: u64) -> Verdict {
-    let front = match front(sql, dialect, policy, Prescan::All) {
+    let verdict = govern_pass(sql, dialect, policy, limit, Positions::Drop);
+    if verdict.is_allowed() {
+        return verdict;
+    }
+    govern_pass(sql, dialect, policy, limit, Positions::Keep)
+}
+
+fn govern_pass(sql: &str, dialect: Dialect, policy: &Policy, limit: u64, positions: Positions) -> Verdict {
+    let front = match front(sql, dialect, policy, Prescan::All, positions) {
         Ok(front) => front,
         Err(findings) => return deny(findings),
     };
@@ -137,10 +155,12 @@ pub(crate) fn govern(sql: &str, dialect: Dialect, policy: &Policy, limit: u64) -
                 None,
             )]),
             (Some(_), false) => Err(vec![duckdb::multiple()]),
-            (Some(statement), true) => govern_statement(statement, dialect, policy, limit, front.asof),
+            (Some(statement), true) => {
+                govern_statement(statement, dialect, policy, limit, front.asof, positions)
+            }
         },
-        Parsed::Summarize(s) => govern_summarize(*s, dialect, policy, front.asof),
-        Parsed::Pivot(p, wrapped) => govern_pivot(*p, dialect, policy, limit, wrapped, front.asof),
+        Parsed::Summarize(s) => govern_summarize(*s, dialect, policy, front.asof, positions),
+        Parsed::Pivot(p, wrapped) => govern_pivot(*p, dialect, policy, limit, wrapped, front.asof, positions),
     };
     match result {
         Ok(verdict) => verdict,
@@ -192,9 +212,10 @@ fn govern_statement(
     policy: &Policy,
     limit: u64,
     asof: bool,
+    positions: Positions,
 ) -> Result<Verdict, Vec<Finding>> {
     let kind = classify(&statement).map_err(|f| vec![f])?;
-    let mut walker = Walker::new(dialect, policy);
+    let mut walker = Walker::new(dialect, policy, positions);
     walker.run(&statement);
     if let Some(name) = introspected(&statement, dialect) {
         let _ = walker.check_relation(&name, span(name.span()));
@@ -229,7 +250,7 @@ pub(crate) fn render_verified(
     max_depth: usize,
 ) -> Result<String, Vec<Finding>> {
     let rendered = statement.to_string();
-    let reparsed = lex::parse_sql(&rendered, dialect, max_depth + REPARSE_SLACK);
+    let reparsed = lex::reparse_sql(&rendered, dialect, max_depth + REPARSE_SLACK);
     if matches!(reparsed.as_deref(), Ok([again]) if again == statement) {
         Ok(rendered)
     } else {
@@ -248,7 +269,7 @@ fn reparse_special(
         max_depth: policy.max_depth + REPARSE_SLACK,
         ..policy.clone()
     };
-    match front(rendered, dialect, &slack, Prescan::All) {
+    match front(rendered, dialect, &slack, Prescan::All, Positions::Drop) {
         Ok(again) => match (&again.parsed, expected) {
             (Parsed::Pivot(a, _), Parsed::Pivot(b, _)) if a == b => Ok(()),
             (a, b) if a == b => Ok(()),
@@ -263,8 +284,9 @@ fn govern_summarize(
     dialect: Dialect,
     policy: &Policy,
     asof: bool,
+    positions: Positions,
 ) -> Result<Verdict, Vec<Finding>> {
-    let mut walker = Walker::new(dialect, policy);
+    let mut walker = Walker::new(dialect, policy, positions);
     match &s {
         Summarize::Table(q) | Summarize::Query(q) => walk_query(q, &mut walker),
     }
@@ -291,8 +313,9 @@ fn govern_pivot(
     limit: u64,
     wrapped: Option<u64>,
     asof: bool,
+    positions: Positions,
 ) -> Result<Verdict, Vec<Finding>> {
-    let mut walker = Walker::new(dialect, policy);
+    let mut walker = Walker::new(dialect, policy, positions);
     walk_query(&p.on, &mut walker);
     walk_query(&p.using, &mut walker);
     if !walker.findings.is_empty() {
@@ -350,6 +373,75 @@ mod tests {
 
     fn check(sql: &str, dialect: Dialect, expected: Want) {
         check_with(sql, dialect, &Policy::default(), expected);
+    }
+
+    /// The SQL of every case in the repository's governance corpora (`tests/fixtures/sql/<dialect>/*.txt`)
+    /// and the benchmark corpus, with its dialect.
+    fn every_corpus_case() -> Vec<(Dialect, String)> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/sql");
+        let mut cases = Vec::new();
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let dir = entry.file_name().to_string_lossy().into_owned();
+            let dialect = match dir.as_str() {
+                "generic" => Dialect::Unknown,
+                kind => match Dialect::from_kind(kind) {
+                    Some(d) => d,
+                    None => continue,
+                },
+            };
+            for file in ["allowed.txt", "refused.txt", "rewritten.txt"] {
+                let text = std::fs::read_to_string(entry.path().join(file)).unwrap_or_default();
+                for case in text.split("\n====").skip(1) {
+                    let body = case.split_once('\n').map_or("", |(_, body)| body);
+                    let sql = body.split_once("\n----\n").map_or(body, |(sql, _)| sql);
+                    cases.push((dialect, sql.trim().to_owned()));
+                }
+            }
+        }
+        let bench = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/corpus");
+        for entry in std::fs::read_dir(bench).into_iter().flatten().flatten() {
+            let sql = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !name.contains(".postgres.") {
+                cases.push((Dialect::DuckDb, sql.clone()));
+            }
+            if !name.contains(".duckdb.") {
+                cases.push((Dialect::PostgreSql, sql));
+            }
+        }
+        cases
+    }
+
+    #[test]
+    fn the_pass_without_positions_decides_as_the_pass_with_them() {
+        let cases = every_corpus_case();
+        assert!(cases.len() > 400, "only {} corpus cases found", cases.len());
+        let strict = Policy {
+            denied_tables: vec!["secrets".into(), "hr.salaries".into(), "orders".into()],
+            denied_schemas: vec!["vault".into()],
+            denied_columns: vec!["users.ssn".into(), "customers.email".into()],
+            deny_functions: vec!["md5".into()],
+            ..Policy::default()
+        };
+        let mut allowed = [0usize; 2];
+        for (dialect, sql) in &cases {
+            for (i, policy) in [Policy::default(), strict.clone()].iter().enumerate() {
+                let kept = govern_pass(sql, *dialect, policy, 1000, Positions::Keep);
+                let dropped = govern_pass(sql, *dialect, policy, 1000, Positions::Drop);
+                assert_eq!(kept.is_allowed(), dropped.is_allowed(), "{dialect:?}: {sql}");
+                if dropped.is_allowed() {
+                    assert_eq!(dropped, kept, "{dialect:?}: {sql}");
+                    allowed[i] += 1;
+                }
+                assert_eq!(govern(sql, *dialect, policy, 1000), kept, "{dialect:?}: {sql}");
+            }
+        }
+        // Both policies allow some cases and refuse others, so both branches were compared.
+        assert!(
+            allowed.iter().all(|&n| n > 100 && n < cases.len()),
+            "{allowed:?} of {}",
+            cases.len()
+        );
     }
 
     #[test]

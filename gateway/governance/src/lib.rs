@@ -69,18 +69,22 @@ pub mod bench_support {
     use sqlparser::ast::Statement;
 
     use crate::govern::{Parsed, Prescan, front};
+    use crate::lex::Positions;
     use crate::{Dialect, Policy};
 
-    /// Step 1, reading: tokenize, pre-scan and parse under the default policy. `true` when the text reads.
+    /// Step 1, reading: tokenize, pre-scan and parse under the default policy, as the first pass of `govern`
+    /// does (without positions). `true` when the text reads.
     pub fn read(sql: &str, dialect: Dialect) -> bool {
-        front(sql, dialect, &Policy::default(), Prescan::All).is_ok()
+        front(sql, dialect, &Policy::default(), Prescan::All, Positions::Drop).is_ok()
     }
 
     /// The statement `govern` renders for `sql`: the single parsed statement after the row limit, or `None`
     /// for anything else (refusals, DuckDB's special statements).
     pub fn limited_statement(sql: &str, dialect: Dialect, limit: u64) -> Option<Statement> {
         let Parsed::Statements(mut statements) =
-            front(sql, dialect, &Policy::default(), Prescan::All).ok()?.parsed
+            front(sql, dialect, &Policy::default(), Prescan::All, Positions::Drop)
+                .ok()?
+                .parsed
         else {
             return None;
         };

@@ -48,6 +48,36 @@ pub(crate) fn entry_matches(entry: &[String], parts: &[String]) -> bool {
     parts.len() == 1 && entry.last() == parts.last()
 }
 
+/// A policy's name entries, split into parts once per governed statement rather than once per name checked.
+#[derive(Debug, Default)]
+pub(crate) struct Entries {
+    pub(crate) deny_functions: Vec<Vec<String>>,
+    pub(crate) allow_functions: Vec<Vec<String>>,
+    pub(crate) allowed_schemas: Vec<Vec<String>>,
+    pub(crate) denied_schemas: Vec<Vec<String>>,
+    pub(crate) allowed_tables: Vec<Vec<String>>,
+    pub(crate) denied_tables: Vec<Vec<String>>,
+}
+
+impl Entries {
+    pub(crate) fn new(policy: &crate::policy::Policy) -> Self {
+        let split = |list: &[String]| list.iter().map(|e| parse_entry(e)).collect();
+        Entries {
+            deny_functions: split(&policy.deny_functions),
+            allow_functions: split(&policy.allow_functions),
+            allowed_schemas: split(&policy.allowed_schemas),
+            denied_schemas: split(&policy.denied_schemas),
+            allowed_tables: split(&policy.allowed_tables),
+            denied_tables: split(&policy.denied_tables),
+        }
+    }
+}
+
+/// Whether any of the split entries names the object `parts`.
+pub(crate) fn any_matches(entries: &[Vec<String>], parts: &[String]) -> bool {
+    entries.iter().any(|e| entry_matches(e, parts))
+}
+
 /// Renders name parts for a message.
 pub(crate) fn display(parts: &[String]) -> String {
     parts.join(".")

@@ -11,6 +11,7 @@ use sqlparser::ast::{
 use crate::dialect::Dialect;
 use crate::duckdb::{self, Summarize};
 use crate::govern::{Parsed, Prescan, front};
+use crate::lex::Positions;
 use crate::policy::Policy;
 use crate::verdict::Redacted;
 
@@ -81,7 +82,15 @@ impl VisitorMut for Redactor {
 }
 
 fn redacted_text(sql: &str, dialect: Dialect) -> Option<String> {
-    let front = front(sql, dialect, &Policy::default(), Prescan::SafetyOnly).ok()?;
+    // The redacted text is rendered from the tree, so positions are not needed.
+    let front = front(
+        sql,
+        dialect,
+        &Policy::default(),
+        Prescan::SafetyOnly,
+        Positions::Drop,
+    )
+    .ok()?;
     let text = match front.parsed {
         Parsed::Statements(mut statements) => {
             let _ = statements.visit(&mut Redactor);

@@ -12,7 +12,8 @@ use sqlparser::ast::{
 
 use crate::dialect::Dialect;
 use crate::functions::{self, FunctionVerdict, Why};
-use crate::names::{self, entry_matches, parse_entry};
+use crate::lex::Positions;
+use crate::names::{self, Entries, any_matches, entry_matches, parse_entry};
 use crate::policy::Policy;
 use crate::rules;
 use crate::verdict::{Finding, Span};
@@ -73,6 +74,7 @@ fn same_name(a: &Ident, b: &Ident) -> bool {
 pub(crate) struct Walker<'a> {
     dialect: Dialect,
     policy: &'a Policy,
+    entries: Entries,
     pub(crate) findings: Vec<Finding>,
     ctes: Vec<CteFrame>,
     cte_bodies: Vec<(*const Query, Vec<Ident>)>,
@@ -84,10 +86,16 @@ pub(crate) struct Walker<'a> {
     too_deep: bool,
     /// Spans of the enclosing selects, for findings on nodes the parser gives no position.
     context: Vec<Option<Span>>,
+    /// Whether findings get source positions; see [`Walker::new`].
+    positions: bool,
 }
 
 impl<'a> Walker<'a> {
-    pub(crate) fn new(dialect: Dialect, policy: &'a Policy) -> Self {
+    /// A walker for `dialect` under `policy`. With [`Positions::Drop`] its findings carry no source
+    /// positions and it computes none (a node's position costs a walk over its subtree): the pass that
+    /// only needs to know whether a statement is allowed. The findings are the same either way: they are
+    /// told apart by rule and message, never by position.
+    pub(crate) fn new(dialect: Dialect, policy: &'a Policy, positions: Positions) -> Self {
         let denied_columns = policy
             .denied_columns
             .iter()
@@ -100,6 +108,7 @@ impl<'a> Walker<'a> {
         Walker {
             dialect,
             policy,
+            entries: Entries::new(policy),
             findings: Vec::new(),
             ctes: Vec::new(),
             cte_bodies: Vec::new(),
@@ -110,7 +119,13 @@ impl<'a> Walker<'a> {
             statement_depth: 0,
             too_deep: false,
             context: Vec::new(),
+            positions: positions == Positions::Keep,
         }
+    }
+
+    /// The position of a node for a finding, computed only when the walk records positions.
+    fn at(&self, node: impl FnOnce() -> sqlparser::tokenizer::Span) -> Option<Span> {
+        if self.positions { span(node()) } else { None }
     }
 
     /// Marks the walk as inside a top-level statement, for walks that start at a query: a statement nested
@@ -154,14 +169,13 @@ impl<'a> Walker<'a> {
         let Some(parts) = names::parts(name) else {
             return self.dynamic_identifier(name, at);
         };
-        let shown = name.to_string();
-        match functions::judge(&parts, self.dialect, self.policy) {
+        match functions::judge(&parts, self.dialect, &self.entries) {
             FunctionVerdict::Allowed => ControlFlow::Continue(()),
-            FunctionVerdict::BuiltIn(why) => self.deny(why.rule(), why.message(&shown), at),
+            FunctionVerdict::BuiltIn(why) => self.deny(why.rule(), why.message(&name.to_string()), at),
             FunctionVerdict::Policy => self.deny(
                 rules::DENIED_FUNCTION,
                 format!(
-                    "`{shown}` is denied by this connection's policy. Rewrite the query without it, or ask an \
+                    "`{name}` is denied by this connection's policy. Rewrite the query without it, or ask an \
                      administrator to allow it."
                 ),
                 at,
@@ -213,13 +227,11 @@ impl<'a> Walker<'a> {
             i.quote_style.is_some()
                 && (i.value.contains('/') || i.value.contains('\\') || i.value.contains("://"))
         };
-        let joined = idents
-            .iter()
-            .map(|i| i.value.to_lowercase())
-            .collect::<Vec<_>>()
-            .join(".");
-        let file_like = self.dialect.reads_files_through_table_names()
-            && FILE_EXTENSIONS.iter().any(|ext| joined.ends_with(ext));
+        // `parts` are the identifiers lowercased; an extension may span two of them (`backup.parquet`).
+        let file_like = self.dialect.reads_files_through_table_names() && {
+            let joined = parts.join(".");
+            FILE_EXTENSIONS.iter().any(|ext| joined.ends_with(ext))
+        };
         let stage = idents
             .first()
             .is_some_and(|i| i.quote_style.is_none() && i.value.starts_with('@'));
@@ -247,11 +259,7 @@ impl<'a> Walker<'a> {
     fn check_table_policy(&mut self, parts: &[String], cte: bool, at: Option<Span>) -> ControlFlow<()> {
         let policy = self.policy;
         let shown = names::display(parts);
-        if policy
-            .denied_tables
-            .iter()
-            .any(|e| entry_matches(&parse_entry(e), parts))
-        {
+        if any_matches(&self.entries.denied_tables, parts) {
             return self.deny(
                 rules::DENIED_TABLE,
                 format!(
@@ -264,12 +272,7 @@ impl<'a> Walker<'a> {
         if cte {
             return ControlFlow::Continue(());
         }
-        if !policy.allowed_tables.is_empty()
-            && !policy
-                .allowed_tables
-                .iter()
-                .any(|e| entry_matches(&parse_entry(e), parts))
-        {
+        if !policy.allowed_tables.is_empty() && !any_matches(&self.entries.allowed_tables, parts) {
             return self.deny(
                 rules::DENIED_TABLE,
                 format!(
@@ -283,11 +286,7 @@ impl<'a> Walker<'a> {
             && !schema.is_empty()
         {
             let shown_schema = names::display(schema);
-            if policy
-                .denied_schemas
-                .iter()
-                .any(|e| entry_matches(&parse_entry(e), schema))
-            {
+            if any_matches(&self.entries.denied_schemas, schema) {
                 return self.deny(
                     rules::DENIED_SCHEMA,
                     format!(
@@ -297,12 +296,7 @@ impl<'a> Walker<'a> {
                     at,
                 );
             }
-            if !policy.allowed_schemas.is_empty()
-                && !policy
-                    .allowed_schemas
-                    .iter()
-                    .any(|e| entry_matches(&parse_entry(e), schema))
-            {
+            if !policy.allowed_schemas.is_empty() && !any_matches(&self.entries.allowed_schemas, schema) {
                 return self.deny(
                     rules::DENIED_SCHEMA,
                     format!(
@@ -705,7 +699,10 @@ impl Visitor for Walker<'_> {
     fn pre_visit_statement(&mut self, statement: &Statement) -> ControlFlow<()> {
         self.statement_depth += 1;
         if self.statement_depth > 1 {
-            let at = span(statement.span());
+            if matches!(statement, Statement::Query(_)) {
+                return ControlFlow::Continue(());
+            }
+            let at = self.at(|| statement.span());
             return match statement {
                 Statement::Query(_) => ControlFlow::Continue(()),
                 Statement::Insert(_) | Statement::Update(_) | Statement::Delete(_) | Statement::Merge(_) => {
@@ -735,7 +732,7 @@ impl Visitor for Walker<'_> {
 
     fn pre_visit_query(&mut self, query: &Query) -> ControlFlow<()> {
         self.query_depth += 1;
-        let at = span(query.span());
+        let at = self.at(|| query.span());
         self.check_depth(self.query_depth, at)?;
 
         let hidden = self
@@ -773,7 +770,8 @@ impl Visitor for Walker<'_> {
         self.check_set_expr_tables(&query.body, at)?;
         for op in &query.pipe_operators {
             if let PipeOperator::Call { function, .. } = op {
-                self.check_function(&function.name, span(function.span()))?;
+                let at = self.at(|| function.span());
+                self.check_function(&function.name, at)?;
             }
         }
         ControlFlow::Continue(())
@@ -787,7 +785,7 @@ impl Visitor for Walker<'_> {
     }
 
     fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
-        let at = span(select.span());
+        let at = self.at(|| select.span());
         self.context.push(at);
         self.scopes.push(from_tables(&select.from));
         if let Some(into) = &select.into {
@@ -796,7 +794,7 @@ impl Visitor for Walker<'_> {
                 "`SELECT … INTO` creates a table or sets variables and is not allowed. Remove the INTO \
                  clause; results are returned to you directly."
                     .to_owned(),
-                span(into.span()).or(at),
+                self.at(|| into.span()).or(at),
             )?;
         }
         if !select.optimizer_hints.is_empty() {
@@ -817,12 +815,14 @@ impl Visitor for Walker<'_> {
                 SelectItem::Wildcard(opts) => {
                     let mut ex = excluded(opts);
                     ex.extend(select_excluded.iter().cloned());
-                    self.check_star(&ex, span(opts.wildcard_token.0.span).or(at))?;
+                    let at = self.at(|| opts.wildcard_token.0.span).or(at);
+                    self.check_star(&ex, at)?;
                 }
                 SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(name), opts) => {
                     let mut ex = excluded(opts);
                     ex.extend(select_excluded.iter().cloned());
-                    self.check_qualified_star(name, &ex, span(name.span()).or(at))?;
+                    let at = self.at(|| name.span()).or(at);
+                    self.check_qualified_star(name, &ex, at)?;
                 }
                 _ => {}
             }
@@ -833,12 +833,14 @@ impl Visitor for Walker<'_> {
                     match join_constraint(&join.join_operator) {
                         Some(JoinConstraint::Natural) => {
                             // A natural join compares every column the two sides share, denied ones included.
-                            self.check_star(&[], span(join.relation.span()).or(at))?;
+                            let at = self.at(|| join.relation.span()).or(at);
+                            self.check_star(&[], at)?;
                         }
                         Some(JoinConstraint::Using(cols)) => {
                             for col in cols {
                                 if let Some(ident) = col.0.last().and_then(|p| p.as_ident()) {
-                                    self.check_identifier(ident, span(col.span()).or(at))?;
+                                    let at = self.at(|| col.span()).or(at);
+                                    self.check_identifier(ident, at)?;
                                 }
                             }
                         }
@@ -857,14 +859,18 @@ impl Visitor for Walker<'_> {
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
-        let at = span(factor.span());
+        let at = self.at(|| factor.span());
         match factor {
             TableFactor::Table {
                 name, args: Some(_), ..
             }
-            | TableFactor::Function { name, .. } => self.check_function(name, span(name.span()).or(at)),
+            | TableFactor::Function { name, .. } => {
+                let at = self.at(|| name.span()).or(at);
+                self.check_function(name, at)
+            }
             TableFactor::Table { name, args: None, .. } => {
-                self.check_relation(name, span(name.span()).or(at))
+                let at = self.at(|| name.span()).or(at);
+                self.check_relation(name, at)
             }
             // `TABLE(<function call>)` is a table function; Snowflake's `TABLE('name')` or `TABLE($var)`
             // names a table at run time, out of the policy's sight.
@@ -886,19 +892,22 @@ impl Visitor for Walker<'_> {
         if !matches!(expr, Expr::BinaryOp { .. }) {
             self.expr_depth += 1;
             if self.expr_depth > self.policy.max_depth {
-                let at = span(expr.span());
+                let at = self.at(|| expr.span());
                 self.check_depth(self.expr_depth, at)?;
             }
         }
         match expr {
             Expr::Function(f) => {
-                let at = span(f.name.span()).or_else(|| span(expr.span()));
+                let at = self.at(|| f.name.span()).or_else(|| self.at(|| expr.span()));
                 self.check_function(&f.name, at)?;
                 self.check_function_args(&f.name, &f.args, at)
             }
-            Expr::Identifier(ident) => self.check_identifier(ident, span(ident.span)),
-            Expr::CompoundIdentifier(idents) => self.check_compound(idents, span(expr.span())),
-            Expr::QualifiedWildcard(name, _) => self.check_qualified_star(name, &[], span(expr.span())),
+            Expr::Identifier(ident) => self.check_identifier(ident, self.at(|| ident.span)),
+            Expr::CompoundIdentifier(idents) => self.check_compound(idents, self.at(|| expr.span())),
+            Expr::QualifiedWildcard(name, _) => {
+                let at = self.at(|| expr.span());
+                self.check_qualified_star(name, &[], at)
+            }
             _ => ControlFlow::Continue(()),
         }
     }
@@ -1194,6 +1203,87 @@ mod tests {
         for (dialect, sql, expected) in cases {
             check(&p, *dialect, sql, *expected);
         }
+    }
+
+    #[test]
+    fn positions_decide_nothing() {
+        // Governance decides on a tree parsed without positions and walked without them, and only a refusal
+        // is governed again with them: both must find the same rules and messages, whatever the statement.
+        use Dialect::{DuckDb, PostgreSql};
+        let p = Policy {
+            max_depth: 12,
+            ..policy()
+        };
+        let cases: &[(Dialect, &str)] = &[
+            (PostgreSql, "SELECT a FROM t"),
+            (
+                PostgreSql,
+                "SELECT pg_sleep(1), * FROM secrets JOIN users u ON TRUE WHERE ssn = '1'",
+            ),
+            (
+                PostgreSql,
+                "WITH x AS (DELETE FROM t RETURNING *) SELECT md5(a), u.* FROM x, users u",
+            ),
+            (
+                PostgreSql,
+                "SELECT * FROM vault.keys, hr.employees e WHERE e.salary > (SELECT 1 FROM secrets)",
+            ),
+            (PostgreSql, "SELECT a FROM t FOR UPDATE"),
+            (PostgreSql, "SELECT ((((((((((((((((1))))))))))))))))"),
+            (
+                DuckDb,
+                "SELECT * FROM read_csv('/etc/passwd'), 'x.csv', backup.parquet",
+            ),
+            (
+                DuckDb,
+                "FROM users SELECT COLUMNS('s.*') UNION ALL SELECT ssn FROM users",
+            ),
+        ];
+        for (dialect, sql) in cases {
+            let tokens = match crate::lex::tokenize(sql, *dialect) {
+                Ok(tokens) => tokens,
+                Err(f) => panic!("{sql}: {f:?}"),
+            };
+            let parse = |tokens| match crate::lex::parse(tokens, *dialect, 64).map(|mut s| s.pop()) {
+                Ok(Some(statement)) => statement,
+                other => panic!("{sql}: {other:?}"),
+            };
+            let kept = parse(tokens.clone());
+            let dropped = parse(crate::lex::drop_positions(tokens));
+            assert_eq!(kept, dropped, "{sql}: the trees differ by more than positions");
+            let mut fast = Walker::new(*dialect, &p, Positions::Drop);
+            fast.run(&dropped);
+            let mut precise = Walker::new(*dialect, &p, Positions::Keep);
+            precise.run(&kept);
+            let rules = |w: &Walker<'_>| {
+                w.findings
+                    .iter()
+                    .map(|f| (f.rule, f.message.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(rules(&precise).is_empty(), *sql == "SELECT a FROM t", "{sql}");
+            assert_eq!(rules(&fast), rules(&precise), "{sql}");
+            assert!(fast.findings.iter().all(|f| f.span.is_none()), "{sql}");
+            assert!(
+                precise.findings.iter().any(|f| f.span.is_some()) || rules(&precise).is_empty(),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn refusals_keep_their_positions() {
+        let verdict = crate::govern::govern(
+            "SELECT a\nFROM t\nWHERE pg_sleep(1) IS NULL",
+            Dialect::PostgreSql,
+            &Policy::default(),
+            50,
+        );
+        let at = verdict.denial().and_then(|f| f.span);
+        assert_eq!(at, Some(Span { line: 3, column: 7 }));
+        let verdict = crate::govern::govern("SELECT a FROM t, secrets", Dialect::PostgreSql, &policy(), 50);
+        let at = verdict.denial().and_then(|f| f.span);
+        assert_eq!(at, Some(Span { line: 1, column: 18 }));
     }
 
     #[test]
