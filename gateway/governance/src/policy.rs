@@ -4,7 +4,7 @@
 /// quotes; an entry `schema.table` also matches an unqualified `table`, since the search path may resolve it
 /// there (see `names::entry_matches`).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Policy {
     /// The policy's row maximum. `govern` does not read it: the caller folds it into the `limit` it passes
     /// (the smallest of tool, policy and connection limits, plus one to detect truncation).

@@ -264,6 +264,33 @@ mod tests {
     }
 
     #[test]
+    fn connection_policies_are_read_and_typos_refused() {
+        let (_dir, path) = write(
+            "[[connections]]\nname='a'\nkind='duckdb'\ndsn='x'\n[connections.policy]\ndenied_tables = ['hr.salaries']\n",
+        );
+        let s = Settings::resolve(Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            s.connections[0].policy.denied_tables,
+            vec!["hr.salaries".to_owned()]
+        );
+        // A misspelt policy key must not silently leave a table unprotected.
+        let (_dir, path) = write(
+            "[[connections]]\nname='a'\nkind='duckdb'\ndsn='x'\n[connections.policy]\ndenied_table = ['hr.salaries']\n",
+        );
+        let err = Settings::resolve(Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `denied_table`"), "{err}");
+    }
+
+    #[test]
     fn bad_files_say_why() {
         let (_dir, path) = write("[server]\nlisen = \"x\"\n");
         let err = Settings::resolve(Overrides {
