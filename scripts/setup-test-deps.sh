@@ -26,3 +26,5 @@ have cargo-nextest || cargo install --locked cargo-nextest
 # The sandbox's suites: gVisor's runsc (Debian package) and the sandbox's own Python with its data stack.
 ./sandbox/daemon/scripts/install-runsc.sh >/dev/null
 ./sandbox/daemon/scripts/setup-python.sh >/dev/null
+# PostgreSQL and MariaDB from Debian's packages, for the connector suites (they start their own instances).
+./tests/servers/start.sh install >/dev/null

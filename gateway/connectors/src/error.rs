@@ -21,6 +21,30 @@ pub enum ConnectorError {
     #[error("could not open {}: {message}", path.display())]
     Open { path: PathBuf, message: String },
 
+    /// The DSN could not be read. The message never quotes the password.
+    #[error("invalid dsn {dsn}: {message}")]
+    InvalidDsn { dsn: String, message: String },
+
+    /// The server could not be reached (refused, unknown host, no route, TLS failure, timed out).
+    #[error(
+        "could not reach {target}: {message}; check that the server is running and the host, port and TLS settings"
+    )]
+    Unreachable { target: String, message: String },
+
+    /// The server refused the credentials.
+    #[error("authentication failed for user '{user}' on {target}; check the connection's user and password")]
+    Auth { target: String, user: String },
+
+    /// The server has no database of that name (MySQL also says so when the user may not use it).
+    #[error(
+        "database '{database}' does not exist on {target} or this user may not use it; check the database name in the connection's dsn"
+    )]
+    UnknownDatabase { target: String, database: String },
+
+    /// Every pooled connection stayed busy for the whole acquire timeout.
+    #[error("all {size} connections to {target} are busy; retry shortly")]
+    Busy { target: String, size: u32 },
+
     /// The engine rejected or failed the statement.
     #[error("{message}")]
     Query { message: String },

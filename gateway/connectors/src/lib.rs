@@ -1,16 +1,27 @@
-//! Warehouse connectors: one `Warehouse` trait and the engines behind it (DuckDB embedded today).
+//! Warehouse connectors: one `Warehouse` trait and the engines behind it (DuckDB embedded; PostgreSQL,
+//! MySQL/MariaDB and SQLite through `sqlx`).
 //!
 //! The gateway talks to every engine through [`Warehouse`], so it never cares which engine answers.
 //! DuckDB's C++ build is confined to this crate.
 
+mod cell;
+mod dsn;
 pub mod duckdb;
 mod error;
+pub mod mysql;
+mod open;
+mod pool;
+pub mod postgres;
 mod result;
 mod schema;
+pub mod sqlite;
 
 use std::time::Duration;
 
+pub use dsn::Dsn;
 pub use error::ConnectorError;
+pub use open::{open_pooled, open_pooled_or_report};
+pub use pool::PoolOptions;
 pub use result::{Cell, Column, QueryResult};
 pub use schema::{ColumnInfo, ForeignKey, TableDetail, TableKind, TableRef, TableSummary};
 
@@ -20,16 +31,30 @@ pub use schema::{ColumnInfo, ForeignKey, TableDetail, TableKind, TableRef, Table
 pub enum ConnectorKind {
     /// DuckDB files opened read-only in-process.
     DuckDb,
+    /// PostgreSQL servers (and wire-compatible ones), over a pool.
+    Postgres,
+    /// MySQL and MariaDB servers, over a pool; the flavour is detected from the server's version.
+    MySql,
+    /// SQLite files opened read-only.
+    Sqlite,
 }
 
 impl ConnectorKind {
     /// Every kind this build supports, for `server_info` and the CLI.
-    pub const ALL: &'static [ConnectorKind] = &[ConnectorKind::DuckDb];
+    pub const ALL: &'static [ConnectorKind] = &[
+        ConnectorKind::DuckDb,
+        ConnectorKind::Postgres,
+        ConnectorKind::MySql,
+        ConnectorKind::Sqlite,
+    ];
 
     /// The kind's stable name, as used in config files, the CLI and the store.
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectorKind::DuckDb => "duckdb",
+            ConnectorKind::Postgres => "postgres",
+            ConnectorKind::MySql => "mysql",
+            ConnectorKind::Sqlite => "sqlite",
         }
     }
 
@@ -37,6 +62,10 @@ impl ConnectorKind {
     pub fn parse(name: &str) -> Option<Self> {
         match name.trim().to_ascii_lowercase().as_str() {
             "duckdb" => Some(ConnectorKind::DuckDb),
+            "postgres" | "postgresql" => Some(ConnectorKind::Postgres),
+            // MariaDB speaks the MySQL protocol; one connector serves both and tells them apart at run time.
+            "mysql" | "mariadb" => Some(ConnectorKind::MySql),
+            "sqlite" => Some(ConnectorKind::Sqlite),
             _ => None,
         }
     }
@@ -75,4 +104,24 @@ pub trait Warehouse: Send + Sync + 'static {
 
     /// Checks that the warehouse can be reached and opened.
     async fn ping(&self) -> Result<(), ConnectorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn kinds_parse_their_names_and_aliases() {
+        for kind in ConnectorKind::ALL {
+            assert_eq!(ConnectorKind::parse(kind.as_str()), Some(*kind));
+        }
+        assert_eq!(
+            ConnectorKind::parse(" PostgreSQL "),
+            Some(ConnectorKind::Postgres)
+        );
+        assert_eq!(ConnectorKind::parse("mariadb"), Some(ConnectorKind::MySql));
+        assert_eq!(ConnectorKind::parse("sqlite3"), None);
+        assert_eq!(ConnectorKind::parse("oracle"), None);
+    }
 }

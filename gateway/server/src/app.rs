@@ -82,6 +82,11 @@ impl Context {
         let dsn = match kind {
             // Store an absolute path, so the connection works whatever directory the gateway starts in.
             ConnectorKind::DuckDb => absolute(Path::new(dsn))?.display().to_string(),
+            // A bare SQLite path is made absolute like a DuckDB one; URLs pass through unchanged.
+            ConnectorKind::Sqlite if !dsn.starts_with("sqlite:") => {
+                absolute(Path::new(dsn))?.display().to_string()
+            }
+            ConnectorKind::Sqlite | ConnectorKind::Postgres | ConnectorKind::MySql => dsn.to_owned(),
         };
         let id = uuid::Uuid::new_v4().to_string();
         let sealed = self.master.seal(&id, dsn.as_bytes())?;
@@ -175,14 +180,20 @@ pub async fn build(ctx: &Context) -> Result<Server, GatewayError> {
     let registry = Arc::new(Registry::new(Arc::clone(&settings)));
     registry.reload(&ctx.store, &ctx.master).await?;
 
-    let engines = vec![ConnectorInfo {
-        kind: ConnectorKind::DuckDb.as_str().to_owned(),
-        dialect: crate::registry::dialect_for(ConnectorKind::DuckDb)
-            .name()
-            .to_owned(),
-        engine: sluice_connectors::duckdb::engine_version(),
-        read_only: true,
-    }];
+    let engines = ConnectorKind::ALL
+        .iter()
+        .map(|&kind| ConnectorInfo {
+            kind: kind.as_str().to_owned(),
+            dialect: crate::registry::dialect_for(kind).name().to_owned(),
+            engine: match kind {
+                ConnectorKind::DuckDb => sluice_connectors::duckdb::engine_version(),
+                ConnectorKind::Postgres => "PostgreSQL via sqlx".to_owned(),
+                ConnectorKind::MySql => "MySQL/MariaDB via sqlx".to_owned(),
+                ConnectorKind::Sqlite => "SQLite via sqlx".to_owned(),
+            },
+            read_only: true,
+        })
+        .collect();
     let services = Services {
         settings: Arc::clone(&settings),
         registry: Arc::clone(&registry),

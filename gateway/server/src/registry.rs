@@ -56,6 +56,9 @@ impl std::fmt::Debug for Connection {
 pub fn dialect_for(kind: ConnectorKind) -> Dialect {
     match kind {
         ConnectorKind::DuckDb => Dialect::DuckDb,
+        ConnectorKind::Postgres => Dialect::PostgreSql,
+        ConnectorKind::MySql => Dialect::MySql,
+        ConnectorKind::Sqlite => Dialect::Sqlite,
     }
 }
 
@@ -181,6 +184,13 @@ impl Registry {
                     max_memory: self.settings.duckdb_max_memory.clone(),
                 },
             )),
+            ConnectorKind::Postgres | ConnectorKind::MySql | ConnectorKind::Sqlite => {
+                sluice_connectors::open_pooled_or_report(
+                    d.kind,
+                    d.dsn.expose().as_str(),
+                    sluice_connectors::PoolOptions::default(),
+                )
+            }
         }
     }
 

@@ -138,7 +138,7 @@ async fn stored_dsns_are_sealed() -> anyhow::Result<()> {
     .await?;
     assert!(
         String::from_utf8_lossy(&bad.stderr)
-            .contains("unsupported connection kind 'oracle' (supported: duckdb)")
+            .contains("unsupported connection kind 'oracle' (supported: duckdb, postgres, mysql, sqlite)")
     );
     Ok(())
 }

@@ -1,40 +1,11 @@
 //! DuckDB values and types to engine-neutral JSON cells and SQL type names.
 
-use base64::Engine as _;
-use chrono::{DateTime, NaiveDate, NaiveTime};
 use duckdb::core::{LogicalTypeHandle, LogicalTypeId};
 use duckdb::types::{TimeUnit, Value, ValueRef};
-use serde_json::{Map, Number, Value as Json};
+use serde_json::{Map, Value as Json};
 
 use crate::Cell;
-
-/// JSON can carry integers exactly up to 2^53 in most clients; beyond that we send strings so that
-/// nothing is rounded on the way to the agent.
-const MAX_SAFE_INTEGER: i128 = 9_007_199_254_740_991;
-
-fn int(value: i128) -> Cell {
-    if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&value) {
-        // The range check makes the narrowing lossless.
-        Json::Number(Number::from(value as i64))
-    } else {
-        Json::String(value.to_string())
-    }
-}
-
-fn uint(value: u128) -> Cell {
-    if value <= MAX_SAFE_INTEGER as u128 {
-        Json::Number(Number::from(value as u64))
-    } else {
-        Json::String(value.to_string())
-    }
-}
-
-fn float(value: f64) -> Cell {
-    // NaN and infinities have no JSON number form; their names are the least surprising rendering.
-    Number::from_f64(value)
-        .map(Json::Number)
-        .unwrap_or_else(|| Json::String(value.to_string()))
-}
+use crate::cell::{blob, float, float32, int, interval, text, uint};
 
 fn micros(unit: TimeUnit, value: i64) -> i64 {
     match unit {
@@ -46,87 +17,20 @@ fn micros(unit: TimeUnit, value: i64) -> i64 {
 }
 
 fn date(days: i32) -> Cell {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1);
-    match epoch.and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(days)))) {
-        Some(d) => Json::String(d.format("%Y-%m-%d").to_string()),
-        // DuckDB's infinity dates sit outside chrono's range.
-        None => Json::String(if days > 0 { "infinity" } else { "-infinity" }.to_owned()),
-    }
+    crate::cell::date(i64::from(days))
 }
 
 fn timestamp(unit: TimeUnit, value: i64) -> Cell {
-    let us = micros(unit, value);
-    match DateTime::from_timestamp_micros(us) {
-        Some(ts) => {
-            let naive = ts.naive_utc();
-            let text = if us % 1_000_000 == 0 {
-                naive.format("%Y-%m-%dT%H:%M:%S").to_string()
-            } else {
-                naive.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-            };
-            Json::String(text)
-        }
-        None => Json::String(if us > 0 { "infinity" } else { "-infinity" }.to_owned()),
-    }
+    crate::cell::timestamp(micros(unit, value), false)
+}
+
+/// A `TIMESTAMP WITH TIME ZONE` value: DuckDB keeps it as a UTC instant.
+pub(crate) fn instant(unit: TimeUnit, value: i64) -> Cell {
+    crate::cell::timestamp(micros(unit, value), true)
 }
 
 fn time(unit: TimeUnit, value: i64) -> Cell {
-    let us = micros(unit, value);
-    let secs = u32::try_from(us.div_euclid(1_000_000)).unwrap_or(0);
-    let nanos = u32::try_from(us.rem_euclid(1_000_000) * 1_000).unwrap_or(0);
-    match NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos) {
-        Some(t) if nanos == 0 => Json::String(t.format("%H:%M:%S").to_string()),
-        Some(t) => Json::String(t.format("%H:%M:%S%.6f").to_string()),
-        None => Json::String(format!("{us}us")),
-    }
-}
-
-/// ISO-8601 duration (`P1Y2M3DT4H5M6.5S`), which every client can parse.
-fn interval(months: i32, days: i32, nanos: i64) -> Cell {
-    let mut out = String::from("P");
-    let (years, months) = (months / 12, months % 12);
-    if years != 0 {
-        out.push_str(&format!("{years}Y"));
-    }
-    if months != 0 {
-        out.push_str(&format!("{months}M"));
-    }
-    if days != 0 {
-        out.push_str(&format!("{days}D"));
-    }
-    if nanos != 0 {
-        out.push('T');
-        let total_us = nanos / 1_000;
-        let hours = total_us / 3_600_000_000;
-        let minutes = (total_us / 60_000_000) % 60;
-        let seconds = (total_us / 1_000_000) % 60;
-        let frac = (total_us % 1_000_000).abs();
-        if hours != 0 {
-            out.push_str(&format!("{hours}H"));
-        }
-        if minutes != 0 {
-            out.push_str(&format!("{minutes}M"));
-        }
-        if seconds != 0 || frac != 0 {
-            if frac == 0 {
-                out.push_str(&format!("{seconds}S"));
-            } else {
-                out.push_str(&format!("{seconds}.{frac:06}S"));
-            }
-        }
-    }
-    if out == "P" {
-        out.push_str("0D");
-    }
-    Json::String(out)
-}
-
-fn text(bytes: &[u8]) -> Cell {
-    Json::String(String::from_utf8_lossy(bytes).into_owned())
-}
-
-fn blob(bytes: &[u8]) -> Cell {
-    Json::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+    crate::cell::time(micros(unit, value))
 }
 
 /// Converts a borrowed DuckDB value; nested values go through their owned form.
@@ -144,7 +48,7 @@ pub(crate) fn cell(value: ValueRef<'_>) -> Cell {
         ValueRef::USmallInt(v) => uint(u128::from(v)),
         ValueRef::UInt(v) => uint(u128::from(v)),
         ValueRef::UBigInt(v) => uint(u128::from(v)),
-        ValueRef::Float(v) => float(f64::from(v)),
+        ValueRef::Float(v) => float32(v),
         ValueRef::Double(v) => float(v),
         ValueRef::Decimal(d) => Json::String(d.to_string()),
         ValueRef::Timestamp(unit, v) => timestamp(unit, v),
@@ -171,7 +75,7 @@ fn owned(value: Value) -> Cell {
         Value::USmallInt(v) => uint(u128::from(v)),
         Value::UInt(v) => uint(u128::from(v)),
         Value::UBigInt(v) => uint(u128::from(v)),
-        Value::Float(v) => float(f64::from(v)),
+        Value::Float(v) => float32(v),
         Value::Double(v) => float(v),
         Value::Decimal(d) => Json::String(d.to_string()),
         Value::Timestamp(unit, v) => timestamp(unit, v),

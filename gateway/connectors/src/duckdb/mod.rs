@@ -273,6 +273,11 @@ pub(crate) fn run_query(
             .collect(),
         None => Vec::new(),
     };
+    let with_zone: Vec<bool> = columns
+        .iter()
+        .map(|c| c.type_name == "TIMESTAMP WITH TIME ZONE")
+        .collect();
+    let is_json: Vec<bool> = columns.iter().map(|c| c.type_name == "JSON").collect();
     let mut out = Vec::new();
     let mut truncated = false;
     while let Some(row) = rows.next().map_err(query_error)? {
@@ -281,9 +286,15 @@ pub(crate) fn run_query(
             break;
         }
         let mut cells = Vec::with_capacity(columns.len());
-        for i in 0..columns.len() {
+        for (i, zoned) in with_zone.iter().enumerate() {
             let value = row.get_ref(i).map_err(query_error)?;
-            cells.push(convert::cell(value));
+            cells.push(match value {
+                // An instant, not a wall-clock reading: mark it UTC as the server engines do.
+                duckdb::types::ValueRef::Timestamp(unit, v) if *zoned => convert::instant(unit, v),
+                // DuckDB's JSON is VARCHAR underneath; agents get the parsed value, as from PostgreSQL.
+                duckdb::types::ValueRef::Text(text) if is_json[i] => crate::cell::json(text),
+                value => convert::cell(value),
+            });
         }
         out.push(cells);
     }

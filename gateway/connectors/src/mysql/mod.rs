@@ -1,0 +1,370 @@
+//! The MySQL/MariaDB connector: a bounded sqlx pool, every statement in `START TRANSACTION READ ONLY`
+//! under the server's own statement time limit, and `KILL QUERY` from a second connection as a fallback.
+//!
+//! The two servers spell the limit differently (MySQL `max_execution_time` in milliseconds, MariaDB
+//! `max_statement_time` in seconds); the flavour is read once from `SELECT VERSION()`. Sessions also
+//! start with `SET SESSION TRANSACTION READ ONLY`, so a statement that ended the transaction (DDL's
+//! implicit commit) still runs read-only. Agent SQL goes through prepared statements, which MySQL runs
+//! one at a time.
+
+mod convert;
+mod introspect;
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use futures_util::TryStreamExt as _;
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlRow};
+use sqlx::pool::PoolConnection;
+use sqlx::{Column as _, ConnectOptions as _, Connection as _, Executor as _, Row as _, TypeInfo as _};
+use tokio::sync::OnceCell;
+
+use crate::pool::{Refusal, acquire, connect_error};
+use crate::{
+    Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
+    TableRef, TableSummary, Warehouse,
+};
+
+/// The client waits this long past the server-side limit before it kills the query itself.
+const CLIENT_GRACE: Duration = Duration::from_secs(2);
+
+/// Introspection statements are fixed and small; they get a generous fixed budget.
+const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which server answered: they differ in how a statement's time limit is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    MySql,
+    MariaDb,
+}
+
+impl Flavor {
+    fn from_version(version: &str) -> Flavor {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            Flavor::MariaDb
+        } else {
+            Flavor::MySql
+        }
+    }
+
+    /// The session statement that makes the server abort statements past `timeout`.
+    fn limit_statement(self, timeout: Duration) -> String {
+        match self {
+            Flavor::MySql => format!("SET SESSION max_execution_time = {}", timeout.as_millis().max(1)),
+            Flavor::MariaDb => format!(
+                "SET SESSION max_statement_time = {:.3}",
+                timeout.as_secs_f64().max(0.001)
+            ),
+        }
+    }
+}
+
+/// A MySQL or MariaDB database reached through a pool.
+pub struct MySqlWarehouse {
+    dsn: Dsn,
+    connect: MySqlConnectOptions,
+    pool: MySqlPool,
+    pool_size: u32,
+    flavor: OnceCell<Flavor>,
+}
+
+impl std::fmt::Debug for MySqlWarehouse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MySqlWarehouse")
+            .field("dsn", &self.dsn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MySqlWarehouse {
+    /// A warehouse for `dsn` (`mysql://user:pass@host:port/db?ssl-mode=…`). Nothing is connected until the
+    /// first call; must be called inside a tokio runtime (the pool runs a reaper task).
+    pub fn new(dsn: impl Into<Dsn>, pool: PoolOptions) -> Result<Self, ConnectorError> {
+        let dsn = dsn.into();
+        dsn.url()?;
+        let connect = MySqlConnectOptions::from_str(dsn.expose())
+            .map_err(|e| ConnectorError::InvalidDsn {
+                dsn: dsn.to_string(),
+                message: e.to_string().replace(dsn.expose(), &dsn.redacted()),
+            })?
+            // TIMESTAMP values are then UTC instants, which is how they are rendered (`…Z`).
+            .timezone(Some("+00:00".to_owned()))
+            .statement_cache_capacity(32);
+        let pool_size = pool.max_connections.max(1);
+        let pool = pool
+            .apply()
+            .after_connect(|conn: &mut sqlx::MySqlConnection, _| {
+                Box::pin(async move {
+                    conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(connect.clone());
+        Ok(MySqlWarehouse {
+            dsn,
+            connect,
+            pool,
+            pool_size,
+            flavor: OnceCell::new(),
+        })
+    }
+
+    /// The server flavour, once a connection has told it.
+    pub fn flavor(&self) -> Option<Flavor> {
+        self.flavor.get().copied()
+    }
+
+    fn map_connect(&self, error: sqlx::Error) -> ConnectorError {
+        connect_error(
+            &self.dsn,
+            self.connect.get_username(),
+            self.connect.get_database().unwrap_or_default(),
+            self.pool_size,
+            error,
+            classify,
+        )
+    }
+
+    /// Asks a fresh connection to kill whatever `connection_id` is running.
+    async fn kill_query(&self, connection_id: u64) {
+        let killed = async {
+            let mut conn = self.connect.connect().await?;
+            conn.execute(sqlx::AssertSqlSafe(format!("KILL QUERY {connection_id}")))
+                .await?;
+            conn.close().await
+        };
+        if let Err(error) = tokio::time::timeout(Duration::from_secs(5), killed)
+            .await
+            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+        {
+            tracing::warn!(target = %self.dsn.target(), %error, "could not kill a timed-out query");
+        }
+    }
+
+    /// Takes a pooled connection and opens a read-only transaction on it under the server's time limit.
+    /// Also returns the session's connection id, for `KILL QUERY`.
+    async fn begin(&self, timeout: Duration) -> Result<(PoolConnection<MySql>, u64), ConnectorError> {
+        let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
+        let flavor = match self.flavor.get() {
+            Some(flavor) => *flavor,
+            None => {
+                let version: String = sqlx::query_scalar("SELECT VERSION()")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| query_error(e, timeout))?;
+                let flavor = Flavor::from_version(&version);
+                let _ = self.flavor.set(flavor);
+                flavor
+            }
+        };
+        // Our own statements, formatted from integers: several per round trip over the text protocol.
+        let setup = format!(
+            "{}; START TRANSACTION READ ONLY; SELECT CONNECTION_ID()",
+            flavor.limit_statement(timeout)
+        );
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(setup))
+            .fetch_all(&mut *conn)
+            .await
+        {
+            Ok(rows) => {
+                let id = rows
+                    .first()
+                    .and_then(|r| r.try_get::<u64, _>(0).ok())
+                    .unwrap_or(0);
+                Ok((conn, id))
+            }
+            Err(e) => {
+                conn.close_on_drop();
+                Err(query_error(e, timeout))
+            }
+        }
+    }
+
+    /// Ends the transaction and turns the outcome of the work (bounded by the client-side grace timer)
+    /// into the caller's result.
+    async fn finish<T>(
+        &self,
+        (mut conn, connection_id): (PoolConnection<MySql>, u64),
+        outcome: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
+        timeout: Duration,
+    ) -> Result<T, ConnectorError> {
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                // The server did not stop the statement itself (MySQL limits only SELECTs): stop it
+                // from outside, and do not reuse a connection left mid-result.
+                conn.close_on_drop();
+                if connection_id != 0 {
+                    self.kill_query(connection_id).await;
+                }
+                return Err(ConnectorError::Timeout { timeout });
+            }
+        };
+        let outcome = match outcome {
+            // A broken socket or protocol error: do not give this connection to the next call.
+            Err(e) if !matches!(e, sqlx::Error::Database(_)) => {
+                conn.close_on_drop();
+                return Err(query_error(e, timeout));
+            }
+            outcome => outcome,
+        };
+        if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
+            conn.close_on_drop();
+        }
+        outcome.map_err(|e| query_error(e, timeout))
+    }
+}
+
+fn error_number(error: &dyn sqlx::error::DatabaseError) -> Option<u16> {
+    error
+        .try_downcast_ref::<MySqlDatabaseError>()
+        .map(MySqlDatabaseError::number)
+}
+
+fn classify(error: &dyn sqlx::error::DatabaseError) -> Refusal {
+    match error_number(error) {
+        // ER_ACCESS_DENIED_ERROR: wrong user or password.
+        Some(1045) => Refusal::Auth,
+        // ER_BAD_DB_ERROR, and ER_DBACCESS_DENIED_ERROR, which is what a user without rights on a
+        // database gets whether or not it exists.
+        Some(1049 | 1044) => Refusal::UnknownDatabase,
+        _ => Refusal::Other,
+    }
+}
+
+fn query_error(error: sqlx::Error, timeout: Duration) -> ConnectorError {
+    match &error {
+        sqlx::Error::Database(db) => match error_number(db.as_ref()) {
+            // MySQL ER_QUERY_TIMEOUT, MariaDB ER_STATEMENT_TIMEOUT, ER_QUERY_INTERRUPTED (KILL QUERY).
+            Some(3024 | 1969 | 1317) => ConnectorError::Timeout { timeout },
+            _ => ConnectorError::Query {
+                message: db.message().to_owned(),
+            },
+        },
+        _ => ConnectorError::Query {
+            message: error.to_string(),
+        },
+    }
+}
+
+fn columns_of(columns: &[sqlx::mysql::MySqlColumn]) -> Vec<Column> {
+    columns
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_owned(),
+            type_name: c.type_info().name().to_owned(),
+        })
+        .collect()
+}
+
+fn row_cells(row: &MySqlRow, columns: &[Column]) -> Result<Vec<Cell>, sqlx::Error> {
+    let mut cells = Vec::with_capacity(columns.len());
+    for (i, column) in columns.iter().enumerate() {
+        let bytes: Option<&[u8]> = row.try_get_unchecked(i)?;
+        cells.push(match bytes {
+            None => Cell::Null,
+            Some(bytes) => convert::cell(&column.type_name, bytes),
+        });
+    }
+    Ok(cells)
+}
+
+async fn fetch(
+    conn: &mut sqlx::MySqlConnection,
+    sql: &str,
+    max_rows: usize,
+) -> Result<QueryResult, sqlx::Error> {
+    let mut columns = None;
+    let mut rows = Vec::new();
+    let mut truncated = false;
+    {
+        let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .persistent(false)
+            .fetch(&mut *conn);
+        while let Some(row) = stream.try_next().await? {
+            let cols = columns.get_or_insert_with(|| columns_of(row.columns()));
+            if rows.len() == max_rows {
+                truncated = true;
+                break;
+            }
+            rows.push(row_cells(&row, cols)?);
+        }
+    }
+    let columns = match columns {
+        Some(columns) => columns,
+        // No row, no column metadata in hand: prepare the statement to learn its columns.
+        None => {
+            let statement = conn
+                .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)))
+                .await?;
+            columns_of(sqlx::Statement::columns(&statement))
+        }
+    };
+    Ok(QueryResult {
+        columns,
+        rows,
+        truncated,
+    })
+}
+
+#[async_trait::async_trait]
+impl Warehouse for MySqlWarehouse {
+    fn kind(&self) -> ConnectorKind {
+        ConnectorKind::MySql
+    }
+
+    async fn query(&self, sql: &str, options: QueryOptions) -> Result<QueryResult, ConnectorError> {
+        let mut session = self.begin(options.timeout).await?;
+        let outcome = tokio::time::timeout(
+            options.timeout + CLIENT_GRACE,
+            fetch(&mut session.0, sql, options.max_rows),
+        )
+        .await;
+        self.finish(session, outcome, options.timeout).await
+    }
+
+    async fn list_tables(&self) -> Result<Vec<TableSummary>, ConnectorError> {
+        let mut session = self.begin(INTROSPECTION_TIMEOUT).await?;
+        let outcome =
+            tokio::time::timeout(INTROSPECTION_TIMEOUT, introspect::list_tables(&mut session.0)).await;
+        self.finish(session, outcome, INTROSPECTION_TIMEOUT).await
+    }
+
+    async fn describe_table(&self, table: &TableRef) -> Result<Option<TableDetail>, ConnectorError> {
+        let mut session = self.begin(INTROSPECTION_TIMEOUT).await?;
+        let outcome = tokio::time::timeout(
+            INTROSPECTION_TIMEOUT,
+            introspect::describe_table(&mut session.0, table),
+        )
+        .await;
+        self.finish(session, outcome, INTROSPECTION_TIMEOUT).await
+    }
+
+    async fn ping(&self) -> Result<(), ConnectorError> {
+        let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
+        conn.execute("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| query_error(e, INTROSPECTION_TIMEOUT))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn flavours_and_their_limits() {
+        assert_eq!(Flavor::from_version("10.11.6-MariaDB-0+deb12u1"), Flavor::MariaDb);
+        assert_eq!(Flavor::from_version("8.4.3"), Flavor::MySql);
+        assert_eq!(
+            Flavor::MySql.limit_statement(Duration::from_millis(1500)),
+            "SET SESSION max_execution_time = 1500"
+        );
+        assert_eq!(
+            Flavor::MariaDb.limit_statement(Duration::from_millis(1500)),
+            "SET SESSION max_statement_time = 1.500"
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The checks every engine must pass, written once. Each engine module builds a [`Fixture`] and runs
+//! them through the `conformance!` macro, so a failure names the engine and the check.
+
+use std::time::{Duration, Instant};
+
+use pretty_assertions::assert_eq;
+use serde_json::{Value, json};
+use sluice_connectors::{ConnectorError, QueryOptions, TableKind, TableRef, Warehouse};
+
+/// An engine loaded with the fixture schema, plus the engine-specific SQL the checks need.
+pub struct Fixture {
+    pub warehouse: Box<dyn Warehouse>,
+    /// A read-only statement that runs for minutes.
+    pub slow_sql: &'static str,
+    /// Counts the server's running copies of `slow_sql` (its own activity view); `None` for embedded
+    /// engines, where the statement runs inside this process.
+    pub activity_sql: Option<&'static str>,
+    /// Keeps temporary files (SQLite/DuckDB) alive.
+    pub _keep: Option<tempfile::TempDir>,
+}
+
+pub fn options(max_rows: usize, timeout: Duration) -> QueryOptions {
+    QueryOptions { max_rows, timeout }
+}
+
+fn normal() -> QueryOptions {
+    options(1_000, Duration::from_secs(30))
+}
+
+/// Every value of `type_samples` row 1, as JSON; engines without a type lack the column.
+fn expected_samples() -> serde_json::Map<String, Value> {
+    let value = json!({
+        "id": 1,
+        "small_int": -32768,
+        "int_val": 42,
+        "big_int": "9007199254740993",
+        "exact": "12345.678900",
+        "single": 1.1,
+        "double_val": 0.5,
+        "flag": true,
+        "label": "héllo \"world\"",
+        "day": "2024-02-29",
+        "clock": "13:45:30.250000",
+        "stamp": "2024-02-29T13:45:30",
+        "instant": "2024-02-29T13:45:30Z",
+        "span": "P1Y2M3DT4H5M6S",
+        "uid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "doc": {"a": [1, 2], "b": null},
+        "nums": [1, 2, 3],
+        "raw": "aGk=",
+        "nothing": null,
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => unreachable!(),
+    }
+}
+
+pub async fn types_round_trip(f: Fixture) {
+    let result = f
+        .warehouse
+        .query("SELECT * FROM type_samples ORDER BY id", normal())
+        .await
+        .unwrap();
+    let expected = expected_samples();
+    assert_eq!(result.rows.len(), 1);
+    assert!(!result.truncated);
+    let mut got = serde_json::Map::new();
+    for (column, cell) in result.columns.iter().zip(&result.rows[0]) {
+        assert!(
+            !column.type_name.is_empty(),
+            "column {} has no type name",
+            column.name
+        );
+        assert!(
+            expected.contains_key(&column.name),
+            "unexpected column {}",
+            column.name
+        );
+        got.insert(column.name.clone(), cell.clone());
+    }
+    let wanted: serde_json::Map<String, Value> = expected
+        .into_iter()
+        .filter(|(k, _)| got.contains_key(k))
+        .collect();
+    assert_eq!(Value::Object(got), Value::Object(wanted));
+}
+
+pub async fn reads_stop_at_the_cap(f: Fixture) {
+    let sql = "SELECT id, name FROM customers ORDER BY id";
+    let capped = f
+        .warehouse
+        .query(sql, options(2, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(
+        capped.rows,
+        vec![vec![json!(1), json!("Ada")], vec![json!(2), json!("Grace")]]
+    );
+    assert!(capped.truncated);
+    let exact = f
+        .warehouse
+        .query(sql, options(3, Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!(exact.rows.len(), 3);
+    assert!(!exact.truncated);
+}
+
+pub async fn empty_results_keep_their_columns(f: Fixture) {
+    let result = f
+        .warehouse
+        .query("SELECT id, name FROM customers WHERE id < 0", normal())
+        .await
+        .unwrap();
+    let names: Vec<&str> = result.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["id", "name"]);
+    assert!(result.rows.is_empty());
+}
+
+async fn count(w: &dyn Warehouse, table: &str) -> Value {
+    let result = w
+        .query(&format!("SELECT count(*) AS n FROM {table}"), normal())
+        .await
+        .unwrap();
+    result.rows[0][0].clone()
+}
+
+/// Statements that slipped past governance (the connector called directly) fail at the engine, and
+/// nothing changed afterwards.
+pub async fn writes_fail_at_the_engine(f: Fixture) {
+    let w = f.warehouse.as_ref();
+    for sql in [
+        "INSERT INTO customers (id, name) VALUES (99, 'Mallory')",
+        "UPDATE customers SET name = 'Mallory'",
+        "DELETE FROM order_items",
+        "CREATE TABLE planted (a integer)",
+        "DROP TABLE order_items",
+        "ALTER TABLE customers ADD COLUMN planted integer",
+    ] {
+        match w.query(sql, normal()).await {
+            Err(ConnectorError::Query { message }) => assert!(!message.is_empty(), "{sql}"),
+            other => panic!("{sql}: expected an engine error, got {other:?}"),
+        }
+    }
+    assert_eq!(count(w, "customers").await, json!(3));
+    assert_eq!(count(w, "order_items").await, json!(3));
+    let names: Vec<String> = w
+        .list_tables()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert!(!names.contains(&"planted".to_owned()), "{names:?}");
+    let customers = w
+        .describe_table(&TableRef::parse("customers").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(customers.columns.len(), 4);
+}
+
+async fn running(w: &dyn Warehouse, activity_sql: &str) -> i64 {
+    let result = w.query(activity_sql, normal()).await.unwrap();
+    let cell = &result.rows[0][0];
+    cell.as_i64()
+        .or_else(|| cell.as_str().and_then(|s| s.parse().ok()))
+        .unwrap()
+}
+
+/// A statement past its timeout fails with `Timeout` promptly, and the server is no longer running it.
+pub async fn timeouts_cancel_on_the_server(f: Fixture) {
+    let w: std::sync::Arc<dyn Warehouse> = std::sync::Arc::from(f.warehouse);
+    let timeout = Duration::from_millis(1_500);
+    let started = Instant::now();
+    let slow = {
+        let w = std::sync::Arc::clone(&w);
+        tokio::spawn(async move { w.query(f.slow_sql, options(10, timeout)).await })
+    };
+    if let Some(activity_sql) = f.activity_sql {
+        // The activity query must see the statement while it runs, or its later zero would prove nothing.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(
+            running(w.as_ref(), activity_sql).await,
+            1,
+            "the slow statement should be running"
+        );
+    }
+    match slow.await.unwrap() {
+        Err(ConnectorError::Timeout { timeout: t }) => assert_eq!(t, timeout),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed < timeout + Duration::from_secs(3), "took {elapsed:?}");
+    if let Some(activity_sql) = f.activity_sql {
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let n = running(w.as_ref(), activity_sql).await;
+            if n == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server still runs the statement ({n})"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The connection that ran it is usable again (or was replaced).
+    assert_eq!(count(w.as_ref(), "customers").await, json!(3));
+}
+
+pub async fn introspection(f: Fixture) {
+    let w = f.warehouse.as_ref();
+    let tables = w.list_tables().await.unwrap();
+    let find = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} in {tables:?}"))
+    };
+    assert_eq!(find("customers").kind, TableKind::Table);
+    assert_eq!(find("customers").column_count, 4);
+    assert!(find("customers").row_estimate.is_some(), "{tables:?}");
+    assert_eq!(find("big_orders").kind, TableKind::View);
+    assert_eq!(find("big_orders").row_estimate, None);
+
+    let orders = w
+        .describe_table(&TableRef::parse("ORDERS").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(orders.name, "orders");
+    assert_eq!(orders.primary_key, ["id"]);
+    assert_eq!(orders.foreign_keys.len(), 1);
+    assert_eq!(orders.foreign_keys[0].columns, ["customer_id"]);
+    assert_eq!(orders.foreign_keys[0].referenced_table, "customers");
+    assert_eq!(orders.foreign_keys[0].referenced_columns, ["id"]);
+    let columns: Vec<(&str, bool, bool)> = orders
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.nullable, c.primary_key))
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            ("id", false, true),
+            ("customer_id", false, false),
+            ("amount", true, false),
+            ("placed_at", true, false)
+        ]
+    );
+
+    let items = w
+        .describe_table(&TableRef::parse("order_items").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(items.primary_key, ["order_id", "line"]);
+    assert_eq!(items.foreign_keys[0].referenced_table, "orders");
+
+    let view = w
+        .describe_table(&TableRef::parse("big_orders").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.kind, TableKind::View);
+    assert!(
+        w.describe_table(&TableRef::parse("no_such_table").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A name is data, never SQL.
+    assert!(
+        w.describe_table(&TableRef::parse("customers' OR '1'='1").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    w.ping().await.unwrap();
+}
+
+/// Runs every conformance check for one engine; `$open` is an async fn returning a [`Fixture`].
+macro_rules! conformance {
+    ($open:path) => {
+        mod conformance {
+            use crate::suite::conformance as c;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn types_round_trip() {
+                c::types_round_trip($open().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn reads_stop_at_the_cap() {
+                c::reads_stop_at_the_cap($open().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn empty_results_keep_their_columns() {
+                c::empty_results_keep_their_columns($open().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn writes_fail_at_the_engine() {
+                c::writes_fail_at_the_engine($open().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn timeouts_cancel_on_the_server() {
+                c::timeouts_cancel_on_the_server($open().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn introspection() {
+                c::introspection($open().await).await;
+            }
+        }
+    };
+}
+pub(crate) use conformance;

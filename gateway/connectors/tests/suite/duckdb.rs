@@ -1,0 +1,51 @@
+//! DuckDB: the conformance checks on a file built from the fixture, and the external-access wall.
+
+use std::time::Duration;
+
+use sluice_connectors::ConnectorError;
+use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
+
+use super::conformance::{Fixture, conformance, options};
+use super::servers::fixture_sql;
+
+async fn open() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fixture.duckdb");
+    {
+        let conn = duckdb::Connection::open(&path).unwrap();
+        conn.execute_batch(&fixture_sql("duckdb.sql")).unwrap();
+    }
+    Fixture {
+        warehouse: Box::new(DuckDbWarehouse::new(&path, DuckDbOptions::default())),
+        slow_sql: "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b",
+        activity_sql: None,
+        _keep: Some(dir),
+    }
+}
+
+conformance!(super::open);
+
+#[tokio::test]
+async fn files_and_other_databases_are_out_of_reach() {
+    let fixture = open().await;
+    let w = fixture.warehouse.as_ref();
+    let out = tempfile::tempdir().unwrap();
+    let copy_target = out.path().join("leak.csv");
+    let attach_target = out.path().join("planted.duckdb");
+    for sql in [
+        format!("COPY customers TO '{}'", copy_target.display()),
+        "SELECT * FROM read_csv('/etc/passwd')".to_owned(),
+        "SELECT * FROM '/etc/passwd'".to_owned(),
+        format!("ATTACH '{}' AS planted", attach_target.display()),
+        "SET enable_external_access = true".to_owned(),
+        "INSTALL httpfs".to_owned(),
+    ] {
+        let result = w.query(&sql, options(10, Duration::from_secs(10))).await;
+        assert!(
+            matches!(result, Err(ConnectorError::Query { .. })),
+            "{sql}: {result:?}"
+        );
+    }
+    assert!(!copy_target.exists());
+    assert!(!attach_target.exists());
+}

@@ -1,0 +1,8 @@
+//! One module per engine, each running the shared conformance checks plus its own.
+
+mod conformance;
+mod duckdb;
+mod mariadb;
+mod postgres;
+mod servers;
+mod sqlite;

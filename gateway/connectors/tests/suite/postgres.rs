@@ -1,0 +1,134 @@
+//! PostgreSQL: the conformance checks, connection failures, TLS pass-through and pool recovery.
+
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+use serde_json::json;
+use sluice_connectors::postgres::PostgresWarehouse;
+use sluice_connectors::{ConnectorError, PoolOptions, Warehouse};
+
+use super::conformance::{Fixture, conformance, options};
+use super::servers::{Engine, Server, closed_port};
+
+const SLOW: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2000000000) \
+                    SELECT count(*) FROM r";
+
+fn quick_pool() -> PoolOptions {
+    PoolOptions {
+        max_connections: 3,
+        acquire_timeout: Duration::from_secs(3),
+        ..PoolOptions::default()
+    }
+}
+
+async fn open() -> Fixture {
+    let server = Server::shared(Engine::Postgres);
+    Fixture {
+        warehouse: Box::new(PostgresWarehouse::new(server.dsn.as_str(), PoolOptions::default()).unwrap()),
+        slow_sql: SLOW,
+        activity_sql: Some(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE state = 'active' AND query LIKE '%RECURSIVE r(n)%' AND pid <> pg_backend_pid()",
+        ),
+        _keep: None,
+    }
+}
+
+conformance!(super::open);
+
+fn error_of(result: Result<impl std::fmt::Debug, ConnectorError>) -> ConnectorError {
+    result.expect_err("expected an error")
+}
+
+#[tokio::test]
+async fn wrong_password_is_an_auth_error_that_hides_the_password() {
+    let server = Server::shared(Engine::Postgres);
+    let w =
+        PostgresWarehouse::new(server.dsn_with("app", "not-the-password", "sluice"), quick_pool()).unwrap();
+    let error = error_of(w.ping().await);
+    assert!(matches!(error, ConnectorError::Auth { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&format!("127.0.0.1:{}/sluice", server.port)),
+        "{message}"
+    );
+    assert!(message.contains("'app'"), "{message}");
+    assert!(!message.contains("not-the-password"), "{message}");
+    assert!(!format!("{w:?}").contains("not-the-password"));
+}
+
+#[tokio::test]
+async fn unknown_database_is_named() {
+    let server = Server::shared(Engine::Postgres);
+    let w = PostgresWarehouse::new(server.dsn_with("app", "app-secret", "nowhere"), quick_pool()).unwrap();
+    let error = error_of(w.query("SELECT 1", options(10, Duration::from_secs(5))).await);
+    assert!(
+        matches!(&error, ConnectorError::UnknownDatabase { database, .. } if database == "nowhere"),
+        "{error:?}"
+    );
+    assert!(!error.to_string().contains("app-secret"));
+}
+
+#[tokio::test]
+async fn unreachable_host_is_reported_after_the_acquire_timeout() {
+    let port = closed_port();
+    let w = PostgresWarehouse::new(
+        format!("postgres://app:app-secret@127.0.0.1:{port}/sluice"),
+        quick_pool(),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let error = error_of(w.ping().await);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(error, ConnectorError::Unreachable { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+    assert!(!message.contains("app-secret"), "{message}");
+}
+
+#[tokio::test]
+async fn sslmode_passes_through_to_the_driver() {
+    // The test server has no TLS: `require` must fail the handshake, `disable` must connect.
+    let server = Server::shared(Engine::Postgres);
+    let require = PostgresWarehouse::new(format!("{}?sslmode=require", server.dsn), quick_pool()).unwrap();
+    let error = error_of(require.ping().await);
+    assert!(matches!(error, ConnectorError::Unreachable { .. }), "{error:?}");
+    let disable = PostgresWarehouse::new(format!("{}?sslmode=disable", server.dsn), quick_pool()).unwrap();
+    disable.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn only_one_statement_runs() {
+    let server = Server::shared(Engine::Postgres);
+    let w = PostgresWarehouse::new(server.dsn.as_str(), quick_pool()).unwrap();
+    let result = w
+        .query("SELECT 1; SELECT 2", options(10, Duration::from_secs(5)))
+        .await;
+    assert!(matches!(result, Err(ConnectorError::Query { .. })), "{result:?}");
+    // Nor can a statement switch the transaction back to read-write.
+    let result = w
+        .query("SET TRANSACTION READ WRITE", options(10, Duration::from_secs(5)))
+        .await;
+    assert!(result.is_err(), "{result:?}");
+}
+
+async fn customers(w: &dyn Warehouse) -> Result<serde_json::Value, ConnectorError> {
+    let result = w
+        .query(
+            "SELECT count(*) FROM customers",
+            options(10, Duration::from_secs(5)),
+        )
+        .await?;
+    Ok(result.rows[0][0].clone())
+}
+
+#[tokio::test]
+async fn the_pool_recovers_after_a_server_restart() {
+    let server = Server::private(Engine::Postgres);
+    let w = PostgresWarehouse::new(server.dsn.as_str(), quick_pool()).unwrap();
+    assert_eq!(customers(&w).await.unwrap(), json!(3));
+    server.stop();
+    assert!(customers(&w).await.is_err());
+    server.start();
+    assert_eq!(customers(&w).await.unwrap(), json!(3));
+}

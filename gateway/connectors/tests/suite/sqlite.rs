@@ -1,0 +1,87 @@
+//! SQLite: the conformance checks on a file built from the fixture, plus file-level guarantees.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use pretty_assertions::assert_eq;
+use sluice_connectors::sqlite::SqliteWarehouse;
+use sluice_connectors::{ConnectorError, PoolOptions, Warehouse};
+use sqlx::Connection as _;
+
+use super::conformance::{Fixture, conformance, options};
+use super::servers::fixture_sql;
+
+const SLOW: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2000000000) \
+                    SELECT count(*) FROM r";
+
+/// A fresh database file loaded with the fixture, written through a separate read-write connection.
+async fn fixture_file() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fixture.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .unwrap()
+        .create_if_missing(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(fixture_sql("sqlite.sql")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    (dir, path)
+}
+
+async fn open() -> Fixture {
+    let (dir, path) = fixture_file().await;
+    Fixture {
+        warehouse: Box::new(
+            SqliteWarehouse::new(path.display().to_string(), PoolOptions::default()).unwrap(),
+        ),
+        slow_sql: SLOW,
+        activity_sql: None,
+        _keep: Some(dir),
+    }
+}
+
+conformance!(super::open);
+
+#[tokio::test]
+async fn the_file_is_untouched_by_write_attempts() {
+    let (_dir, path) = fixture_file().await;
+    let before = std::fs::read(&path).unwrap();
+    let w = SqliteWarehouse::new(format!("sqlite://{}", path.display()), PoolOptions::default()).unwrap();
+    for sql in [
+        "INSERT INTO customers (id, name) VALUES (9, 'x')",
+        "PRAGMA query_only = OFF",
+        "VACUUM",
+    ] {
+        let _ = w.query(sql, options(10, Duration::from_secs(5))).await;
+    }
+    // query_only could be switched off by a statement, but the file itself is opened read-only.
+    let result = w
+        .query("DELETE FROM customers", options(10, Duration::from_secs(5)))
+        .await;
+    assert!(matches!(result, Err(ConnectorError::Query { .. })), "{result:?}");
+    drop(w);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    assert!(!path.with_extension("db-wal").exists());
+}
+
+#[tokio::test]
+async fn attaching_another_file_cannot_create_it() {
+    let (dir, path) = fixture_file().await;
+    let w = SqliteWarehouse::new(path.display().to_string(), PoolOptions::default()).unwrap();
+    let target = dir.path().join("planted.db");
+    let sql = format!("ATTACH DATABASE '{}' AS planted", target.display());
+    let _ = w.query(&sql, options(10, Duration::from_secs(5))).await;
+    assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn a_missing_file_is_not_found_and_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.db");
+    let w = SqliteWarehouse::new(path.display().to_string(), PoolOptions::default()).unwrap();
+    let error = w.ping().await.expect_err("no file");
+    assert!(matches!(error, ConnectorError::NotFound { .. }), "{error:?}");
+    assert!(!path.exists());
+}
