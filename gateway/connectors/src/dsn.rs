@@ -29,6 +29,20 @@ impl Dsn {
         })
     }
 
+    /// Removes this DSN's secrets from a driver message: the whole connection string, should the driver
+    /// quote it, and the password wherever it appears on its own.
+    pub(crate) fn scrub(&self, message: &str) -> String {
+        let mut out = message.replace(&self.0, &self.redacted());
+        if let Some(password) = url::Url::parse(&self.0)
+            .ok()
+            .and_then(|u| u.password().map(str::to_owned))
+            && !password.is_empty()
+        {
+            out = out.replace(&password, "***");
+        }
+        out
+    }
+
     /// The string with every password replaced by `***`. A string that is not a URL (a SQLite path) has
     /// no password and is returned unchanged.
     pub fn redacted(&self) -> String {
@@ -120,6 +134,26 @@ impl From<&str> for Dsn {
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn scrub_removes_the_url_and_the_bare_password() {
+        let dsn = Dsn::new("postgres://app:s3cret@db:5432/sluice");
+        let cases = [
+            (
+                "bad url postgres://app:s3cret@db:5432/sluice",
+                "bad url postgres://app:***@db:5432/sluice",
+            ),
+            ("password s3cret rejected", "password *** rejected"),
+            ("nothing secret", "nothing secret"),
+        ];
+        for (message, expected) in cases {
+            assert_eq!(dsn.scrub(message), expected);
+        }
+        assert_eq!(
+            Dsn::new("/data/x.sqlite").scrub("no such file /data/x.sqlite"),
+            "no such file /data/x.sqlite"
+        );
+    }
 
     fn check(input: &str, redacted: &str, target: &str) {
         let dsn = Dsn::new(input);

@@ -85,7 +85,7 @@ impl MySqlWarehouse {
         let connect = MySqlConnectOptions::from_str(dsn.expose())
             .map_err(|e| ConnectorError::InvalidDsn {
                 dsn: dsn.to_string(),
-                message: e.to_string().replace(dsn.expose(), &dsn.redacted()),
+                message: dsn.scrub(&e.to_string()),
             })?
             // TIMESTAMP values are then UTC instants, which is how they are rendered (`…Z`).
             .timezone(Some("+00:00".to_owned()))

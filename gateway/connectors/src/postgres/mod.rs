@@ -56,7 +56,7 @@ impl PostgresWarehouse {
         let connect = PgConnectOptions::from_str(dsn.expose())
             .map_err(|e| ConnectorError::InvalidDsn {
                 dsn: dsn.to_string(),
-                message: scrub(&e.to_string(), &dsn),
+                message: dsn.scrub(&e.to_string()),
             })?
             .application_name("sluice")
             .options([("default_transaction_read_only", "on")])
@@ -136,14 +136,6 @@ impl PostgresWarehouse {
             conn.close_on_drop();
         }
         outcome.map_err(|e| query_error(e, timeout))
-    }
-}
-
-/// Removes the password from a driver message, should the driver ever quote the URL.
-fn scrub(message: &str, dsn: &Dsn) -> String {
-    match dsn.url().ok().and_then(|u| u.password().map(str::to_owned)) {
-        Some(password) if !password.is_empty() => message.replace(&password, "***"),
-        _ => message.to_owned(),
     }
 }
 
