@@ -11,12 +11,14 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Authenticator, Scopes, generate_key};
 use crate::config::Settings;
 use crate::error::GatewayError;
-use crate::mcp::{SluiceMcp, tools};
+use crate::mcp::SluiceMcp;
 use crate::pipeline::Pipeline;
 use crate::registry::{Registry, validate_name};
 use crate::secrets::{MasterKey, Secret, write_private};
-use crate::service::{ConnectorInfo, Services};
+use crate::service::Services;
 use crate::store::{ConnectionRecord, LOCAL_ORG, Store, now};
+use crate::tools::Catalogue;
+use crate::tools::info::ConnectorInfo;
 
 /// The opened data directory: settings, master key and store.
 pub struct Context {
@@ -194,13 +196,14 @@ pub async fn build(ctx: &Context) -> Result<Server, GatewayError> {
             read_only: true,
         })
         .collect();
-    let services = Services {
+    let services = Arc::new(Services {
         settings: Arc::clone(&settings),
         registry: Arc::clone(&registry),
         engines,
-    };
-    let pipeline = Pipeline::new(services, ctx.store.clone(), settings.audit_strict);
-    let tools = Arc::new(tools::catalogue());
+        store: ctx.store.clone(),
+    });
+    let pipeline = Pipeline::new(ctx.store.clone(), settings.audit_strict);
+    let catalogue = Arc::new(Catalogue::new(&services));
 
     let shutdown = CancellationToken::new();
     let auth = Authenticator::new(ctx.store.clone(), ctx.master.api_key_hasher()).await?;
@@ -216,7 +219,7 @@ pub async fn build(ctx: &Context) -> Result<Server, GatewayError> {
         &settings,
         ctx.store.clone(),
         auth,
-        move || SluiceMcp::new(Arc::clone(&pipeline), Arc::clone(&tools)),
+        move || SluiceMcp::new(Arc::clone(&pipeline), Arc::clone(&catalogue)),
         shutdown.clone(),
     );
     Ok(Server {

@@ -15,3 +15,4 @@ pub mod registry;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod tools;

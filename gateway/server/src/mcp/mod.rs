@@ -5,8 +5,7 @@
 // clients speak today (2025-06-18, 2025-11-25) define it and the conformance suite tests it.
 #![allow(deprecated)]
 
-mod render;
-pub mod tools;
+pub mod render;
 
 use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
@@ -20,7 +19,8 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::auth::AuthContext;
-use crate::pipeline::{CallContext, Pipeline, ToolOutput};
+use crate::pipeline::{CallContext, Pipeline};
+use crate::tools::{Catalogue, ToolOutput};
 
 /// Protocol revisions this server negotiates, oldest first.
 pub const SUPPORTED_PROTOCOLS: &[ProtocolVersion] = ProtocolVersion::KNOWN_VERSIONS;
@@ -35,15 +35,15 @@ statement without running it.";
 #[derive(Clone)]
 pub struct SluiceMcp {
     pipeline: Arc<Pipeline>,
-    tools: Arc<Vec<Tool>>,
+    catalogue: Arc<Catalogue>,
     log_level: Arc<RwLock<LoggingLevel>>,
 }
 
 impl SluiceMcp {
-    pub fn new(pipeline: Arc<Pipeline>, tools: Arc<Vec<Tool>>) -> Self {
+    pub fn new(pipeline: Arc<Pipeline>, catalogue: Arc<Catalogue>) -> Self {
         SluiceMcp {
             pipeline,
-            tools,
+            catalogue,
             log_level: Arc::new(RwLock::new(LoggingLevel::Info)),
         }
     }
@@ -70,24 +70,9 @@ fn call_context(context: &RequestContext<RoleServer>) -> Result<CallContext, Err
     Ok(CallContext { auth, session_id })
 }
 
-fn success(out: &ToolOutput) -> CallToolResult {
-    let structured = match out {
-        ToolOutput::Connections(v) => serde_json::to_value(v),
-        ToolOutput::Query(v) => serde_json::to_value(v),
-        ToolOutput::Validation(v) => serde_json::to_value(v),
-        ToolOutput::Tables(v) => serde_json::to_value(v),
-        ToolOutput::Table(v) => serde_json::to_value(v),
-        ToolOutput::ServerInfo(v) => serde_json::to_value(v),
-    };
-    let mut result = match structured {
-        Ok(value) => CallToolResult::structured(value),
-        Err(e) => {
-            return CallToolResult::error(vec![ContentBlock::text(format!(
-                "could not encode the result: {e}"
-            ))]);
-        }
-    };
-    result.content = vec![ContentBlock::text(render::output(out))];
+fn success(out: ToolOutput) -> CallToolResult {
+    let mut result = CallToolResult::structured(out.structured);
+    result.content = vec![ContentBlock::text(out.text)];
     result
 }
 
@@ -117,11 +102,13 @@ impl ServerHandler for SluiceMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.tools.as_ref().clone()))
+        Ok(ListToolsResult::with_all_items(
+            self.catalogue.tools().as_ref().clone(),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.tools.iter().find(|t| t.name == name).cloned()
+        self.catalogue.get(name).map(|s| s.tool.clone())
     }
 
     async fn call_tool(
@@ -130,10 +117,12 @@ impl ServerHandler for SluiceMcp {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let ctx = call_context(&context)?;
-        let call = tools::decode(&request.name, request.arguments)?;
-        let tool = call.name();
-        let result = match self.pipeline.run(&ctx, call).await {
-            Ok(out) => success(&out),
+        let (spec, call) = self
+            .catalogue
+            .prepare(&request.name, ctx.clone(), request.arguments)?;
+        let tool = spec.name();
+        let result = match self.pipeline.run(&ctx, tool, spec.scope, call).await {
+            Ok(out) => success(out),
             // Error results carry text only: structured content must match the tool's output schema,
             // which describes success.
             Err(e) => CallToolResult::error(vec![ContentBlock::text(render::error(tool, &e))]),

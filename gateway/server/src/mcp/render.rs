@@ -5,118 +5,14 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::pipeline::ToolOutput;
-use crate::service::{ErrorKind, QueryOutput, TableDescription, ToolError};
+use crate::service::{ErrorKind, QueryOutput, ToolError};
+use crate::tools::schema::TableDescription;
 
 /// Rows and characters shown as text; the structured result always carries every row.
 const TEXT_MAX_ROWS: usize = 200;
 const TEXT_MAX_CHARS: usize = 24_000;
 /// Long cells are shortened in the text rendering only.
 const CELL_MAX_CHARS: usize = 60;
-
-pub fn output(out: &ToolOutput) -> String {
-    match out {
-        ToolOutput::Connections(list) => {
-            if list.connections.is_empty() {
-                return "No database connections are configured. Add one with `sluice connection add`."
-                    .to_owned();
-            }
-            let mut text = String::new();
-            for c in &list.connections {
-                let _ = write!(text, "- {} ({}, dialect {})", c.name, c.kind, c.dialect);
-                if let Some(d) = &c.description {
-                    let _ = write!(text, " — {d}");
-                }
-                text.push('\n');
-            }
-            let _ = write!(text, "[{} connections]", list.connections.len());
-            text
-        }
-        ToolOutput::Query(q) => query(q),
-        ToolOutput::Validation(v) => {
-            let mut text = String::new();
-            if v.valid {
-                let _ = writeln!(text, "VALID ✓ ({} dialect)", v.dialect);
-                if let Some(sql) = &v.rewritten_sql {
-                    let _ = writeln!(text, "Runs as: {sql}");
-                }
-            } else {
-                let _ = writeln!(text, "INVALID ✗ ({} dialect)", v.dialect);
-            }
-            for f in &v.findings {
-                let _ = write!(text, "- [{}] {}", f.rule, f.message);
-                if let (Some(line), Some(column)) = (f.line, f.column) {
-                    let _ = write!(text, " (line {line}, column {column})");
-                }
-                text.push('\n');
-            }
-            text.trim_end().to_owned()
-        }
-        ToolOutput::Tables(t) => {
-            if t.tables.is_empty() {
-                return format!("Connection '{}' has no tables or views.", t.connection);
-            }
-            let header = ["table", "kind", "rows (est.)", "columns"]
-                .map(str::to_owned)
-                .to_vec();
-            let rows: Vec<Vec<String>> = t
-                .tables
-                .iter()
-                .map(|tb| {
-                    vec![
-                        format!("{}.{}", tb.schema, tb.name),
-                        tb.kind.clone(),
-                        tb.row_estimate
-                            .map(|r| r.to_string())
-                            .unwrap_or_else(|| "-".to_owned()),
-                        tb.column_count.to_string(),
-                    ]
-                })
-                .collect();
-            let mut text = table(&header, &rows);
-            let _ = write!(
-                text,
-                "\n[{} tables and views in '{}']",
-                t.tables.len(),
-                t.connection
-            );
-            text
-        }
-        ToolOutput::Table(d) => describe(d),
-        ToolOutput::ServerInfo(info) => {
-            let mut text = String::new();
-            let _ = writeln!(text, "{} {}", info.name, info.version);
-            let _ = writeln!(
-                text,
-                "MCP protocol versions: {}",
-                info.protocol_versions.join(", ")
-            );
-            let engines: Vec<String> = info
-                .connectors
-                .iter()
-                .map(|c| format!("{} ({})", c.kind, c.engine))
-                .collect();
-            let _ = writeln!(text, "Connectors: {}", engines.join(", "));
-            let _ = writeln!(text, "Sandbox: {} — {}", info.sandbox.status, info.sandbox.detail);
-            let _ = writeln!(
-                text,
-                "Limits: max_rows {}, default row_limit {}, query timeout {} ms, max request {} bytes",
-                info.limits.max_rows,
-                info.limits.default_row_limit,
-                info.limits.query_timeout_ms,
-                info.limits.max_request_bytes
-            );
-            let _ = write!(
-                text,
-                "Caller: org {}, key {}…, scopes {}",
-                info.caller.org,
-                info.caller.key_prefix,
-                info.caller.scopes.join(" ")
-            );
-            text
-        }
-    }
-}
 
 pub fn error(tool: &str, e: &ToolError) -> String {
     let mut text = match e.kind {
@@ -134,7 +30,7 @@ pub fn error(tool: &str, e: &ToolError) -> String {
     text
 }
 
-fn cell_text(v: &Value) -> String {
+pub fn cell_text(v: &Value) -> String {
     let s = match v {
         Value::Null => "NULL".to_owned(),
         Value::String(s) => s.clone(),
@@ -149,7 +45,7 @@ fn cell_text(v: &Value) -> String {
     }
 }
 
-fn table(header: &[String], rows: &[Vec<String>]) -> String {
+pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, c) in row.iter().enumerate() {
@@ -185,7 +81,7 @@ fn table(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn query(q: &QueryOutput) -> String {
+pub fn query(q: &QueryOutput) -> String {
     let header: Vec<String> = q.columns.iter().map(|c| c.name.clone()).collect();
     let mut shown = Vec::new();
     let mut chars = 0;
@@ -223,7 +119,7 @@ fn query(q: &QueryOutput) -> String {
     text.trim_start().to_owned()
 }
 
-fn describe(d: &TableDescription) -> String {
+pub fn describe(d: &TableDescription) -> String {
     let mut text = format!("{} {}.{}", d.kind, d.schema, d.name);
     if let Some(rows) = d.row_estimate {
         let _ = write!(text, " (~{rows} rows)");

@@ -1,0 +1,300 @@
+//! The tool catalogue: every tool's name, description, schemas and scope, and the handler behind it.
+//!
+//! Tools come in families, one module each (`query`, `schema`, `info`, …). A family builds [`ToolSpec`]s
+//! with [`spec`], capturing the state it needs; the MCP adapter looks a spec up by name, decodes the
+//! arguments (bad arguments are protocol errors, JSON-RPC -32602) and hands the pending call to the
+//! [`Pipeline`](crate::pipeline::Pipeline), which checks the scope before the handler does any work and
+//! audits the outcome. Names and parameters follow SignalPilot's gateway so that its users' skills keep
+//! working.
+
+pub mod info;
+pub mod query;
+pub mod schema;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use rmcp::ErrorData;
+use rmcp::handler::server::tool::{schema_for_input, schema_for_output};
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::auth::Scope;
+use crate::pipeline::CallContext;
+use crate::service::{Outcome, Services, ToolError};
+
+/// A successful tool result: the structured value (matching the tool's output schema) and its text.
+#[derive(Debug)]
+pub struct ToolOutput {
+    pub structured: serde_json::Value,
+    pub text: String,
+}
+
+/// The compact text an agent reads beside the structured result.
+pub trait Render {
+    fn render(&self) -> String;
+}
+
+/// A decoded call, ready to run; nothing happens until the pipeline polls it.
+pub type Pending = Pin<Box<dyn Future<Output = Outcome<ToolOutput>> + Send>>;
+
+type Handler = dyn Fn(CallContext, serde_json::Value) -> Result<Pending, ErrorData> + Send + Sync;
+
+/// What a tool does to the world, for the MCP annotations clients use to decide on confirmation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Reads only; the same call gives the same answer.
+    ReadOnly,
+    /// Changes state in the caller's own sandbox workspace (files, code runs); never data in a warehouse.
+    Writes,
+}
+
+/// A tool's fixed description.
+#[derive(Clone, Copy, Debug)]
+pub struct Meta {
+    pub name: &'static str,
+    pub title: &'static str,
+    pub description: &'static str,
+    /// The scope a key needs; `None` = any valid key.
+    pub scope: Option<Scope>,
+    pub effect: Effect,
+}
+
+/// One tool: its MCP description and the handler behind it.
+pub struct ToolSpec {
+    pub tool: Tool,
+    pub scope: Option<Scope>,
+    handler: Arc<Handler>,
+}
+
+impl std::fmt::Debug for ToolSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolSpec")
+            .field("name", &self.tool.name)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ToolSpec {
+    pub fn name(&self) -> &str {
+        &self.tool.name
+    }
+
+    /// Decodes the arguments; a decoding failure is the caller's protocol error and runs nothing.
+    pub fn prepare(&self, ctx: CallContext, arguments: Option<JsonObject>) -> Result<Pending, ErrorData> {
+        (self.handler)(ctx, serde_json::Value::Object(arguments.unwrap_or_default()))
+    }
+}
+
+fn annotations(meta: &Meta) -> ToolAnnotations {
+    let mut a = ToolAnnotations::new();
+    a.title = Some(meta.title.to_owned());
+    a.read_only_hint = Some(meta.effect == Effect::ReadOnly);
+    a.destructive_hint = Some(false);
+    a.idempotent_hint = Some(meta.effect == Effect::ReadOnly);
+    a.open_world_hint = Some(false);
+    a
+}
+
+/// Builds a tool from its description and an async handler taking the decoded arguments.
+pub fn spec<I, O, F, Fut>(meta: Meta, handler: F) -> ToolSpec
+where
+    I: DeserializeOwned + JsonSchema + Send + 'static,
+    O: Serialize + JsonSchema + Render + 'static,
+    F: Fn(CallContext, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Outcome<O>> + Send + 'static,
+{
+    // The argument types are plain structs; a schema failure is a programming error caught by the
+    // tools/list snapshot test, so fall back to an empty object schema rather than panicking.
+    let input = schema_for_input::<I>().unwrap_or_else(|_| Arc::new(JsonObject::new()));
+    let tool = Tool::new(meta.name, meta.description, input)
+        .with_title(meta.title)
+        .with_raw_output_schema(schema_for_output::<O>())
+        .with_annotations(annotations(&meta));
+    let name = meta.name;
+    let handler = move |ctx: CallContext, args: serde_json::Value| -> Result<Pending, ErrorData> {
+        let args: I = serde_json::from_value(args)
+            .map_err(|e| ErrorData::invalid_params(format!("invalid arguments for {name}: {e}"), None))?;
+        let fut = handler(ctx, args);
+        Ok(Box::pin(async move {
+            let outcome = fut.await;
+            let result = outcome.result.and_then(|o| {
+                let text = o.render();
+                serde_json::to_value(&o)
+                    .map(|structured| ToolOutput { structured, text })
+                    .map_err(|e| ToolError::failed(format!("could not encode the result: {e}")))
+            });
+            Outcome {
+                result,
+                audit: outcome.audit,
+            }
+        }) as Pending)
+    };
+    ToolSpec {
+        tool,
+        scope: meta.scope,
+        handler: Arc::new(handler),
+    }
+}
+
+/// Arguments of tools that take none; unknown keys are refused so that typos do not pass silently.
+#[derive(Debug, serde::Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// Every tool this gateway offers, in a stable order.
+#[derive(Debug)]
+pub struct Catalogue {
+    specs: Vec<ToolSpec>,
+    tools: Arc<Vec<Tool>>,
+}
+
+impl Catalogue {
+    pub fn new(services: &Arc<Services>) -> Self {
+        let mut specs = Vec::new();
+        specs.extend(schema::tools(services));
+        specs.extend(query::tools(services));
+        specs.extend(info::tools(services));
+        let tools = Arc::new(specs.iter().map(|s| s.tool.clone()).collect());
+        Catalogue { specs, tools }
+    }
+
+    pub fn tools(&self) -> &Arc<Vec<Tool>> {
+        &self.tools
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ToolSpec> {
+        self.specs.iter().find(|s| s.name() == name)
+    }
+
+    /// Looks the tool up and decodes its arguments; unknown tools and bad arguments are protocol errors
+    /// (JSON-RPC -32602), as the MCP specification asks.
+    pub fn prepare(
+        &self,
+        name: &str,
+        ctx: CallContext,
+        arguments: Option<JsonObject>,
+    ) -> Result<(&ToolSpec, Pending), ErrorData> {
+        let Some(spec) = self.get(name) else {
+            let names: Vec<&str> = self.specs.iter().map(ToolSpec::name).collect();
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool '{name}'; available tools: {}", names.join(", ")),
+                None,
+            ));
+        };
+        Ok((spec, spec.prepare(ctx, arguments)?))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! A catalogue over an empty registry, for unit tests of decoding and the pipeline.
+
+    use std::sync::Arc;
+
+    use crate::auth::{AuthContext, Scopes};
+    use crate::config::{Overrides, Settings};
+    use crate::pipeline::CallContext;
+    use crate::registry::Registry;
+    use crate::service::Services;
+    use crate::store::Store;
+
+    pub async fn services() -> (Arc<Services>, Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sluice.db")).await.unwrap();
+        let settings = Arc::new(Settings::resolve(Overrides::default()).unwrap());
+        let services = Arc::new(Services {
+            registry: Arc::new(Registry::new(Arc::clone(&settings))),
+            settings,
+            engines: vec![],
+            store: store.clone(),
+        });
+        (services, store, dir)
+    }
+
+    pub fn ctx() -> CallContext {
+        CallContext {
+            auth: AuthContext {
+                org_id: "local".into(),
+                key_id: "k".into(),
+                key_name: "test".into(),
+                key_prefix: "sluice_test".into(),
+                scopes: Scopes::all(),
+            },
+            session_id: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    fn args(v: serde_json::Value) -> Option<JsonObject> {
+        v.as_object().cloned()
+    }
+
+    #[tokio::test]
+    async fn decoding_errors_name_the_problem() {
+        let (services, _store, _dir) = testing::services().await;
+        let catalogue = Catalogue::new(&services);
+        let cases: Vec<(&str, serde_json::Value, &str)> = vec![
+            (
+                "nope",
+                serde_json::json!({}),
+                "unknown tool 'nope'; available tools: list_database_connections, list_tables",
+            ),
+            (
+                "query_database",
+                serde_json::json!({"connection_name": "demo"}),
+                "invalid arguments for query_database: missing field `sql`",
+            ),
+            (
+                "query_database",
+                serde_json::json!({"connection_name": "demo", "sql": "select 1", "row_limit": "ten"}),
+                "invalid type: string \"ten\", expected u64",
+            ),
+            (
+                "query_database",
+                serde_json::json!({"connection_name": "demo", "sql": "select 1", "row_limit": -1}),
+                "invalid value: integer `-1`, expected u64",
+            ),
+            (
+                "list_tables",
+                serde_json::json!({"connection_name": 5}),
+                "invalid type: integer `5`, expected a string",
+            ),
+            ("server_info", serde_json::json!({"x": 1}), "unknown field `x`"),
+        ];
+        for (name, a, expected) in cases {
+            let err = match catalogue.prepare(name, testing::ctx(), args(a)) {
+                Err(e) => e,
+                Ok(_) => panic!("{name}: decoded"),
+            };
+            assert_eq!(err.code, rmcp::model::ErrorCode::INVALID_PARAMS, "{name}");
+            assert!(err.message.contains(expected), "{name}: {}", err.message);
+        }
+    }
+
+    #[tokio::test]
+    async fn every_tool_has_schemas_and_a_unique_name() {
+        let (services, _store, _dir) = testing::services().await;
+        let catalogue = Catalogue::new(&services);
+        let mut names = std::collections::BTreeSet::new();
+        for t in catalogue.tools().iter() {
+            assert!(names.insert(t.name.to_string()), "duplicate tool {}", t.name);
+            assert!(t.output_schema.is_some(), "{}", t.name);
+            assert_eq!(
+                t.input_schema.get("type").and_then(|v| v.as_str()),
+                Some("object"),
+                "{}",
+                t.name
+            );
+        }
+    }
+}
