@@ -28,3 +28,5 @@ have cargo-nextest || cargo install --locked cargo-nextest
 ./sandbox/daemon/scripts/setup-python.sh >/dev/null
 # PostgreSQL and MariaDB from Debian's packages, for the connector suites (they start their own instances).
 ./tests/servers/start.sh install >/dev/null
+# Real dbt-core with dbt-duckdb (pinned, ~/.cache/sluice/dbt-venv): the fixtures' generator and `dbt parse` tests.
+bash ./tests/fixtures/dbt/install-dbt.sh >/dev/null

@@ -35,6 +35,20 @@ pub enum DbtError {
         /// Where the manifest was looked for.
         manifest: PathBuf,
     },
+    /// A fenced load (see `fs::load_project_within`) was led outside the directory it may read.
+    #[error(
+        "{what} resolves to {}, outside {}; only files inside the registered project are read",
+        path.display(),
+        fence.display()
+    )]
+    OutsideProject {
+        /// What pointed there: `dbt_project.yml`, `the target directory`, a project path.
+        what: String,
+        /// Where it resolves to.
+        path: PathBuf,
+        /// The directory reads must stay in.
+        fence: PathBuf,
+    },
     /// A `focus` value that none of the map views understands.
     #[error("unknown focus `{0}`: expected all, work_order, missing, stubs, sources, macros or model:<name>")]
     UnknownFocus(String),

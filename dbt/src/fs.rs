@@ -34,8 +34,52 @@ const EXTENSIONS: &[&str] = &["sql", "py", "yml", "yaml", "csv"];
 ///
 /// A missing artifact is not an error (the analysis reports it); an unreadable or malformed one is.
 pub fn load_project(project_dir: &Path, target_dir: Option<&Path>) -> Result<ProjectInput, DbtError> {
+    load(project_dir, target_dir, None)
+}
+
+/// [`load_project`] for a server that must read only inside `fence` (a canonical directory): a
+/// `target-path`, `model-paths` entry or `--target-dir` that resolves outside it is an error, and a file
+/// that is a symbolic link to somewhere outside it is skipped. A project's own `dbt_project.yml` cannot
+/// then lead the reader to other files on the host.
+pub fn load_project_within(
+    project_dir: &Path,
+    target_dir: Option<&Path>,
+    fence: &Path,
+) -> Result<ProjectInput, DbtError> {
+    load(project_dir, target_dir, Some(fence))
+}
+
+/// Whether `path`, with symbolic links followed, lies inside `fence`. A path that does not exist holds
+/// nothing to read, so it passes; what is read from it later is checked again.
+fn within(fence: Option<&Path>, path: &Path) -> bool {
+    match fence {
+        None => true,
+        Some(fence) => match std::fs::canonicalize(path) {
+            Ok(real) => real.starts_with(fence),
+            Err(_) => true,
+        },
+    }
+}
+
+fn check_within(fence: Option<&Path>, what: &str, path: &Path) -> Result<(), DbtError> {
+    match fence {
+        Some(f) if !within(fence, path) => Err(DbtError::OutsideProject {
+            what: what.to_owned(),
+            path: std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            fence: f.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn load(
+    project_dir: &Path,
+    target_dir: Option<&Path>,
+    fence: Option<&Path>,
+) -> Result<ProjectInput, DbtError> {
     let started = Instant::now();
     let dbt_project_path = project_dir.join("dbt_project.yml");
+    check_within(fence, "dbt_project.yml", &dbt_project_path)?;
     let dbt_project = read_text(&dbt_project_path, "dbt_project.yml")?;
     let config = dbt_project
         .as_ref()
@@ -50,6 +94,14 @@ pub fn load_project(project_dir: &Path, target_dir: Option<&Path>) -> Result<Pro
         project_dir.join(&target_rel)
     };
 
+    check_within(
+        fence,
+        "the target directory (target-path or --target-dir)",
+        &target,
+    )?;
+    for artifact in ["manifest.json", "catalog.json", "run_results.json"] {
+        check_within(fence, artifact, &target.join(artifact))?;
+    }
     let manifest_path = target.join("manifest.json");
     let manifest = read_artifact(&manifest_path, Manifest::from_reader)?;
     if dbt_project.is_none() && manifest.is_none() {
@@ -65,7 +117,13 @@ pub fn load_project(project_dir: &Path, target_dir: Option<&Path>) -> Result<Pro
         Some(_) => {
             let mut files = Vec::new();
             for root in config.scan_roots() {
-                walk(project_dir, &project_dir.join(root), &target, &mut files)?;
+                let dir = project_dir.join(root);
+                check_within(
+                    fence,
+                    &format!("the project path `{root}` in dbt_project.yml"),
+                    &dir,
+                )?;
+                walk(project_dir, &dir, &target, fence, &mut files)?;
             }
             files.sort_by(|a, b| a.path.cmp(&b.path));
             files.dedup_by(|a, b| a.path == b.path);
@@ -146,7 +204,13 @@ fn read_text(path: &Path, relative: &str) -> Result<Option<ProjectFile>, DbtErro
     }))
 }
 
-fn walk(project_dir: &Path, dir: &Path, target: &Path, out: &mut Vec<ProjectFile>) -> Result<(), DbtError> {
+fn walk(
+    project_dir: &Path,
+    dir: &Path,
+    target: &Path,
+    fence: Option<&Path>,
+    out: &mut Vec<ProjectFile>,
+) -> Result<(), DbtError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
@@ -172,7 +236,7 @@ fn walk(project_dir: &Path, dir: &Path, target: &Path, out: &mut Vec<ProjectFile
             if name.starts_with('.') || SKIP_DIRS.contains(&name.as_str()) || path == target {
                 continue;
             }
-            walk(project_dir, &path, target, out)?;
+            walk(project_dir, &path, target, fence, out)?;
             continue;
         }
         let ext = name
@@ -180,6 +244,10 @@ fn walk(project_dir: &Path, dir: &Path, target: &Path, out: &mut Vec<ProjectFile
             .map(|(_, e)| e.to_ascii_lowercase())
             .unwrap_or_default();
         if !EXTENSIONS.contains(&ext.as_str()) {
+            continue;
+        }
+        if !within(fence, &path) {
+            tracing::warn!(path = %path.display(), "skipped a link that leads out of the project");
             continue;
         }
         let relative = display_path(path.strip_prefix(project_dir).unwrap_or(&path));
@@ -267,6 +335,61 @@ mod tests {
         assert!(input.manifest.is_some());
         assert!(input.catalog.is_none());
         assert_eq!(input.target_dir, "target");
+    }
+
+    #[test]
+    fn a_fenced_load_stays_inside_the_project() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = std::fs::canonicalize(dir.path()).expect("canonical");
+        let project = base.join("p");
+        let outside = base.join("secret");
+        std::fs::create_dir_all(project.join("models")).expect("mkdir");
+        std::fs::create_dir_all(outside.join("models")).expect("mkdir");
+        std::fs::write(outside.join("models/leak.sql"), "select 'secret'").expect("write");
+        std::fs::write(outside.join("manifest.json"), "{}").expect("write");
+        std::fs::write(project.join("models/a.sql"), "select 1").expect("write");
+        std::os::unix::fs::symlink(outside.join("models/leak.sql"), project.join("models/link.sql"))
+            .expect("symlink");
+        let write_config = |text: &str| std::fs::write(project.join("dbt_project.yml"), text).expect("write");
+
+        write_config("name: p\n");
+        let files = |input: ProjectInput| -> Vec<String> {
+            input
+                .files
+                .map(|f| f.files.into_iter().map(|f| f.path).collect())
+                .unwrap_or_default()
+        };
+        // Unfenced (the CLI on the user's own machine) follows the link; fenced skips it.
+        let all = files(load_project(&project, None).expect("loads"));
+        assert_eq!(all, vec!["models/a.sql", "models/link.sql"]);
+        let fenced = files(load_project_within(&project, None, &project).expect("loads"));
+        assert_eq!(fenced, vec!["models/a.sql"]);
+
+        let cases = [
+            (
+                "name: p\nmodel-paths: ['../secret/models']\n",
+                None,
+                "the project path `../secret/models`",
+            ),
+            (
+                "name: p\ntarget-path: '../secret'\n",
+                None,
+                "the target directory",
+            ),
+            ("name: p\n", Some(outside.as_path()), "the target directory"),
+        ];
+        for (config, target, what) in cases {
+            write_config(config);
+            let err = load_project_within(&project, target, &project)
+                .expect_err("outside")
+                .to_string();
+            assert!(err.contains(what), "{config}: {err}");
+            assert!(err.contains("outside"), "{config}: {err}");
+            assert!(
+                load_project(&project, target).is_ok(),
+                "{config}: the CLI is not fenced"
+            );
+        }
     }
 
     #[test]

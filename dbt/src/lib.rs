@@ -10,6 +10,7 @@
 pub mod analyze;
 pub mod artifacts;
 pub mod cli;
+pub mod dbt_error;
 pub mod error;
 pub mod files;
 pub mod finding;
@@ -17,7 +18,9 @@ pub mod fs;
 pub mod jinja;
 pub mod project;
 pub mod render;
+pub mod skeleton;
 pub mod sql;
+pub mod verify;
 pub mod work_order;
 mod yaml;
 

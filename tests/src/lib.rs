@@ -91,6 +91,11 @@ impl Gateway {
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
+        // Starting the sandbox daemon (a gVisor self-test, the Python stack) costs seconds; the suites that
+        // use the sandbox ask for it, the others run without it.
+        if !launch.env.iter().any(|(k, _)| k == "SLUICE_SANDBOX") {
+            cmd.env("SLUICE_SANDBOX", "false");
+        }
         for (k, v) in &launch.env {
             cmd.env(k, v);
         }
@@ -153,6 +158,11 @@ impl Gateway {
         })
     }
 
+    /// The gateway's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Everything printed on stdout so far.
     pub fn printed(&self) -> String {
         self.stdout.lock().map(|l| l.join("\n")).unwrap_or_default()
@@ -192,6 +202,43 @@ impl Gateway {
     }
 }
 
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // The gateway itself is killed (kill_on_drop). A sandbox daemon it started does not die with it
+        // when the suites run as root: the kernel resets the daemon's parent-death signal when it switches
+        // to its unprivileged uid. Stop such children here so that no test leaves a daemon behind.
+        let Some(pid) = self.child.id() else { return };
+        for child in children_named(pid, "sluice-sandbox") {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &child.to_string()])
+                .status();
+        }
+    }
+}
+
+/// Direct children of `parent` whose command name is `name`.
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so split at the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let comm = head.split_once(" (").map(|(_, c)| c).unwrap_or_default();
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if comm == name && ppid == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
 /// Runs `sluice <args> --data-dir <dir>`.
 pub async fn cli(data_dir: &Path, args: &[&str]) -> Result<std::process::Output> {
     let out = Command::new(sluice_bin())
@@ -226,4 +273,144 @@ pub fn text(result: &CallToolResult) -> String {
         .filter_map(|c| c.as_text().map(|t| t.text.clone()))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The `sluice-sandbox` daemon binary beside `sluice` (`$SLUICE_SANDBOX_BIN` overrides).
+pub fn sandbox_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("SLUICE_SANDBOX_BIN") {
+        return PathBuf::from(path);
+    }
+    sluice_bin().with_file_name("sluice-sandbox")
+}
+
+/// The sandbox's Python for the suites: `$SLUICE_SANDBOX_PYTHON` (the venv the test command builds with
+/// pandas, pyarrow and duckdb), as the daemon's own suites use it.
+pub fn sandbox_python() -> Option<String> {
+    std::env::var("SLUICE_SANDBOX_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+fn runsc_installed() -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain(["/usr/bin".into(), "/usr/sbin".into(), "/usr/local/bin".into()])
+        .any(|d: PathBuf| d.join("runsc").is_file())
+}
+
+/// Every sandbox backend available here, as the daemon's suites choose them: native always, gVisor when
+/// `runsc` is installed; `SLUICE_TEST_REQUIRE_GVISOR=1` makes a missing runsc a failure.
+pub fn sandbox_backends() -> Result<Vec<&'static str>> {
+    if runsc_installed() {
+        return Ok(vec!["native", "gvisor"]);
+    }
+    if std::env::var_os("SLUICE_TEST_REQUIRE_GVISOR").is_some() {
+        bail!(
+            "SLUICE_TEST_REQUIRE_GVISOR is set but runsc is not installed (sandbox/daemon/scripts/install-runsc.sh)"
+        );
+    }
+    eprintln!("note: runsc is not installed, so only the native sandbox backend is tested");
+    Ok(vec!["native"])
+}
+
+/// Whether the suites run as root (CI does); the daemon then needs an unprivileged `--uid`.
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A `[sandbox]` config section for `sluice up` with the given backend and the suites' Python.
+pub fn sandbox_section(backend: &str) -> String {
+    let mut text = format!("[sandbox]\nbackend = \"{backend}\"\nmax_concurrency = 4\n");
+    if let Some(python) = sandbox_python() {
+        text.push_str(&format!("python = \"{python}\"\n"));
+    }
+    text
+}
+
+/// A sandbox daemon started by hand (for `sluice serve`), on a socket in its own temp dir.
+pub struct SandboxDaemon {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SandboxDaemon {
+    pub async fn start() -> Result<SandboxDaemon> {
+        let dir = tempfile::tempdir()?;
+        // The daemon's unprivileged uid must traverse the temp dir to reach its root.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))?;
+        let mut d = SandboxDaemon {
+            child: None,
+            socket: dir.path().join("sandbox.sock"),
+            root: dir.path().join("root"),
+            _dir: dir,
+        };
+        d.restart().await?;
+        Ok(d)
+    }
+
+    /// Starts the daemon (again) on the same socket and waits until it listens.
+    pub async fn restart(&mut self) -> Result<()> {
+        let mut cmd = Command::new(sandbox_bin());
+        cmd.arg("serve")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["--backend", "native"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(python) = sandbox_python() {
+            cmd.arg("--python").arg(python);
+        }
+        if running_as_root() {
+            cmd.args(["--uid", "65534"]);
+        }
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", sandbox_bin().display()))?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        let ready = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let done = line.contains("listening on");
+                seen.push(line);
+                if done {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        if !ready {
+            bail!("the sandbox daemon did not start:\n{}", seen.join("\n"));
+        }
+        // Keep draining its log so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Kills the daemon (SIGKILL) and waits for it.
+    pub async fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
 }

@@ -182,8 +182,14 @@ impl Catalog {
 /// Splits a possibly quoted, dotted name into its parts, honouring `"…"`, `` `…` `` and `[…]` quoting
 /// (with doubled quotes inside).
 pub(crate) fn split_qualified(name: &str) -> Vec<String> {
+    // Whitespace inside an unquoted part belongs to the name (`Order Lines`); around a part it does not.
+    let finish = |current: &mut String, quoted: bool, parts: &mut Vec<String>| {
+        let part = std::mem::take(current);
+        parts.push(if quoted { part } else { part.trim().to_string() });
+    };
     let mut parts = Vec::new();
     let mut current = String::new();
+    let mut quoted = false;
     let mut chars = name.trim().chars().peekable();
     while let Some(ch) = chars.next() {
         let close = match ch {
@@ -193,6 +199,8 @@ pub(crate) fn split_qualified(name: &str) -> Vec<String> {
             _ => None,
         };
         if let Some(close) = close {
+            quoted = true;
+            current = current.trim().to_string();
             while let Some(inner) = chars.next() {
                 if inner == close {
                     if chars.peek() == Some(&close) && close != ']' {
@@ -205,13 +213,18 @@ pub(crate) fn split_qualified(name: &str) -> Vec<String> {
                     current.push(inner);
                 }
             }
+            // Whitespace between a closing quote and the next dot is not part of the name.
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
         } else if ch == '.' {
-            parts.push(std::mem::take(&mut current));
-        } else if !ch.is_whitespace() {
+            finish(&mut current, quoted, &mut parts);
+            quoted = false;
+        } else {
             current.push(ch);
         }
     }
-    parts.push(current);
+    finish(&mut current, quoted, &mut parts);
     parts.retain(|p| !p.is_empty());
     parts
 }
@@ -241,8 +254,11 @@ mod tests {
 
     #[test]
     fn splits_quoted_names() {
-        let cases: [(&str, &[&str]); 5] = [
+        let cases: [(&str, &[&str]); 8] = [
             ("orders", &["orders"]),
+            ("Order Lines", &["Order Lines"]),
+            (" sales . Order Lines ", &["sales", "Order Lines"]),
+            ("\"Sales Data\" . \" padded \"", &["Sales Data", " padded "]),
             ("sales.orders", &["sales", "orders"]),
             ("\"Sales\".\"Order \"\"Items\"\"\"", &["Sales", "Order \"Items\""]),
             ("`db`.`my.table`", &["db", "my.table"]),

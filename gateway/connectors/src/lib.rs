@@ -102,6 +102,10 @@ pub trait Warehouse: Send + Sync + 'static {
     /// Columns, keys and size of one table; `Ok(None)` when no table has that name.
     async fn describe_table(&self, table: &TableRef) -> Result<Option<TableDetail>, ConnectorError>;
 
+    /// Everything about the connection's schemas the schema tools need (tables, views, columns, keys,
+    /// foreign keys, indexes, row estimates), read with a few fixed catalog queries, never one per table.
+    async fn snapshot(&self) -> Result<sluice_catalog::SchemaSnapshot, ConnectorError>;
+
     /// Checks that the warehouse can be reached and opened.
     async fn ping(&self) -> Result<(), ConnectorError>;
 }

@@ -81,6 +81,10 @@ impl Warehouse for Misconfigured {
         Err(self.error())
     }
 
+    async fn snapshot(&self) -> Result<sluice_catalog::SchemaSnapshot, ConnectorError> {
+        Err(self.error())
+    }
+
     async fn ping(&self) -> Result<(), ConnectorError> {
         Err(self.error())
     }

@@ -6,7 +6,7 @@ use crate::{ConnectorError, Dsn};
 
 /// How a connection's pool behaves. One pool per connection; connections are checked with a ping before
 /// they are handed out, so a pool whose server restarted heals on the next call.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PoolOptions {
     /// The most connections this gateway opens to the server.
     pub max_connections: u32,
@@ -30,6 +30,21 @@ impl Default for PoolOptions {
 }
 
 impl PoolOptions {
+    /// The defaults with a connection's own settings laid over them (`None` keeps the default).
+    pub fn with_overrides(
+        size: Option<u32>,
+        idle_timeout: Option<Duration>,
+        acquire_timeout: Option<Duration>,
+    ) -> PoolOptions {
+        let defaults = PoolOptions::default();
+        PoolOptions {
+            max_connections: size.unwrap_or(defaults.max_connections).max(1),
+            idle_timeout: idle_timeout.unwrap_or(defaults.idle_timeout),
+            acquire_timeout: acquire_timeout.unwrap_or(defaults.acquire_timeout),
+            max_lifetime: defaults.max_lifetime,
+        }
+    }
+
     pub(crate) fn apply<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
         sqlx::pool::PoolOptions::new()
             .max_connections(self.max_connections.max(1))

@@ -123,6 +123,113 @@ pub struct TableDetail {
     pub comment: Option<String>,
 }
 
+/// Collects what the fixed catalog queries of one engine return, row by row, into a catalog snapshot.
+///
+/// Each engine reads tables, columns, keys and indexes in a few set-wide queries (never one per table);
+/// rows arrive in any order and rows for relations the listing did not show (no privilege, system
+/// objects) are dropped, so a snapshot never names a table it cannot describe.
+#[derive(Default)]
+pub(crate) struct SnapshotBuilder {
+    schemas: std::collections::BTreeSet<String>,
+    tables: std::collections::BTreeMap<(String, String), sluice_catalog::Table>,
+}
+
+impl SnapshotBuilder {
+    pub(crate) fn schema(&mut self, schema: impl Into<String>) {
+        self.schemas.insert(schema.into());
+    }
+
+    pub(crate) fn table(
+        &mut self,
+        schema: &str,
+        name: &str,
+        kind: sluice_catalog::TableKind,
+        row_estimate: Option<u64>,
+        comment: Option<String>,
+    ) {
+        let mut table = sluice_catalog::Table::new(sluice_catalog::TableId::new(schema, name), kind);
+        table.row_estimate = row_estimate;
+        table.comment = comment.filter(|c| !c.is_empty());
+        self.schemas.insert(schema.to_owned());
+        self.tables.insert((schema.to_owned(), name.to_owned()), table);
+    }
+
+    fn get(&mut self, schema: &str, name: &str) -> Option<&mut sluice_catalog::Table> {
+        self.tables.get_mut(&(schema.to_owned(), name.to_owned()))
+    }
+
+    pub(crate) fn column(&mut self, schema: &str, table: &str, column: sluice_catalog::Column) {
+        if let Some(t) = self.get(schema, table) {
+            t.columns.push(column);
+        }
+    }
+
+    pub(crate) fn primary_key(&mut self, schema: &str, table: &str, columns: Vec<String>) {
+        if let Some(t) = self.get(schema, table) {
+            t.primary_key = columns;
+        }
+    }
+
+    pub(crate) fn unique(&mut self, schema: &str, table: &str, name: Option<String>, columns: Vec<String>) {
+        if let Some(t) = self.get(schema, table) {
+            t.unique_constraints
+                .push(sluice_catalog::UniqueConstraint { name, columns });
+        }
+    }
+
+    pub(crate) fn foreign_key(&mut self, schema: &str, table: &str, fk: sluice_catalog::ForeignKey) {
+        if let Some(t) = self.get(schema, table) {
+            t.foreign_keys.push(fk);
+        }
+    }
+
+    pub(crate) fn index(&mut self, schema: &str, table: &str, index: sluice_catalog::Index) {
+        if let Some(t) = self.get(schema, table) {
+            t.indexes.push(index);
+        }
+    }
+
+    /// The primary key of a collected table, to complete foreign keys that reference it implicitly.
+    pub(crate) fn primary_key_of(&self, schema: &str, table: &str) -> Vec<String> {
+        self.tables
+            .get(&(schema.to_owned(), table.to_owned()))
+            .map(|t| t.primary_key.clone())
+            .unwrap_or_default()
+    }
+
+    /// The snapshot, stamped with the time it was taken.
+    pub(crate) fn finish(self) -> sluice_catalog::SchemaSnapshot {
+        let captured_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let mut snapshot =
+            sluice_catalog::SchemaSnapshot::new(self.tables.into_values().collect(), captured_at);
+        snapshot.schemas = self.schemas.into_iter().collect();
+        snapshot
+    }
+}
+
+/// A column as the catalog stores it; `ordinal` is 1-based.
+pub(crate) fn catalog_column(
+    name: String,
+    data_type: String,
+    nullable: bool,
+    default: Option<String>,
+    comment: Option<String>,
+    ordinal: i64,
+) -> sluice_catalog::Column {
+    sluice_catalog::Column {
+        name,
+        data_type,
+        nullable,
+        default,
+        comment: comment.filter(|c| !c.is_empty()),
+        ordinal: u32::try_from(ordinal).unwrap_or(0),
+        samples: Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 //! the dialect's syntax, and hands back SQL rendered from the checked tree (verified to parse back to it).
 //! It does no I/O and never panics; see README.md for the rules and how they are tested.
 
+mod cte;
 mod dialect;
 mod duckdb;
 mod functions;
@@ -19,6 +20,7 @@ mod statement;
 mod verdict;
 mod walk;
 
+pub use cte::{CtePart, split_ctes};
 pub use dialect::Dialect;
 pub use policy::Policy;
 pub use verdict::{Decision, Finding, Redacted, Severity, Span, StatementKind, Verdict};

@@ -174,11 +174,20 @@ pub struct Server {
     pub shutdown: CancellationToken,
     registry: Arc<Registry>,
     store: Store,
+    /// The sandbox daemon `sluice up` runs beside the gateway; stopped after the HTTP drain.
+    sandbox_daemon: Option<crate::sandbox::daemon::Supervisor>,
+    sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
-/// Wires everything the server needs.
-pub async fn build(ctx: &Context) -> Result<Server, GatewayError> {
+/// Wires everything the server needs. With `launch_sandbox` (`sluice up`) the sandbox daemon is started
+/// as a child process and awaited; otherwise the configured daemon socket is used.
+pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, GatewayError> {
     let settings = Arc::clone(&ctx.settings);
+    let (sandbox, sandbox_plan) = crate::sandbox::daemon::configure(&settings, launch_sandbox);
+    let sandbox_daemon = match sandbox_plan {
+        Some(plan) => Some(crate::sandbox::daemon::Supervisor::start(plan, Arc::clone(&sandbox)).await),
+        None => None,
+    };
     let registry = Arc::new(Registry::new(Arc::clone(&settings)));
     registry.reload(&ctx.store, &ctx.master).await?;
 
@@ -201,6 +210,18 @@ pub async fn build(ctx: &Context) -> Result<Server, GatewayError> {
         registry: Arc::clone(&registry),
         engines,
         store: ctx.store.clone(),
+        sandbox: Arc::clone(&sandbox),
+        schema_cache: Arc::new(crate::schema_cache::SchemaCache::new(settings.schema_cache_ttl)),
+        cursors: Arc::new(crate::cursors::Cursors::new(
+            settings.cursor_ttl,
+            settings.max_cursors,
+            settings.max_cursor_bytes,
+        )),
+        budgets: Arc::new(crate::budgets::Budgets::new(
+            settings.budgets.clone(),
+            ctx.store.clone(),
+        )),
+        health: Arc::new(crate::health::Health::default()),
     });
     let pipeline = Pipeline::new(ctx.store.clone(), settings.audit_strict);
     let catalogue = Arc::new(Catalogue::new(&services));
@@ -227,6 +248,8 @@ pub async fn build(ctx: &Context) -> Result<Server, GatewayError> {
         shutdown,
         registry,
         store: ctx.store.clone(),
+        sandbox_daemon,
+        sandbox,
     })
 }
 
@@ -260,6 +283,12 @@ fn watch_connections(
 }
 
 impl Server {
+    /// One line on the sandbox for `sluice up` to print: its state, and why when it is not available.
+    pub async fn sandbox_summary(&self) -> String {
+        let state = self.sandbox.state().await;
+        format!("sandbox {}: {}", state.name(), state.detail())
+    }
+
     /// Serves until `shutdown` is cancelled or SIGINT/SIGTERM arrives, then drains for up to 10 s.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), GatewayError> {
         let shutdown = self.shutdown.clone();
@@ -285,6 +314,9 @@ impl Server {
             Ok(Ok(Err(e))) => tracing::error!(error = %e, "server error"),
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
             Err(_) => tracing::warn!("connections still open after 10 s; closing them"),
+        }
+        if let Some(daemon) = self.sandbox_daemon {
+            daemon.stop().await;
         }
         drop(self.registry);
         self.store.close().await;

@@ -49,6 +49,10 @@ pub struct ServeArgs {
     /// Host names accepted in the Host header (repeatable) [default: loopback names].
     #[arg(long = "allowed-host", env = "SLUICE_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Option<Vec<String>>,
+    /// Offer the Python sandbox [default: true]: `up` starts the sandbox daemon beside the gateway,
+    /// `serve` connects to the daemon at [sandbox] socket.
+    #[arg(long, env = "SLUICE_SANDBOX")]
+    pub sandbox: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +77,12 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage dbt projects (the directories the dbt tools may read).
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Validate, map or trace a dbt project from its artifacts, e.g. in CI (no gateway or data directory needed).
+    #[command(subcommand)]
+    Dbt(sluice_dbt::cli::Command),
     /// Show the newest audit records.
     Audit {
         #[command(flatten)]
@@ -125,6 +135,37 @@ pub enum ConnectionCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Register a dbt project directory (the one holding dbt_project.yml).
+    Add {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+        /// The project directory; stored canonical (absolute, symlinks resolved).
+        #[arg(long)]
+        dir: PathBuf,
+        /// The connection holding the warehouse this project builds (for the verification tools).
+        #[arg(long)]
+        connection: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List dbt projects (config and store).
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove a stored dbt project (its files are not touched).
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Create an API key and print it alone on stdout (it is shown only this once).
     Create {
@@ -163,6 +204,7 @@ fn settings(common: &Common, serve: Option<&ServeArgs>) -> Result<Settings> {
         overrides.query_timeout_ms = s.query_timeout_ms;
         overrides.stateless = s.stateless;
         overrides.allowed_hosts = s.allowed_hosts.clone();
+        overrides.sandbox = s.sandbox;
     }
     Ok(Settings::resolve(overrides)?)
 }
@@ -173,6 +215,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Serve { common, serve } => up(settings(&common, Some(&serve))?, false).await,
         Command::Connection(cmd) => connection(cmd).await,
         Command::Key(cmd) => key(cmd).await,
+        Command::Project(cmd) => project(cmd).await,
+        Command::Dbt(cmd) => dbt(&cmd),
         Command::Audit { common, limit } => {
             let ctx = Context::open(settings(&common, None)?).await?;
             let mut out = std::io::stdout().lock();
@@ -206,7 +250,9 @@ async fn up(settings: Settings, local: bool) -> Result<()> {
         tracing::warn!("no usable API key exists; create one with `sluice key create --name NAME`");
     }
 
-    let server = app::build(&ctx).await?;
+    // `up` runs the sandbox daemon beside the gateway; `serve` connects to the configured one.
+    let server = app::build(&ctx, local).await?;
+    let sandbox = server.sandbox_summary().await;
     let listener = tokio::net::TcpListener::bind(&ctx.settings.listen)
         .await
         .with_context(|| format!("could not listen on {}", ctx.settings.listen))?;
@@ -215,6 +261,7 @@ async fn up(settings: Settings, local: bool) -> Result<()> {
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "sluice: listening on {url}")?;
+    writeln!(out, "sluice: {sandbox}")?;
     if bootstrap.as_ref().is_some_and(|b| b.demo_created) {
         writeln!(out, "sluice: created the demo warehouse as connection 'demo'")?;
     }
@@ -367,4 +414,59 @@ async fn key(cmd: KeyCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn project(cmd: ProjectCommand) -> Result<()> {
+    match cmd {
+        ProjectCommand::Add {
+            common,
+            name,
+            dir,
+            connection,
+            description,
+        } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let record =
+                crate::projects::add(&ctx, &name, &dir, connection.as_deref(), description.as_deref())
+                    .await?;
+            println!("added project '{}' ({})", record.name, record.dir);
+            Ok(())
+        }
+        ProjectCommand::List { common } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let mut out = std::io::stdout().lock();
+            for p in crate::projects::list(&ctx.settings, &ctx.store, LOCAL_ORG).await? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    p.name,
+                    p.dir.display(),
+                    p.connection.as_deref().unwrap_or("-"),
+                    p.source.as_str(),
+                    p.description.as_deref().unwrap_or("")
+                )?;
+            }
+            Ok(())
+        }
+        ProjectCommand::Remove { common, name } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            crate::projects::remove(&ctx, &name).await?;
+            println!("removed project '{name}'");
+            Ok(())
+        }
+    }
+}
+
+/// `sluice dbt …` runs the same code as the standalone `sluice-dbt` binary, with its exit codes (1: findings
+/// at or above --fail-on, 2: unreadable project or artifact), which CI relies on.
+fn dbt(cmd: &sluice_dbt::cli::Command) -> Result<()> {
+    let output = sluice_dbt::cli::run(cmd);
+    // A closed pipe (`sluice dbt map | head`) is not worth an error.
+    let _ = std::io::stdout().write_all(output.stdout.as_bytes());
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(output.stderr.as_bytes());
+    if output.code != 0 {
+        std::process::exit(output.code);
+    }
+    Ok(())
 }

@@ -22,7 +22,11 @@ pub struct FileConfig {
     pub limits: LimitsSection,
     pub audit: AuditSection,
     pub duckdb: DuckDbSection,
+    pub budgets: BudgetsSection,
+    pub sandbox: SandboxSection,
     pub connections: Vec<ConnectionConfig>,
+    pub projects: Vec<ProjectConfig>,
+    pub dbt: DbtSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -46,6 +50,17 @@ pub struct LimitsSection {
     pub max_rows: Option<u64>,
     /// Server-side statement timeout.
     pub query_timeout_ms: Option<u64>,
+    /// The most bytes of row data (as JSON) one `query_database` page carries; the rest is paged.
+    pub max_result_bytes: Option<u64>,
+    /// How long an unused result cursor is kept, in seconds.
+    pub cursor_ttl_secs: Option<u64>,
+    /// The most result cursors kept at once (all sessions).
+    pub max_cursors: Option<usize>,
+    /// The most bytes of row data kept for cursors at once (all sessions).
+    pub max_cursor_bytes: Option<u64>,
+    /// How long a connection's schema snapshot is reused before the schema tools introspect again
+    /// (default 5 minutes; 0 = introspect on every call).
+    pub schema_cache_ttl_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +77,155 @@ pub struct DuckDbSection {
     pub release_after_idle_ms: Option<u64>,
     pub threads: Option<u16>,
     pub max_memory: Option<String>,
+}
+
+/// The sandbox daemon: `sluice up` starts it beside the gateway, `sluice serve` connects to `socket`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxSection {
+    /// Offer the sandbox at all (default true); false makes every sandbox tool say it is not configured.
+    pub enabled: Option<bool>,
+    /// The daemon's Unix socket. `up`: where the daemon binds it (default `<data_dir>/sandbox.sock`);
+    /// `serve`: the running daemon to connect to (no default: without it the sandbox is not configured).
+    pub socket: Option<PathBuf>,
+    /// `up`: the `sluice-sandbox` binary (default: the one next to the running `sluice`).
+    pub daemon: Option<PathBuf>,
+    /// `up`: the daemon's state directory (default `<data_dir>/sandbox`; a fresh directory under the
+    /// system temp dir when the gateway runs as root, because the daemon's unprivileged uid cannot
+    /// traverse the private data directory).
+    pub root: Option<PathBuf>,
+    /// `up`: `auto` (gVisor when it works, else native), `gvisor` or `native`.
+    pub backend: Option<String>,
+    /// `up`: start even when a required protection is missing (every status then says so).
+    pub allow_degraded: Option<bool>,
+    /// `up`: the sandbox's Python (default: the venv `sandbox/daemon/scripts/setup-python.sh` builds).
+    pub python: Option<PathBuf>,
+    /// `up`: modules the daemon's zygote imports before forking (default: numpy, pandas, pyarrow when
+    /// the interpreter is the setup script's venv).
+    pub preload: Option<Vec<String>>,
+    /// `up` as root: the unprivileged uid sandboxed code runs as (default 65534, `nobody`).
+    pub uid: Option<u32>,
+    /// `up`: project directories mounted at `/projects/NAME`, as `NAME=PATH[:ro|rw]`.
+    pub projects: Option<Vec<String>>,
+    /// `up`: runs executing at once.
+    pub max_concurrency: Option<u32>,
+    /// `up`: open session workspaces at most.
+    pub max_sessions: Option<u32>,
+    /// `up`: idle session workspaces are removed after this many seconds.
+    pub session_ttl_secs: Option<u64>,
+    /// The largest `timeout` execute_code accepts, in seconds (default 300).
+    pub max_timeout_secs: Option<u64>,
+    /// `up`: address-space limit of each sandboxed process, in MiB.
+    pub memory_mb: Option<u64>,
+    /// `up`: size of each session's workspace, in MiB.
+    pub workspace_mb: Option<u64>,
+    /// `up`: bytes of stdout and of stderr kept per run.
+    pub output_bytes: Option<u64>,
+    /// `up`: how long to wait for the daemon to answer `status` after starting it.
+    pub start_timeout_ms: Option<u64>,
+}
+
+/// The sandbox settings after defaults; paths that depend on the host are settled when the daemon starts.
+#[derive(Clone, Debug)]
+pub struct SandboxSettings {
+    pub enabled: bool,
+    pub socket: Option<PathBuf>,
+    pub daemon: Option<PathBuf>,
+    pub root: Option<PathBuf>,
+    pub backend: String,
+    pub allow_degraded: bool,
+    pub python: Option<PathBuf>,
+    pub preload: Option<Vec<String>>,
+    pub uid: Option<u32>,
+    pub projects: Vec<String>,
+    pub max_concurrency: Option<u32>,
+    pub max_sessions: Option<u32>,
+    pub session_ttl_secs: Option<u64>,
+    pub max_timeout_secs: u64,
+    pub memory_mb: Option<u64>,
+    pub workspace_mb: Option<u64>,
+    pub output_bytes: u64,
+    pub start_timeout: Duration,
+}
+
+pub const DEFAULT_SANDBOX_MAX_TIMEOUT_SECS: u64 = 300;
+/// Output kept per stream: enough for an agent to read, small enough for its context.
+pub const DEFAULT_SANDBOX_OUTPUT_BYTES: u64 = 100_000;
+
+impl SandboxSection {
+    fn resolve(self) -> Result<SandboxSettings, GatewayError> {
+        let backend = self.backend.unwrap_or_else(|| "auto".to_owned());
+        if !["auto", "gvisor", "native"].contains(&backend.as_str()) {
+            return Err(GatewayError::Config(format!(
+                "[sandbox] backend '{backend}' is not one of auto, gvisor, native"
+            )));
+        }
+        let max_timeout_secs = self.max_timeout_secs.unwrap_or(DEFAULT_SANDBOX_MAX_TIMEOUT_SECS);
+        if max_timeout_secs == 0 {
+            return Err(GatewayError::Config(
+                "[sandbox] max_timeout_secs must be at least 1".to_owned(),
+            ));
+        }
+        if self.uid == Some(0) {
+            return Err(GatewayError::Config(
+                "[sandbox] uid 0 is root; sandboxed code must run as an unprivileged uid".to_owned(),
+            ));
+        }
+        Ok(SandboxSettings {
+            enabled: self.enabled.unwrap_or(true),
+            socket: self.socket,
+            daemon: self.daemon,
+            root: self.root,
+            backend,
+            allow_degraded: self.allow_degraded.unwrap_or(false),
+            python: self.python,
+            preload: self.preload,
+            uid: self.uid,
+            projects: self.projects.unwrap_or_default(),
+            max_concurrency: self.max_concurrency,
+            max_sessions: self.max_sessions,
+            session_ttl_secs: self.session_ttl_secs,
+            max_timeout_secs,
+            memory_mb: self.memory_mb,
+            workspace_mb: self.workspace_mb,
+            output_bytes: self.output_bytes.unwrap_or(DEFAULT_SANDBOX_OUTPUT_BYTES),
+            start_timeout: Duration::from_millis(self.start_timeout_ms.unwrap_or(60_000)),
+        })
+    }
+}
+
+/// Per-key daily budgets for governed queries; an absent limit is unlimited. `keys` overrides the limits
+/// for keys by name (`[budgets.keys.ci-bot]`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetsSection {
+    pub queries_per_day: Option<u64>,
+    pub rows_per_day: Option<u64>,
+    pub bytes_per_day: Option<u64>,
+    pub seconds_per_day: Option<u64>,
+    pub keys: std::collections::BTreeMap<String, BudgetLimits>,
+}
+
+/// What one key may spend per UTC day; `None` = unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetLimits {
+    pub queries_per_day: Option<u64>,
+    pub rows_per_day: Option<u64>,
+    pub bytes_per_day: Option<u64>,
+    pub seconds_per_day: Option<u64>,
+}
+
+impl BudgetsSection {
+    /// The limits that apply to the key named `key_name`: its own entry, else the section's.
+    pub fn limits_for(&self, key_name: &str) -> BudgetLimits {
+        self.keys.get(key_name).copied().unwrap_or(BudgetLimits {
+            queries_per_day: self.queries_per_day,
+            rows_per_day: self.rows_per_day,
+            bytes_per_day: self.bytes_per_day,
+            seconds_per_day: self.seconds_per_day,
+        })
+    }
 }
 
 /// A connection defined in the config file. These are loaded at start and cannot be shadowed by stored
@@ -81,7 +245,48 @@ pub struct ConnectionConfig {
     /// Governance policy for this connection: denied/allowed tables, schemas, columns and functions.
     #[serde(default)]
     pub policy: sluice_governance::Policy,
+    /// Most pooled sessions to the server (PostgreSQL, MySQL/MariaDB, SQLite).
+    #[serde(default)]
+    pub pool_size: Option<u32>,
+    /// Idle pooled sessions are closed after this long.
+    #[serde(default)]
+    pub pool_idle_timeout_ms: Option<u64>,
+    /// How long a call waits for a pooled session before failing.
+    #[serde(default)]
+    pub pool_acquire_timeout_ms: Option<u64>,
 }
+
+/// A dbt project defined in the config file. Like connections, these win over stored projects of the
+/// same name. A relative `dir` is relative to the config file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    pub name: String,
+    /// The directory holding `dbt_project.yml`.
+    pub dir: PathBuf,
+    /// The connection holding the warehouse this project builds (for the verification tools).
+    #[serde(default)]
+    pub connection: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// dbt settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DbtSection {
+    /// Directories under which any dbt project may be named by its path (`project_dir`), besides the
+    /// registered projects. A relative path is relative to the config file.
+    pub project_roots: Vec<PathBuf>,
+    /// The dbt executable `dbt_project_validate` runs `dbt parse` with before reading the artifacts. Unset:
+    /// dbt is never run and the artifacts are read as found. A bare name is looked up on `PATH`; a
+    /// relative path is relative to the config file.
+    pub binary: Option<PathBuf>,
+    /// How long `dbt parse` may run before its process group is killed.
+    pub parse_timeout_secs: Option<u64>,
+}
+
+pub const DEFAULT_DBT_PARSE_TIMEOUT_SECS: u64 = 120;
 
 /// Values from flags and `SLUICE_*` variables (clap resolves flag > env); `None` = not given.
 #[derive(Clone, Debug, Default)]
@@ -94,6 +299,8 @@ pub struct Overrides {
     pub stateless: Option<bool>,
     pub allowed_hosts: Option<Vec<String>>,
     pub master_key: Option<String>,
+    /// Overrides `[sandbox] enabled`.
+    pub sandbox: Option<bool>,
 }
 
 /// Everything resolved.
@@ -111,7 +318,22 @@ pub struct Settings {
     pub duckdb_release_after_idle: Duration,
     pub duckdb_threads: Option<u16>,
     pub duckdb_max_memory: Option<String>,
+    /// How long the schema tools reuse a connection's schema snapshot.
+    pub schema_cache_ttl: Duration,
     pub connections: Vec<ConnectionConfig>,
+    /// dbt projects from the config file, directories made absolute.
+    pub projects: Vec<ProjectConfig>,
+    /// Where any dbt project may be named by path (see [`DbtSection`]).
+    pub dbt_project_roots: Vec<PathBuf>,
+    /// The dbt executable for `dbt parse` (see [`DbtSection::binary`]); `None` = never run dbt.
+    pub dbt_binary: Option<PathBuf>,
+    pub dbt_parse_timeout: Duration,
+    pub sandbox: SandboxSettings,
+    pub max_result_bytes: u64,
+    pub cursor_ttl: Duration,
+    pub max_cursors: usize,
+    pub max_cursor_bytes: u64,
+    pub budgets: BudgetsSection,
     /// Never printed: `Settings` derives Debug, so the key is wrapped.
     pub master_key: Option<crate::secrets::Secret<String>>,
 }
@@ -120,6 +342,13 @@ pub const DEFAULT_MAX_ROWS: u64 = 10_000;
 pub const DEFAULT_ROW_LIMIT: u64 = 1_000;
 pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+/// Row data per page. Claude Code refuses tool outputs over ~25,000 tokens; a page of 40 KB of JSON rows
+/// plus its text rendering (at most 24,000 characters) stays near 16,000 tokens.
+pub const DEFAULT_MAX_RESULT_BYTES: u64 = 40_000;
+pub const DEFAULT_CURSOR_TTL_SECS: u64 = 600;
+pub const DEFAULT_MAX_CURSORS: usize = 256;
+pub const DEFAULT_MAX_CURSOR_BYTES: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_SCHEMA_CACHE_TTL_MS: u64 = 5 * 60 * 1000;
 
 fn loopback_hosts() -> Vec<String> {
     ["localhost", "127.0.0.1", "::1", "[::1]"]
@@ -171,14 +400,72 @@ impl Settings {
                 "query_timeout_ms must be at least 1".to_owned(),
             ));
         }
+        let max_result_bytes = file.limits.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES);
+        if max_result_bytes < 1_024 {
+            return Err(GatewayError::Config(
+                "max_result_bytes must be at least 1024".to_owned(),
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         for c in &file.connections {
+            if c.pool_size == Some(0) {
+                return Err(GatewayError::Config(format!(
+                    "connection '{}': pool_size must be at least 1",
+                    c.name
+                )));
+            }
             if !names.insert(c.name.as_str()) {
                 return Err(GatewayError::Config(format!(
                     "connection '{}' is defined twice in the config",
                     c.name
                 )));
             }
+        }
+        // Relative project paths are the config file's, not the gateway's working directory's.
+        let config_dir = overrides
+            .config
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let mut project_names = std::collections::BTreeSet::new();
+        let mut projects = file.projects;
+        for p in &mut projects {
+            if !project_names.insert(p.name.clone()) {
+                return Err(GatewayError::Config(format!(
+                    "project '{}' is defined twice in the config",
+                    p.name
+                )));
+            }
+            p.dir = config_dir.join(&p.dir);
+        }
+        let dbt_project_roots = file
+            .dbt
+            .project_roots
+            .iter()
+            .map(|r| config_dir.join(r))
+            .collect();
+        let dbt_binary = file.dbt.binary.as_ref().map(|b| {
+            // `dbt` alone means the one on PATH; anything with a directory part is a path.
+            if b.components().count() == 1 && !b.as_os_str().to_string_lossy().contains('/') {
+                b.clone()
+            } else {
+                config_dir.join(b)
+            }
+        });
+        if file.dbt.binary.as_ref().is_some_and(|b| b.as_os_str().is_empty()) {
+            return Err(GatewayError::Config(
+                "[dbt] binary is empty: give the dbt executable's path, or leave it out".to_owned(),
+            ));
+        }
+        let dbt_parse_timeout_secs = file
+            .dbt
+            .parse_timeout_secs
+            .unwrap_or(DEFAULT_DBT_PARSE_TIMEOUT_SECS);
+        if dbt_parse_timeout_secs == 0 {
+            return Err(GatewayError::Config(
+                "[dbt] parse_timeout_secs must be at least 1".to_owned(),
+            ));
         }
         Ok(Settings {
             listen,
@@ -201,7 +488,31 @@ impl Settings {
             ),
             duckdb_threads: file.duckdb.threads,
             duckdb_max_memory: file.duckdb.max_memory,
+            schema_cache_ttl: Duration::from_millis(
+                file.limits
+                    .schema_cache_ttl_ms
+                    .unwrap_or(DEFAULT_SCHEMA_CACHE_TTL_MS),
+            ),
             connections: file.connections,
+            projects,
+            dbt_project_roots,
+            dbt_binary,
+            dbt_parse_timeout: Duration::from_secs(dbt_parse_timeout_secs),
+            sandbox: {
+                let mut sandbox = file.sandbox.resolve()?;
+                sandbox.enabled = overrides.sandbox.unwrap_or(sandbox.enabled);
+                sandbox
+            },
+            max_result_bytes,
+            cursor_ttl: Duration::from_secs(
+                file.limits
+                    .cursor_ttl_secs
+                    .unwrap_or(DEFAULT_CURSOR_TTL_SECS)
+                    .max(1),
+            ),
+            max_cursors: file.limits.max_cursors.unwrap_or(DEFAULT_MAX_CURSORS),
+            max_cursor_bytes: file.limits.max_cursor_bytes.unwrap_or(DEFAULT_MAX_CURSOR_BYTES),
+            budgets: file.budgets,
             master_key: overrides.master_key.map(crate::secrets::Secret::new),
         })
     }
@@ -216,6 +527,14 @@ impl Settings {
 
     pub fn demo_path(&self) -> PathBuf {
         self.data_dir.join("demo.duckdb")
+    }
+
+    /// Where `sluice up` has the sandbox daemon bind its socket.
+    pub fn sandbox_socket(&self) -> PathBuf {
+        self.sandbox
+            .socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("sandbox.sock"))
     }
 }
 
@@ -288,6 +607,91 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("unknown field `denied_table`"), "{err}");
+    }
+
+    #[test]
+    fn sandbox_section_is_read_and_checked() {
+        let s = Settings::resolve(Overrides::default()).unwrap();
+        assert!(s.sandbox.enabled && s.sandbox.socket.is_none());
+        assert_eq!(s.sandbox_socket(), PathBuf::from(".sluice/sandbox.sock"));
+        let (_dir, path) = write(
+            "[sandbox]\nsocket = '/run/sb.sock'\nbackend = 'native'\npreload = ['pandas']\nmax_timeout_secs = 60\n",
+        );
+        let s = Settings::resolve(Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.sandbox_socket(), PathBuf::from("/run/sb.sock"));
+        assert_eq!(
+            (s.sandbox.backend.as_str(), s.sandbox.max_timeout_secs),
+            ("native", 60)
+        );
+        for (text, expected) in [
+            (
+                "[sandbox]\nbackend = 'docker'\n",
+                "backend 'docker' is not one of auto, gvisor, native",
+            ),
+            ("[sandbox]\nuid = 0\n", "uid 0 is root"),
+            ("[sandbox]\npyhton = 'x'\n", "unknown field `pyhton`"),
+        ] {
+            let (_dir, path) = write(text);
+            let err = Settings::resolve(Overrides {
+                config: Some(path),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn dbt_binary_and_parse_timeout() {
+        let s = Settings::resolve(Overrides::default()).unwrap();
+        assert_eq!(s.dbt_binary, None);
+        assert_eq!(s.dbt_parse_timeout, Duration::from_secs(120));
+        let (dir, path) = write("[dbt]\nbinary = 'venv/bin/dbt'\nparse_timeout_secs = 5\n");
+        let s = Settings::resolve(Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.dbt_binary, Some(dir.path().join("venv/bin/dbt")));
+        assert_eq!(s.dbt_parse_timeout, Duration::from_secs(5));
+        for (text, expected) in [
+            (
+                "[dbt]\nbinary = '/opt/dbt/bin/dbt'\n",
+                PathBuf::from("/opt/dbt/bin/dbt"),
+            ),
+            ("[dbt]\nbinary = 'dbt'\n", PathBuf::from("dbt")),
+        ] {
+            let (_dir, path) = write(text);
+            let s = Settings::resolve(Overrides {
+                config: Some(path),
+                ..Default::default()
+            })
+            .unwrap();
+            assert_eq!(s.dbt_binary, Some(expected));
+        }
+        for (text, expected) in [
+            (
+                "[dbt]\nparse_timeout_secs = 0\n",
+                "parse_timeout_secs must be at least 1",
+            ),
+            ("[dbt]\nbinary = ''\n", "[dbt] binary is empty"),
+            ("[dbt]\nbinary = 3\n", "invalid type"),
+            ("[dbt]\nparse_timeout = 3\n", "unknown field `parse_timeout`"),
+        ] {
+            let (_dir, path) = write(text);
+            let err = Settings::resolve(Overrides {
+                config: Some(path),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

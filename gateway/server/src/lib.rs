@@ -5,13 +5,20 @@
 
 pub mod app;
 pub mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod config;
+pub mod cursors;
+pub mod dbt_parse;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod mcp;
 pub mod pipeline;
+pub mod projects;
 pub mod registry;
+pub mod sandbox;
+pub mod schema_cache;
 pub mod secrets;
 pub mod service;
 pub mod store;

@@ -133,6 +133,8 @@ fn audit_record(
         rows: facts.rows.and_then(|r| i64::try_from(r).ok()),
         duration_ms,
         error,
+        code_sha256: facts.code.as_ref().map(|c| c.sha256.clone()),
+        code_len: facts.code.as_ref().and_then(|c| i64::try_from(c.len).ok()),
     }
 }
 

@@ -36,6 +36,8 @@ pub struct Connection {
     pub timeout: Option<Duration>,
     /// The connection's governance policy (its row maximum is folded into `max_rows`).
     pub policy: Policy,
+    /// Pool settings (server engines and SQLite; DuckDB has its own instance handling).
+    pub pool: sluice_connectors::PoolOptions,
     pub warehouse: Arc<dyn Warehouse>,
     /// What the warehouse was built from, to reuse it across reloads.
     fingerprint: [u8; 32],
@@ -73,6 +75,7 @@ struct Definition {
     max_rows: Option<u64>,
     timeout: Option<Duration>,
     policy: Policy,
+    pool: sluice_connectors::PoolOptions,
 }
 
 impl Definition {
@@ -82,6 +85,9 @@ impl Definition {
         h.update(self.kind.as_str());
         h.update([0]);
         h.update(self.dsn.expose());
+        // A changed pool setting needs a new pool.
+        h.update([0]);
+        h.update(format!("{:?}", self.pool));
         h.finalize().into()
     }
 }
@@ -140,6 +146,11 @@ impl Registry {
                 source: Source::Store,
                 max_rows: fold_policy_rows(setting("max_rows"), &policy),
                 timeout: setting("timeout_ms").map(Duration::from_millis),
+                pool: sluice_connectors::PoolOptions::with_overrides(
+                    setting("pool_size").and_then(|v| u32::try_from(v).ok()),
+                    setting("pool_idle_timeout_ms").map(Duration::from_millis),
+                    setting("pool_acquire_timeout_ms").map(Duration::from_millis),
+                ),
                 policy,
             });
         }
@@ -165,6 +176,7 @@ impl Registry {
                     max_rows: d.max_rows,
                     timeout: d.timeout,
                     policy: d.policy,
+                    pool: d.pool,
                     warehouse,
                     fingerprint,
                 }),
@@ -185,11 +197,7 @@ impl Registry {
                 },
             )),
             ConnectorKind::Postgres | ConnectorKind::MySql | ConnectorKind::Sqlite => {
-                sluice_connectors::open_pooled_or_report(
-                    d.kind,
-                    d.dsn.expose().as_str(),
-                    sluice_connectors::PoolOptions::default(),
-                )
+                sluice_connectors::open_pooled_or_report(d.kind, d.dsn.expose().as_str(), d.pool.clone())
             }
         }
     }
@@ -234,6 +242,11 @@ fn config_definition(c: &ConnectionConfig) -> Result<Definition, GatewayError> {
         max_rows: fold_policy_rows(c.max_rows, &c.policy),
         timeout: c.timeout_ms.map(Duration::from_millis),
         policy: c.policy.clone(),
+        pool: sluice_connectors::PoolOptions::with_overrides(
+            c.pool_size,
+            c.pool_idle_timeout_ms.map(Duration::from_millis),
+            c.pool_acquire_timeout_ms.map(Duration::from_millis),
+        ),
     })
 }
 

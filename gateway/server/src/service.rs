@@ -84,6 +84,25 @@ pub struct AuditFacts {
     pub system_query: bool,
     pub rule: Option<String>,
     pub rows: Option<u64>,
+    /// Code run in the sandbox: only its SHA-256 (hex) and length reach the audit log.
+    pub code: Option<CodeDigest>,
+}
+
+/// What the audit log keeps of sandboxed code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeDigest {
+    pub sha256: String,
+    pub len: u64,
+}
+
+impl CodeDigest {
+    pub fn of(code: &str) -> Self {
+        use sha2::Digest as _;
+        CodeDigest {
+            sha256: hex::encode(sha2::Sha256::digest(code.as_bytes())),
+            len: code.len() as u64,
+        }
+    }
 }
 
 /// A result plus its audit facts.
@@ -140,6 +159,16 @@ pub struct Services {
     /// The connector kinds this build supports, as `server_info` reports them.
     pub engines: Vec<crate::tools::info::ConnectorInfo>,
     pub store: Store,
+    /// The sandbox daemon (possibly not configured or down; its tools say so).
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
+    /// Schema snapshots per connection for the schema tools (TTL, refresh, previous kept for diffs).
+    pub schema_cache: Arc<crate::schema_cache::SchemaCache>,
+    /// Result pages not yet handed out, per session (`query_database(cursor=…)`).
+    pub cursors: Arc<crate::cursors::Cursors>,
+    /// Per-key daily budgets, checked before every governed query.
+    pub budgets: Arc<crate::budgets::Budgets>,
+    /// Latency and errors of real calls, per connection.
+    pub health: Arc<crate::health::Health>,
 }
 
 impl Services {
@@ -183,10 +212,23 @@ impl Services {
         conn.timeout.unwrap_or(self.settings.query_timeout)
     }
 
-    /// Governs and runs one agent statement.
+    /// Governs and runs one agent statement (outside any MCP session).
     pub async fn query(
         &self,
         auth: &AuthContext,
+        connection: &str,
+        sql: &str,
+        row_limit: u64,
+    ) -> Outcome<QueryOutput> {
+        self.query_in(auth, None, connection, sql, row_limit).await
+    }
+
+    /// Governs and runs one agent statement: governance → budget → execution (timed, for health) →
+    /// spend. `session` is the MCP session the budget spend is booked to.
+    pub async fn query_in(
+        &self,
+        auth: &AuthContext,
+        session: Option<&str>,
         connection: &str,
         sql: &str,
         row_limit: u64,
@@ -213,17 +255,56 @@ impl Services {
             }
         };
         audit.sql = Some(executed.clone());
+        let session = session.unwrap_or_default();
+        // The budget is checked before the engine sees anything.
+        // A query the budget already counted at admission is not counted again with its spend.
+        let to_count = match self.budgets.admit(auth, session).await {
+            Ok(reserved) => u64::from(!reserved),
+            Err(e) => {
+                audit.rule = e.rule.clone();
+                return Outcome::fail(e, audit);
+            }
+        };
         let started = Instant::now();
         let options = QueryOptions {
             max_rows: usize::try_from(cap).unwrap_or(usize::MAX),
             timeout: self.timeout(&conn),
         };
-        let result = match conn.warehouse.query(&executed, options).await {
+        let result = conn.warehouse.query(&executed, options).await;
+        let elapsed = started.elapsed();
+        self.health
+            .record(&auth.org_id, &conn.name, elapsed, result.is_ok());
+        let result = match result {
             Ok(r) => r,
-            Err(e) => return Outcome::fail(e.into(), audit),
+            Err(e) => {
+                self.budgets
+                    .spend(
+                        auth,
+                        session,
+                        crate::store::budgets::Usage {
+                            queries: to_count,
+                            seconds: elapsed.as_secs_f64(),
+                            ..Default::default()
+                        },
+                    )
+                    .await;
+                return Outcome::fail(e.into(), audit);
+            }
         };
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
         let row_count = result.rows.len() as u64;
+        let bytes: u64 = result.rows.iter().map(|r| crate::cursors::row_bytes(r)).sum();
+        self.budgets
+            .spend(
+                auth,
+                session,
+                crate::store::budgets::Usage {
+                    queries: to_count,
+                    rows: row_count,
+                    bytes,
+                    seconds: elapsed.as_secs_f64(),
+                },
+            )
+            .await;
         audit.rows = Some(row_count);
         Outcome {
             result: Ok(QueryOutput {
@@ -233,7 +314,7 @@ impl Services {
                 row_count,
                 truncated: result.truncated,
                 row_limit: cap,
-                elapsed_ms,
+                elapsed_ms: elapsed.as_secs_f64() * 1000.0,
                 sql_executed: executed,
             }),
             audit,

@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// Path of the Unix socket (created with mode 0600).
     #[arg(long)]
     pub socket: PathBuf,
+    /// Exit (SIGTERM) when the process that started the daemon dies, also after switching to --uid (the
+    /// kernel drops a parent-death signal set before a uid change). For supervisors such as `sluice up`.
+    #[arg(long)]
+    pub exit_with_parent: bool,
     /// Start even when a required protection is missing (every status then says so).
     #[arg(long)]
     pub allow_degraded: bool,
@@ -178,6 +182,16 @@ fn drop_privileges(common: &CommonArgs) -> anyhow::Result<()> {
         bail!("could not drop root privileges");
     }
     tracing::info!(uid, gid = gid.as_raw(), "dropped root privileges");
+    Ok(())
+}
+
+/// Asks the kernel for SIGTERM when `parent` dies. Armed after the uid switch, which clears it; if the
+/// parent already died in between, nobody would stop the daemon, so it refuses to go on.
+fn exit_with_parent(parent: nix::unistd::Pid) -> anyhow::Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).context("prctl(PR_SET_PDEATHSIG)")?;
+    if nix::unistd::getppid() != parent {
+        bail!("the process that started the daemon has exited (--exit-with-parent)");
+    }
     Ok(())
 }
 
@@ -371,7 +385,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     nix::sys::stat::umask(old);
     let listener = listener?;
     std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o600))?;
+    let parent = nix::unistd::getppid();
     drop_privileges(&args.common)?;
+    if args.exit_with_parent {
+        exit_with_parent(parent)?;
+    }
 
     let rt = runtime()?;
     let Chosen {

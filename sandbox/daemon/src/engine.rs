@@ -720,7 +720,9 @@ impl Engine {
         let (mut ob, mut eb) = (vec![0u8; 65536], vec![0u8; 65536]);
         let (mut rl, mut sl) = (String::new(), String::new());
         loop {
-            if out_eof && err_eof && (done.is_some() || exit.is_some() || status_eof) {
+            // Without the runner's `done` line, the report pipe is read to its end too: a `limit memory`
+            // line written just before the jail exited may still be in it when the exit status arrives.
+            if out_eof && err_eof && (done.is_some() || ((exit.is_some() || status_eof) && rep_eof)) {
                 break;
             }
             tokio::select! {

@@ -7,6 +7,7 @@
 
 mod convert;
 pub mod demo;
+mod export;
 mod introspect;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use duckdb::{AccessMode, Config, Connection};
+
+pub use export::csv_to_parquet;
 
 use crate::{
     Column, ConnectorError, ConnectorKind, QueryOptions, QueryResult, TableDetail, TableRef, TableSummary,
@@ -332,6 +335,11 @@ impl Warehouse for DuckDbWarehouse {
             introspect::describe_table(conn, &table)
         })
         .await
+    }
+
+    async fn snapshot(&self) -> Result<sluice_catalog::SchemaSnapshot, ConnectorError> {
+        self.with_connection(INTROSPECTION_TIMEOUT, introspect::snapshot)
+            .await
     }
 
     async fn ping(&self) -> Result<(), ConnectorError> {

@@ -340,6 +340,12 @@ impl Warehouse for MySqlWarehouse {
         self.finish(session, outcome, INTROSPECTION_TIMEOUT).await
     }
 
+    async fn snapshot(&self) -> Result<sluice_catalog::SchemaSnapshot, ConnectorError> {
+        let mut session = self.begin(INTROSPECTION_TIMEOUT).await?;
+        let outcome = tokio::time::timeout(INTROSPECTION_TIMEOUT, introspect::snapshot(&mut session.0)).await;
+        self.finish(session, outcome, INTROSPECTION_TIMEOUT).await
+    }
+
     async fn ping(&self) -> Result<(), ConnectorError> {
         let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
         conn.execute("SELECT 1")

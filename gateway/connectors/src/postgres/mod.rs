@@ -286,6 +286,12 @@ impl Warehouse for PostgresWarehouse {
         self.finish(conn, outcome, INTROSPECTION_TIMEOUT).await
     }
 
+    async fn snapshot(&self) -> Result<sluice_catalog::SchemaSnapshot, ConnectorError> {
+        let mut conn = self.begin(INTROSPECTION_TIMEOUT).await?;
+        let outcome = tokio::time::timeout(INTROSPECTION_TIMEOUT, introspect::snapshot(&mut conn)).await;
+        self.finish(conn, outcome, INTROSPECTION_TIMEOUT).await
+    }
+
     async fn ping(&self) -> Result<(), ConnectorError> {
         let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
         conn.execute("SELECT 1")

@@ -284,6 +284,12 @@ impl Warehouse for SqliteWarehouse {
         self.finish(session, outcome, INTROSPECTION_TIMEOUT).await
     }
 
+    async fn snapshot(&self) -> Result<sluice_catalog::SchemaSnapshot, ConnectorError> {
+        let mut session = self.begin(INTROSPECTION_TIMEOUT).await?;
+        let outcome = introspect::snapshot(&mut session.0).await;
+        self.finish(session, outcome, INTROSPECTION_TIMEOUT).await
+    }
+
     async fn ping(&self) -> Result<(), ConnectorError> {
         let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
         conn.execute("SELECT 1").await.map(|_| ()).map_err(query_error)

@@ -15,6 +15,9 @@ use sqlx::{Row as _, migrate::Migrator};
 use crate::auth::Scopes;
 use crate::error::GatewayError;
 
+pub mod budgets;
+pub mod projects;
+
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The org every single-tenant install starts with.
@@ -69,6 +72,9 @@ pub struct AuditRecord {
     pub rows: Option<i64>,
     pub duration_ms: f64,
     pub error: Option<String>,
+    /// SHA-256 (hex) and length in bytes of code run in the sandbox; the code itself is never stored.
+    pub code_sha256: Option<String>,
+    pub code_len: Option<i64>,
 }
 
 pub fn now() -> String {
@@ -308,8 +314,9 @@ impl Store {
     pub async fn append_audit(&self, r: &AuditRecord) -> Result<(), GatewayError> {
         sqlx::query(
             "INSERT INTO audit_log (ts, org_id, key_prefix, session_id, tool, connection, sql_redacted, sql_sha256,
-                                    sql_len, system_query, decision, rule, rows, duration_ms, error)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                    sql_len, system_query, decision, rule, rows, duration_ms, error,
+                                    code_sha256, code_len)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&r.ts)
         .bind(&r.org_id)
@@ -326,6 +333,8 @@ impl Store {
         .bind(r.rows)
         .bind(r.duration_ms)
         .bind(&r.error)
+        .bind(&r.code_sha256)
+        .bind(r.code_len)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -335,7 +344,7 @@ impl Store {
     pub async fn recent_audit(&self, org_id: &str, limit: i64) -> Result<Vec<AuditRecord>, GatewayError> {
         let rows = sqlx::query(
             "SELECT ts, org_id, key_prefix, session_id, tool, connection, sql_redacted, sql_sha256, sql_len,
-                    system_query, decision, rule, rows, duration_ms, error
+                    system_query, decision, rule, rows, duration_ms, error, code_sha256, code_len
              FROM audit_log WHERE org_id = ? ORDER BY id DESC LIMIT ?",
         )
         .bind(org_id)
@@ -360,6 +369,8 @@ impl Store {
                     rows: r.try_get("rows")?,
                     duration_ms: r.try_get("duration_ms")?,
                     error: r.try_get("error")?,
+                    code_sha256: r.try_get("code_sha256")?,
+                    code_len: r.try_get("code_len")?,
                 })
             })
             .collect()

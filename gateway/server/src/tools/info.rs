@@ -63,19 +63,17 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
             effect: Effect::ReadOnly,
         },
         move |ctx, _: NoArgs| {
-            let out = server_info(&s, &ctx.auth, sandbox_status());
-            async move { out }
+            let s = Arc::clone(&s);
+            async move {
+                let state = s.sandbox.state().await;
+                let sandbox = SandboxInfo {
+                    status: state.name().to_owned(),
+                    detail: state.detail(),
+                };
+                server_info(&s, &ctx.auth, sandbox)
+            }
         },
     )]
-}
-
-/// The sandbox daemon is wired in its own issue; until then the gateway says so plainly.
-fn sandbox_status() -> SandboxInfo {
-    SandboxInfo {
-        status: "not_configured".to_owned(),
-        detail: "no sandbox daemon is configured for this gateway; code execution tools are not offered"
-            .to_owned(),
-    }
 }
 
 pub fn server_info(s: &Services, auth: &AuthContext, sandbox: SandboxInfo) -> Outcome<ServerInfo> {

@@ -7,8 +7,16 @@
 //! audits the outcome. Names and parameters follow SignalPilot's gateway so that its users' skills keep
 //! working.
 
+pub mod budget;
+pub mod dbt;
+pub mod debug;
+pub mod explain;
+pub mod explore;
+pub mod health;
+pub mod history;
 pub mod info;
 pub mod query;
+pub mod sandbox;
 pub mod schema;
 
 use std::future::Future;
@@ -157,8 +165,16 @@ impl Catalogue {
     pub fn new(services: &Arc<Services>) -> Self {
         let mut specs = Vec::new();
         specs.extend(schema::tools(services));
+        specs.extend(explore::tools(services));
         specs.extend(query::tools(services));
+        specs.extend(explain::tools(services));
+        specs.extend(debug::tools(services));
+        specs.extend(history::tools(services));
+        specs.extend(budget::tools(services));
+        specs.extend(health::tools(services));
         specs.extend(info::tools(services));
+        specs.extend(sandbox::tools(services));
+        specs.extend(dbt::tools(services));
         let tools = Arc::new(specs.iter().map(|s| s.tool.clone()).collect());
         Catalogue { specs, tools }
     }
@@ -212,6 +228,20 @@ pub(crate) mod testing {
             settings,
             engines: vec![],
             store: store.clone(),
+            sandbox: Arc::new(crate::sandbox::Sandbox::not_configured(
+                "no sandbox daemon in unit tests",
+                300,
+            )),
+            schema_cache: Arc::new(crate::schema_cache::SchemaCache::new(
+                std::time::Duration::from_secs(300),
+            )),
+            cursors: Arc::new(crate::cursors::Cursors::new(
+                std::time::Duration::from_secs(600),
+                16,
+                1 << 20,
+            )),
+            budgets: Arc::new(crate::budgets::Budgets::new(Default::default(), store.clone())),
+            health: Arc::new(crate::health::Health::default()),
         });
         (services, store, dir)
     }

@@ -1,4 +1,5 @@
-//! Query tools: `query_database` (governed, row-capped execution) and `validate_sql` (governance only).
+//! Query tools: `query_database` (governed execution, capped by rows and bytes, paged with cursors) and
+//! `validate_sql` (governance only).
 
 use std::sync::Arc;
 
@@ -7,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use sluice_governance::{Decision, Finding};
 
 use crate::auth::{AuthContext, Scope};
+use crate::cursors::{CursorError, Owner, Remainder, page_len, row_bytes};
 use crate::mcp::render;
+use crate::pipeline::CallContext;
 use crate::service::{AuditFacts, Outcome, QueryOutput, Services, ToolError};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
 
@@ -22,10 +25,34 @@ pub struct QueryDatabaseArgs {
     pub connection_name: String,
     /// One read-only SQL statement in the connection's dialect.
     pub sql: String,
-    /// Most rows to return (default 1000); clamped to the server's maximum.
+    /// Most rows in the whole result (default 1000); clamped to the server's maximum. A result larger than
+    /// one answer's byte cap comes in pages (see `cursor`).
     #[serde(default = "default_row_limit")]
     #[schemars(range(min = 1))]
     pub row_limit: u64,
+    /// The `cursor` of a previous page of this same call (same connection_name and sql): returns the next
+    /// page of that result without running the query again.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+/// One page of a query result.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct QueryPage {
+    /// `rows`/`row_count` are this page's; `truncated` is said on the last page.
+    #[serde(flatten)]
+    pub result: QueryOutput,
+    /// The position of this page's first row in the whole result (0-based).
+    pub offset: u64,
+    /// Rows in the whole result (at most `row_limit`).
+    pub total_rows: u64,
+    /// The byte cap of one page's rows (as JSON), `[limits] max_result_bytes`.
+    pub page_bytes: u64,
+    /// Rows after this page exist.
+    pub has_more: bool,
+    /// Pass back as `cursor` (with the same connection_name and sql) for the next page; null when this is
+    /// the last page or the rest cannot be kept (stateless sessions).
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -56,9 +83,34 @@ pub struct FindingOut {
     pub column: Option<u64>,
 }
 
-impl Render for QueryOutput {
+impl Render for QueryPage {
     fn render(&self) -> String {
-        render::query(self)
+        let mut text = render::query(&self.result);
+        let first = self.offset + 1;
+        let last = self.offset + self.result.row_count;
+        if let Some(cursor) = &self.cursor {
+            text.push_str(&format!(
+                "\n[PAGE: rows {first}-{last} of {total}; the rest did not fit in {bytes} bytes. Call \
+                 query_database again with the same connection_name and sql and cursor=\"{cursor}\" for the \
+                 next page.]",
+                total = self.total_rows,
+                bytes = self.page_bytes
+            ));
+        } else if self.has_more {
+            text.push_str(&format!(
+                "\n[CUT: rows {first}-{last} of {total} shown; the rest did not fit in {bytes} bytes and cannot \
+                 be paged here (no MCP session, or too large to keep). Select fewer or narrower columns, \
+                 aggregate, or lower row_limit.]",
+                total = self.total_rows,
+                bytes = self.page_bytes
+            ));
+        } else if self.offset > 0 {
+            text.push_str(&format!(
+                "\n[LAST PAGE: rows {first}-{last} of {total}.]",
+                total = self.total_rows
+            ));
+        }
+        text
     }
 }
 
@@ -93,8 +145,10 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
             description: "Run one read-only SQL statement (SELECT/WITH/VALUES, EXPLAIN, SHOW, DESCRIBE) on a \
                 connection, in that connection's SQL dialect. Governance refuses writes, DDL, several statements, \
                 and file or network functions, and injects or clamps a row limit (default 1000, server maximum \
-                applies). Returns a table and `[N rows, X ms]`; a notice says when rows were cut. Refusals name \
-                the rule and how to fix the query.",
+                applies). Returns a table and `[N rows, X ms]`; a notice says when rows were cut. Results larger \
+                than one page (a byte cap keeps each answer small) come with a `cursor`: call again with the same \
+                connection_name and sql plus `cursor` for the next page. Refusals name the rule and how to fix \
+                the query.",
             scope: Some(Scope::Query),
             effect: Effect::ReadOnly,
         },
@@ -107,7 +161,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
                         AuditFacts::default(),
                     );
                 }
-                s.query(&ctx.auth, &a.connection_name, &a.sql, a.row_limit).await
+                query_page(&s, &ctx, a).await
             }
         },
     );
@@ -171,5 +225,230 @@ fn finding_out(f: &Finding) -> FindingOut {
         message: f.message.clone(),
         line: f.span.as_ref().map(|s| s.line),
         column: f.span.as_ref().map(|s| s.column),
+    }
+}
+
+fn owner(ctx: &CallContext) -> Option<Owner> {
+    ctx.session_id.as_ref().map(|session| Owner {
+        org_id: ctx.auth.org_id.clone(),
+        key_id: ctx.auth.key_id.clone(),
+        session_id: session.clone(),
+    })
+}
+
+/// `query_database`: runs the query (or continues a cursor) and cuts the rows into a page that fits the
+/// byte cap, keeping the rest for the session.
+pub async fn query_page(s: &Services, ctx: &CallContext, a: QueryDatabaseArgs) -> Outcome<QueryPage> {
+    let page_bytes = s.settings.max_result_bytes;
+    let remainder = match &a.cursor {
+        Some(cursor) => {
+            let audit = AuditFacts {
+                connection: Some(a.connection_name.clone()),
+                sql: Some(a.sql.clone()),
+                ..Default::default()
+            };
+            let taken = match owner(ctx) {
+                Some(owner) => s
+                    .cursors
+                    .take(&owner, cursor, &a.connection_name, &a.sql)
+                    .map(|r| (r, owner)),
+                None => Err(CursorError::Unknown),
+            };
+            match taken {
+                Ok((r, owner)) => {
+                    let mut audit = audit;
+                    audit.sql = Some(r.sql_executed.clone());
+                    audit.dialect = s
+                        .connection(&ctx.auth, &a.connection_name)
+                        .ok()
+                        .map(|c| c.dialect);
+                    return next_page(s, r, owner, Some(cursor.clone()), page_bytes, 0.0, audit);
+                }
+                Err(CursorError::Unknown) => {
+                    return Outcome::fail(
+                        ToolError::invalid(format!(
+                            "cursor '{cursor}' is unknown, used up or expired (cursors last {} s unused and \
+                             belong to the MCP session that ran the query); run the query again without cursor",
+                            s.settings.cursor_ttl.as_secs()
+                        )),
+                        audit,
+                    );
+                }
+                Err(CursorError::Mismatch) => {
+                    return Outcome::fail(
+                        ToolError::invalid(
+                            "this cursor belongs to another query: send the same connection_name and sql as the \
+                             call that returned it",
+                        ),
+                        audit,
+                    );
+                }
+            }
+        }
+        None => {
+            let outcome = s
+                .query_in(
+                    &ctx.auth,
+                    ctx.session_id.as_deref(),
+                    &a.connection_name,
+                    &a.sql,
+                    a.row_limit,
+                )
+                .await;
+            let audit = outcome.audit;
+            let q = match outcome.result {
+                Ok(q) => q,
+                Err(e) => return Outcome::fail(e, audit),
+            };
+            let elapsed_ms = q.elapsed_ms;
+            let remainder = Remainder {
+                connection: a.connection_name.clone(),
+                sql: a.sql.clone(),
+                sql_executed: q.sql_executed,
+                columns: q.columns,
+                total_rows: q.rows.len() as u64,
+                rows: q
+                    .rows
+                    .into_iter()
+                    .map(|r| {
+                        let size = row_bytes(&r);
+                        (r, size)
+                    })
+                    .collect(),
+                offset: 0,
+                truncated: q.truncated,
+                row_limit: q.row_limit,
+            };
+            (remainder, elapsed_ms, audit)
+        }
+    };
+    let (remainder, elapsed_ms, audit) = remainder;
+    match owner(ctx) {
+        Some(owner) => next_page(s, remainder, owner, None, page_bytes, elapsed_ms, audit),
+        None => single_page(remainder, page_bytes, elapsed_ms, audit),
+    }
+}
+
+/// Splits the first page off `r`.
+fn split(mut r: Remainder, page_bytes: u64) -> (Vec<Vec<serde_json::Value>>, Remainder) {
+    let n = page_len(r.rows.iter().map(|(_, size)| *size), page_bytes);
+    let rest = r.rows.split_off(n);
+    let page = std::mem::replace(&mut r.rows, rest);
+    let page: Vec<Vec<serde_json::Value>> = page.into_iter().map(|(row, _)| row).collect();
+    (page, r)
+}
+
+fn page_of(
+    page: Vec<Vec<serde_json::Value>>,
+    r: &Remainder,
+    offset: u64,
+    page_bytes: u64,
+    elapsed_ms: f64,
+    cursor: Option<String>,
+) -> QueryPage {
+    let has_more = !r.rows.is_empty();
+    QueryPage {
+        result: QueryOutput {
+            connection: r.connection.clone(),
+            columns: r.columns.clone(),
+            row_count: page.len() as u64,
+            rows: page,
+            // The row limit cut the end of the result: said where the result ends.
+            truncated: r.truncated && !has_more,
+            row_limit: r.row_limit,
+            elapsed_ms,
+            sql_executed: r.sql_executed.clone(),
+        },
+        offset,
+        total_rows: r.total_rows,
+        page_bytes,
+        has_more,
+        cursor,
+    }
+}
+
+fn next_page(
+    s: &Services,
+    r: Remainder,
+    owner: Owner,
+    id: Option<String>,
+    page_bytes: u64,
+    elapsed_ms: f64,
+    mut audit: AuditFacts,
+) -> Outcome<QueryPage> {
+    let offset = r.offset;
+    let (page, mut rest) = split(r, page_bytes);
+    rest.offset = offset + page.len() as u64;
+    audit.rows = Some(page.len() as u64);
+    let cursor = if rest.rows.is_empty() {
+        None
+    } else {
+        s.cursors.keep(owner, id, rest.clone())
+    };
+    Outcome {
+        result: Ok(page_of(page, &rest, offset, page_bytes, elapsed_ms, cursor)),
+        audit,
+    }
+}
+
+/// Without a session there is nowhere to keep the rest: one page and a notice.
+fn single_page(r: Remainder, page_bytes: u64, elapsed_ms: f64, mut audit: AuditFacts) -> Outcome<QueryPage> {
+    let (page, rest) = split(r, page_bytes);
+    audit.rows = Some(page.len() as u64);
+    Outcome {
+        result: Ok(page_of(page, &rest, 0, page_bytes, elapsed_ms, None)),
+        audit,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::ColumnOut;
+    use serde_json::json;
+
+    fn page(offset: u64, rows: u64, total: u64, cursor: Option<&str>, has_more: bool) -> QueryPage {
+        QueryPage {
+            result: QueryOutput {
+                connection: "demo".into(),
+                columns: vec![ColumnOut {
+                    name: "n".into(),
+                    type_name: "INTEGER".into(),
+                }],
+                rows: (0..rows).map(|i| vec![json!(offset + i + 1)]).collect(),
+                row_count: rows,
+                truncated: false,
+                row_limit: 1000,
+                elapsed_ms: 1.0,
+                sql_executed: "SELECT n FROM t LIMIT 1001".into(),
+            },
+            offset,
+            total_rows: total,
+            page_bytes: 2048,
+            has_more,
+            cursor: cursor.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn pages_say_where_they_are_and_how_to_go_on() {
+        let cases = [
+            (
+                page(0, 2, 5, Some("cur_x"), true),
+                "[PAGE: rows 1-2 of 5; the rest did not fit in 2048 bytes. Call query_database again with the \
+                 same connection_name and sql and cursor=\"cur_x\" for the next page.]",
+            ),
+            (page(4, 1, 5, None, false), "[LAST PAGE: rows 5-5 of 5.]"),
+            (
+                page(0, 2, 5, None, true),
+                "[CUT: rows 1-2 of 5 shown; the rest did not fit in 2048 bytes and cannot be paged here",
+            ),
+        ];
+        for (p, expected) in cases {
+            let text = p.render();
+            assert!(text.contains(expected), "{text}");
+        }
+        let whole = page(0, 5, 5, None, false).render();
+        assert!(!whole.contains("PAGE") && !whole.contains("CUT"), "{whole}");
     }
 }

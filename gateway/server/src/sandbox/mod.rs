@@ -1,0 +1,354 @@
+//! The sandbox daemon as the gateway's tools see it: session workspaces keyed by org + key + MCP session,
+//! calls that reconnect by themselves, live status, and "sandbox unavailable" errors that say why and what
+//! to do.
+//!
+//! `sluice up` starts the daemon as a child process ([`daemon::Supervisor`]); `sluice serve` connects to
+//! a configured socket. Either way the tools only talk to [`Sandbox`].
+
+pub mod client;
+pub mod csv;
+pub mod daemon;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sluice_sandbox_protocol::{
+    ErrorKind as WireKind, OpenSession, ProtectionState, Request, Response, SessionArgs, SessionKey,
+    StatusInfo,
+};
+
+use crate::pipeline::CallContext;
+use crate::service::ToolError;
+use client::{CallError, Client};
+
+/// How long a file operation or a status probe may take before the gateway gives up on it.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Added to a run's own timeout: the daemon's queue wait and building a jail come on top.
+const RUN_MARGIN: Duration = Duration::from_secs(30);
+
+/// What the gateway knows about its sandbox right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// No daemon is configured; the text says how to configure one.
+    NotConfigured(String),
+    /// The daemon answered.
+    Available(StatusInfo),
+    /// A daemon is configured but does not answer; the text says why and what to do.
+    Unavailable(String),
+}
+
+/// The gateway's handle on the sandbox daemon.
+#[derive(Debug)]
+pub struct Sandbox {
+    client: Option<Client>,
+    /// Why the sandbox is not configured, when `client` is `None`.
+    not_configured: String,
+    /// What the operator should do when the daemon is unreachable ("start it with …").
+    hint: String,
+    /// Set by the supervisor while it knows the daemon is down (failed start, exit, restart) and why.
+    down: Mutex<Option<String>>,
+    /// Sessions opened on the current connection's daemon: (connection generation, keys).
+    opened: Mutex<(u64, HashSet<SessionKey>)>,
+    /// The largest execute_code timeout, in seconds.
+    pub max_timeout_secs: u64,
+}
+
+impl Sandbox {
+    /// A gateway without a sandbox: every sandbox tool says so, and how to add one.
+    pub fn not_configured(reason: impl Into<String>, max_timeout_secs: u64) -> Self {
+        Sandbox {
+            client: None,
+            not_configured: reason.into(),
+            hint: String::new(),
+            down: Mutex::new(None),
+            opened: Mutex::new((0, HashSet::new())),
+            max_timeout_secs,
+        }
+    }
+
+    /// A sandbox reached through the daemon socket at `socket`.
+    pub fn connect(
+        socket: impl Into<std::path::PathBuf>,
+        hint: impl Into<String>,
+        max_timeout_secs: u64,
+    ) -> Self {
+        Sandbox {
+            client: Some(Client::new(socket)),
+            not_configured: String::new(),
+            hint: hint.into(),
+            down: Mutex::new(None),
+            opened: Mutex::new((0, HashSet::new())),
+            max_timeout_secs,
+        }
+    }
+
+    /// The daemon's socket, when one is configured.
+    pub fn socket(&self) -> Option<&std::path::Path> {
+        self.client.as_ref().map(Client::socket)
+    }
+
+    /// Records why the daemon is down (`None`: it is up again). Only improves error messages: calls are
+    /// always attempted, so a daemon that came back is used at once.
+    pub fn set_down(&self, reason: Option<String>) {
+        if let Ok(mut d) = self.down.lock() {
+            *d = reason;
+        }
+    }
+
+    /// Records that the daemon is starting, unless a more telling reason (why it exited) is known.
+    pub fn mark_starting(&self) {
+        if let Ok(mut d) = self.down.lock()
+            && d.is_none()
+        {
+            *d = Some("the sandbox daemon is starting".to_owned());
+        }
+    }
+
+    fn unavailable(&self, why: &str) -> String {
+        let known = self.down.lock().ok().and_then(|d| d.clone());
+        let why = known.unwrap_or_else(|| why.to_owned());
+        format!("sandbox unavailable: {why}; {}", self.hint)
+    }
+
+    fn not_configured_message(&self) -> String {
+        format!("sandbox unavailable: {}", self.not_configured)
+    }
+
+    /// One request without a session, for status probes.
+    async fn raw(&self, request: Request, timeout: Duration) -> Result<(Response, u64), CallError> {
+        match &self.client {
+            Some(c) => c.call(request, timeout).await,
+            None => Err(CallError::Unavailable(self.not_configured.clone())),
+        }
+    }
+
+    /// Asks the daemon for its status.
+    pub async fn probe(&self, timeout: Duration) -> Result<StatusInfo, CallError> {
+        match self.raw(Request::Status, timeout).await? {
+            (Response::Status(s), _) => Ok(s),
+            (other, _) => Err(CallError::Request(format!(
+                "the sandbox answered status with {other:?}"
+            ))),
+        }
+    }
+
+    /// The live state, for `sandbox_status` and `server_info`.
+    pub async fn state(&self) -> State {
+        if self.client.is_none() {
+            return State::NotConfigured(self.not_configured_message());
+        }
+        match self.probe(Duration::from_secs(5)).await {
+            Ok(s) => State::Available(s),
+            Err(e) => State::Unavailable(self.unavailable(&e.to_string())),
+        }
+    }
+
+    /// The workspace key of a call: the MCP session's, or a fresh one for a call without a session.
+    pub fn session_key(ctx: &CallContext) -> (SessionKey, bool) {
+        let (session, ephemeral) = match &ctx.session_id {
+            Some(id) => (id.clone(), false),
+            None => (format!("call-{}", uuid::Uuid::new_v4()), true),
+        };
+        (
+            SessionKey {
+                org: ctx.auth.org_id.clone(),
+                key: ctx.auth.key_id.clone(),
+                session,
+            },
+            ephemeral,
+        )
+    }
+
+    /// Opens the session's workspace unless this daemon already has it open.
+    async fn ensure_open(&self, key: &SessionKey) -> Result<(), CallError> {
+        let Some(client) = &self.client else {
+            return Err(CallError::Unavailable(self.not_configured.clone()));
+        };
+        let known = self
+            .opened
+            .lock()
+            .map(|o| o.0 == client.generation() && o.0 != 0 && o.1.contains(key))
+            .unwrap_or(false);
+        if known {
+            return Ok(());
+        }
+        let request = Request::OpenSession(OpenSession {
+            session: key.clone(),
+            workspace_bytes: None,
+        });
+        let (_, generation) = client.call(request, OP_TIMEOUT).await?;
+        if let Ok(mut o) = self.opened.lock() {
+            if o.0 != generation {
+                // A new connection may be a new daemon, which knows none of the old sessions.
+                *o = (generation, HashSet::new());
+            }
+            o.1.insert(key.clone());
+        }
+        Ok(())
+    }
+
+    fn forget(&self, key: &SessionKey) {
+        if let Ok(mut o) = self.opened.lock() {
+            o.1.remove(key);
+        }
+    }
+
+    /// The caller's workspace: the MCP session's, or, for a call without a session, one of its own that
+    /// [`Workspace::finish`] closes.
+    pub fn workspace(&self, ctx: &CallContext) -> Workspace<'_> {
+        let (key, ephemeral) = Self::session_key(ctx);
+        Workspace {
+            sandbox: self,
+            key,
+            ephemeral,
+        }
+    }
+
+    /// One request in the caller's workspace (opened, and for a sessionless call closed, around it).
+    pub async fn call<F>(&self, ctx: &CallContext, make: F, timeout: Duration) -> Result<Response, ToolError>
+    where
+        F: Fn(SessionKey) -> Request,
+    {
+        let ws = self.workspace(ctx);
+        let result = ws.call(make, timeout).await;
+        ws.finish().await;
+        result
+    }
+
+    async fn call_in<F>(&self, key: &SessionKey, make: &F, timeout: Duration) -> Result<Response, CallError>
+    where
+        F: Fn(SessionKey) -> Request,
+    {
+        self.ensure_open(key).await?;
+        match self.raw(make(key.clone()), timeout).await {
+            // The daemon expired the idle session, or restarted between our open and this call.
+            Err(CallError::Remote(info)) if info.kind == WireKind::UnknownSession => {
+                self.forget(key);
+                self.ensure_open(key).await?;
+                self.raw(make(key.clone()), timeout).await.map(|(r, _)| r)
+            }
+            other => other.map(|(r, _)| r),
+        }
+    }
+
+    /// The deadline for a run whose own timeout is `run`.
+    pub fn run_deadline(run: Duration) -> Duration {
+        run + RUN_MARGIN
+    }
+
+    /// Phrases a failed sandbox call for the agent.
+    pub fn tool_error(&self, e: CallError) -> ToolError {
+        if self.client.is_none() {
+            return ToolError::failed(self.not_configured_message());
+        }
+        match e {
+            CallError::Unavailable(why) => ToolError::failed(self.unavailable(&why)),
+            CallError::Request(m) => ToolError::invalid(m),
+            CallError::Timeout(d) => ToolError::failed(format!(
+                "the sandbox did not answer within {} s; the daemon may be overloaded",
+                d.as_secs()
+            )),
+            CallError::Remote(info) => match info.kind {
+                WireKind::PathOutsideWorkspace
+                | WireKind::NotFound
+                | WireKind::AlreadyExists
+                | WireKind::NotADirectory
+                | WireKind::IsADirectory
+                | WireKind::InvalidArgument
+                | WireKind::TooLarge
+                | WireKind::NoSpace => ToolError::invalid(info.message),
+                WireKind::Busy | WireKind::SessionLimit | WireKind::Timeout => {
+                    ToolError::failed(info.message)
+                }
+                WireKind::Unavailable => ToolError::failed(self.unavailable(&info.message)),
+                kind => ToolError::failed(format!("the sandbox failed ({kind}): {}", info.message)),
+            },
+        }
+    }
+}
+
+/// One caller's workspace for the duration of a tool call.
+pub struct Workspace<'a> {
+    sandbox: &'a Sandbox,
+    key: SessionKey,
+    ephemeral: bool,
+}
+
+impl Workspace<'_> {
+    /// True when the call has no MCP session, so the workspace is new and is removed after the call.
+    pub fn ephemeral(&self) -> bool {
+        self.ephemeral
+    }
+
+    /// Sends one request built for this workspace's session.
+    pub async fn call<F>(&self, make: F, timeout: Duration) -> Result<Response, ToolError>
+    where
+        F: Fn(SessionKey) -> Request,
+    {
+        self.sandbox
+            .call_in(&self.key, &make, timeout)
+            .await
+            .map_err(|e| self.sandbox.tool_error(e))
+    }
+
+    /// Closes a per-call workspace; a session's workspace stays for the session's next calls.
+    pub async fn finish(self) {
+        if !self.ephemeral || self.sandbox.client.is_none() {
+            return;
+        }
+        let close = Request::CloseSession(SessionArgs {
+            session: self.key.clone(),
+        });
+        if let Err(e) = self.sandbox.raw(close, OP_TIMEOUT).await {
+            tracing::warn!("closing a per-call sandbox workspace failed: {e}");
+        }
+        self.sandbox.forget(&self.key);
+    }
+}
+
+impl State {
+    /// `available`, `unavailable` or `not_configured`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::NotConfigured(_) => "not_configured",
+            State::Available(_) => "available",
+            State::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// One line for people and agents.
+    pub fn detail(&self) -> String {
+        match self {
+            State::NotConfigured(m) | State::Unavailable(m) => m.clone(),
+            State::Available(s) => {
+                let backend = match s.backend {
+                    sluice_sandbox_protocol::Backend::Native => "native",
+                    sluice_sandbox_protocol::Backend::Gvisor => "gvisor",
+                };
+                let mut text = format!(
+                    "backend {backend}, python {}, daemon {}; {}/{} runs, {}/{} sessions",
+                    s.python,
+                    s.version,
+                    s.capacity.running,
+                    s.capacity.max_concurrency,
+                    s.capacity.sessions,
+                    s.capacity.max_sessions
+                );
+                if s.degraded {
+                    let missing: Vec<&str> = s
+                        .protections
+                        .iter()
+                        .filter(|p| p.required && p.state == ProtectionState::Missing)
+                        .map(|p| p.name.as_str())
+                        .collect();
+                    text.push_str(&format!(
+                        "; DEGRADED (started with allow_degraded), missing: {}",
+                        missing.join(", ")
+                    ));
+                }
+                text
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Per-connection schema snapshots for the schema tools: introspected once, reused for a TTL, refreshed on
+//! demand, and the previous snapshot kept so that `schema_diff` can say what changed.
+//!
+//! Introspection is the connector's fixed catalog SQL (a handful of statements for the whole schema); the
+//! catalog (join graph, search index) is built from it once per snapshot, off the async threads.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sluice_catalog::{Catalog, Finding, SchemaSnapshot};
+use sluice_connectors::ConnectorError;
+
+use crate::registry::Connection;
+
+/// One introspection of a connection and the catalog built from it.
+pub struct Cached {
+    pub catalog: Catalog,
+    /// What building the catalog noticed (dangling keys, duplicates).
+    pub findings: Vec<Finding>,
+    fetched: Instant,
+}
+
+impl Cached {
+    pub fn snapshot(&self) -> &SchemaSnapshot {
+        self.catalog.snapshot()
+    }
+
+    /// Seconds since the snapshot was taken.
+    pub fn age_secs(&self) -> u64 {
+        self.fetched.elapsed().as_secs()
+    }
+}
+
+/// What a lookup returns.
+pub struct Lookup {
+    pub current: Arc<Cached>,
+    /// The snapshot this one replaced, if any (for `schema_diff`).
+    pub previous: Option<Arc<Cached>>,
+    /// True when this lookup introspected the connection (a miss, an expired entry or a refresh).
+    pub introspected: bool,
+}
+
+struct Entry {
+    /// The warehouse the snapshot came from: a connection redefined under the same name is a new one.
+    warehouse: usize,
+    current: Arc<Cached>,
+    previous: Option<Arc<Cached>>,
+}
+
+/// Snapshots keyed by org and connection name.
+pub struct SchemaCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<Key, Entry>>,
+    /// One introspection at a time per connection, so a burst of calls after expiry introspects once.
+    fills: tokio::sync::Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// Org id and connection name.
+type Key = (String, String);
+
+impl std::fmt::Debug for SchemaCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+fn warehouse_id(conn: &Connection) -> usize {
+    Arc::as_ptr(&conn.warehouse) as *const () as usize
+}
+
+impl SchemaCache {
+    pub fn new(ttl: Duration) -> SchemaCache {
+        SchemaCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+            fills: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
+        // The map only holds Arcs; a panic elsewhere cannot leave it half-updated.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fresh entry for `conn`, if there is one.
+    fn fresh(&self, key: &Key, conn: &Connection) -> Option<Lookup> {
+        let entries = self.entries();
+        let entry = entries.get(key)?;
+        (entry.warehouse == warehouse_id(conn) && entry.current.fetched.elapsed() < self.ttl).then(|| {
+            Lookup {
+                current: Arc::clone(&entry.current),
+                previous: entry.previous.clone(),
+                introspected: false,
+            }
+        })
+    }
+
+    /// The connection's snapshot: the cached one while it is younger than the TTL, else (or when `refresh`
+    /// is set) a new introspection, which becomes current while the old one is kept as `previous`.
+    pub async fn get(&self, conn: &Connection, refresh: bool) -> Result<Lookup, ConnectorError> {
+        let key = (conn.org_id.clone(), conn.name.clone());
+        if !refresh && let Some(hit) = self.fresh(&key, conn) {
+            return Ok(hit);
+        }
+        let gate = {
+            let mut fills = self.fills.lock().await;
+            Arc::clone(fills.entry(key.clone()).or_default())
+        };
+        let _filling = gate.lock().await;
+        // Another call may have introspected while this one waited.
+        if !refresh && let Some(hit) = self.fresh(&key, conn) {
+            return Ok(hit);
+        }
+        let snapshot = conn.warehouse.snapshot().await?;
+        let (catalog, findings) = tokio::task::spawn_blocking(move || Catalog::build(snapshot))
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("building the schema catalog failed: {e}")))?;
+        let current = Arc::new(Cached {
+            catalog,
+            findings,
+            fetched: Instant::now(),
+        });
+        let mut entries = self.entries();
+        let warehouse = warehouse_id(conn);
+        let previous = entries
+            .remove(&key)
+            .filter(|old| old.warehouse == warehouse)
+            .map(|old| old.current);
+        entries.insert(
+            key,
+            Entry {
+                warehouse,
+                current: Arc::clone(&current),
+                previous: previous.clone(),
+            },
+        );
+        Ok(Lookup {
+            current,
+            previous,
+            introspected: true,
+        })
+    }
+}

@@ -1,0 +1,1200 @@
+//! dbt in MCP and in CI: projects registered by CLI and by config, every dbt tool over MCP against the
+//! fixture projects and the DuckDB warehouses real dbt built, the project_dir fence, verification SQL in
+//! the audit log, and `sluice dbt validate`'s exit codes and formats.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use pretty_assertions::assert_eq;
+use rmcp::model::CallToolResult;
+use serde_json::{Value, json};
+use sluice_e2e::{Gateway, Launch, call, cli, sluice_bin, text};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/dbt")
+        .join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// A scratch copy of a fixture project (fixtures are never modified). Copying gives every file a new
+/// modification time, so the artifacts are dated after the project files again, as after a real build.
+fn project_copy(base: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    let dir = base.join(name);
+    copy_dir(&fixture(name), &dir)?;
+    let later = SystemTime::now() + Duration::from_secs(60);
+    for artifact in ["manifest.json", "catalog.json", "run_results.json"] {
+        std::fs::File::options()
+            .write(true)
+            .open(dir.join("target").join(artifact))?
+            .set_modified(later)?;
+    }
+    Ok(dir)
+}
+
+fn structured(r: &CallToolResult) -> Value {
+    r.structured_content.clone().unwrap_or(Value::Null)
+}
+
+fn ok(r: &CallToolResult) -> Value {
+    assert_eq!(r.is_error, Some(false), "{}", text(r));
+    structured(r)
+}
+
+fn refused(r: &CallToolResult, message: &str) {
+    assert_eq!(r.is_error, Some(true), "expected a refusal: {}", text(r));
+    assert!(text(r).contains(message), "expected `{message}` in: {}", text(r));
+}
+
+async fn run_cli(data_dir: &Path, args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let out = cli(data_dir, args).await?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+/// Both fixture projects and their warehouses registered through the CLI, then a gateway on them.
+struct Setup {
+    gw: Gateway,
+    defects: PathBuf,
+    jaffle: PathBuf,
+    outside: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+async fn setup() -> anyhow::Result<Setup> {
+    let tmp = tempfile::tempdir()?;
+    let defects = project_copy(tmp.path(), "defects")?;
+    let jaffle = project_copy(tmp.path(), "jaffle")?;
+    let outside = tmp.path().join("outside");
+    copy_dir(&fixture("jaffle"), &outside)?;
+    let data = tmp.path().join("data");
+    for (name, dir) in [("defects_wh", &defects), ("jaffle_wh", &jaffle)] {
+        let file = dir.join(format!("{}.duckdb", name.trim_end_matches("_wh")));
+        let (code, _, err) = run_cli(
+            &data,
+            &[
+                "connection",
+                "add",
+                "--name",
+                name,
+                "--kind",
+                "duckdb",
+                "--dsn",
+                file.to_str().unwrap_or(""),
+            ],
+        )
+        .await?;
+        assert_eq!(code, 0, "{err}");
+    }
+    for (name, dir, conn) in [
+        ("defects", &defects, "defects_wh"),
+        ("jaffle", &jaffle, "jaffle_wh"),
+    ] {
+        let (code, out, err) = run_cli(
+            &data,
+            &[
+                "project",
+                "add",
+                "--name",
+                name,
+                "--dir",
+                dir.to_str().unwrap_or(""),
+                "--connection",
+                conn,
+            ],
+        )
+        .await?;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains(&format!("added project '{name}'")), "{out}");
+    }
+    let gw = Gateway::launch(Launch {
+        data_dir: Some(data),
+        ..Launch::default()
+    })
+    .await?;
+    Ok(Setup {
+        gw,
+        defects: std::fs::canonicalize(defects)?,
+        jaffle: std::fs::canonicalize(jaffle)?,
+        outside,
+        _tmp: tmp,
+    })
+}
+
+#[tokio::test]
+async fn project_cli_checks_what_it_registers() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let data = &s.gw.data_dir;
+    let (code, out, _) = run_cli(data, &["project", "list"]).await?;
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            format!("defects\t{}\tdefects_wh\tstore\t", s.defects.display()),
+            format!("jaffle\t{}\tjaffle_wh\tstore\t", s.jaffle.display()),
+        ]
+    );
+    let empty = tempfile::tempdir()?;
+    let empty_dir = empty.path().to_str().unwrap_or("");
+    let jaffle = s.jaffle.to_str().unwrap_or("");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--name", "again", "--dir", "/does/not/exist"],
+            "cannot be opened",
+        ),
+        (
+            vec!["--name", "again", "--dir", empty_dir],
+            "is not a dbt project: it has no dbt_project.yml",
+        ),
+        (
+            vec!["--name", "jaffle", "--dir", jaffle],
+            "a project named 'jaffle' already exists",
+        ),
+        (
+            vec!["--name", "again", "--dir", jaffle, "--connection", "nope"],
+            "unknown connection 'nope'",
+        ),
+        (
+            vec!["--name", "bad name", "--dir", jaffle],
+            "invalid project name 'bad name'",
+        ),
+    ];
+    for (args, message) in cases {
+        let mut full = vec!["project", "add"];
+        full.extend(&args);
+        let (code, _, err) = run_cli(data, &full).await?;
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    let (code, out, _) = run_cli(data, &["project", "remove", "--name", "jaffle"]).await?;
+    assert_eq!((code, out.trim()), (0, "removed project 'jaffle'"));
+    let (code, _, err) = run_cli(data, &["project", "remove", "--name", "jaffle"]).await?;
+    assert_ne!(code, 0);
+    assert!(err.contains("no stored project named 'jaffle'"), "{err}");
+
+    // The tools read the store on every call: the removed project is gone at once.
+    let client = s.gw.client().await?;
+    let list = ok(&call(&client, "list_projects", json!({})).await?);
+    let names: Vec<&str> = list["projects"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["defects"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn project_tools_map_validate_and_trace() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let client = s.gw.client().await?;
+
+    let list = ok(&call(&client, "list_projects", json!({})).await?);
+    assert_eq!(
+        list["projects"][0],
+        json!({"name": "defects", "project_dir": s.defects.display().to_string(), "connection": "defects_wh",
+               "description": null, "source": "store"})
+    );
+
+    let detail = ok(&call(&client, "get_project", json!({"name": "jaffle"})).await?);
+    assert_eq!(detail["dbt_project_name"], "jaffle");
+    assert_eq!(detail["dbt_version"], "1.10.23");
+    assert_eq!(detail["adapter"], "duckdb");
+    assert_eq!(detail["counts"]["models"], 6);
+    assert_eq!(detail["counts"]["seeds"], 4);
+    assert_eq!(detail["counts"]["snapshots"], 1);
+    assert_eq!(
+        detail["findings"],
+        json!({"errors": 0, "warnings": 0, "infos": 0})
+    );
+    refused(
+        &call(&client, "get_project", json!({"name": "nope"})).await?,
+        "unknown project 'nope'; registered projects: defects, jaffle",
+    );
+
+    // Validation by name and by path; each seeded defect is reported with its id and node.
+    for project_dir in [
+        json!("defects"),
+        json!(s.defects.join("models").display().to_string()),
+    ] {
+        let v = ok(&call(
+            &client,
+            "dbt_project_validate",
+            json!({"project_dir": project_dir}),
+        )
+        .await?);
+        assert_eq!(v["summary"], json!({"errors": 7, "warnings": 15, "infos": 9}));
+        let found: Vec<(String, String)> = v["findings"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| {
+                        (
+                            f["id"].as_str().unwrap_or("").to_owned(),
+                            f["node"].as_str().unwrap_or("").to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (id, node) in [
+            ("DBT301", "model.defects.customers"),
+            ("DBT302", "model.defects.customers"),
+            ("DBT401", "test.defects.unique_stg_payments_payment_id.3744510712"),
+            ("DBT403", "model.defects.broken_model"),
+            ("DBT201", "model.defects.orders_no_pk"),
+            ("DBT105", "model.defects.customer_ltv"),
+            ("DBT503", "model.defects.top_customers"),
+            ("DBT601", "model.defects.orders_incremental"),
+        ] {
+            assert!(
+                found.contains(&(id.to_owned(), node.to_owned())),
+                "{id} on {node} missing from {found:?}"
+            );
+        }
+    }
+    let r = call(&client, "dbt_project_validate", json!({"project_dir": "defects"})).await?;
+    let report = text(&r);
+    assert!(
+        report.contains(
+            "models/marts/_marts.yml:14: error DBT301 documented-column-missing: column `customers.loyalty_tier`"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.ends_with(
+            "sluice-dbt validate defects: 7 error(s), 15 warning(s), 9 info; failed (fail on error)"
+        )
+    );
+
+    // The fence: only registered projects (by name or a path inside one).
+    let outside = s.outside.display().to_string();
+    let escape = format!("{}/../outside", s.jaffle.display());
+    for bad in [outside.as_str(), escape.as_str(), "/etc", "jaffle/models"] {
+        let r = call(&client, "dbt_project_map", json!({"project_dir": bad})).await?;
+        refused(&r, "registered projects: defects (");
+        assert!(
+            text(&r).contains(&format!("jaffle ({})", s.jaffle.display())),
+            "{}",
+            text(&r)
+        );
+    }
+    refused(
+        &call(&client, "dbt_project_validate", json!({"project_dir": outside})).await?,
+        "is outside every registered dbt project",
+    );
+
+    let map = call(
+        &client,
+        "dbt_project_map",
+        json!({"project_dir": "defects", "focus": "work_order"}),
+    )
+    .await?;
+    let body = text(&map);
+    assert!(body.contains("broken_model"), "{body}");
+    assert!(body.contains("customer_ltv"), "{body}");
+    let map = call(
+        &client,
+        "dbt_project_map",
+        json!({"project_dir": s.jaffle.display().to_string(), "focus": "model:customers", "include_columns": true}),
+    )
+    .await?;
+    assert_eq!(ok(&map)["project"], "jaffle");
+    assert!(text(&map).contains("customer_id"), "{}", text(&map));
+    refused(
+        &call(
+            &client,
+            "dbt_project_map",
+            json!({"project_dir": "jaffle", "focus": "everything"}),
+        )
+        .await?,
+        "unknown focus `everything`",
+    );
+
+    let up = ok(&call(
+        &client,
+        "dbt_lineage",
+        json!({"project": "jaffle", "node": "customers", "direction": "upstream"}),
+    )
+    .await?);
+    let names: Vec<(u64, &str)> = up["upstream"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| (n["depth"].as_u64().unwrap_or(0), n["name"].as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(names.contains(&(1, "stg_customers")), "{names:?}");
+    assert!(names.contains(&(2, "jaffle_raw.customers")), "{names:?}");
+    assert_eq!(up["downstream"], json!([]));
+    let one = ok(&call(
+        &client,
+        "dbt_lineage",
+        json!({"project": "jaffle", "node": "stg_orders", "direction": "downstream", "depth": 1}),
+    )
+    .await?);
+    assert!(
+        one["downstream"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(|n| n["depth"] == 1)),
+        "{one}"
+    );
+    refused(
+        &call(
+            &client,
+            "dbt_lineage",
+            json!({"project": "jaffle", "node": "nope"}),
+        )
+        .await?,
+        "no node named 'nope' in project jaffle",
+    );
+    refused(
+        &call(
+            &client,
+            "dbt_lineage",
+            json!({"project": "jaffle", "node": "customers", "direction": "sideways"}),
+        )
+        .await?,
+        "unknown direction 'sideways'",
+    );
+
+    // A project's own dbt_project.yml cannot lead the tools to files outside it.
+    let config = s.jaffle.join("dbt_project.yml");
+    let original = std::fs::read_to_string(&config)?;
+    std::fs::write(&config, format!("{original}\ntarget-path: ../outside/target\n"))?;
+    refused(
+        &call(&client, "dbt_project_validate", json!({"project_dir": "jaffle"})).await?,
+        &format!(
+            "the target directory (target-path or --target-dir) resolves to {}, outside {}",
+            std::fs::canonicalize(s.outside.join("target"))?.display(),
+            s.jaffle.display()
+        ),
+    );
+    std::fs::write(
+        &config,
+        format!("{original}\nmodel-paths: ['../outside/models']\n"),
+    )?;
+    refused(
+        &call(
+            &client,
+            "dbt_lineage",
+            json!({"project": "jaffle", "node": "customers"}),
+        )
+        .await?,
+        "the project path `../outside/models` in dbt_project.yml resolves to",
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn error_parser_and_skeleton() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    // The message dbt 1.10 wrote to the defects fixture's run_results.json for its broken model.
+    let run_results: Value =
+        serde_json::from_slice(&std::fs::read(fixture("defects/target/run_results.json"))?)?;
+    let message = run_results["results"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["status"] == "error"))
+        .and_then(|r| r["message"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let output = format!(
+        "12:00:00  Failure in model broken_model (models/marts/broken_model.sql)\n12:00:00    {message}\n"
+    );
+    let parsed = ok(&call(&client, "dbt_error_parser", json!({"error_output": output})).await?);
+    let e = &parsed["errors"][0];
+    assert_eq!(e["node"], "broken_model");
+    assert_eq!(e["path"], "models/marts/broken_model.sql");
+    assert_eq!(e["category"], "missing_column");
+    assert!(
+        e["suggested_fix"]
+            .as_str()
+            .unwrap_or("")
+            .contains("shipping_address"),
+        "{e}"
+    );
+    assert_eq!(parsed["errors"].as_array().map(Vec::len), Some(1));
+    insta::assert_snapshot!(
+        "dbt_error_parser_text",
+        text(&call(&client, "dbt_error_parser", json!({"error_output": output})).await?)
+    );
+    refused(
+        &call(&client, "dbt_error_parser", json!({"error_output": "  "})).await?,
+        "error_output is empty",
+    );
+
+    let sk = call(
+        &client,
+        "generate_sql_skeleton",
+        json!({"model_name": "customer_ltv", "yml_columns": "customer_id, lifetime_value", "ref_tables": "customers,shop.payments"}),
+    )
+    .await?;
+    let sql = ok(&sk)["sql"].as_str().unwrap_or("").to_owned();
+    assert!(sql.contains("select * from {{ ref('customers') }}"), "{sql}");
+    assert!(
+        sql.contains("select * from {{ source('shop', 'payments') }}"),
+        "{sql}"
+    );
+    assert!(sql.contains("null as lifetime_value"), "{sql}");
+    assert_eq!(text(&sk), sql);
+    refused(
+        &call(
+            &client,
+            "generate_sql_skeleton",
+            json!({"model_name": "x'); drop", "yml_columns": "a"}),
+        )
+        .await?,
+        "invalid model name",
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn verification_tools_read_the_warehouse_dbt_built() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let client = s.gw.client().await?;
+
+    // customers documents loyalty_tier, which the SQL never selects, and selects debug_flag, undocumented.
+    let r = call(
+        &client,
+        "check_model_schema",
+        json!({"connection_name": "defects_wh", "model_name": "customers",
+               "yml_columns": "customer_id, first_name, number_of_orders, loyalty_tier"}),
+    )
+    .await?;
+    let c = ok(&r);
+    assert_eq!(c["relation"], "main.customers");
+    assert_eq!(c["missing"], json!(["loyalty_tier"]));
+    assert_eq!(c["extra"], json!(["debug_flag"]));
+    assert_eq!(
+        c["matching"],
+        json!(["customer_id", "first_name", "number_of_orders"])
+    );
+    assert_eq!(c["matches"], false);
+    assert!(text(&r).contains("[X] Missing: loyalty_tier"), "{}", text(&r));
+    // Empty yml_columns: the columns documented in the YAML.
+    let c = ok(&call(
+        &client,
+        "check_model_schema",
+        json!({"connection_name": "defects_wh", "model_name": "customers", "yml_columns": ""}),
+    )
+    .await?);
+    assert_eq!(
+        c["expected"],
+        json!(["customer_id", "first_name", "number_of_orders", "loyalty_tier"])
+    );
+    let c = ok(&call(
+        &client,
+        "check_model_schema",
+        json!({"connection_name": "jaffle_wh", "model_name": "stg_payments", "yml_columns": "PAYMENT_ID"}),
+    )
+    .await?);
+    assert_eq!(
+        c["case_mismatches"],
+        json!([{"expected": "PAYMENT_ID", "actual": "payment_id"}])
+    );
+
+    // Models the manifest knows but dbt never built, models it does not know, and unbound connections.
+    refused(
+        &call(
+            &client,
+            "check_model_schema",
+            json!({"connection_name": "defects_wh", "model_name": "payment_summary", "yml_columns": "order_id"}),
+        )
+        .await?,
+        "could not read model 'payment_summary' (has it been built? run `dbt build --select payment_summary`)",
+    );
+    refused(
+        &call(
+            &client,
+            "check_model_schema",
+            json!({"connection_name": "defects_wh", "model_name": "nope", "yml_columns": "a"}),
+        )
+        .await?,
+        "model 'nope' is not in the manifest of project defects (bound to connection 'defects_wh'); models: ",
+    );
+    refused(
+        &call(
+            &client,
+            "validate_model_output",
+            json!({"connection_name": "defects_wh", "model_name": "shop.customers"}),
+        )
+        .await?,
+        "'shop.customers' is a source in project defects, not a model, seed or snapshot",
+    );
+    refused(
+        &call(
+            &client,
+            "validate_model_output",
+            json!({"connection_name": "demo", "model_name": "customers"}),
+        )
+        .await?,
+        "no dbt project is bound to connection 'demo'",
+    );
+    refused(
+        &call(
+            &client,
+            "check_model_schema",
+            json!({"connection_name": "nope", "model_name": "customers", "yml_columns": "a"}),
+        )
+        .await?,
+        "unknown connection 'nope'",
+    );
+
+    // Row counts against a source (named as dbt names it) and an expected count.
+    let raw_customers = count_rows(&s.defects.join("defects.duckdb"), "raw.raw_customers")?;
+    let v = ok(&call(
+        &client,
+        "validate_model_output",
+        json!({"connection_name": "defects_wh", "model_name": "customers", "source_table": "shop.customers",
+               "expected_row_count": raw_customers}),
+    )
+    .await?);
+    assert_eq!(v["row_count"], raw_customers);
+    assert_eq!(v["source_relation"], "raw.raw_customers");
+    assert_eq!(v["source_row_count"], raw_customers);
+    assert_eq!(
+        (v["ratio"].as_f64(), v["verdict"].as_str()),
+        (Some(1.0), Some("ok"))
+    );
+    assert_eq!(v["expected_matches"], true);
+    // top_customers keeps five rows: against the twelve payments that reads as over-filtering.
+    let v = ok(&call(
+        &client,
+        "validate_model_output",
+        json!({"connection_name": "defects_wh", "model_name": "top_customers", "source_table": "stg_payments",
+               "expected_row_count": 6}),
+    )
+    .await?);
+    assert_eq!(
+        (v["row_count"].as_u64(), v["source_row_count"].as_u64()),
+        (Some(5), Some(12))
+    );
+    assert_eq!(v["verdict"], "over_filtered");
+    assert_eq!(v["expected_matches"], false);
+
+    // stg_payments repeats a payment_id (the failing unique test): not the grain.
+    let g = ok(&call(
+        &client,
+        "analyze_grain",
+        json!({"connection_name": "defects_wh", "table_name": "stg_payments", "candidate_keys": "payment_id"}),
+    )
+    .await?);
+    assert_eq!(g["relation"], "main.stg_payments");
+    assert_eq!(g["candidates"][0]["unique"], false);
+    assert_eq!(g["grain"], Value::Null);
+    let total = g["total_rows"].as_u64().unwrap_or(0);
+    assert_eq!(g["candidates"][0]["distinct"].as_u64(), Some(total - 1));
+    // Without candidates, id-like columns are tried; a plain table name works without a project.
+    let g = ok(&call(
+        &client,
+        "analyze_grain",
+        json!({"connection_name": "jaffle_wh", "table_name": "main.orders"}),
+    )
+    .await?);
+    assert_eq!(g["grain"], "order_id");
+    refused(
+        &call(
+            &client,
+            "analyze_grain",
+            json!({"connection_name": "jaffle_wh", "table_name": "a.b.c.d"}),
+        )
+        .await?,
+        "more than three dot-separated parts",
+    );
+
+    let a = ok(&call(
+        &client,
+        "audit_model_sources",
+        json!({"connection_name": "defects_wh", "model_name": "customers", "source_tables": "stg_customers, stg_orders"}),
+    )
+    .await?);
+    assert_eq!(a["sources"][0]["relation"], "main.stg_customers");
+    assert_eq!(a["sources"][0]["ratio"], 1.0);
+    let columns: Vec<&str> = a["columns"]
+        .as_array()
+        .map(|c| c.iter().filter_map(|c| c["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        columns.contains(&"debug_flag") && columns.contains(&"customer_id"),
+        "{columns:?}"
+    );
+    refused(
+        &call(
+            &client,
+            "audit_model_sources",
+            json!({"connection_name": "defects_wh", "model_name": "customers", "source_tables": " , "}),
+        )
+        .await?,
+        "source_tables is empty",
+    );
+
+    // What the agent reads, in one snapshot (no temporary paths in these texts).
+    let mut texts = Vec::new();
+    for (tool, args) in [
+        (
+            "check_model_schema",
+            json!({"connection_name": "defects_wh", "model_name": "customers", "yml_columns": ""}),
+        ),
+        (
+            "validate_model_output",
+            json!({"connection_name": "defects_wh", "model_name": "customers", "source_table": "shop.customers",
+                   "expected_row_count": 9}),
+        ),
+        (
+            "audit_model_sources",
+            json!({"connection_name": "defects_wh", "model_name": "customers", "source_tables": "stg_customers,stg_orders"}),
+        ),
+        (
+            "analyze_grain",
+            json!({"connection_name": "defects_wh", "table_name": "stg_payments"}),
+        ),
+    ] {
+        let r = call(&client, tool, args).await?;
+        ok(&r);
+        texts.push(format!("## {tool}\n{}", text(&r)));
+    }
+    insta::assert_snapshot!("dbt_verification_texts", texts.join("\n\n"));
+
+    // Every statement went through governance and into the audit log, literals redacted.
+    let (code, out, _) = run_cli(&s.gw.data_dir, &["audit", "--limit", "100"]).await?;
+    assert_eq!(code, 0);
+    let records: Vec<Value> = out.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let find = |tool: &str| {
+        records
+            .iter()
+            .filter(|r| r["tool"] == tool && r["decision"] == "ok")
+            .map(|r| r["sql_redacted"].as_str().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let schema = find("check_model_schema");
+    assert!(
+        schema
+            .iter()
+            .any(|sql| sql == "SELECT * FROM \"main\".\"customers\" LIMIT ?"),
+        "{schema:?}"
+    );
+    let output = find("validate_model_output");
+    assert!(
+        output.iter().any(
+            |sql| sql.contains("(SELECT count(*) FROM \"main\".\"customers\") AS row_count_0")
+                && sql.contains("FROM \"raw\".\"raw_customers\")")
+        ),
+        "{output:?}"
+    );
+    let audit = find("audit_model_sources");
+    assert!(
+        audit
+            .iter()
+            .any(|sql| sql.contains("count(DISTINCT \"debug_flag\")")),
+        "{audit:?}"
+    );
+    let failed: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["tool"] == "check_model_schema" && r["decision"] == "error")
+        .collect();
+    assert!(
+        failed.iter().any(|r| r["sql_redacted"]
+            .as_str()
+            .unwrap_or("")
+            .contains("\"payment_summary\"")),
+        "{failed:?}"
+    );
+    Ok(())
+}
+
+fn count_rows(db: &Path, table: &str) -> anyhow::Result<u64> {
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
+    let conn = duckdb::Connection::open_with_flags(db, config)?;
+    let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+    Ok(u64::try_from(n)?)
+}
+
+#[tokio::test]
+async fn projects_from_the_config_file_win_and_roots_widen_the_fence() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let jaffle = project_copy(tmp.path(), "jaffle")?;
+    let roots = tmp.path().join("roots");
+    project_copy(&roots, "defects")?;
+    let config = tmp.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connections]]\nname = 'jaffle_wh'\nkind = 'duckdb'\ndsn = '{}'\n\
+             [connections.policy]\ndenied_tables = ['customers']\n\n\
+             [[projects]]\nname = 'jaffle'\ndir = 'jaffle'\nconnection = 'jaffle_wh'\ndescription = 'from config'\n\n\
+             [dbt]\nproject_roots = ['roots']\n",
+            jaffle.join("jaffle.duckdb").display()
+        ),
+    )?;
+    let config_arg = config.display().to_string();
+    let data = tmp.path().join("data");
+    let (code, _, err) = run_cli(
+        &data,
+        &[
+            "project",
+            "add",
+            "--config",
+            &config_arg,
+            "--name",
+            "jaffle",
+            "--dir",
+            jaffle.to_str().unwrap_or(""),
+        ],
+    )
+    .await?;
+    assert_ne!(code, 0);
+    assert!(err.contains("'jaffle' is defined in the config file"), "{err}");
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".into(), config_arg],
+        data_dir: Some(data),
+        ..Launch::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+    let list = ok(&call(&client, "list_projects", json!({})).await?);
+    assert_eq!(
+        list["projects"],
+        json!([{"name": "jaffle", "project_dir": jaffle.display().to_string(), "connection": "jaffle_wh",
+                "description": "from config", "source": "config"}])
+    );
+    let c = ok(&call(
+        &client,
+        "check_model_schema",
+        json!({"connection_name": "jaffle_wh", "model_name": "orders", "yml_columns": ""}),
+    )
+    .await?);
+    assert_eq!(c["matches"], true, "{c}");
+    // Verification SQL is governed like an agent's: the connection's policy refuses the denied table.
+    let r = call(
+        &client,
+        "check_model_schema",
+        json!({"connection_name": "jaffle_wh", "model_name": "customers", "yml_columns": ""}),
+    )
+    .await?;
+    refused(&r, "customers");
+    let (_, out, _) = run_cli(&gw.data_dir, &["audit", "--limit", "1"]).await?;
+    let last: Value = serde_json::from_str(out.trim())?;
+    assert_eq!(
+        (last["tool"].as_str(), last["decision"].as_str()),
+        (Some("check_model_schema"), Some("denied"))
+    );
+    assert_eq!(last["rule"], "denied_table");
+    // A project under a configured root may be named by path without being registered.
+    let under_root = std::fs::canonicalize(roots.join("defects"))?;
+    let v = ok(&call(
+        &client,
+        "dbt_project_validate",
+        json!({"project_dir": under_root.display().to_string()}),
+    )
+    .await?);
+    assert_eq!(v["project"], "defects");
+    refused(
+        &call(
+            &client,
+            "dbt_project_validate",
+            json!({"project_dir": tmp.path().display().to_string()}),
+        )
+        .await?,
+        &format!("project roots: {}", roots.display()),
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_key_without_the_scope_is_refused() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let (code, key, err) = run_cli(
+        &s.gw.data_dir,
+        &["key", "create", "--name", "q", "--scope", "query"],
+    )
+    .await?;
+    assert_eq!(code, 0, "{err}");
+    let client = s.gw.client_with_key(key.trim()).await?;
+    refused(
+        &call(&client, "dbt_project_validate", json!({"project_dir": "jaffle"})).await?,
+        "lacks the 'schema' scope needed by dbt_project_validate",
+    );
+    ok(&call(
+        &client,
+        "validate_model_output",
+        json!({"connection_name": "jaffle_wh", "model_name": "orders"}),
+    )
+    .await?);
+    Ok(())
+}
+
+/// Runs `sluice dbt …` (no data directory involved).
+async fn sluice_dbt(args: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let out = tokio::process::Command::new(sluice_bin())
+        .arg("dbt")
+        .args(args)
+        .output()
+        .await?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout)?,
+        String::from_utf8(out.stderr)?,
+    ))
+}
+
+#[tokio::test]
+async fn dbt_validate_exit_codes_and_formats() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let defects = project_copy(tmp.path(), "defects")?;
+    let jaffle = project_copy(tmp.path(), "jaffle")?;
+    let d = defects.to_str().unwrap_or("");
+    let j = jaffle.to_str().unwrap_or("");
+
+    let (code, out, _) = sluice_dbt(&["validate", "--project-dir", j, "--fail-on", "warning"]).await?;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("sluice-dbt validate jaffle: 0 error(s), 0 warning(s), 0 info; passed"),
+        "{out}"
+    );
+    let (code, out, _) = sluice_dbt(&["validate", "--project-dir", d]).await?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.ends_with(
+        "sluice-dbt validate defects: 7 error(s), 15 warning(s), 9 info; failed (fail on error)\n"
+    ));
+
+    let (code, out, _) = sluice_dbt(&["validate", "--project-dir", d, "--format", "json"]).await?;
+    assert_eq!(code, 1);
+    let report: Value = serde_json::from_str(&out)?;
+    assert_eq!(
+        report["summary"],
+        json!({"errors": 7, "warnings": 15, "infos": 9})
+    );
+    assert_eq!(report["failed"], true);
+    let findings = report["findings"].as_array().map(Vec::len).unwrap_or(0);
+    assert_eq!(findings, 31);
+    assert!(
+        report["findings"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f["id"] == "DBT301"
+                && f["file"] == format!("{d}/models/marts/_marts.yml")
+                && f["line"] == 14)),
+        "{out}"
+    );
+
+    let (code, out, _) = sluice_dbt(&["validate", "--project-dir", d, "--format", "github"]).await?;
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    // One workflow command per finding, then the summary line.
+    assert_eq!(lines.iter().filter(|l| l.starts_with("::")).count(), 31, "{out}");
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("sluice-dbt validate defects:")),
+        "{out}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("::error ")).count(),
+        7,
+        "{out}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with(&format!("::error file={d}/models/marts/_marts.yml,line=14"))),
+        "{out}"
+    );
+
+    let (code, out, _) = sluice_dbt(&[
+        "validate",
+        "--project-dir",
+        d,
+        "--format",
+        "junit",
+        "--fail-on",
+        "warning",
+    ])
+    .await?;
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites "),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("</testsuites>"), "{out}");
+    assert_eq!(out.matches("<testcase ").count(), 31);
+    assert_eq!(out.matches("<failure ").count(), 22);
+    assert_eq!(
+        out.matches("<testcase").count(),
+        out.matches("</testcase>").count()
+    );
+
+    // Warnings fail only when asked to.
+    let (code, _, _) = sluice_dbt(&["validate", "--project-dir", d, "--fail-on", "error"]).await?;
+    assert_eq!(code, 1);
+    std::fs::remove_dir_all(defects.join("models/after_build"))?;
+    std::fs::remove_file(defects.join("target/run_results.json"))?;
+    let (code, out, _) = sluice_dbt(&["validate", "--project-dir", d]).await?;
+    assert_eq!(code, 1, "documented-column-missing is still an error: {out}");
+
+    let (code, out, err) = sluice_dbt(&["validate", "--project-dir", "/does/not/exist"]).await?;
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("/does/not/exist: not a dbt project"), "{err}");
+    let (code, _, err) = sluice_dbt(&["validate", "--project-dir", d, "--format", "yaml"]).await?;
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid value 'yaml' for '--format"), "{err}");
+
+    let (code, out, _) = sluice_dbt(&["map", "--project-dir", j, "--focus", "sources"]).await?;
+    assert_eq!(code, 0);
+    assert!(out.contains("jaffle_raw"), "{out}");
+    let (code, out, _) = sluice_dbt(&[
+        "lineage",
+        "--project-dir",
+        j,
+        "customers",
+        "--direction",
+        "upstream",
+    ])
+    .await?;
+    assert_eq!(code, 0);
+    assert!(out.contains("stg_customers"), "{out}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// `dbt parse` before validation, with the operator's dbt binary ([dbt] binary)
+
+/// The real dbt-core + dbt-duckdb that generated the fixtures (tests/fixtures/dbt/install-dbt.sh, run by
+/// scripts/setup-test-deps.sh), or `None` when that venv was never created.
+fn real_dbt() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")?;
+    let dbt = Path::new(&home).join(".cache/sluice/dbt-venv/bin/dbt");
+    if dbt.is_file() {
+        Some(dbt)
+    } else {
+        eprintln!(
+            "SKIPPED: {} does not exist; run tests/fixtures/dbt/install-dbt.sh (scripts/setup-test-deps.sh \
+             does) to test dbt parse with real dbt",
+            dbt.display()
+        );
+        None
+    }
+}
+
+/// A gateway whose config registers `projects` (name, directory) and names `binary` as the dbt executable.
+async fn gateway_with_dbt(
+    tmp: &Path,
+    binary: &Path,
+    timeout_secs: u64,
+    projects: &[(&str, &Path)],
+) -> anyhow::Result<Gateway> {
+    let mut config = String::new();
+    for (name, dir) in projects {
+        config.push_str(&format!(
+            "[[projects]]\nname = '{name}'\ndir = '{}'\n\n",
+            dir.display()
+        ));
+    }
+    config.push_str(&format!(
+        "[dbt]\nbinary = '{}'\nparse_timeout_secs = {timeout_secs}\n",
+        binary.display()
+    ));
+    let path = tmp.join("sluice.toml");
+    std::fs::write(&path, config)?;
+    Gateway::launch(Launch {
+        args: vec!["--config".into(), path.display().to_string()],
+        data_dir: Some(tmp.join("data")),
+        ..Launch::default()
+    })
+    .await
+}
+
+fn finding_ids(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn dbt_parse_refreshes_the_manifest_and_reports_its_failures() -> anyhow::Result<()> {
+    let Some(dbt) = real_dbt() else {
+        return Ok(());
+    };
+    let tmp = tempfile::tempdir()?;
+    // An edit made after the last build: a new model the committed manifest knows nothing of.
+    let edited = project_copy(tmp.path(), "jaffle")?;
+    std::fs::write(
+        edited.join("models/marts/big_orders.sql"),
+        "select order_id, amount from {{ ref('orders') }} where amount > 10\n",
+    )?;
+    let manifest = std::fs::read_to_string(edited.join("target/manifest.json"))?;
+    assert!(!manifest.contains("model.jaffle.big_orders"));
+    // A dbt_project.yml dbt cannot read.
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir(&broken)?;
+    let broken = project_copy(&broken, "jaffle")?;
+    std::fs::write(
+        broken.join("dbt_project.yml"),
+        "name: jaffle\nversion: \"1.0.0\"\nconfig-version: 2\nprofile: jaffle\nmodels: [unclosed\n",
+    )?;
+    let gw = gateway_with_dbt(tmp.path(), &dbt, 300, &[("edited", &edited), ("broken", &broken)]).await?;
+    let client = gw.client().await?;
+
+    let v = ok(&call(&client, "dbt_project_validate", json!({"project_dir": "edited"})).await?);
+    let parse = &v["dbt_parse"];
+    assert_eq!(
+        (&parse["status"], &parse["ran"], &parse["exit_code"]),
+        (&json!("succeeded"), &json!(true), &Value::Null),
+        "{v}"
+    );
+    assert!(parse["duration_ms"].as_u64().is_some_and(|ms| ms > 0), "{parse}");
+    // dbt itself wrote the new model into the manifest the analysis read.
+    let manifest = std::fs::read_to_string(edited.join("target/manifest.json"))?;
+    assert!(manifest.contains("\"model.jaffle.big_orders\""));
+    let map = ok(&call(
+        &client,
+        "dbt_project_map",
+        json!({"project_dir": "edited", "focus": "model:big_orders"}),
+    )
+    .await?);
+    let map = map["map"].as_str().unwrap_or("");
+    assert!(map.contains("big_orders") && map.contains("orders"), "{map}");
+    let lineage = ok(&call(
+        &client,
+        "dbt_lineage",
+        json!({"project": "edited", "node": "big_orders", "direction": "upstream", "depth": 1}),
+    )
+    .await?);
+    assert_eq!(lineage["unique_id"], "model.jaffle.big_orders");
+    assert_eq!(lineage["upstream"][0]["name"], "orders");
+
+    // A failing parse is reported with dbt's own message; the call succeeds on the artifacts as found.
+    let r = call(&client, "dbt_project_validate", json!({"project_dir": "broken"})).await?;
+    let v = ok(&r);
+    let parse = &v["dbt_parse"];
+    assert_eq!(
+        (&parse["status"], &parse["ran"], &parse["exit_code"]),
+        (&json!("failed"), &json!(true), &json!(2)),
+        "{v}"
+    );
+    let tail: Vec<&str> = parse["output_tail"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    assert!(
+        tail.iter().any(|l| l.contains("Syntax error near line 6")),
+        "{tail:?}"
+    );
+    assert!(tail.iter().all(|l| !l.contains('\u{1b}')), "{tail:?}");
+    let text = text(&r);
+    assert!(text.starts_with("dbt parse FAILED (exit code 2)"), "{text}");
+    assert!(
+        text.contains("may be stale") && text.contains("Syntax error near line 6"),
+        "{text}"
+    );
+    // The analysis still ran, and found the broken YAML itself.
+    assert!(finding_ids(&v).contains(&"DBT004".to_owned()), "{v}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hanging_dbt_is_killed_at_the_timeout() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let jaffle = project_copy(tmp.path(), "jaffle")?;
+    let hanging = tmp.path().join("hanging-dbt");
+    std::fs::write(&hanging, "#!/bin/sh\necho \"parsing $*\"\nsleep 300\n")?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&hanging, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let gw = gateway_with_dbt(tmp.path(), &hanging, 1, &[("jaffle", &jaffle)]).await?;
+    let client = gw.client().await?;
+    let started = std::time::Instant::now();
+    let r = call(&client, "dbt_project_validate", json!({"project_dir": "jaffle"})).await?;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let v = ok(&r);
+    let parse = &v["dbt_parse"];
+    assert_eq!(
+        (&parse["status"], &parse["ran"], &parse["exit_code"]),
+        (&json!("timed_out"), &json!(true), &Value::Null),
+        "{v}"
+    );
+    assert!(
+        parse["duration_ms"]
+            .as_u64()
+            .is_some_and(|ms| (1_000..10_000).contains(&ms)),
+        "{parse}"
+    );
+    assert_eq!(
+        parse["output_tail"],
+        json!([format!(
+            "parsing parse --project-dir {} --profiles-dir {} --target-path {} --log-path {}",
+            jaffle.canonicalize()?.display(),
+            jaffle.canonicalize()?.display(),
+            jaffle.canonicalize()?.join("target").display(),
+            jaffle.canonicalize()?.join("logs").display()
+        )])
+    );
+    assert!(
+        text(&r).starts_with("dbt parse timed out after 1 s and was killed"),
+        "{}",
+        text(&r)
+    );
+    // The committed artifacts were validated as found.
+    assert_eq!(v["summary"], json!({"errors": 0, "warnings": 0, "infos": 0}));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_missing_dbt_binary_is_a_clear_error_and_no_binary_means_no_parse() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let jaffle = project_copy(tmp.path(), "jaffle")?;
+    let missing = tmp.path().join("venv/bin/dbt");
+    let gw = gateway_with_dbt(tmp.path(), &missing, 5, &[("jaffle", &jaffle)]).await?;
+    let client = gw.client().await?;
+    refused(
+        &call(&client, "dbt_project_validate", json!({"project_dir": "jaffle"})).await?,
+        &format!(
+            "dbt parse could not run: the configured dbt binary {} does not exist",
+            missing.display()
+        ),
+    );
+    drop(client);
+    drop(gw);
+
+    let s = setup().await?;
+    let client = s.gw.client().await?;
+    let r = call(&client, "dbt_project_validate", json!({"project_dir": "jaffle"})).await?;
+    let v = ok(&r);
+    assert_eq!(
+        (&v["dbt_parse"]["status"], &v["dbt_parse"]["ran"]),
+        (&json!("not_configured"), &json!(false))
+    );
+    assert!(
+        text(&r).starts_with("dbt parse was not run (no dbt binary is configured"),
+        "{}",
+        text(&r)
+    );
+    Ok(())
+}

@@ -1,0 +1,702 @@
+//! The sandbox through the gateway: `sluice up` runs the real `sluice-sandbox` daemon beside itself (on
+//! every backend this machine has), `sluice serve` reconnects to a daemon started by hand after it
+//! restarts, query results reach pandas as CSV and Parquet, governance and scopes hold, sessions are
+//! isolated, and the audit log keeps a hash of the code, never the code.
+
+use pretty_assertions::assert_eq;
+use rmcp::RoleClient;
+use rmcp::model::{CallToolResult, ClientConfig};
+use rmcp::service::RunningService;
+use serde_json::{Value, json};
+use sluice_e2e::{
+    Gateway, Launch, SandboxDaemon, call, cli, sandbox_backends, sandbox_python, sandbox_section, text,
+};
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+/// The harness starts gateways without a sandbox unless asked.
+fn sandbox_on() -> Vec<(String, String)> {
+    vec![("SLUICE_SANDBOX".to_owned(), "true".to_owned())]
+}
+
+/// Writes `config` into `dir` with the daemon's state directory inside `dir` (removed with it), which the
+/// daemon's unprivileged uid must be able to traverse. `up_restarts_its_daemon_and_stops_it_on_shutdown`
+/// covers the default root.
+fn config_in(dir: &std::path::Path, config: &str) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))?;
+    let path = dir.join("sluice.toml");
+    std::fs::write(
+        &path,
+        format!("{config}root = \"{}\"\n", dir.join("root").display()),
+    )?;
+    Ok(path)
+}
+
+/// `sluice up` with a config file holding `config`; the returned temp dir keeps the file alive.
+async fn up_with(config: &str) -> anyhow::Result<(Gateway, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let path = config_in(dir.path(), config)?;
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".to_owned(), path.display().to_string()],
+        env: sandbox_on(),
+        ..Default::default()
+    })
+    .await?;
+    Ok((gw, dir))
+}
+
+fn structured(r: &CallToolResult) -> Value {
+    r.structured_content.clone().unwrap_or(Value::Null)
+}
+
+/// Calls a tool that must succeed and returns its structured result.
+async fn ok(client: &Client, tool: &str, args: Value) -> anyhow::Result<Value> {
+    let r = call(client, tool, args.clone()).await?;
+    assert_eq!(r.is_error, Some(false), "{tool} {args}: {}", text(&r));
+    Ok(structured(&r))
+}
+
+/// Calls a tool that must fail and returns its text.
+async fn refused(client: &Client, tool: &str, args: Value) -> anyhow::Result<String> {
+    let r = call(client, tool, args.clone()).await?;
+    assert_eq!(r.is_error, Some(true), "{tool} {args} succeeded: {}", text(&r));
+    Ok(text(&r))
+}
+
+async fn run(client: &Client, code: &str, inputs: Value) -> anyhow::Result<Value> {
+    ok(client, "execute_code", json!({"code": code, "inputs": inputs})).await
+}
+
+#[tokio::test]
+async fn up_runs_code_on_every_backend_with_governed_inputs() -> anyhow::Result<()> {
+    for backend in sandbox_backends()? {
+        let (gw, _cfg) = up_with(&sandbox_section(backend)).await?;
+        let client = gw.client().await?;
+
+        let status = ok(&client, "sandbox_status", json!({})).await?;
+        assert_eq!(status["status"], "available", "{backend}: {status}");
+        assert_eq!(status["backend"], backend);
+        let info = ok(&client, "server_info", json!({})).await?;
+        assert_eq!(info["sandbox"]["status"], "available", "{info}");
+
+        let r = call(&client, "execute_code", json!({"code": "print(1)"})).await?;
+        assert_eq!(r.is_error, Some(false), "{}", text(&r));
+        let out = structured(&r);
+        assert_eq!(
+            (&out["exit_code"], &out["stdout"], &out["backend"]),
+            (&json!(0), &json!("1\n"), &json!(backend))
+        );
+        assert!(text(&r).starts_with("exit 0 · "), "{}", text(&r));
+
+        let Some(_) = sandbox_python() else {
+            eprintln!("skipped the pandas half: SLUICE_SANDBOX_PYTHON is not set");
+            continue;
+        };
+        // A governed query's result as CSV, read by pandas; the same data as Parquet, with its types.
+        let sql = "SELECT region_id, name, tax_rate, opened_on FROM regions ORDER BY region_id";
+        let out = run(
+            &client,
+            "import pandas as pd\n\
+             df = pd.read_csv('regions.csv')\n\
+             pq = pd.read_parquet('data/regions.parquet')\n\
+             print(len(df), df['name'][0], round(df['tax_rate'].sum(), 4))\n\
+             print(len(pq), str(pq['region_id'].dtype), str(pq['opened_on'].dtype), pq['name'].equals(df['name']))\n\
+             df.head(2).to_csv('top2.csv', index=False)",
+            json!([
+                {"connection_name": "demo", "sql": sql, "file": "regions.csv"},
+                {"connection_name": "demo", "sql": sql, "file": "data/regions.parquet"},
+            ]),
+        )
+        .await?;
+        let direct = ok(
+            &client,
+            "query_database",
+            json!({"connection_name": "demo", "sql": "SELECT count(*), round(sum(tax_rate), 4) FROM regions"}),
+        )
+        .await?;
+        let n = direct["rows"][0][0].as_i64().unwrap_or_default();
+        let tax = direct["rows"][0][1].clone();
+        let tax = tax.as_f64().or_else(|| tax.as_str().and_then(|t| t.parse().ok()));
+        assert_eq!(
+            out["stdout"],
+            json!(format!(
+                "{n} US East {}\n{n} int64 object True\n",
+                tax.unwrap_or_default()
+            )),
+            "{backend}: {out}"
+        );
+        assert_eq!(out["inputs"][0]["format"], "csv");
+        assert_eq!(out["inputs"][1]["format"], "parquet");
+        assert_eq!(out["inputs"][0]["rows"], json!(n));
+        let produced: Vec<&str> = out["files"]
+            .as_array()
+            .map(|f| f.iter().filter_map(|f| f["path"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(produced.contains(&"top2.csv"), "{out}");
+        gw.stop().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_query_input_runs_no_code() -> anyhow::Result<()> {
+    let (gw, _cfg) = up_with(&sandbox_section("native")).await?;
+    let client = gw.client().await?;
+    let sql = "DELETE FROM orders";
+    let verdict = ok(
+        &client,
+        "validate_sql",
+        json!({"connection_name": "demo", "sql": sql}),
+    )
+    .await?;
+    let message = verdict["findings"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!message.is_empty(), "{verdict}");
+    let t = refused(
+        &client,
+        "execute_code",
+        json!({
+            "code": "open('ran.txt', 'w').write('yes')",
+            "inputs": [{"connection_name": "demo", "sql": sql, "file": "orders.csv"}]
+        }),
+    )
+    .await?;
+    assert!(t.contains("input 'orders.csv': "), "{t}");
+    assert!(t.contains(&message), "{t} lacks {message}");
+    let listing = ok(&client, "fs_list_directory", json!({"path": "."})).await?;
+    assert_eq!(listing["entries"], json!([]), "code ran: {listing}");
+    let t = refused(&client, "fs_get_file_info", json!({"path": "ran.txt"})).await?;
+    assert!(t.contains("\"ran.txt\" does not exist"), "{t}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn file_tools_round_trip_and_stay_in_the_workspace() -> anyhow::Result<()> {
+    let (gw, _cfg) = up_with(&sandbox_section("native")).await?;
+    let client = gw.client().await?;
+    let made = ok(&client, "fs_create_directory", json!({"path": "data/raw"})).await?;
+    assert_eq!(made["file"]["type"], "directory");
+    let wrote = ok(
+        &client,
+        "fs_write_file",
+        json!({"path": "data/raw/notes.txt", "content": "alpha\nbeta\n"}),
+    )
+    .await?;
+    assert_eq!(wrote["file"]["size"], 11);
+    let read = ok(&client, "fs_read_file", json!({"path": "data/raw/notes.txt"})).await?;
+    assert_eq!(
+        (&read["content"], &read["encoding"]),
+        (&json!("alpha\nbeta\n"), &json!("utf-8"))
+    );
+    // Code sees the file (named as an input) and writes another.
+    let out = run(
+        &client,
+        "lines = open('data/raw/notes.txt').read().split()\nopen('data/count.txt', 'w').write(str(len(lines)))",
+        json!(["data/raw/notes.txt"]),
+    )
+    .await?;
+    assert_eq!(out["inputs"][0]["format"], "workspace");
+    assert_eq!(out["exit_code"], 0, "{out}");
+    let moved = ok(
+        &client,
+        "fs_move_file",
+        json!({"source": "data/count.txt", "destination": "count.txt"}),
+    )
+    .await?;
+    assert_eq!(moved["file"]["path"], "count.txt");
+    let read = ok(&client, "fs_read_file", json!({"path": "count.txt"})).await?;
+    assert_eq!(read["content"], "2");
+    let listing = ok(&client, "fs_list_directory", json!({"path": "."})).await?;
+    let names: Vec<(&str, &str)> = listing["entries"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .map(|e| (e["name"].as_str().unwrap_or(""), e["type"].as_str().unwrap_or("")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(names, vec![("count.txt", "file"), ("data", "directory")]);
+    let tree = call(&client, "fs_directory_tree", json!({"path": "."})).await?;
+    assert_eq!(
+        text(&tree),
+        "./\n  count.txt\n  data/\n    raw/\n      notes.txt",
+        "{}",
+        text(&tree)
+    );
+    let found = ok(
+        &client,
+        "fs_search_files",
+        json!({"path": ".", "pattern": "*.txt"}),
+    )
+    .await?;
+    assert_eq!(found["matches"], json!(["count.txt", "data/raw/notes.txt"]));
+    let info = ok(&client, "fs_get_file_info", json!({"path": "data/raw/notes.txt"})).await?;
+    assert_eq!((&info["type"], &info["size"]), (&json!("file"), &json!(11)));
+
+    // Paths that leave the workspace are refused with the daemon's own message.
+    for (tool, args, expected) in [
+        (
+            "fs_read_file",
+            json!({"path": "../../etc/passwd"}),
+            "contains \"..\", which could leave the workspace",
+        ),
+        (
+            "fs_read_file",
+            json!({"path": "/etc/passwd"}),
+            "is absolute; workspace paths are relative to the workspace root",
+        ),
+        (
+            "fs_write_file",
+            json!({"path": "../escape.txt", "content": "x"}),
+            "contains \"..\", which could leave the workspace",
+        ),
+        (
+            "fs_move_file",
+            json!({"source": "count.txt", "destination": "/tmp/count.txt"}),
+            "is absolute",
+        ),
+        (
+            "fs_list_directory",
+            json!({"path": "data/../.."}),
+            "contains \"..\"",
+        ),
+    ] {
+        let t = refused(&client, tool, args.clone()).await?;
+        assert!(t.contains(expected), "{tool} {args}: {t}");
+    }
+    // A query result is placed under the same confinement.
+    let t = refused(
+        &client,
+        "execute_code",
+        json!({"code": "pass", "inputs": [{"connection_name": "demo", "sql": "SELECT 1", "file": "../up.csv"}]}),
+    )
+    .await?;
+    assert!(
+        t.contains("contains \"..\", which could leave the workspace"),
+        "{t}"
+    );
+    let t = refused(
+        &client,
+        "execute_code",
+        json!({"code": "pass", "inputs": ["missing.csv"]}),
+    )
+    .await?;
+    assert!(
+        t.contains("input 'missing.csv': \"missing.csv\" does not exist"),
+        "{t}"
+    );
+    let t = refused(&client, "execute_code", json!({"code": "pass", "timeout": 301})).await?;
+    assert!(
+        t.contains("timeout must be between 1 and 300 seconds (got 301)"),
+        "{t}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn scopes_guard_writes_and_query_inputs() -> anyhow::Result<()> {
+    let (gw, _cfg) = up_with(&sandbox_section("native")).await?;
+    let out = gw
+        .cli(&["key", "create", "--name", "sandbox-only", "--scope", "sandbox"])
+        .await?;
+    let key = String::from_utf8(out.stdout)?.trim().to_owned();
+    let client = gw.client_with_key(&key).await?;
+    for (tool, args) in [
+        ("fs_write_file", json!({"path": "a.txt", "content": "x"})),
+        ("fs_create_directory", json!({"path": "d"})),
+        ("fs_move_file", json!({"source": "a", "destination": "b"})),
+    ] {
+        let t = refused(&client, tool, args).await?;
+        assert!(
+            t.contains(&format!(
+                "this API key lacks the 'fs_write' scope needed by {tool}"
+            )),
+            "{tool}: {t}"
+        );
+    }
+    // Reading and running are what the sandbox scope is for.
+    let out = run(&client, "print(6 * 7)", json!([])).await?;
+    assert_eq!(out["stdout"], "42\n");
+    // A query input would read the warehouse: it needs the query scope as well.
+    let t = refused(
+        &client,
+        "execute_code",
+        json!({"code": "pass", "inputs": [{"connection_name": "demo", "sql": "SELECT 1", "file": "x.csv"}]}),
+    )
+    .await?;
+    assert!(
+        t.contains("lacks the 'query' scope needed by execute_code inputs that run SQL"),
+        "{t}"
+    );
+    // And a key without the sandbox scope reaches none of the sandbox tools.
+    let out = gw
+        .cli(&["key", "create", "--name", "query-only", "--scope", "query"])
+        .await?;
+    let key = String::from_utf8(out.stdout)?.trim().to_owned();
+    let client = gw.client_with_key(&key).await?;
+    let t = refused(&client, "execute_code", json!({"code": "print(1)"})).await?;
+    assert!(
+        t.contains("lacks the 'sandbox' scope needed by execute_code"),
+        "{t}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_sessions_do_not_see_each_others_files() -> anyhow::Result<()> {
+    let (gw, _cfg) = up_with(&sandbox_section("native")).await?;
+    let a = gw.client().await?;
+    let b = gw.client().await?;
+    ok(
+        &a,
+        "fs_write_file",
+        json!({"path": "secret.txt", "content": "a's"}),
+    )
+    .await?;
+    run(&a, "open('made_by_a.txt', 'w').write('1')", json!([])).await?;
+    // Files persist across a session's calls...
+    let seen = run(&a, "import os\nprint(sorted(os.listdir('.')))", json!([])).await?;
+    assert_eq!(seen["stdout"], "['made_by_a.txt', 'secret.txt']\n");
+    // ...and are invisible to another session, through the file tools and through code.
+    let listing = ok(&b, "fs_list_directory", json!({"path": "."})).await?;
+    assert_eq!(listing["entries"], json!([]));
+    let t = refused(&b, "fs_read_file", json!({"path": "secret.txt"})).await?;
+    assert!(t.contains("\"secret.txt\" does not exist"), "{t}");
+    let seen = run(&b, "import os\nprint(sorted(os.listdir('.')))", json!([])).await?;
+    assert_eq!(seen["stdout"], "[]\n");
+    Ok(())
+}
+
+#[tokio::test]
+async fn serve_reconnects_when_its_daemon_comes_back() -> anyhow::Result<()> {
+    let mut daemon = SandboxDaemon::start().await?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!("[sandbox]\nsocket = \"{}\"\n", daemon.socket.display()),
+    )?;
+    let out = cli(
+        &data,
+        &[
+            "key", "create", "--name", "svc", "--scope", "sandbox", "--scope", "fs_write",
+        ],
+    )
+    .await?;
+    let key = String::from_utf8(out.stdout)?.trim().to_owned();
+    let gw = Gateway::launch(Launch {
+        command: Some("serve"),
+        args: vec!["--config".to_owned(), config.display().to_string()],
+        data_dir: Some(data.clone()),
+        env: sandbox_on(),
+    })
+    .await?;
+    let client = gw.client_with_key(&key).await?;
+    let out = run(&client, "print(1)", json!([])).await?;
+    assert_eq!(out["stdout"], "1\n");
+
+    daemon.kill().await?;
+    let t = refused(&client, "execute_code", json!({"code": "print(1)"})).await?;
+    assert!(t.contains("sandbox unavailable: "), "{t}");
+    assert!(
+        t.contains(&format!(
+            "start it with `sluice-sandbox serve --socket {}",
+            daemon.socket.display()
+        )),
+        "{t}"
+    );
+    let status = ok(&client, "sandbox_status", json!({})).await?;
+    assert_eq!(status["status"], "unavailable", "{status}");
+    let info = ok(&client, "server_info", json!({})).await?;
+    assert_eq!(info["sandbox"]["status"], "unavailable", "{info}");
+
+    // The same gateway, without a restart, uses the daemon again once it is back (a new workspace).
+    daemon.restart().await?;
+    let out = run(&client, "print(2)", json!([])).await?;
+    assert_eq!(out["stdout"], "2\n");
+    ok(
+        &client,
+        "fs_write_file",
+        json!({"path": "again.txt", "content": "x"}),
+    )
+    .await?;
+    gw.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn up_serves_data_when_the_daemon_cannot_start() -> anyhow::Result<()> {
+    let (gw, _cfg) = up_with("[sandbox]\ndaemon = \"/nonexistent/sluice-sandbox\"\n").await?;
+    let client = gw.client().await?;
+    let q = ok(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": "SELECT count(*) FROM regions"}),
+    )
+    .await?;
+    assert_eq!(q["row_count"], 1);
+    let why = "the sandbox daemon binary /nonexistent/sluice-sandbox does not exist";
+    let info = ok(&client, "server_info", json!({})).await?;
+    assert_eq!(info["sandbox"]["status"], "unavailable");
+    assert!(
+        info["sandbox"]["detail"].as_str().unwrap_or("").contains(why),
+        "{info}"
+    );
+    let status = ok(&client, "sandbox_status", json!({})).await?;
+    assert!(status["detail"].as_str().unwrap_or("").contains(why), "{status}");
+    let t = refused(&client, "fs_list_directory", json!({"path": "."})).await?;
+    assert!(t.contains(&format!("sandbox unavailable: {why}")), "{t}");
+
+    // A daemon that starts but refuses (here: an interpreter that does not exist) is reported the same way.
+    let (gw, _cfg) = up_with("[sandbox]\nbackend = \"native\"\npython = \"/nonexistent/python3\"\n").await?;
+    let client = gw.client().await?;
+    let status = ok(&client, "sandbox_status", json!({})).await?;
+    let detail = status["detail"].as_str().unwrap_or("").to_owned();
+    assert_eq!(status["status"], "unavailable");
+    assert!(
+        detail.contains("sandbox unavailable: the sandbox daemon exited during start-up"),
+        "{detail}"
+    );
+    assert!(detail.contains("/nonexistent/python3"), "{detail}");
+
+    // Switched off (the harness's default), the sandbox is not configured and the tools say how to enable it.
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let status = ok(&client, "sandbox_status", json!({})).await?;
+    assert_eq!(status["status"], "not_configured");
+    let t = refused(&client, "execute_code", json!({"code": "print(1)"})).await?;
+    assert!(
+        t.contains("sandbox unavailable: the sandbox is disabled on this gateway ([sandbox] enabled = false"),
+        "{t}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn audit_keeps_the_code_hash_not_the_code() -> anyhow::Result<()> {
+    let (gw, _cfg) = up_with(&sandbox_section("native")).await?;
+    let client = gw.client().await?;
+    let code = "secret = 'hunter2-audit-canary'\nprint(len(secret))";
+    let out = run(&client, code, json!([])).await?;
+    assert_eq!(out["stdout"], "20\n");
+    let audit = gw.cli(&["audit", "--limit", "5"]).await?;
+    let lines = String::from_utf8(audit.stdout)?;
+    assert!(!lines.contains("hunter2-audit-canary"), "{lines}");
+    let record: Value = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["tool"] == "execute_code")
+        .unwrap_or(Value::Null);
+    let sha = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child.stdin.take().map(|mut s| s.write_all(code.as_bytes()));
+            child.wait_with_output()
+        })?;
+    let sha = String::from_utf8(sha.stdout)?
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        (&record["code_sha256"], &record["code_len"], &record["decision"]),
+        (&json!(sha), &json!(code.len()), &json!("ok")),
+        "{record}"
+    );
+    // Neither the store nor the gateway's log holds the code.
+    let store = std::fs::read(gw.data_dir.join("sluice.db"))?;
+    let canary = b"hunter2-audit-canary";
+    assert!(!store.windows(canary.len()).any(|w| w == canary));
+    assert!(!gw.log().contains("hunter2-audit-canary"));
+    Ok(())
+}
+
+/// Pids and command lines of `sluice-sandbox serve` processes bound to `socket`.
+fn daemons_on(socket: &std::path::Path) -> Vec<(i32, Vec<String>)> {
+    let want = socket.display().to_string();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.ends_with("sluice-sandbox"))
+            && args.iter().any(|a| a == "serve")
+            && args.contains(&want)
+        {
+            found.push((pid, args));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn up_restarts_its_daemon_and_stops_it_on_shutdown() -> anyhow::Result<()> {
+    // The default root: as root, a directory of the gateway's own under the system temp dir.
+    let cfg = tempfile::tempdir()?;
+    let path = cfg.path().join("sluice.toml");
+    std::fs::write(&path, sandbox_section("native"))?;
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".to_owned(), path.display().to_string()],
+        env: sandbox_on(),
+        ..Default::default()
+    })
+    .await?;
+    let socket = std::fs::canonicalize(&gw.data_dir)?.join("sandbox.sock");
+    let client = gw.client().await?;
+    run(&client, "print(1)", json!([])).await?;
+    let before = daemons_on(&socket);
+    assert_eq!(before.len(), 1, "{before:?}");
+    let (pid, args) = before[0].clone();
+    let root = args
+        .iter()
+        .position(|a| a == "--root")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_default();
+    assert!(std::path::Path::new(&root).is_dir(), "{args:?}");
+
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()?;
+    // The gateway notices, restarts the daemon and uses the new one without being restarted itself.
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let r = call(&client, "execute_code", json!({"code": "print(3)"})).await?;
+        if r.is_error == Some(false) {
+            assert_eq!(structured(&r)["stdout"], "3\n");
+            break;
+        }
+        last = text(&r);
+        assert!(last.contains("sandbox unavailable: "), "{last}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no restart: {last}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let after = daemons_on(&socket);
+    assert!(
+        after.len() == 1 && after[0].0 != pid,
+        "{after:?} (killed {pid}; last error {last})"
+    );
+    assert!(gw.log().contains("the gateway is restarting it"), "{}", gw.log());
+
+    // Stopping the gateway stops its daemon and removes what it made.
+    gw.stop().await?;
+    assert_eq!(daemons_on(&socket), vec![]);
+    assert!(!socket.exists());
+    if sluice_e2e::running_as_root() {
+        // As root the daemon's root is a temporary directory of the gateway's.
+        assert!(!std::path::Path::new(&root).exists(), "{root} was left behind");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_daemon_exits_when_its_gateway_is_killed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = config_in(dir.path(), &sandbox_section("native"))?;
+    let data = dir.path().join("data");
+    let launch = || Launch {
+        args: vec!["--config".to_owned(), config.display().to_string()],
+        env: sandbox_on(),
+        data_dir: Some(data.clone()),
+        ..Default::default()
+    };
+    let gw = Gateway::launch(launch()).await?;
+    let socket = std::fs::canonicalize(&data)?.join("sandbox.sock");
+    assert!(
+        gw.printed().contains("sluice: sandbox available: backend native"),
+        "{}",
+        gw.printed()
+    );
+    let first = daemons_on(&socket);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // SIGKILL leaves the gateway no chance to stop its child.
+    let pid = gw.pid().unwrap_or_default();
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()?;
+    // The daemon exits on its own: the parent-death signal is armed again after its uid switch
+    // (`--exit-with-parent`), so this holds as root too.
+    let first_pid = first[0].0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{first_pid}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon outlived its SIGKILLed gateway by 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // A new gateway on the same data directory serves the socket with a daemon of its own.
+    let again = Gateway::launch(launch()).await?;
+    let now = daemons_on(&socket);
+    assert!(
+        now.len() == 1 && now[0].0 != first_pid,
+        "{now:?} (first {first:?})"
+    );
+    let client = again.client().await?;
+    assert_eq!(run(&client, "print(5)", json!([])).await?["stdout"], "5\n");
+    drop(gw);
+    Ok(())
+}
+
+#[tokio::test]
+async fn stateless_calls_get_a_workspace_of_their_own() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = config_in(dir.path(), &sandbox_section("native"))?;
+    let gw = Gateway::launch(Launch {
+        args: vec![
+            "--config".to_owned(),
+            path.display().to_string(),
+            "--stateless".to_owned(),
+            "true".to_owned(),
+        ],
+        env: sandbox_on(),
+        ..Default::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+    let r = call(
+        &client,
+        "execute_code",
+        json!({"code": "open('kept.txt', 'w').write('x')"}),
+    )
+    .await?;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    assert_eq!(structured(&r)["workspace_kept"], false);
+    assert!(
+        text(&r).contains("no MCP session, so its workspace was removed"),
+        "{}",
+        text(&r)
+    );
+    // The next call starts from an empty workspace, and no workspace stays open in the daemon.
+    let listing = ok(&client, "fs_list_directory", json!({"path": "."})).await?;
+    assert_eq!(listing["entries"], json!([]));
+    let t = refused(
+        &client,
+        "execute_code",
+        json!({"code": "pass", "inputs": ["kept.txt"]}),
+    )
+    .await?;
+    assert!(t.contains("this call has no MCP session"), "{t}");
+    let status = ok(&client, "sandbox_status", json!({})).await?;
+    assert_eq!(status["capacity"]["sessions"], 0, "{status}");
+    Ok(())
+}

@@ -1,0 +1,1013 @@
+//! Schema exploration end to end: the schema tools on the DuckDB demo warehouse and on real PostgreSQL,
+//! MariaDB and SQLite fixtures with and without declared foreign keys. Join paths are found and their SQL
+//! runs through query_database, date boundaries equal a direct min/max, same-named tables in two schemas
+//! stay apart, every schema text fits its budget, and bad names get clear errors.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+use pretty_assertions::assert_eq;
+use rmcp::RoleClient;
+use rmcp::model::{CallToolResult, ClientConfig};
+use rmcp::service::RunningService;
+use serde_json::{Value, json};
+use sluice_e2e::{Gateway, Launch, call, text};
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+/// The schema tools' shared budget: 4,000 estimated tokens of four characters.
+const BUDGET_CHARS: usize = 16_000;
+
+/// Calls a tool that must succeed and returns its structured result.
+async fn ok(client: &Client, tool: &str, args: Value) -> Result<(Value, String)> {
+    let r = call(client, tool, args.clone()).await?;
+    let t = text(&r);
+    if r.is_error == Some(true) {
+        bail!("{tool} {args} failed: {t}");
+    }
+    Ok((r.structured_content.clone().unwrap_or(Value::Null), t))
+}
+
+/// Calls a tool that must fail and returns its message.
+async fn fails(client: &Client, tool: &str, args: Value) -> Result<String> {
+    let r: CallToolResult = call(client, tool, args.clone()).await?;
+    let t = text(&r);
+    if r.is_error != Some(true) {
+        bail!("{tool} {args} succeeded: {t}");
+    }
+    Ok(t)
+}
+
+/// Runs SQL through query_database and returns its rows.
+async fn rows(client: &Client, connection: &str, sql: &str) -> Result<Vec<Value>> {
+    let (out, _) = ok(
+        client,
+        "query_database",
+        json!({"connection_name": connection, "sql": sql}),
+    )
+    .await?;
+    Ok(out["rows"].as_array().cloned().unwrap_or_default())
+}
+
+/// A gateway with extra connections from a config file, beside the demo warehouse.
+async fn gateway_with(dir: &Path, connections: &[(&str, &str, String)]) -> Result<Gateway> {
+    gateway_with_ttl(dir, connections, 600_000).await
+}
+
+async fn gateway_with_ttl(dir: &Path, connections: &[(&str, &str, String)], ttl_ms: u64) -> Result<Gateway> {
+    let mut config = format!("[limits]\nschema_cache_ttl_ms = {ttl_ms}\n");
+    for (name, kind, dsn) in connections {
+        config.push_str(&format!(
+            "\n[[connections]]\nname = \"{name}\"\nkind = \"{kind}\"\ndsn = \"{dsn}\"\n"
+        ));
+    }
+    let path = dir.join("sluice.toml");
+    std::fs::write(&path, config)?;
+    Gateway::launch(Launch {
+        data_dir: Some(dir.join("data")),
+        args: vec!["--config".into(), path.display().to_string()],
+        ..Default::default()
+    })
+    .await
+}
+
+/// Every date column get_date_boundaries reports equals what a direct MIN/MAX query returns.
+async fn check_date_boundaries(client: &Client, connection: &str, quote: char) -> Result<Value> {
+    let (out, t) = ok(
+        client,
+        "get_date_boundaries",
+        json!({"connection_name": connection}),
+    )
+    .await?;
+    assert!(t.len() <= BUDGET_CHARS, "{} chars", t.len());
+    let tables = out["tables"].as_array().context("tables")?;
+    assert!(!tables.is_empty(), "{t}");
+    let today = out["today"].as_str().context("today")?.to_owned();
+    assert_eq!(
+        out["queries"].as_u64(),
+        Some(tables.len() as u64),
+        "one query per table"
+    );
+    let mut global: Option<String> = None;
+    for table in tables {
+        let name = table["table"].as_str().context("table")?;
+        let (schema, bare) = name.split_once('.').context("qualified")?;
+        let from = format!("{quote}{schema}{quote}.{quote}{bare}{quote}");
+        for c in table["columns"].as_array().context("columns")? {
+            let col = c["column"].as_str().context("column")?;
+            let direct = rows(
+                client,
+                connection,
+                &format!("SELECT MIN({quote}{col}{quote}), MAX({quote}{col}{quote}) FROM {from}"),
+            )
+            .await?;
+            let expected = &direct[0];
+            assert_eq!(
+                (c["min"].clone(), c["max"].clone()),
+                (expected[0].clone(), expected[1].clone()),
+                "{name}.{col}"
+            );
+            if let Some(max) = expected[1].as_str() {
+                let max = max.replacen('T', " ", 1);
+                // Future dates are flagged, not taken as the global maximum.
+                let future = max.get(..10).is_some_and(|d| d > today.as_str());
+                if !future && global.as_ref().is_none_or(|g| max > *g) {
+                    global = Some(max);
+                }
+            }
+        }
+        let count = rows(client, connection, &format!("SELECT COUNT(*) FROM {from}")).await?;
+        assert_eq!(
+            table["row_count"].as_u64(),
+            count[0][0]
+                .as_u64()
+                .or_else(|| count[0][0].as_str().and_then(|s| s.parse().ok())),
+            "{name} row count"
+        );
+    }
+    assert_eq!(
+        out["global_max"].as_str().map(|m| m.replacen('T', " ", 1)),
+        global,
+        "{t}"
+    );
+    assert!(t.contains("GLOBAL MAX DATE: "), "{t}");
+    Ok(out)
+}
+
+/// A join path's SQL, run through query_database, must succeed.
+async fn check_path_runs(client: &Client, connection: &str, from: &str, to: &str) -> Result<Value> {
+    let (out, t) = ok(
+        client,
+        "find_join_path",
+        json!({"connection_name": connection, "from_table": from, "to_table": to}),
+    )
+    .await?;
+    let paths = out["paths"].as_array().context("paths")?;
+    assert!(!paths.is_empty(), "no path {from} → {to}: {t}");
+    for p in paths {
+        assert_eq!(p["governance"], "allowed", "{t}");
+        let sql = p["sql"].as_str().context("sql")?;
+        rows(client, connection, &format!("{sql} LIMIT 5"))
+            .await
+            .with_context(|| format!("path SQL {sql}"))?;
+    }
+    Ok(paths[0].clone())
+}
+
+/// The checks shared by the server engines' fixture: the connector fixture (declared keys) plus
+/// `shipments` and `archive.orders`, which declare none.
+async fn check_fixture(client: &Client, connection: &str, schema: &str, quote: char) -> Result<()> {
+    let tb = |name: &str| format!("{schema}.{name}");
+    // Declared: order_items → orders → customers.
+    let best = check_path_runs(client, connection, &tb("order_items"), &tb("customers")).await?;
+    assert_eq!(best["hops"], 2, "{best}");
+    assert!(
+        best["joins"]
+            .as_array()
+            .context("joins")?
+            .iter()
+            .all(|j| j["origin"] == "declared")
+    );
+    // Not declared: shipments.order_id → orders.id is inferred from the name and the key.
+    let inferred = check_path_runs(client, connection, &tb("shipments"), &tb("orders")).await?;
+    assert_eq!(inferred["hops"], 1, "{inferred}");
+    assert_eq!(inferred["joins"][0]["origin"], "inferred", "{inferred}");
+    assert_eq!(inferred["joins"][0]["from_columns"], json!(["order_id"]));
+    assert_eq!(inferred["joins"][0]["to_columns"], json!(["id"]));
+
+    check_date_boundaries(client, connection, quote).await?;
+
+    let (out, t) = ok(
+        client,
+        "compare_join_types",
+        json!({"connection_name": connection, "left_table": tb("orders"), "right_table": tb("customers"),
+               "join_keys": "a.customer_id = b.id"}),
+    )
+    .await?;
+    assert_eq!(
+        (
+            out["left_rows"].as_u64(),
+            out["right_rows"].as_u64(),
+            out["inner_join_rows"].as_u64(),
+            out["left_unmatched"].as_u64(),
+            out["right_unmatched"].as_u64(),
+            out["full_outer_join_rows"].as_u64()
+        ),
+        (Some(3), Some(3), Some(3), Some(0), Some(1), Some(4)),
+        "{t}"
+    );
+    let (out, t) = ok(
+        client,
+        "compare_join_types",
+        json!({"connection_name": connection, "left_table": tb("orders"), "right_table": tb("customers"),
+               "join_keys": "a.customer_id = b.id", "where_clause": "a.amount > 100 AND b.name <> 'Ada'"}),
+    )
+    .await?;
+    // Orders over 100: 10 (Ada) and 12 (Grace); customers but Ada: Grace and Linus.
+    assert_eq!(
+        (
+            out["left_rows"].as_u64(),
+            out["right_rows"].as_u64(),
+            out["inner_join_rows"].as_u64()
+        ),
+        (Some(2), Some(2), Some(1)),
+        "{t}"
+    );
+
+    let (out, t) = ok(
+        client,
+        "explore_column",
+        json!({"connection_name": connection, "table": tb("customers"), "column": "name", "filter_pattern": "a"}),
+    )
+    .await?;
+    let values: Vec<&str> = out["values"]
+        .as_array()
+        .context("values")?
+        .iter()
+        .filter_map(|v| v["value"].as_str())
+        .collect();
+    assert_eq!(values, ["Ada", "Grace"], "{t}");
+    assert_eq!(out["row_count"].as_u64(), Some(3));
+
+    let (out, t) = ok(
+        client,
+        "explore_columns",
+        json!({"connection_name": connection, "table": tb("orders"), "columns": ["id", "amount"]}),
+    )
+    .await?;
+    assert_eq!(out["columns"][0]["distinct_count"].as_u64(), Some(3), "{t}");
+    assert_eq!(out["columns"][0]["primary_key"], true, "{t}");
+    assert_eq!(out["columns"][1]["null_count"].as_u64(), Some(0), "{t}");
+
+    let (out, text) = ok(
+        client,
+        "explore_table",
+        json!({"connection_name": connection, "table_name": tb("orders")}),
+    )
+    .await?;
+    assert!(text.contains("Referenced by"), "{text}");
+    let referenced: Vec<&str> = out["referenced_by"]
+        .as_array()
+        .context("referenced_by")?
+        .iter()
+        .filter_map(|j| j["from"].as_str())
+        .collect();
+    assert!(referenced.iter().any(|r| r.ends_with(".order_items")), "{text}");
+    assert!(referenced.iter().any(|r| r.ends_with(".shipments")), "{text}");
+
+    check_bad_names(client, connection, schema).await?;
+    for tool in [
+        "schema_overview",
+        "schema_ddl",
+        "get_relationships",
+        "schema_statistics",
+    ] {
+        let (_, text) = ok(client, tool, json!({"connection_name": connection})).await?;
+        assert!(text.len() <= BUDGET_CHARS, "{tool}: {} chars", text.len());
+        assert!(text.contains("orders"), "{tool}: {text}");
+    }
+    let (_, text) = ok(
+        client,
+        "schema_link",
+        json!({"connection_name": connection, "question": "which customers placed orders", "format": "compact"}),
+    )
+    .await?;
+    assert!(text.contains("customers") && text.contains("orders"), "{text}");
+    Ok(())
+}
+
+async fn check_bad_names(client: &Client, connection: &str, schema: &str) -> Result<()> {
+    let orders = format!("{schema}.orders");
+    let customers = format!("{schema}.customers");
+    let t = fails(
+        client,
+        "explore_table",
+        json!({"connection_name": connection, "table_name": "ordres"}),
+    )
+    .await?;
+    assert!(t.contains("unknown table `ordres`"), "{t}");
+    assert!(t.contains("orders"), "suggests the near name: {t}");
+    let t = fails(
+        client,
+        "explore_column",
+        json!({"connection_name": connection, "table": orders, "column": "amout"}),
+    )
+    .await?;
+    assert!(t.contains("has no column 'amout'"), "{t}");
+    assert!(t.contains("amount"), "lists the columns: {t}");
+    let t = fails(
+        client,
+        "find_join_path",
+        json!({"connection_name": connection, "from_table": orders, "to_table": "nope"}),
+    )
+    .await?;
+    assert!(t.contains("unknown table `nope`"), "{t}");
+    let t = fails(
+        client,
+        "compare_join_types",
+        json!({"connection_name": connection, "left_table": orders, "right_table": customers,
+               "join_keys": "a.customer_id = b.id; DROP TABLE customers"}),
+    )
+    .await?;
+    assert!(t.contains("has text after the expression"), "{t}");
+    let t = fails(
+        client,
+        "compare_join_types",
+        json!({"connection_name": connection, "left_table": orders, "right_table": customers,
+               "join_keys": "a.customer_id = b.id", "where_clause": "1 = 1) OR (1 = 1"}),
+    )
+    .await?;
+    assert!(t.contains("has text after the expression"), "{t}");
+    let t = fails(
+        client,
+        "compare_join_types",
+        json!({"connection_name": connection, "left_table": orders, "right_table": customers,
+               "join_keys": "a.customer_id = b.id", "where_clause": "a.id IN (SELECT id FROM customers)"}),
+    )
+    .await?;
+    assert!(t.contains("may not contain subqueries"), "{t}");
+    let t = fails(
+        client,
+        "explore_column",
+        json!({"connection_name": connection, "table": orders, "column": "id", "limit": 0}),
+    )
+    .await?;
+    assert!(t.contains("limit must be between 1 and 1000"), "{t}");
+    let t = fails(
+        client,
+        "schema_link",
+        json!({"connection_name": connection, "question": "orders", "format": "yaml"}),
+    )
+    .await?;
+    assert!(
+        t.contains("unknown format 'yaml'; use `ddl`, `compact` or `json`"),
+        "{t}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn demo_warehouse_paths_run_and_outputs_fit_their_budget() -> Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+
+    let (out, t) = ok(&client, "list_schemas", json!({"connection_name": "demo"})).await?;
+    assert_eq!(out["schemas"][0]["name"], "main", "{t}");
+
+    // Declared keys: order_items → products → suppliers, and a longer one across the graph.
+    let best = check_path_runs(&client, "demo", "order_items", "suppliers").await?;
+    assert_eq!(best["hops"], 2, "{best}");
+    check_path_runs(&client, "demo", "payments", "regions").await?;
+    // web_sessions declares no keys: its joins are inferred from column names.
+    let inferred = check_path_runs(&client, "demo", "web_sessions", "customers").await?;
+    assert_eq!(inferred["joins"][0]["origin"], "inferred", "{inferred}");
+    let t = fails(
+        &client,
+        "find_join_path",
+        json!({"connection_name": "demo", "from_table": "orders", "to_table": "regions", "max_hops": 9}),
+    )
+    .await?;
+    assert!(t.contains("max_hops must be between 1 and 6, not 9"), "{t}");
+
+    // Budgets: DDL pages by max_tables and says what it left out; every page stays within the budget.
+    let (out, t) = ok(
+        &client,
+        "schema_ddl",
+        json!({"connection_name": "demo", "max_tables": 3}),
+    )
+    .await?;
+    assert!(t.len() <= BUDGET_CHARS);
+    assert_eq!(out["page"], 1);
+    assert!(out["pages"].as_u64().unwrap_or(0) > 1, "{out}");
+    assert!(out["omitted"].as_u64().unwrap_or(0) > 0, "{out}");
+    assert!(t.contains("page=2"), "the footer says how to continue: {t}");
+    assert_eq!(
+        t.matches("CREATE TABLE").count() + t.matches("CREATE VIEW").count(),
+        3,
+        "{t}"
+    );
+    let (page2, t2) = ok(
+        &client,
+        "schema_ddl",
+        json!({"connection_name": "demo", "max_tables": 3, "page": 2}),
+    )
+    .await?;
+    assert_eq!(page2["page"], 2);
+    assert_ne!(t, t2);
+    let (_, compressed) = ok(
+        &client,
+        "schema_ddl",
+        json!({"connection_name": "demo", "compress": true}),
+    )
+    .await?;
+    assert!(compressed.len() < BUDGET_CHARS, "{}", compressed.len());
+    assert!(!compressed.contains("--  "), "{compressed}");
+    for (tool, args) in [
+        ("schema_overview", json!({"connection_name": "demo"})),
+        ("schema_statistics", json!({"connection_name": "demo"})),
+        ("get_relationships", json!({"connection_name": "demo"})),
+        (
+            "get_relationships",
+            json!({"connection_name": "demo", "format": "graph"}),
+        ),
+        (
+            "schema_link",
+            json!({"connection_name": "demo", "question": "revenue by product category and region"}),
+        ),
+        (
+            "schema_link",
+            json!({"connection_name": "demo", "question": "late shipments per carrier", "format": "json"}),
+        ),
+        (
+            "explore_table",
+            json!({"connection_name": "demo", "table_name": "orders"}),
+        ),
+        (
+            "explore_columns",
+            json!({"connection_name": "demo", "table": "customers"}),
+        ),
+        ("get_date_boundaries", json!({"connection_name": "demo"})),
+    ] {
+        let (_, t) = ok(&client, tool, args.clone()).await?;
+        assert!(t.len() <= BUDGET_CHARS, "{tool} {args}: {} chars", t.len());
+    }
+    let (link, t) = ok(
+        &client,
+        "schema_link",
+        json!({"connection_name": "demo", "question": "revenue by product category", "format": "compact",
+               "max_tables": 4}),
+    )
+    .await?;
+    assert!(t.contains("main.products"), "{t}");
+    assert!(link["text"].as_str().is_some());
+    let (rels, t) = ok(
+        &client,
+        "get_relationships",
+        json!({"connection_name": "demo", "format": "compact"}),
+    )
+    .await?;
+    assert!(t.contains("declared") && t.contains("inferred"), "{t}");
+    assert!(rels["total"].as_u64().unwrap_or(0) > 10);
+    let t = fails(
+        &client,
+        "get_relationships",
+        json!({"connection_name": "demo", "format": "dot"}),
+    )
+    .await?;
+    assert!(
+        t.contains("unknown format 'dot'; use `compact` or `graph`"),
+        "{t}"
+    );
+
+    // Samples in explore_table come from a governed query, recorded in the audit log like any other.
+    let (out, _) = ok(
+        &client,
+        "explore_table",
+        json!({"connection_name": "demo", "table_name": "regions"}),
+    )
+    .await?;
+    assert_eq!(out["primary_key"], json!(["region_id"]));
+    assert!(
+        out["columns"][1]["samples"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty()),
+        "{out}"
+    );
+    let (vals, t) = ok(
+        &client,
+        "explore_column",
+        json!({"connection_name": "demo", "table": "regions", "column": "country_code", "limit": 2}),
+    )
+    .await?;
+    assert_eq!(vals["values"][0]["value"], "US", "{t}");
+    assert_eq!(vals["values"][0]["count"], 2, "{t}");
+    assert_eq!(vals["truncated"], true, "{t}");
+    assert_eq!(vals["distinct_count"], 7, "{t}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn demo_date_boundaries_equal_a_direct_min_max() -> Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let out = check_date_boundaries(&client, "demo", '"').await?;
+    // The demo runs from 2023-01-01 to 2025-06-30; reference tables (employees, products) end earlier.
+    assert!(
+        out["global_max"].as_str().is_some_and(|m| m.starts_with("2025-")),
+        "{out}"
+    );
+    let tables: Vec<&str> = out["tables"]
+        .as_array()
+        .context("tables")?
+        .iter()
+        .filter_map(|t| t["table"].as_str())
+        .collect();
+    assert!(
+        tables.contains(&"main.orders") && tables.contains(&"main.web_sessions"),
+        "{tables:?}"
+    );
+    Ok(())
+}
+
+/// A DuckDB file with `sales` (declared keys) and `archive` (same table names, no keys) side by side.
+fn two_schema_warehouse(path: &Path) -> Result<()> {
+    let conn = duckdb::Connection::open(path)?;
+    conn.execute_batch(
+        "CREATE SCHEMA sales;
+         CREATE TABLE sales.customers (id INTEGER PRIMARY KEY, name VARCHAR);
+         CREATE TABLE sales.orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES sales.customers (id),
+                                    ordered_on DATE);
+         INSERT INTO sales.customers VALUES (1, 'Ada'), (2, 'Grace');
+         INSERT INTO sales.orders VALUES (10, 1, DATE '2024-03-01'), (11, 2, DATE '2024-03-09');
+         CREATE SCHEMA archive;
+         CREATE TABLE archive.customers (id INTEGER PRIMARY KEY, name VARCHAR);
+         CREATE TABLE archive.orders (id INTEGER PRIMARY KEY, customer_id INTEGER, ordered_on DATE);
+         INSERT INTO archive.customers VALUES (1, 'Old Ada');
+         INSERT INTO archive.orders VALUES (1, 1, DATE '2019-05-01'), (2, 1, DATE '2099-01-01');",
+    )?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn same_named_tables_in_two_schemas_stay_apart() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("two.duckdb");
+    two_schema_warehouse(&file)?;
+    let gw = gateway_with(dir.path(), &[("two", "duckdb", file.display().to_string())]).await?;
+    let client = gw.client().await?;
+
+    let (out, t) = ok(&client, "list_schemas", json!({"connection_name": "two"})).await?;
+    let names: Vec<&str> = out["schemas"]
+        .as_array()
+        .context("schemas")?
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["archive", "main", "sales"], "{t}");
+
+    let t = fails(
+        &client,
+        "explore_table",
+        json!({"connection_name": "two", "table_name": "orders"}),
+    )
+    .await?;
+    assert!(
+        t.contains("ambiguous") && t.contains("archive.orders") && t.contains("sales.orders"),
+        "{t}"
+    );
+
+    // Declared in sales; inferred in archive; never across the two.
+    for (schema, origin) in [("sales", "declared"), ("archive", "inferred")] {
+        let path = check_path_runs(
+            &client,
+            "two",
+            &format!("{schema}.orders"),
+            &format!("{schema}.customers"),
+        )
+        .await?;
+        assert_eq!(path["hops"], 1, "{path}");
+        assert_eq!(path["joins"][0]["origin"], origin, "{path}");
+        assert_eq!(
+            path["tables"],
+            json!([format!("{schema}.orders"), format!("{schema}.customers")])
+        );
+    }
+    let (rels, t) = ok(&client, "get_relationships", json!({"connection_name": "two"})).await?;
+    assert_eq!(rels["total"], 2, "one join per schema: {t}");
+    assert!(!t.contains("archive.orders(customer_id) -> sales"), "{t}");
+
+    let out = check_date_boundaries(&client, "two", '"').await?;
+    // archive.orders holds a placeholder far in the future: flagged, and not the global maximum.
+    let archive = out["tables"]
+        .as_array()
+        .context("tables")?
+        .iter()
+        .find(|t| t["table"] == "archive.orders")
+        .context("archive.orders")?
+        .clone();
+    assert!(
+        archive["flags"][0]
+            .as_str()
+            .is_some_and(|f| f.contains("future dates")),
+        "{archive}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn schema_diff_reports_what_changed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("two.duckdb");
+    two_schema_warehouse(&file)?;
+    let gw = gateway_with(dir.path(), &[("two", "duckdb", file.display().to_string())]).await?;
+    let client = gw.client().await?;
+    let (_, t) = ok(&client, "schema_diff", json!({"connection_name": "two"})).await?;
+    assert!(t.contains("now the baseline"), "{t}");
+    // The gateway releases the file after a second idle; then the schema can change underneath it.
+    alter(
+        &file,
+        "CREATE TABLE sales.refunds (id INTEGER PRIMARY KEY, order_id INTEGER REFERENCES sales.orders (id));
+         ALTER TABLE sales.customers ADD COLUMN country VARCHAR;
+         DROP TABLE archive.orders;",
+    )
+    .await?;
+    // The cached snapshot is still served until it expires or is refreshed…
+    let (out, _) = ok(&client, "list_schemas", json!({"connection_name": "two"})).await?;
+    assert_eq!(out["schemas"][0]["tables"], 2);
+    // …and schema_diff refreshes it and names every change.
+    let (_, t) = ok(&client, "schema_diff", json!({"connection_name": "two"})).await?;
+    assert!(t.contains("sales.refunds"), "{t}");
+    assert!(t.contains("archive.orders"), "{t}");
+    assert!(t.contains("country"), "{t}");
+    let (out, _) = ok(&client, "list_schemas", json!({"connection_name": "two"})).await?;
+    assert_eq!(out["schemas"][0]["tables"], 1, "archive lost a table: {out}");
+    let (_, t) = ok(&client, "schema_diff", json!({"connection_name": "two"})).await?;
+    assert!(!t.contains("sales.refunds"), "nothing changed since: {t}");
+    Ok(())
+}
+
+/// SQL for the tables every server fixture adds to the connector fixture: no declared keys on purpose.
+fn extra_fixture(engine: &str) -> String {
+    let text = if engine == "sqlite" { "TEXT" } else { "varchar(20)" };
+    let mut sql = format!(
+        "CREATE TABLE shipments (shipment_id integer PRIMARY KEY, order_id bigint NOT NULL, shipped_on date,
+                                 carrier {text});
+         INSERT INTO shipments VALUES (1, 10, '2024-02-02', 'UPS'), (2, 12, '2024-02-05', NULL);\n"
+    );
+    if engine == "postgres" {
+        sql.push_str(
+            "CREATE SCHEMA archive;
+             CREATE TABLE archive.orders (id bigint PRIMARY KEY, customer_id integer, placed_on date);
+             INSERT INTO archive.orders VALUES (1, 1, '2019-01-01');
+             ANALYZE;\n",
+        );
+    }
+    sql
+}
+
+fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("servers/fixtures")
+        .join(name)
+}
+
+#[tokio::test]
+async fn sqlite_fixture_paths_dates_and_errors() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("fixture.sqlite");
+    let sql = format!(
+        "{}\n{}",
+        std::fs::read_to_string(fixture_path("sqlite.sql"))?,
+        extra_fixture("sqlite")
+    );
+    let out = Command::new("sqlite3")
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .map(|mut stdin| stdin.write_all(sql.as_bytes()))
+                .transpose()?;
+            child.wait_with_output()
+        })
+        .context("running sqlite3")?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let gw = gateway_with(dir.path(), &[("lite", "sqlite", file.display().to_string())]).await?;
+    let client = gw.client().await?;
+    check_fixture(&client, "lite", "main", '"').await
+}
+
+/// A private PostgreSQL or MariaDB from `tests/servers/start.sh`, stopped and removed on drop.
+struct Server {
+    dir: tempfile::TempDir,
+    env: std::collections::HashMap<String, String>,
+}
+
+impl Server {
+    fn start(engine: &str) -> Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let out = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("servers/start.sh"))
+            .arg(engine)
+            .arg(dir.path().join("server"))
+            .arg("--watch")
+            .arg(std::process::id().to_string())
+            .output()?;
+        if !out.status.success() {
+            bail!("start.sh {engine}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let env = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Ok(Server { dir, env })
+    }
+
+    fn dsn(&self) -> String {
+        self.env.get("DSN").cloned().unwrap_or_default()
+    }
+
+    fn port(&self) -> String {
+        self.env.get("PORT").cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("servers/stop.sh"))
+            .arg(self.dir.path().join("server"))
+            .arg("--remove")
+            .output();
+    }
+}
+
+/// Runs SQL as the fixture owner with the engine's own client.
+fn run_as_owner(server: &Server, engine: &str, sql: &str) -> Result<()> {
+    let out = if engine == "postgres" {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port(),
+                "-U",
+                "app",
+                "-d",
+                "sluice",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+            .env("PGPASSWORD", "app-secret")
+            .output()?
+    } else {
+        Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &server.port(),
+                "-uapp",
+                "-papp-secret",
+            ])
+            .args(["sluice", "-e", sql])
+            .output()?
+    };
+    if !out.status.success() {
+        bail!("{engine} fixture: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn postgres_fixture_paths_dates_schemas_and_errors() -> Result<()> {
+    let server = Server::start("postgres")?;
+    run_as_owner(&server, "postgres", &extra_fixture("postgres"))?;
+    let dir = tempfile::tempdir()?;
+    let gw = gateway_with(dir.path(), &[("pg", "postgres", server.dsn())]).await?;
+    let client = gw.client().await?;
+    check_fixture(&client, "pg", "public", '"').await?;
+    // Two schemas with an `orders` each: the bare name is ambiguous, the qualified ones are distinct.
+    let t = fails(
+        &client,
+        "explore_columns",
+        json!({"connection_name": "pg", "table": "orders"}),
+    )
+    .await?;
+    assert!(t.contains("archive.orders") && t.contains("public.orders"), "{t}");
+    let (out, t) = ok(
+        &client,
+        "explore_columns",
+        json!({"connection_name": "pg", "table": "archive.orders"}),
+    )
+    .await?;
+    assert_eq!(out["row_count"], 1, "{t}");
+    // archive.orders declares no keys: its customer_id is inferred to join public.customers (other schema).
+    let (out, t) = ok(
+        &client,
+        "find_join_path",
+        json!({"connection_name": "pg", "from_table": "archive.orders", "to_table": "public.customers"}),
+    )
+    .await?;
+    assert_eq!(out["paths"][0]["hops"], 1, "{t}");
+    let (out, _) = ok(&client, "list_schemas", json!({"connection_name": "pg"})).await?;
+    assert_eq!(
+        out["schemas"],
+        json!([{"name": "archive", "tables": 1, "views": 0},
+                                      {"name": "public", "tables": 5, "views": 1}])
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn mariadb_fixture_paths_dates_and_errors() -> Result<()> {
+    let server = Server::start("mariadb")?;
+    run_as_owner(&server, "mariadb", &extra_fixture("mariadb"))?;
+    let dir = tempfile::tempdir()?;
+    let gw = gateway_with(dir.path(), &[("maria", "mysql", server.dsn())]).await?;
+    let client = gw.client().await?;
+    check_fixture(&client, "maria", "sluice", '`').await
+}
+
+#[tokio::test]
+async fn data_reads_are_governed_and_audited() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    // First run creates the demo file; the config then points a policed connection at it.
+    let gw = Gateway::launch(Launch {
+        data_dir: Some(data.clone()),
+        ..Default::default()
+    })
+    .await?;
+    gw.stop().await?;
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connections]]\nname = \"policed\"\nkind = \"duckdb\"\ndsn = \"{}\"\n\n[connections.policy]\ndenied_tables = [\"customers\"]\n",
+            data.join("demo.duckdb").display()
+        ),
+    )?;
+    let gw = Gateway::launch(Launch {
+        data_dir: Some(data),
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+
+    // The schema is visible, but reading a denied table's data is refused by governance.
+    let t = fails(
+        &client,
+        "explore_column",
+        json!({"connection_name": "policed", "table": "customers", "column": "segment"}),
+    )
+    .await?;
+    assert!(t.contains("customers"), "{t}");
+    let t = fails(
+        &client,
+        "compare_join_types",
+        json!({"connection_name": "policed", "left_table": "orders", "right_table": "customers",
+               "join_keys": "customer_id"}),
+    )
+    .await?;
+    assert!(t.contains("customers"), "{t}");
+    let (out, _) = ok(
+        &client,
+        "explore_table",
+        json!({"connection_name": "policed", "table_name": "customers"}),
+    )
+    .await?;
+    assert!(
+        out["samples_note"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("not available")),
+        "{out}"
+    );
+    // A path through the denied table is returned with governance's verdict, never as runnable.
+    let (out, t) = ok(
+        &client,
+        "find_join_path",
+        json!({"connection_name": "policed", "from_table": "orders", "to_table": "customers"}),
+    )
+    .await?;
+    assert!(
+        out["paths"][0]["governance"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("refused")),
+        "{t}"
+    );
+    let (out, _) = ok(
+        &client,
+        "get_date_boundaries",
+        json!({"connection_name": "policed"}),
+    )
+    .await?;
+    let customers = out["tables"]
+        .as_array()
+        .context("tables")?
+        .iter()
+        .find(|t| t["table"] == "main.customers")
+        .context("customers")?
+        .clone();
+    assert!(customers["error"].as_str().is_some(), "{customers}");
+
+    // One audit record per call: introspection as a system query, data reads with their redacted SQL.
+    ok(&client, "schema_overview", json!({"connection_name": "policed"})).await?;
+    ok(
+        &client,
+        "explore_column",
+        json!({"connection_name": "policed", "table": "orders", "column": "status", "filter_pattern": "o'clock"}),
+    )
+    .await?;
+    let out = gw.cli(&["audit", "--limit", "2"]).await?;
+    let records: Vec<Value> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let by_tool = |tool: &str| records.iter().find(|r| r["tool"] == tool).cloned();
+    let overview = by_tool("schema_overview").context("schema_overview audited")?;
+    assert_eq!(overview["system_query"], true, "{overview}");
+    assert_eq!(overview["sql_redacted"], Value::Null, "{overview}");
+    let column = by_tool("explore_column").context("explore_column audited")?;
+    assert_eq!(column["system_query"], false, "{column}");
+    let sql = column["sql_redacted"].as_str().context("sql")?;
+    assert!(sql.contains("GROUP BY"), "{sql}");
+    assert!(!sql.contains("clock"), "the literal is redacted: {sql}");
+    Ok(())
+}
+
+/// Waits for the gateway to release the DuckDB file, then changes its schema.
+async fn alter(file: &Path, sql: &str) -> Result<()> {
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if let Ok(conn) = duckdb::Connection::open(file) {
+            conn.execute_batch(sql)?;
+            return Ok(());
+        }
+    }
+    bail!("the gateway never released {}", file.display())
+}
+
+#[tokio::test]
+async fn an_expired_snapshot_is_introspected_again() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("two.duckdb");
+    two_schema_warehouse(&file)?;
+    let gw = gateway_with_ttl(dir.path(), &[("two", "duckdb", file.display().to_string())], 300).await?;
+    let client = gw.client().await?;
+    let (out, _) = ok(&client, "list_schemas", json!({"connection_name": "two"})).await?;
+    assert_eq!(
+        out["schemas"][2],
+        json!({"name": "sales", "tables": 2, "views": 0})
+    );
+    alter(
+        &file,
+        "CREATE VIEW sales.big_orders AS SELECT * FROM sales.orders WHERE id > 10;",
+    )
+    .await?;
+    let (out, _) = ok(&client, "list_schemas", json!({"connection_name": "two"})).await?;
+    assert_eq!(
+        out["schemas"][2],
+        json!({"name": "sales", "tables": 2, "views": 1})
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn awkward_identifiers_are_quoted_everywhere() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("odd.duckdb");
+    {
+        let conn = duckdb::Connection::open(&file)?;
+        conn.execute_batch(
+            r#"CREATE SCHEMA "Sales Data";
+               CREATE TABLE "Sales Data"."Customer" ("Customer Id" INTEGER PRIMARY KEY, "Name" VARCHAR);
+               CREATE TABLE "Sales Data"."Order Lines" (
+                   "Line" INTEGER PRIMARY KEY,
+                   "Customer Id" INTEGER,
+                   "Shipped On" DATE,
+                   "Unit ""Price""" DECIMAL(8, 2));
+               INSERT INTO "Sales Data"."Customer" VALUES (1, 'O''Brien'), (2, 'Select * From x');
+               INSERT INTO "Sales Data"."Order Lines" VALUES (1, 1, DATE '2024-05-01', 9.5),
+                                                            (2, 2, DATE '2024-06-01', 3.25);"#,
+        )?;
+    }
+    let gw = gateway_with(dir.path(), &[("odd", "duckdb", file.display().to_string())]).await?;
+    let client = gw.client().await?;
+    let (out, t) = ok(
+        &client,
+        "explore_columns",
+        json!({"connection_name": "odd", "table": "\"Sales Data\".\"Order Lines\""}),
+    )
+    .await?;
+    assert_eq!(out["columns"][3]["name"], "Unit \"Price\"", "{t}");
+    assert_eq!(out["columns"][3]["max"], "9.50", "{t}");
+    let (out, t) = ok(
+        &client,
+        "explore_column",
+        json!({"connection_name": "odd", "table": "Customer", "column": "Name", "filter_pattern": "o'b"}),
+    )
+    .await?;
+    assert_eq!(out["values"][0]["value"], "O'Brien", "{t}");
+    let path = check_path_runs(&client, "odd", "Order Lines", "Customer").await?;
+    assert_eq!(path["joins"][0]["from_columns"], json!(["Customer Id"]));
+    let (out, t) = ok(&client, "get_date_boundaries", json!({"connection_name": "odd"})).await?;
+    assert_eq!(out["global_max"], "2024-06-01", "{t}");
+    let (out, t) = ok(
+        &client,
+        "compare_join_types",
+        json!({"connection_name": "odd", "left_table": "Order Lines", "right_table": "Customer",
+               "join_keys": "a.\"Customer Id\" = b.\"Customer Id\"", "where_clause": "b.\"Name\" LIKE 'O%'"}),
+    )
+    .await?;
+    assert_eq!(out["inner_join_rows"], 1, "{t}");
+    Ok(())
+}
