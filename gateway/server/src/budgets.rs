@@ -17,10 +17,21 @@ use crate::store::budgets::Usage;
 /// The rule id of a refusal for an exhausted budget.
 pub const BUDGET_EXHAUSTED: &str = "budget_exhausted";
 
+/// How often usage of keys without a budget is written to the store; between writes it adds up in memory.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Usage not yet in the store, per (org, key id, session, day).
+type PendingUsage = std::collections::HashMap<(String, String, String, String), Usage>;
+
 /// Budgets over the store's usage table.
+///
+/// A key under a budget has its usage written at once (admission reads it back). A key without one only
+/// needs its usage for `check_budget`, so it adds up in memory and is written at most once a second (and
+/// before any read), which keeps a store write off the path of almost every query.
 pub struct Budgets {
     section: BudgetsSection,
     store: Store,
+    pending: std::sync::Mutex<(PendingUsage, std::time::Instant)>,
 }
 
 /// One dimension of a budget.
@@ -73,7 +84,11 @@ fn dimensions(limits: &BudgetLimits, used: &Usage) -> Vec<Dimension> {
 
 impl Budgets {
     pub fn new(section: BudgetsSection, store: Store) -> Budgets {
-        Budgets { section, store }
+        Budgets {
+            section,
+            store,
+            pending: std::sync::Mutex::new((PendingUsage::new(), std::time::Instant::now())),
+        }
     }
 
     /// Admits one governed query for the key, or refuses it with a message that says which limit is
@@ -124,17 +139,54 @@ impl Budgets {
 
     /// Adds what a query spent. A failure is logged, not raised: the query already ran.
     pub async fn spend(&self, auth: &AuthContext, session: &str, usage: Usage) {
-        if let Err(e) = self
-            .store
-            .add_usage(&auth.org_id, &auth.key_id, session, &today(), usage)
-            .await
-        {
+        if self.section.limits_for(&auth.key_name) != BudgetLimits::default() {
+            self.write(&auth.org_id, &auth.key_id, session, &today(), usage)
+                .await;
+            return;
+        }
+        let due = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = pending
+                .0
+                .entry((
+                    auth.org_id.clone(),
+                    auth.key_id.clone(),
+                    session.to_owned(),
+                    today(),
+                ))
+                .or_default();
+            entry.queries += usage.queries;
+            entry.rows += usage.rows;
+            entry.bytes += usage.bytes;
+            entry.seconds += usage.seconds;
+            pending.1.elapsed() >= FLUSH_EVERY
+        };
+        if due {
+            self.flush().await;
+        }
+    }
+
+    /// Writes the usage gathered in memory.
+    pub async fn flush(&self) {
+        let batch = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            pending.1 = std::time::Instant::now();
+            std::mem::take(&mut pending.0)
+        };
+        for ((org, key, session, day), usage) in batch {
+            self.write(&org, &key, &session, &day, usage).await;
+        }
+    }
+
+    async fn write(&self, org: &str, key: &str, session: &str, day: &str, usage: Usage) {
+        if let Err(e) = self.store.add_usage(org, key, session, day, usage).await {
             tracing::error!(error = %e, "budget usage could not be recorded");
         }
     }
 
     /// The key's budget today, with `session`'s share.
     pub async fn status(&self, auth: &AuthContext, session: &str) -> Result<BudgetStatus, ToolError> {
+        self.flush().await;
         let limits = self.section.limits_for(&auth.key_name);
         let day = today();
         let read =
@@ -254,5 +306,39 @@ mod tests {
             ]
         );
         assert_eq!((trim(2.0), trim(1.5)), ("2".to_owned(), "1.50".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn usage_without_a_budget_is_batched_and_exact_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("sluice.db")).await.unwrap();
+        let budgets = Budgets::new(BudgetsSection::default(), store.clone());
+        let auth = crate::tools::testing::ctx().auth;
+        let one = Usage {
+            queries: 1,
+            rows: 10,
+            bytes: 100,
+            seconds: 0.5,
+        };
+        budgets.spend(&auth, "s1", one).await;
+        budgets.spend(&auth, "s1", one).await;
+        budgets.spend(&auth, "s2", one).await;
+        // Within the flush interval nothing reached the store yet…
+        let stored = store
+            .usage(&auth.org_id, &auth.key_id, &today(), None)
+            .await
+            .unwrap();
+        assert_eq!(stored, Usage::default());
+        // …and a read flushes first, so check_budget is exact.
+        let status = budgets.status(&auth, "s1").await.unwrap();
+        assert_eq!(status.session_usage.queries, 2);
+        assert_eq!(status.session_usage.rows, 20);
+        let stored = store
+            .usage(&auth.org_id, &auth.key_id, &today(), None)
+            .await
+            .unwrap();
+        assert_eq!(stored.queries, 3);
+        assert_eq!(stored.bytes, 300);
+        assert!((stored.seconds - 1.5).abs() < 1e-9);
     }
 }
