@@ -198,36 +198,20 @@ impl Render for ExecuteCodeOutput {
                 }
             }
         }
-        if !self.stdout.is_empty() {
-            let _ = writeln!(text, "--- stdout ---");
-            text.push_str(&self.stdout);
-            if !self.stdout.ends_with('\n') {
-                text.push('\n');
-            }
-        }
-        if self.stdout_truncated {
-            let _ = writeln!(
-                text,
-                "[stdout cut: {} kept of {}]",
-                bytes(self.stdout.len() as u64),
-                bytes(self.stdout_bytes)
-            );
-        }
-        if !self.stderr.is_empty() {
-            let _ = writeln!(text, "--- stderr ---");
-            text.push_str(&self.stderr);
-            if !self.stderr.ends_with('\n') {
-                text.push('\n');
-            }
-        }
-        if self.stderr_truncated {
-            let _ = writeln!(
-                text,
-                "[stderr cut: {} kept of {}]",
-                bytes(self.stderr.len() as u64),
-                bytes(self.stderr_bytes)
-            );
-        }
+        stream(
+            &mut text,
+            "stdout",
+            &self.stdout,
+            self.stdout_truncated,
+            self.stdout_bytes,
+        );
+        stream(
+            &mut text,
+            "stderr",
+            &self.stderr,
+            self.stderr_truncated,
+            self.stderr_bytes,
+        );
         if self.stdout.is_empty() && self.stderr.is_empty() {
             let _ = writeln!(text, "(no output)");
         }
@@ -246,6 +230,25 @@ impl Render for ExecuteCodeOutput {
             );
         }
         text.trim_end().to_owned()
+    }
+}
+
+/// One output stream of a run: its text under a header, and a notice when it was cut.
+fn stream(text: &mut String, name: &str, content: &str, truncated: bool, total: u64) {
+    if !content.is_empty() {
+        let _ = writeln!(text, "--- {name} ---");
+        text.push_str(content);
+        if !content.ends_with('\n') {
+            text.push('\n');
+        }
+    }
+    if truncated {
+        let _ = writeln!(
+            text,
+            "[{name} cut: {} kept of {}]",
+            bytes(content.len() as u64),
+            bytes(total)
+        );
     }
 }
 
