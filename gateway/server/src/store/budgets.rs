@@ -98,43 +98,22 @@ impl Store {
     ) -> Result<Vec<AuditRecord>, GatewayError> {
         // The tool names are ours, never the caller's; they are bound, not formatted in.
         let tools = serde_json::to_string(tools).unwrap_or_else(|_| "[]".to_owned());
-        let rows = sqlx::query(
-            "SELECT ts, org_id, key_prefix, session_id, tool, connection, sql_redacted, sql_sha256, sql_len,
-                    system_query, decision, rule, rows, duration_ms, error
-             FROM audit_log
+        let sql = format!(
+            "SELECT {} FROM audit_log
              WHERE org_id = ? AND key_prefix = ? AND connection = ? AND system_query = 0
                AND tool IN (SELECT value FROM json_each(?))
              ORDER BY id DESC LIMIT ?",
-        )
-        .bind(org_id)
-        .bind(key_prefix)
-        .bind(connection)
-        .bind(tools)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    ts: r.try_get("ts")?,
-                    org_id: r.try_get("org_id")?,
-                    key_prefix: r.try_get("key_prefix")?,
-                    session_id: r.try_get("session_id")?,
-                    tool: r.try_get("tool")?,
-                    connection: r.try_get("connection")?,
-                    sql_redacted: r.try_get("sql_redacted")?,
-                    sql_sha256: r.try_get("sql_sha256")?,
-                    sql_len: r.try_get("sql_len")?,
-                    system_query: r.try_get("system_query")?,
-                    decision: r.try_get("decision")?,
-                    rule: r.try_get("rule")?,
-                    rows: r.try_get("rows")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                    error: r.try_get("error")?,
-                    ..Default::default()
-                })
-            })
-            .collect()
+            super::AUDIT_COLUMNS
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id)
+            .bind(key_prefix)
+            .bind(connection)
+            .bind(tools)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(super::audit_record).collect()
     }
 }
 

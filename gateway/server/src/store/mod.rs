@@ -342,38 +342,13 @@ impl Store {
 
     /// The newest audit records of an org, newest first (for operators and tests).
     pub async fn recent_audit(&self, org_id: &str, limit: i64) -> Result<Vec<AuditRecord>, GatewayError> {
-        let rows = sqlx::query(
-            "SELECT ts, org_id, key_prefix, session_id, tool, connection, sql_redacted, sql_sha256, sql_len,
-                    system_query, decision, rule, rows, duration_ms, error, code_sha256, code_len
-             FROM audit_log WHERE org_id = ? ORDER BY id DESC LIMIT ?",
-        )
-        .bind(org_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    ts: r.try_get("ts")?,
-                    org_id: r.try_get("org_id")?,
-                    key_prefix: r.try_get("key_prefix")?,
-                    session_id: r.try_get("session_id")?,
-                    tool: r.try_get("tool")?,
-                    connection: r.try_get("connection")?,
-                    sql_redacted: r.try_get("sql_redacted")?,
-                    sql_sha256: r.try_get("sql_sha256")?,
-                    sql_len: r.try_get("sql_len")?,
-                    system_query: r.try_get("system_query")?,
-                    decision: r.try_get("decision")?,
-                    rule: r.try_get("rule")?,
-                    rows: r.try_get("rows")?,
-                    duration_ms: r.try_get("duration_ms")?,
-                    error: r.try_get("error")?,
-                    code_sha256: r.try_get("code_sha256")?,
-                    code_len: r.try_get("code_len")?,
-                })
-            })
-            .collect()
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE org_id = ? ORDER BY id DESC LIMIT ?");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_record).collect()
     }
 
     /// Closes the pool, flushing SQLite's WAL.
@@ -418,4 +393,31 @@ impl Store {
                 .await?,
         )
     }
+}
+
+/// The audit columns every reader selects, in [`audit_record`]'s terms.
+pub(crate) const AUDIT_COLUMNS: &str = "ts, org_id, key_prefix, session_id, tool, connection, sql_redacted, \
+     sql_sha256, sql_len, system_query, decision, rule, rows, duration_ms, error, code_sha256, code_len";
+
+/// One `audit_log` row selected with [`AUDIT_COLUMNS`].
+pub(crate) fn audit_record(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, GatewayError> {
+    Ok(AuditRecord {
+        ts: r.try_get("ts")?,
+        org_id: r.try_get("org_id")?,
+        key_prefix: r.try_get("key_prefix")?,
+        session_id: r.try_get("session_id")?,
+        tool: r.try_get("tool")?,
+        connection: r.try_get("connection")?,
+        sql_redacted: r.try_get("sql_redacted")?,
+        sql_sha256: r.try_get("sql_sha256")?,
+        sql_len: r.try_get("sql_len")?,
+        system_query: r.try_get("system_query")?,
+        decision: r.try_get("decision")?,
+        rule: r.try_get("rule")?,
+        rows: r.try_get("rows")?,
+        duration_ms: r.try_get("duration_ms")?,
+        error: r.try_get("error")?,
+        code_sha256: r.try_get("code_sha256")?,
+        code_len: r.try_get("code_len")?,
+    })
 }
