@@ -56,24 +56,53 @@ fn row(name: &str, s: &Stats) {
     );
 }
 
-/// The baseline: the same statement on the duckdb crate in this process, rows read into JSON values.
-fn in_process(path: &std::path::Path, clients: usize, per_client: usize) -> Result<Stats> {
-    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
-    let root = duckdb::Connection::open_with_flags(path, config)?;
-    let run = |conn: &duckdb::Connection| -> Result<Duration> {
-        let t = Instant::now();
-        let mut stmt = conn.prepare(SQL)?;
-        let mut rows = stmt.query([])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let id: i64 = row.get(0)?;
-            out.push(json!(id));
+/// A row for the time the gateway added: a part of each call, so it has no rate of its own.
+fn row_added(s: &Stats) {
+    println!(
+        "| of which added by the gateway | {} | {} | {} | |",
+        ms(s.p50),
+        ms(s.p95),
+        ms(s.p99)
+    );
+}
+
+/// One in-process execution: the same statement on the duckdb crate, every cell read into a JSON value
+/// (the gateway converts every cell too, so the baseline does the same work on the result).
+fn in_process_once(conn: &duckdb::Connection) -> Result<Duration> {
+    use duckdb::types::ValueRef;
+    let t = Instant::now();
+    let mut stmt = conn.prepare(SQL)?;
+    let mut rows = stmt.query([])?;
+    let columns = rows.as_ref().map_or(0, |s| s.column_count());
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut cells = Vec::with_capacity(columns);
+        for i in 0..columns {
+            cells.push(match row.get_ref(i)? {
+                ValueRef::Null => serde_json::Value::Null,
+                ValueRef::Int(v) => json!(v),
+                ValueRef::BigInt(v) => json!(v),
+                ValueRef::Double(v) => json!(v),
+                ValueRef::Text(v) => json!(String::from_utf8_lossy(v)),
+                other => json!(format!("{other:?}")),
+            });
         }
-        std::hint::black_box(out);
-        Ok(t.elapsed())
-    };
+        out.push(cells);
+    }
+    std::hint::black_box(out);
+    Ok(t.elapsed())
+}
+
+fn read_only(path: &std::path::Path) -> Result<duckdb::Connection> {
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
+    Ok(duckdb::Connection::open_with_flags(path, config)?)
+}
+
+/// The in-process baseline with `clients` threads.
+fn in_process(path: &std::path::Path, clients: usize, per_client: usize) -> Result<Stats> {
+    let root = read_only(path)?;
     for _ in 0..WARMUP {
-        run(&root)?;
+        in_process_once(&root)?;
     }
     let wall = Instant::now();
     let samples = std::thread::scope(|scope| -> Result<Vec<Duration>> {
@@ -82,7 +111,7 @@ fn in_process(path: &std::path::Path, clients: usize, per_client: usize) -> Resu
                 let conn = root.try_clone();
                 scope.spawn(move || -> Result<Vec<Duration>> {
                     let conn = conn?;
-                    (0..per_client).map(|_| run(&conn)).collect()
+                    (0..per_client).map(|_| in_process_once(&conn)).collect()
                 })
             })
             .collect();
@@ -95,11 +124,61 @@ fn in_process(path: &std::path::Path, clients: usize, per_client: usize) -> Resu
     Ok(stats(samples, wall.elapsed()))
 }
 
-async fn through_gateway(gw: &Gateway, clients: usize, per_client: usize) -> Result<Stats> {
+type Client = rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>;
+
+/// One call through the gateway: the round trip, and the round trip minus the engine time the gateway
+/// measured around the connector call (what the gateway itself added to this call).
+async fn gateway_once(client: &Client) -> Result<(Duration, Duration)> {
     let args = json!({"connection_name": "demo", "sql": SQL, "row_limit": 10});
+    let t = Instant::now();
+    let r = call(client, "query_database", args).await?;
+    let round_trip = t.elapsed();
+    anyhow::ensure!(
+        r.is_error == Some(false),
+        "query failed: {}",
+        sluice_e2e::text(&r)
+    );
+    let engine_ms = r
+        .structured_content
+        .as_ref()
+        .and_then(|s| s["elapsed_ms"].as_f64())
+        .ok_or_else(|| anyhow::anyhow!("no elapsed_ms in the result"))?;
+    let added = round_trip.saturating_sub(Duration::from_secs_f64(engine_ms / 1000.0));
+    Ok((round_trip, added))
+}
+
+/// Sequential calls, each gateway call paired with an in-process run right before it, so both see the
+/// same machine state. Returns (in-process, gateway round trip, gateway-added time per call).
+async fn paired(gw: &Gateway, path: &std::path::Path, n: usize) -> Result<(Stats, Stats, Stats)> {
+    let conn = read_only(path)?;
+    let client = gw.client().await?;
+    for _ in 0..WARMUP {
+        in_process_once(&conn)?;
+        gateway_once(&client).await?;
+    }
+    let (mut base, mut round, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    let mut base_wall = Duration::ZERO;
+    let mut gw_wall = Duration::ZERO;
+    for _ in 0..n {
+        let b = in_process_once(&conn)?;
+        base_wall += b;
+        base.push(b);
+        let (r, a) = gateway_once(&client).await?;
+        gw_wall += r;
+        round.push(r);
+        added.push(a);
+    }
+    Ok((
+        stats(base, base_wall),
+        stats(round, gw_wall),
+        stats(added, gw_wall),
+    ))
+}
+
+async fn through_gateway(gw: &Gateway, clients: usize, per_client: usize) -> Result<(Stats, Stats)> {
     let warm = gw.client().await?;
     for _ in 0..WARMUP {
-        call(&warm, "query_database", args.clone()).await?;
+        gateway_once(&warm).await?;
     }
     let mut sessions = Vec::new();
     for _ in 0..clients {
@@ -108,14 +187,10 @@ async fn through_gateway(gw: &Gateway, clients: usize, per_client: usize) -> Res
     let wall = Instant::now();
     let mut tasks = Vec::new();
     for client in sessions {
-        let args = args.clone();
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(per_client);
             for _ in 0..per_client {
-                let t = Instant::now();
-                let r = call(&client, "query_database", args.clone()).await?;
-                anyhow::ensure!(r.is_error == Some(false), "query failed");
-                samples.push(t.elapsed());
+                samples.push(gateway_once(&client).await?);
             }
             Ok::<_, anyhow::Error>(samples)
         }));
@@ -124,7 +199,9 @@ async fn through_gateway(gw: &Gateway, clients: usize, per_client: usize) -> Res
     for t in tasks {
         all.extend(t.await??);
     }
-    Ok(stats(all, wall.elapsed()))
+    let wall = wall.elapsed();
+    let (round, added): (Vec<_>, Vec<_>) = all.into_iter().unzip();
+    Ok((stats(round, wall), stats(added, wall)))
 }
 
 #[tokio::main]
@@ -137,15 +214,15 @@ async fn main() -> Result<()> {
     );
     println!("| setup | p50 ms | p95 ms | p99 ms | calls/s |");
     println!("|---|---|---|---|---|");
-    let base_seq = in_process(&demo, 1, SEQUENTIAL)?;
-    row("in-process DuckDB, 1 thread", &base_seq);
+    let (base_seq, gw_seq, added_seq) = paired(&keep_open, &demo, SEQUENTIAL).await?;
+    row("in-process DuckDB, 1 thread (paired)", &base_seq);
+    row("gateway, instance kept open, 1 client (paired)", &gw_seq);
+    row_added(&added_seq);
     let base_conc = in_process(&demo, CLIENTS, CONCURRENT_PER_CLIENT)?;
     row("in-process DuckDB, 4 threads", &base_conc);
-
-    let gw_seq = through_gateway(&keep_open, 1, SEQUENTIAL).await?;
-    row("gateway, instance kept open, 1 client", &gw_seq);
-    let gw_conc = through_gateway(&keep_open, CLIENTS, CONCURRENT_PER_CLIENT).await?;
+    let (gw_conc, added_conc) = through_gateway(&keep_open, CLIENTS, CONCURRENT_PER_CLIENT).await?;
     row("gateway, instance kept open, 4 clients", &gw_conc);
+    row_added(&added_conc);
     drop(keep_open);
 
     let dir = tempfile::tempdir()?;
@@ -156,14 +233,16 @@ async fn main() -> Result<()> {
         ..Default::default()
     })
     .await?;
-    let pc_seq = through_gateway(&per_call, 1, SEQUENTIAL / 4).await?;
+    let (pc_seq, _) = through_gateway(&per_call, 1, SEQUENTIAL / 4).await?;
     row("gateway, instance opened per call, 1 client", &pc_seq);
-    let pc_conc = through_gateway(&per_call, CLIENTS, CONCURRENT_PER_CLIENT / 4).await?;
+    let (pc_conc, _) = through_gateway(&per_call, CLIENTS, CONCURRENT_PER_CLIENT / 4).await?;
     row("gateway, instance opened per call, 4 clients", &pc_conc);
 
     println!(
-        "\ngateway overhead at p50 (kept open, sequential): {} ms",
-        ms(gw_seq.p50.saturating_sub(base_seq.p50))
+        "\ngateway overhead at p50 (kept open, sequential): {} ms over the paired in-process run; \
+         {} ms p50 round trip minus the engine time the gateway measured",
+        ms(gw_seq.p50.saturating_sub(base_seq.p50)),
+        ms(added_seq.p50)
     );
     Ok(())
 }

@@ -89,20 +89,34 @@ async fn in_process(warehouse: &dyn Warehouse, sql: &str) -> Result<Vec<Duration
     Ok(samples)
 }
 
-async fn through_gateway(gw: &Gateway, connection: &str, sql: &str) -> Result<Vec<Duration>> {
+/// Round trips through the gateway, and for each the round trip minus the engine time the gateway
+/// measured around its connector call (the time the gateway itself added).
+async fn through_gateway(
+    gw: &Gateway,
+    connection: &str,
+    sql: &str,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
     let client = gw.client().await?;
     let args = json!({"connection_name": connection, "sql": sql, "row_limit": 10});
     for _ in 0..WARMUP {
         call(&client, "query_database", args.clone()).await?;
     }
     let mut samples = Vec::with_capacity(CALLS);
+    let mut added = Vec::with_capacity(CALLS);
     for _ in 0..CALLS {
         let t = Instant::now();
         let r = call(&client, "query_database", args.clone()).await?;
+        let round_trip = t.elapsed();
         anyhow::ensure!(r.is_error == Some(false), "query failed: {:?}", r.content);
-        samples.push(t.elapsed());
+        let engine_ms = r
+            .structured_content
+            .as_ref()
+            .and_then(|s| s["elapsed_ms"].as_f64())
+            .ok_or_else(|| anyhow::anyhow!("no elapsed_ms in the result"))?;
+        samples.push(round_trip);
+        added.push(round_trip.saturating_sub(Duration::from_secs_f64(engine_ms / 1000.0)));
     }
-    Ok(samples)
+    Ok((samples, added))
 }
 
 pub async fn run() -> Result<()> {
@@ -165,25 +179,27 @@ pub async fn run() -> Result<()> {
 
     println!("{CALLS} sequential calls per setup after {WARMUP} warm-up calls; one MCP session\n");
     println!(
-        "| engine | query | in-process p50 ms | gateway p50 ms | gateway p95 ms | gateway p99 ms | overhead p50 ms |"
+        "| engine | query | in-process p50 ms | gateway p50 ms | gateway p95 ms | gateway p99 ms | overhead p50 ms | added by the gateway p50 ms |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (connection, sql, warehouse) in engines {
         let mut native = in_process(warehouse.as_ref(), sql).await?;
         // The in-process DuckDB instance holds the file: let it go before the gateway opens it.
         drop(warehouse);
         tokio::time::sleep(Duration::from_millis(1_500)).await;
-        let mut gateway = through_gateway(&gw, connection, sql).await?;
+        let (mut gateway, mut added) = through_gateway(&gw, connection, sql).await?;
         native.sort();
         gateway.sort();
+        added.sort();
         let (n50, g50) = (percentile(&native, 0.5), percentile(&gateway, 0.5));
         println!(
-            "| {connection} | `{sql}` | {} | {} | {} | {} | {} |",
+            "| {connection} | `{sql}` | {} | {} | {} | {} | {} | {} |",
             ms(n50),
             ms(g50),
             ms(percentile(&gateway, 0.95)),
             ms(percentile(&gateway, 0.99)),
-            ms(g50.saturating_sub(n50))
+            ms(g50.saturating_sub(n50)),
+            ms(percentile(&added, 0.5))
         );
     }
     drop(gw);

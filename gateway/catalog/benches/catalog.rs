@@ -91,6 +91,25 @@ fn report() {
         })
         .collect();
     percentiles("schema_link (max_tables=20)", times);
+    // What the gateway does once per snapshot when schema_link first samples values: 320 columns (its
+    // sampling cap) with ten values each, search index rebuilt, join graph reused.
+    let samples: Vec<(TableId, String, Vec<String>)> = catalog
+        .tables()
+        .iter()
+        .flat_map(|t| t.columns.iter().map(move |c| (t.id.clone(), c.name.clone())))
+        .step_by(7)
+        .take(320)
+        .enumerate()
+        .map(|(i, (t, c))| (t, c, (0..10).map(|v| format!("value {i} {v}")).collect()))
+        .collect();
+    let times: Vec<Duration> = (0..20)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(catalog.with_samples(samples.clone()));
+            t.elapsed()
+        })
+        .collect();
+    percentiles("with_samples (320 columns)", times);
 }
 
 fn benches(c: &mut Criterion) {

@@ -40,20 +40,7 @@ impl Catalog {
         }
         let (graph, graph_findings) = graph::build(&snapshot.tables, &index);
         findings.extend(graph_findings);
-        let mut join_columns = HashSet::new();
-        for (edge, &(from, _)) in graph.edges.iter().zip(&graph.ends) {
-            let table = &snapshot.tables[from as usize];
-            for name in &edge.from_columns {
-                join_columns.extend(
-                    table
-                        .columns
-                        .iter()
-                        .position(|c| &c.name == name)
-                        .map(|c| (from as usize, c)),
-                );
-            }
-        }
-        let search = SearchIndex::build(&snapshot.tables, &join_columns);
+        let search = search_index(&snapshot.tables, &graph);
         (
             Catalog {
                 snapshot,
@@ -68,6 +55,30 @@ impl Catalog {
 
     pub fn snapshot(&self) -> &SchemaSnapshot {
         &self.snapshot
+    }
+
+    /// A copy of this catalog whose columns carry the given sampled values (`(table, column, values)`;
+    /// unknown tables and columns are ignored, a column not listed keeps its own), with the search index
+    /// rebuilt so that [`Catalog::schema_link`] matches them. The join graph is reused as it is: samples
+    /// never change how tables join.
+    pub fn with_samples(&self, samples: impl IntoIterator<Item = (TableId, String, Vec<String>)>) -> Catalog {
+        let mut snapshot = self.snapshot.clone();
+        for (table, column, values) in samples {
+            let Some(&t) = self.index.get(&table) else {
+                continue;
+            };
+            if let Some(c) = snapshot.tables[t].columns.iter_mut().find(|c| c.name == column) {
+                c.samples = values;
+            }
+        }
+        let search = search_index(&snapshot.tables, &self.graph);
+        Catalog {
+            snapshot,
+            index: self.index.clone(),
+            by_name: self.by_name.clone(),
+            graph: self.graph.clone(),
+            search,
+        }
     }
 
     /// All tables and views, sorted by schema and name.
@@ -177,6 +188,25 @@ impl Catalog {
         scored.sort();
         scored.into_iter().take(5).map(|(_, id)| id.clone()).collect()
     }
+}
+
+/// The search index over `tables`, with the columns that reference another table (per the join graph)
+/// marked as join columns.
+fn search_index(tables: &[Table], graph: &JoinGraph) -> SearchIndex {
+    let mut join_columns = HashSet::new();
+    for (edge, &(from, _)) in graph.edges.iter().zip(&graph.ends) {
+        let table = &tables[from as usize];
+        for name in &edge.from_columns {
+            join_columns.extend(
+                table
+                    .columns
+                    .iter()
+                    .position(|c| &c.name == name)
+                    .map(|c| (from as usize, c)),
+            );
+        }
+    }
+    SearchIndex::build(tables, &join_columns)
 }
 
 /// Splits a possibly quoted, dotted name into its parts, honouring `"…"`, `` `…` `` and `[…]` quoting

@@ -478,6 +478,49 @@ table archive.orders
     }
 
     #[test]
+    fn samples_added_later_are_matched_and_the_joins_kept() {
+        use crate::snapshot::TableId;
+        let (catalog, _) = Catalog::build(outline::parse(SHOP).expect("outline parses"));
+        let question = "shipments to Portugal";
+        assert_eq!(catalog.schema_link(question, &LinkOptions::default()).tables, []);
+        let sampled = catalog.with_samples([
+            (
+                TableId::new("s", "orders"),
+                "ordered_at".to_owned(),
+                vec!["Portugal".to_owned()],
+            ),
+            // Unknown tables and columns are ignored.
+            (
+                TableId::new("s", "nowhere"),
+                "x".to_owned(),
+                vec!["Portugal".to_owned()],
+            ),
+            (
+                TableId::new("s", "orders"),
+                "nothing".to_owned(),
+                vec!["x".to_owned()],
+            ),
+        ]);
+        let link = sampled.schema_link(question, &LinkOptions::default());
+        assert_eq!(
+            link.tables
+                .iter()
+                .map(|t| (t.table.to_string(), t.matches.iter().map(|m| m.field).collect()))
+                .collect::<Vec<(String, Vec<crate::search::Field>)>>(),
+            [("s.orders".to_owned(), vec![crate::search::Field::SampleValue])]
+        );
+        // Columns not listed keep their own samples; the join graph is the same.
+        assert_eq!(
+            sampled
+                .schema_link("customers in Germany", &LinkOptions::default())
+                .tables[0]
+                .table,
+            TableId::new("s", "customers")
+        );
+        assert_eq!(sampled.edges(), catalog.edges());
+    }
+
+    #[test]
     fn no_match_is_a_finding() {
         let (catalog, _) = Catalog::build(outline::parse(SHOP).expect("parses"));
         let link = catalog.schema_link("zebra giraffe", &LinkOptions::default());

@@ -1,6 +1,12 @@
-//! Pool settings shared by the server engines, and the mapping of connect failures to clear errors.
+//! The pool scaffolding the sqlx engines share: pool settings, the pool itself with its connect options,
+//! acquiring a session with clear connect errors, the health check, and ending a call's transaction. Each
+//! engine keeps only what differs: how it opens a session and reads results.
 
+use std::future::Future;
+use std::path::PathBuf;
 use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
 
 use crate::{ConnectorError, Dsn};
 
@@ -45,7 +51,7 @@ impl PoolOptions {
         }
     }
 
-    pub(crate) fn apply<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
+    fn apply<DB: sqlx::Database>(&self) -> sqlx::pool::PoolOptions<DB> {
         sqlx::pool::PoolOptions::new()
             .max_connections(self.max_connections.max(1))
             .min_connections(0)
@@ -63,8 +69,142 @@ pub(crate) enum Refusal {
     Other,
 }
 
+/// The options a sqlx engine connects with.
+pub(crate) type ConnectOptions<DB> = <<DB as sqlx::Database>::Connection as sqlx::Connection>::Options;
+
+/// Who a failed connect was for, so that its error says what went wrong in the engine's terms.
+pub(crate) enum Target {
+    /// A database server: the user and database named in the DSN, and how to read the server's refusals.
+    Server {
+        user: String,
+        database: String,
+        classify: fn(&dyn sqlx::error::DatabaseError) -> Refusal,
+    },
+    /// A database file opened by the engine itself.
+    File { path: PathBuf },
+}
+
+/// One connection's bounded sqlx pool, built lazily from `PoolOptions`: nothing connects until the first
+/// call. Must be created inside a tokio runtime (the pool runs a reaper task).
+pub(crate) struct Pooled<DB: sqlx::Database> {
+    dsn: Dsn,
+    connect: ConnectOptions<DB>,
+    pool: sqlx::Pool<DB>,
+    size: u32,
+    target: Target,
+}
+
+impl<DB: sqlx::Database> Pooled<DB> {
+    /// `session` adds what an engine does to every new session (e.g. MySQL's `after_connect`) to the pool
+    /// options built from `options`.
+    pub(crate) fn new(
+        dsn: Dsn,
+        connect: ConnectOptions<DB>,
+        options: &PoolOptions,
+        target: Target,
+        session: impl FnOnce(sqlx::pool::PoolOptions<DB>) -> sqlx::pool::PoolOptions<DB>,
+    ) -> Self {
+        let pool = session(options.apply()).connect_lazy_with(connect.clone());
+        Pooled {
+            dsn,
+            connect,
+            pool,
+            size: options.max_connections.max(1),
+            target,
+        }
+    }
+
+    pub(crate) fn dsn(&self) -> &Dsn {
+        &self.dsn
+    }
+
+    pub(crate) fn connect_options(&self) -> &ConnectOptions<DB> {
+        &self.connect
+    }
+
+    /// Turns a failure to get a session into the engine-neutral error the agent reads.
+    pub(crate) fn connect_error(&self, error: sqlx::Error) -> ConnectorError {
+        match &self.target {
+            Target::Server {
+                user,
+                database,
+                classify,
+            } => connect_error(&self.dsn, user, database, self.size, error, *classify),
+            Target::File { path } if !path.exists() => ConnectorError::NotFound { path: path.clone() },
+            Target::File { .. } if matches!(error, sqlx::Error::PoolTimedOut) => ConnectorError::Busy {
+                target: self.dsn.target(),
+                size: self.size,
+            },
+            Target::File { path } => ConnectorError::Open {
+                path: path.clone(),
+                message: error.to_string(),
+            },
+        }
+    }
+
+    /// A session from the pool, checked with a ping before it is handed out.
+    pub(crate) async fn acquire(&self) -> Result<PoolConnection<DB>, ConnectorError> {
+        acquire(&self.pool, &self.connect, |e| self.connect_error(e)).await
+    }
+
+    /// The health check: a pooled session answers `SELECT 1`.
+    pub(crate) async fn ping(
+        &self,
+        query_error: impl FnOnce(sqlx::Error) -> ConnectorError,
+    ) -> Result<(), ConnectorError>
+    where
+        for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    {
+        use sqlx::Executor as _;
+        let mut conn = self.acquire().await?;
+        (&mut *conn)
+            .execute("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(query_error)
+    }
+}
+
+/// Ends a call's read-only transaction and turns the outcome of its work, bounded by the client-side
+/// grace timer, into the caller's result. `on_timeout` runs when the server did not answer in time, before
+/// the session is closed (MySQL kills the query from a second session there).
+pub(crate) async fn finish<DB, T>(
+    mut conn: PoolConnection<DB>,
+    outcome: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
+    timeout: Duration,
+    query_error: fn(sqlx::Error, Duration) -> ConnectorError,
+    on_timeout: impl Future<Output = ()>,
+) -> Result<T, ConnectorError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            // The server did not stop the statement in time even with the grace period: never reuse a
+            // connection left in the middle of a result.
+            conn.close_on_drop();
+            on_timeout.await;
+            return Err(ConnectorError::Timeout { timeout });
+        }
+    };
+    let outcome = match outcome {
+        // A broken socket or protocol error: do not give this connection to the next call.
+        Err(e) if !matches!(e, sqlx::Error::Database(_)) => {
+            conn.close_on_drop();
+            return Err(query_error(e, timeout));
+        }
+        outcome => outcome,
+    };
+    if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
+        conn.close_on_drop();
+    }
+    outcome.map_err(|e| query_error(e, timeout))
+}
+
 /// Maps a failure to get a connection. `classify` recognises the engine's own error codes.
-pub(crate) fn connect_error(
+fn connect_error(
     dsn: &Dsn,
     user: &str,
     database: &str,
@@ -106,7 +246,7 @@ pub(crate) fn connect_error(
 
 /// Acquires a pooled connection. When the pool times out, one direct attempt tells "server down" (the
 /// pool retries refused connections silently until its deadline) apart from "every connection busy".
-pub(crate) async fn acquire<DB: sqlx::Database>(
+async fn acquire<DB: sqlx::Database>(
     pool: &sqlx::Pool<DB>,
     options: &<DB::Connection as sqlx::Connection>::Options,
     map: impl Fn(sqlx::Error) -> ConnectorError,

@@ -4,12 +4,21 @@
 //! - `parse`: `sqlparser`'s `Parser::parse_sql` alone, the floor every decision stands on;
 //! - `read`: governance's own reading, as `govern`'s first pass does it (tokenize, token pre-scan, parse
 //!   without unescaping and without source positions);
+//! - `decide`: the decision alone on the already parsed statement (statement kind, the walk of the whole
+//!   tree against the deny lists and the policy, the row limit), `govern`'s own code through
+//!   `bench_support::decide`; each iteration gets a fresh clone of the tree, made outside the timing, and
+//!   the result is dropped outside it too;
+//! - `decide_policy`: the same under the typical connection policy;
 //! - `govern`: the whole decision with rewrite, `govern(sql, dialect, &Policy::default(), 1001)`;
 //! - `govern_policy`: the same under a typical connection policy (denied tables, schemas, columns and a
 //!   function), which adds the column and name checks;
+//! - `regovern`: `govern` of governance's own output for the query (as when an agent runs the SQL
+//!   `validate_sql` showed it): nothing to rewrite and the rendering is the text parsed, so the re-parse
+//!   check's answer is known without parsing again;
 //! - `render`: rendering the limited tree back to SQL;
 //! - `verify`: rendering plus the safety check that the rendering parses back to the checked tree (the
-//!   last step of `govern`, run alone through `bench_support`);
+//!   last step of `govern`, run alone through `bench_support`); the re-parse check alone is
+//!   `verify − render`;
 //! - `redact`: literal redaction for the audit log.
 //!
 //! Each benchmark id is `<dialect>/<query>/<step>`; criterion writes per-query estimates to
@@ -21,7 +30,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 
-use criterion::Criterion;
+use criterion::{BatchSize, Criterion};
 use sluice_governance::{Decision, Dialect, Policy, bench_support, govern, redact};
 use sqlparser::dialect::{DuckDbDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
@@ -103,13 +112,20 @@ fn main() {
             .iter()
             .map(|case| {
                 let verdict = govern(&case.sql, dialect, &policy, LIMIT);
-                match &verdict.decision {
+                let output = match &verdict.decision {
                     Decision::Allow {
                         limit_applied: Some(_),
+                        sql,
                         ..
-                    } => {}
+                    } => sql.clone(),
                     _ => panic!("{name}/{}: not allowed with a limit: {verdict:?}", case.name),
-                }
+                };
+                assert!(
+                    matches!(govern(&output, dialect, &policy, LIMIT).decision,
+                        Decision::Allow { ref sql, rewritten: false, .. } if *sql == output),
+                    "{name}/{}: its output does not govern to itself",
+                    case.name
+                );
                 assert!(
                     govern(&case.sql, dialect, &strict, LIMIT).is_allowed(),
                     "{name}/{}: refused under the typical policy",
@@ -125,25 +141,50 @@ fn main() {
                     "{name}/{}",
                     case.name
                 );
-                bench_support::limited_statement(&case.sql, dialect, LIMIT)
-                    .unwrap_or_else(|| panic!("{name}/{}: no limited statement", case.name))
+                let parsed = bench_support::parsed_statement(&case.sql, dialect)
+                    .unwrap_or_else(|| panic!("{name}/{}: no parsed statement", case.name));
+                assert!(
+                    bench_support::decide(parsed.clone(), dialect, &strict, LIMIT).is_some(),
+                    "{name}/{}: the decision refuses it under the typical policy",
+                    case.name
+                );
+                let limited = bench_support::decide(parsed.clone(), dialect, &policy, LIMIT)
+                    .unwrap_or_else(|| panic!("{name}/{}: no limited statement", case.name));
+                (parsed, limited, output)
             })
             .collect();
 
         // One group per query, its steps measured one after the other, so that a change in the machine's
         // load skews the steps of a query alike.
-        for (case, statement) in cases.iter().zip(&limited) {
+        for (case, (parsed, statement, output)) in cases.iter().zip(&limited) {
             let sql = case.sql.as_str();
             let mut group = c.benchmark_group(format!("{name}/{}", case.name));
             group.bench_function("parse", |b| b.iter(|| Parser::parse_sql(parser, black_box(sql))));
             group.bench_function("read", |b| {
                 b.iter(|| bench_support::read(black_box(sql), dialect))
             });
+            group.bench_function("decide", |b| {
+                b.iter_batched(
+                    || parsed.clone(),
+                    |tree| bench_support::decide(tree, dialect, &policy, LIMIT),
+                    BatchSize::SmallInput,
+                )
+            });
+            group.bench_function("decide_policy", |b| {
+                b.iter_batched(
+                    || parsed.clone(),
+                    |tree| bench_support::decide(tree, dialect, &strict, LIMIT),
+                    BatchSize::SmallInput,
+                )
+            });
             group.bench_function("govern", |b| {
                 b.iter(|| govern(black_box(sql), dialect, &policy, LIMIT))
             });
             group.bench_function("govern_policy", |b| {
                 b.iter(|| govern(black_box(sql), dialect, &strict, LIMIT))
+            });
+            group.bench_function("regovern", |b| {
+                b.iter(|| govern(black_box(output), dialect, &policy, LIMIT))
             });
             group.bench_function("render", |b| b.iter(|| black_box(statement).to_string()));
             group.bench_function("verify", |b| {

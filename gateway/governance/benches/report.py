@@ -8,22 +8,37 @@ Usage: report.py --criterion DIR --sqlglot FILE [--sqlglot-c FILE] [--since EPOC
 import argparse
 import json
 import os
+import re
 import statistics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CORPUS = os.path.join(HERE, "corpus")
 DIALECTS = ("duckdb", "postgres")
-STEPS = ("parse", "read", "govern", "govern_policy", "render", "verify", "redact")
+STEPS = ("parse", "read", "decide", "decide_policy", "govern", "govern_policy", "regovern", "render", "verify",
+         "redact")
+# Query categories of the corpus, by the constructs the query uses (see `category`), in report order.
+CATEGORIES = ("CTE + window", "CTE", "window", "no CTE, no window")
 
 
-def corpus_names(dialect):
-    names = set()
+def corpus_files(dialect):
+    """{name: path} of the corpus for one dialect (the rule of governance.rs)."""
+    files = {}
     for file in os.listdir(CORPUS):
         if file.endswith(".sql"):
             name, _, only = file[: -len(".sql")].partition(".")
             if not only or only == dialect:
-                names.add(name)
-    return sorted(names)
+                files[name] = os.path.join(CORPUS, file)
+    return dict(sorted(files.items()))
+
+
+def category(path):
+    """A query's category: whether it has CTEs (WITH) and window functions (OVER), comments ignored."""
+    with open(path, encoding="utf-8") as f:
+        text = " ".join(line.split("--")[0] for line in f)
+    cte = re.search(r"^\s*WITH\b", text, re.I) is not None
+    window = re.search(r"\bOVER\b", text, re.I) is not None
+    return {(True, True): "CTE + window", (True, False): "CTE", (False, True): "window"}.get(
+        (cte, window), "no CTE, no window")
 
 
 def criterion_medians(home, since):
@@ -88,69 +103,89 @@ def main():
         g = glot["dialects"].get(dialect, {}).get("queries", {})
         gc = (glot_c or {}).get("dialects", {}).get(dialect, {}).get("queries", {})
         per = []
-        for name in corpus_names(dialect):
+        for name, path in corpus_files(dialect).items():
             r = {step: crit.get((f"{dialect}/{name}", step)) for step in STEPS}
             r["name"] = name
-            r["glot_parse"] = g.get(name, {}).get("parse_ns")
-            r["glot_rewrite"] = g.get(name, {}).get("parse_rewrite_ns")
-            r["glotc_rewrite"] = gc.get(name, {}).get("parse_rewrite_ns")
-            r["decision"] = None if r["govern"] is None or r["read"] is None else r["govern"] - r["read"]
+            r["category"] = category(path)
+            for key in ("parse", "parse_rewrite", "decide", "full"):
+                r[f"glot_{key}"] = g.get(name, {}).get(f"{key}_ns")
+                r[f"glotc_{key}"] = gc.get(name, {}).get(f"{key}_ns")
             r["recheck"] = None if r["verify"] is None or r["render"] is None else r["verify"] - r["render"]
+            parts = [r["read"], r["decide"], r["verify"]]
+            r["steps"] = None if None in parts else sum(parts)
             per.append(r)
         rows[dialect] = per
 
-    def col(dialect, key):
-        return median(r[key] for r in rows[dialect])
+    def col(dialect, key, cat=None):
+        return median(r[key] for r in rows[dialect] if cat is None or r["category"] == cat)
 
-    def share(dialect, key):
+    def share(dialect, key, cat=None):
         return median(
-            r[key] / r["govern"] for r in rows[dialect] if r[key] is not None and r["govern"]
+            r[key] / r["govern"] for r in rows[dialect]
+            if r[key] is not None and r["govern"] and (cat is None or r["category"] == cat)
         )
+
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.0f} %"
 
     print(f"sqlglot {glot['sqlglot']} (Python {glot['python']}, pure Python"
           + (f"; sqlglot[c] compiled: {glot_c['sqlglot']}" if glot_c else "") + "); "
           f"row limit {glot['limit']}. Medians over the corpus of per-query medians.\n")
-    head = ("| dialect | queries | sluice parse | sluice govern | sluice redact | sqlglot parse "
-            "| sqlglot parse+rewrite | sqlglot(parse+rewrite) / sluice(govern) |")
-    sep = "|---|---:|---:|---:|---:|---:|---:|---:|"
+    print("Parse, decision and the whole, side by side. `decide` is the decision alone on an already parsed "
+          "tree (sluice: statement kind, whole-tree walk against deny lists and policy, row limit; sqlglot: "
+          "walk checking every table, column and function name against the same policy, row limit). `full` "
+          "is all of it: sluice `govern` (read, decide, render, re-parse check); sqlglot parse, decide, "
+          "render, re-parse and compare.\n")
+    head = ("| dialect | queries | sluice parse | sqlglot parse | ratio | sluice decide | sqlglot decide "
+            "| ratio | sluice govern | sqlglot full | ratio | sqlglot parse+rewrite | ratio |")
+    sep = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     if glot_c:
-        head += " sqlglot[c] parse+rewrite | ratio to sqlglot[c] |"
-        sep += "---:|---:|"
+        head += " sqlglot[c] parse | ratio | sqlglot[c] decide | ratio | sqlglot[c] full | ratio |"
+        sep += "---:|---:|---:|---:|---:|---:|"
     print(head)
     print(sep)
     for dialect in DIALECTS:
-        gov = col(dialect, "govern")
-        gd = glot["dialects"].get(dialect, {})
-        line = (f"| {dialect} | {len(rows[dialect])} | {us(col(dialect, 'parse'))} | {us(gov)} "
-                f"| {us(col(dialect, 'redact'))} | {us(gd.get('parse_median_ns'))} "
-                f"| {us(gd.get('parse_rewrite_median_ns'))} | {ratio(gd.get('parse_rewrite_median_ns'), gov)} |")
+        gov, parse, dec = col(dialect, "govern"), col(dialect, "parse"), col(dialect, "decide")
+        gp, gd = col(dialect, "glot_parse"), col(dialect, "glot_decide")
+        gf, gr = col(dialect, "glot_full"), col(dialect, "glot_parse_rewrite")
+        line = (f"| {dialect} | {len(rows[dialect])} | {us(parse)} | {us(gp)} | {ratio(gp, parse)} "
+                f"| {us(dec)} | {us(gd)} | {ratio(gd, dec)} | {us(gov)} | {us(gf)} | {ratio(gf, gov)} "
+                f"| {us(gr)} | {ratio(gr, gov)} |")
         if glot_c:
-            gcd = glot_c["dialects"].get(dialect, {})
-            line += f" {us(gcd.get('parse_rewrite_median_ns'))} | {ratio(gcd.get('parse_rewrite_median_ns'), gov)} |"
+            cp, cd, cf = (col(dialect, f"glotc_{k}") for k in ("parse", "decide", "full"))
+            line += (f" {us(cp)} | {ratio(cp, parse)} | {us(cd)} | {ratio(cd, dec)} | {us(cf)} "
+                     f"| {ratio(cf, gov)} |")
         print(line)
 
-    print("\nWhere `govern` spends its time (medians over the corpus; shares are per-query medians):\n")
-    print("| dialect | govern | read (tokenize, pre-scan, parse) | decision (govern − read) "
-          "| render | render + re-parse check | re-parse check share of govern | govern, typical policy |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\nWhere `govern` spends its time, per dialect and per query category (medians of per-query "
+          "medians; shares are per-query medians; `steps` = read + decide + render + re-parse check, the "
+          "rest of `govern` is dropping the trees and building the verdict):\n")
+    print("| dialect | category | queries | sqlparser parse | read (tokenize, pre-scan, parse) | decide "
+          "| decide, typical policy | render | re-parse check | govern | govern, typical policy "
+          "| govern of its own output | decide share | re-parse check share | steps / govern |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for dialect in DIALECTS:
-        recheck_share = share(dialect, "recheck")
-        print(f"| {dialect} | {us(col(dialect, 'govern'))} | {us(col(dialect, 'read'))} "
-              f"| {us(col(dialect, 'decision'))} | {us(col(dialect, 'render'))} | {us(col(dialect, 'verify'))} "
-              f"| {'–' if recheck_share is None else f'{100 * recheck_share:.0f} %'} "
-              f"| {us(col(dialect, 'govern_policy'))} |")
+        for cat in (None,) + CATEGORIES:
+            n = sum(1 for r in rows[dialect] if cat is None or r["category"] == cat)
+            print(f"| {dialect} | {cat or '**all**'} | {n} | {us(col(dialect, 'parse', cat))} "
+                  f"| {us(col(dialect, 'read', cat))} | {us(col(dialect, 'decide', cat))} "
+                  f"| {us(col(dialect, 'decide_policy', cat))} | {us(col(dialect, 'render', cat))} "
+                  f"| {us(col(dialect, 'recheck', cat))} | {us(col(dialect, 'govern', cat))} "
+                  f"| {us(col(dialect, 'govern_policy', cat))} | {us(col(dialect, 'regovern', cat))} "
+                  f"| {pct(share(dialect, 'decide', cat))} "
+                  f"| {pct(share(dialect, 'recheck', cat))} | {pct(share(dialect, 'steps', cat))} |")
 
     if args.per_query:
         for dialect in DIALECTS:
             print(f"\nPer query, {dialect} (criterion medians; sqlglot medians of timed calls):\n")
-            print("| query | parse | read | govern | govern, policy | verify | redact | sqlglot parse "
-                  "| sqlglot parse+rewrite | ratio |")
-            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print("| query | category | parse | read | decide | render | re-parse check | govern "
+                  "| govern, policy | redact | sqlglot parse | sqlglot decide | sqlglot full | ratio full/govern |")
+            print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for r in rows[dialect]:
-                print(f"| {r['name']} | {us(r['parse'])} | {us(r['read'])} | {us(r['govern'])} "
-                      f"| {us(r['govern_policy'])} | {us(r['verify'])} "
-                      f"| {us(r['redact'])} | {us(r['glot_parse'])} | {us(r['glot_rewrite'])} "
-                      f"| {ratio(r['glot_rewrite'], r['govern'])} |")
+                print(f"| {r['name']} | {r['category']} | {us(r['parse'])} | {us(r['read'])} "
+                      f"| {us(r['decide'])} | {us(r['render'])} | {us(r['recheck'])} | {us(r['govern'])} "
+                      f"| {us(r['govern_policy'])} | {us(r['redact'])} | {us(r['glot_parse'])} "
+                      f"| {us(r['glot_decide'])} | {us(r['glot_full'])} | {ratio(r['glot_full'], r['govern'])} |")
 
 
 if __name__ == "__main__":

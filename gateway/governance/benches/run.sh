@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The governance benchmark in one run: criterion over the corpus (parse, read, govern, render, verify,
-# redact per query and dialect), then the sqlglot baseline on the same corpus, back to back on the same
-# machine, then one markdown report. Not part of .ci/run.
+# The governance benchmark in one run: criterion over the corpus (parse, read, decide, govern, render,
+# verify, redact per query and dialect), then the sqlglot baseline on the same corpus (parse, decide,
+# parse+rewrite, full), back to back on the same machine, then one markdown report with parse time,
+# decision time and the re-parse check per dialect and query category. Not part of .ci/run.
 #
 #   gateway/governance/benches/run.sh [criterion arguments, e.g. --measurement-time 2 or a filter]
 #

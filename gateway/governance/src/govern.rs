@@ -156,7 +156,7 @@ fn govern_pass(sql: &str, dialect: Dialect, policy: &Policy, limit: u64, positio
             )]),
             (Some(_), false) => Err(vec![duckdb::multiple()]),
             (Some(statement), true) => {
-                govern_statement(statement, dialect, policy, limit, front.asof, positions)
+                govern_statement(sql, statement, dialect, policy, limit, front.asof, positions)
             }
         },
         Parsed::Summarize(s) => govern_summarize(*s, dialect, policy, front.asof, positions),
@@ -206,14 +206,23 @@ fn walk_query(query: &Query, walker: &mut Walker<'_>) {
     let _ = query.visit(walker);
 }
 
-fn govern_statement(
+/// A parsed statement governance allows, with its row limit applied, before it is rendered.
+pub(crate) struct Decided {
+    pub(crate) statement: Statement,
+    pub(crate) kind: StatementKind,
+    /// What the row limit did; `None` for statements that take none (introspection, EXPLAIN).
+    pub(crate) limited: Option<limit::Limited>,
+}
+
+/// The decision on one parsed statement: its kind, the walk of the whole tree against the deny lists and
+/// the policy, and the row limit. Rendering and the re-parse check follow in [`govern_statement`].
+pub(crate) fn decide(
     statement: Statement,
     dialect: Dialect,
     policy: &Policy,
     limit: u64,
-    asof: bool,
     positions: Positions,
-) -> Result<Verdict, Vec<Finding>> {
+) -> Result<Decided, Vec<Finding>> {
     let kind = classify(&statement).map_err(|f| vec![f])?;
     let mut walker = Walker::new(dialect, policy, positions);
     walker.run(&statement);
@@ -229,7 +238,32 @@ fn govern_statement(
     } else {
         (statement, None)
     };
-    let rendered = render_verified(&statement, dialect, policy.max_depth)?;
+    Ok(Decided {
+        statement,
+        kind,
+        limited,
+    })
+}
+
+/// `sql` is the text `statement` was parsed from.
+fn govern_statement(
+    sql: &str,
+    statement: Statement,
+    dialect: Dialect,
+    policy: &Policy,
+    limit: u64,
+    asof: bool,
+    positions: Positions,
+) -> Result<Verdict, Vec<Finding>> {
+    let Decided {
+        statement,
+        kind,
+        limited,
+    } = decide(statement, dialect, policy, limit, positions)?;
+    // The decision changes the tree only when it rewrites the limit (it walks without modifying), and
+    // DuckDB's `ASOF` marking changes the tokens that were parsed: otherwise the tree is the parse of `sql`.
+    let parsed_from = (!asof && !limited.is_some_and(|l| l.rewritten)).then_some(sql);
+    let rendered = render_checked(&statement, dialect, policy.max_depth, parsed_from)?;
     let sql = restore_asof(rendered, dialect, asof)?;
     Ok(Verdict {
         decision: Decision::Allow {
@@ -249,7 +283,24 @@ pub(crate) fn render_verified(
     dialect: Dialect,
     max_depth: usize,
 ) -> Result<String, Vec<Finding>> {
+    render_checked(statement, dialect, max_depth, None)
+}
+
+/// [`render_verified`], given the text `statement` is the unchanged parse of, if any. A rendering identical
+/// to that text parses to this very tree (it is the text that was parsed, read the same way with a lower
+/// depth limit), so the check's answer is known without parsing it again; any other rendering is parsed
+/// again and compared. Agents often send such text: governance's own output from `validate_sql`, or a
+/// one-line query written the way it renders (`SELECT * FROM t LIMIT 10`).
+fn render_checked(
+    statement: &Statement,
+    dialect: Dialect,
+    max_depth: usize,
+    parsed_from: Option<&str>,
+) -> Result<String, Vec<Finding>> {
     let rendered = statement.to_string();
+    if parsed_from == Some(rendered.as_str()) {
+        return Ok(rendered);
+    }
     let reparsed = lex::reparse_sql(&rendered, dialect, max_depth + REPARSE_SLACK);
     if matches!(reparsed.as_deref(), Ok([again]) if again == statement) {
         Ok(rendered)
@@ -441,6 +492,135 @@ mod tests {
             allowed.iter().all(|&n| n > 100 && n < cases.len()),
             "{allowed:?} of {}",
             cases.len()
+        );
+    }
+
+    /// The benchmark measures `govern`'s steps one by one through `bench_support`; they must add up to the
+    /// very verdict `govern` gives, so that the parts measured are the parts that run.
+    #[test]
+    fn the_bench_steps_give_the_verdict_of_govern() {
+        use crate::bench_support::{decide, parsed_statement, render_verified};
+        let strict = Policy {
+            denied_tables: vec!["secrets".into(), "orders".into()],
+            denied_columns: vec!["users.ssn".into()],
+            deny_functions: vec!["md5".into()],
+            ..Policy::default()
+        };
+        let mut compared = 0usize;
+        for (dialect, sql) in every_corpus_case() {
+            for policy in [Policy::default(), strict.clone()] {
+                let verdict = govern(&sql, dialect, &policy, 1000);
+                let Some(statement) = parsed_statement(&sql, dialect) else {
+                    continue;
+                };
+                // DuckDB `ASOF` joins are marked before parsing and restored after rendering.
+                if sql.to_ascii_uppercase().contains("ASOF") {
+                    continue;
+                }
+                let stepped = decide(statement, dialect, &policy, 1000)
+                    .and_then(|limited| render_verified(&limited, dialect));
+                match (&verdict.decision, stepped) {
+                    (Decision::Allow { sql: governed, .. }, Some(rendered)) => {
+                        assert_eq!(governed, &rendered, "{dialect:?}: {sql}")
+                    }
+                    (Decision::Deny, None) => {}
+                    (decision, stepped) => panic!("{dialect:?}: {sql}: {decision:?} vs {stepped:?}"),
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared > 500, "only {compared} cases compared");
+    }
+
+    /// Governance's own output governed again comes back unchanged. That second run takes the shortcut of
+    /// `render_checked` (nothing to rewrite, the rendering is the text parsed), so this also shows that the
+    /// shortcut agrees with the full re-parse check on every corpus case.
+    #[test]
+    fn governing_the_output_again_gives_it_back() {
+        use crate::bench_support::{parsed_statement, render_verified};
+        let mut shortcut = 0usize;
+        for (dialect, sql) in every_corpus_case() {
+            let Decision::Allow { sql: out, .. } = govern(&sql, dialect, &Policy::default(), 1000).decision
+            else {
+                continue;
+            };
+            match govern(&out, dialect, &Policy::default(), 1000).decision {
+                Decision::Allow {
+                    sql: again,
+                    rewritten,
+                    ..
+                } => {
+                    assert_eq!(
+                        (again.as_str(), rewritten),
+                        (out.as_str(), false),
+                        "{dialect:?}: {sql}"
+                    )
+                }
+                Decision::Deny => panic!("{dialect:?}: {sql}: its output {out} is refused"),
+            }
+            if let Some(statement) = parsed_statement(&out, dialect)
+                && statement.to_string() == out
+            {
+                assert_eq!(
+                    render_verified(&statement, dialect).as_deref(),
+                    Some(out.as_str())
+                );
+                shortcut += 1;
+            }
+        }
+        assert!(shortcut > 400, "only {shortcut} outputs took the shortcut");
+    }
+
+    /// The shortcut needs the rendering to be exactly the text that was parsed and the tree unchanged.
+    #[test]
+    fn the_reparse_check_is_skipped_only_for_the_text_that_was_parsed() {
+        let parsed = |sql: &str| match lex::parse_sql(sql, Dialect::PostgreSql, 50) {
+            Ok(mut statements) => statements.pop().unwrap(),
+            Err(f) => panic!("{sql}: {f:?}"),
+        };
+        let statement = parsed("SELECT a FROM t LIMIT 10");
+        // The text it was parsed from: no second parse is needed, and the result is the same.
+        assert_eq!(
+            render_checked(
+                &statement,
+                Dialect::PostgreSql,
+                50,
+                Some("SELECT a FROM t LIMIT 10")
+            ),
+            Ok("SELECT a FROM t LIMIT 10".to_owned())
+        );
+        // Any other text (here: lower case) means a full check, which passes for a stable rendering.
+        assert_eq!(
+            render_checked(
+                &statement,
+                Dialect::PostgreSql,
+                50,
+                Some("select a from t limit 10")
+            ),
+            Ok("SELECT a FROM t LIMIT 10".to_owned())
+        );
+        // A limit rewrite changes the tree: `govern` offers no text, so the rendering is checked.
+        check(
+            "SELECT a FROM t LIMIT 5000",
+            Dialect::PostgreSql,
+            Allow("SELECT a FROM t LIMIT 100"),
+        );
+        check(
+            "SELECT a FROM t LIMIT 10",
+            Dialect::PostgreSql,
+            Allow("SELECT a FROM t LIMIT 10"),
+        );
+        // A tree that no longer is the parse of the text renders differently, so it gets the full check,
+        // which refuses a rendering that does not parse back (a select list emptied).
+        let mut changed = parsed("SELECT 'a'");
+        if let Statement::Query(q) = &mut changed
+            && let sqlparser::ast::SetExpr::Select(select) = q.body.as_mut()
+        {
+            select.projection.clear();
+        }
+        assert_eq!(
+            render_checked(&changed, Dialect::PostgreSql, 50, Some("SELECT 'a'")),
+            Err(unstable())
         );
     }
 

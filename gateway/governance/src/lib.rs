@@ -80,9 +80,9 @@ pub mod bench_support {
         front(sql, dialect, &Policy::default(), Prescan::All, Positions::Drop).is_ok()
     }
 
-    /// The statement `govern` renders for `sql`: the single parsed statement after the row limit, or `None`
-    /// for anything else (refusals, DuckDB's special statements).
-    pub fn limited_statement(sql: &str, dialect: Dialect, limit: u64) -> Option<Statement> {
+    /// The single statement `govern` reads from `sql` (its first pass, without positions), before any
+    /// check; `None` for anything else (unreadable text, several statements, DuckDB's special statements).
+    pub fn parsed_statement(sql: &str, dialect: Dialect) -> Option<Statement> {
         let Parsed::Statements(mut statements) =
             front(sql, dialect, &Policy::default(), Prescan::All, Positions::Drop)
                 .ok()?
@@ -91,12 +91,27 @@ pub mod bench_support {
             return None;
         };
         let statement = statements.pop()?;
-        if !statements.is_empty() {
-            return None;
-        }
-        crate::limit::apply(statement, dialect, limit)
+        statements.is_empty().then_some(statement)
+    }
+
+    /// Steps 2–4, the decision on an already parsed statement, exactly as `govern`'s first pass makes it:
+    /// statement kind, the walk against the deny lists and `policy`, the row limit. The limited statement
+    /// when allowed, `None` when refused.
+    pub fn decide(statement: Statement, dialect: Dialect, policy: &Policy, limit: u64) -> Option<Statement> {
+        crate::govern::decide(statement, dialect, policy, limit, Positions::Drop)
             .ok()
-            .map(|(s, _)| s)
+            .map(|decided| decided.statement)
+    }
+
+    /// The statement `govern` renders for `sql` under the default policy: the parsed statement after the
+    /// decision, or `None` for anything else (refusals, DuckDB's special statements).
+    pub fn limited_statement(sql: &str, dialect: Dialect, limit: u64) -> Option<Statement> {
+        decide(
+            parsed_statement(sql, dialect)?,
+            dialect,
+            &Policy::default(),
+            limit,
+        )
     }
 
     /// Step 5, verification: render the statement and parse the rendering back to the same tree, as `govern`

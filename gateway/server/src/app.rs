@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use sluice_connectors::ConnectorKind;
 use tokio_util::sync::CancellationToken;
 
@@ -236,11 +237,16 @@ pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, Gatewa
         shutdown.clone(),
     );
 
+    let sessions = crate::sessions::Sessions::new(crate::sessions::SessionState::new(
+        Arc::clone(&sandbox),
+        Arc::clone(&services.cursors),
+    ));
     let router = crate::http::router(
         &settings,
         ctx.store.clone(),
         auth,
         move || SluiceMcp::new(Arc::clone(&pipeline), Arc::clone(&catalogue)),
+        sessions,
         shutdown.clone(),
     );
     Ok(Server {
@@ -301,6 +307,13 @@ impl Server {
             }
         });
         let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        // Responses go out in several small writes (headers, SSE event, end of stream); with Nagle on,
+        // the last one waits for the client's delayed ACK, ~40 ms per call.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let graceful = axum::serve(listener, app).with_graceful_shutdown({
             let shutdown = shutdown.clone();
             async move { shutdown.cancelled().await }

@@ -101,24 +101,33 @@ pub enum ConnectionCommand {
         common: Common,
         #[arg(long)]
         name: String,
-        /// Engine: duckdb.
+        /// Engine: duckdb, postgres, mysql or sqlite.
         #[arg(long)]
         kind: String,
-        /// For duckdb: the database file's path.
+        /// For duckdb and sqlite: the database file's path; for postgres and mysql: the server's URL.
         #[arg(long)]
         dsn: String,
         #[arg(long)]
         description: Option<String>,
         /// Row cap for this connection (the smaller of this and the server's applies).
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one::<u64>)]
         max_rows: Option<u64>,
         /// Statement timeout for this connection, in milliseconds.
-        #[arg(long)]
+        #[arg(long, value_parser = at_least_one::<u64>)]
         timeout_ms: Option<u64>,
         /// Governance policy for this connection: a TOML file with any of deny_functions, allow_functions,
         /// allowed_schemas, denied_schemas, allowed_tables, denied_tables, denied_columns, max_rows.
         #[arg(long)]
         policy_file: Option<PathBuf>,
+        /// Most pooled sessions to the server (postgres, mysql, sqlite) [default: 5].
+        #[arg(long, value_parser = at_least_one::<u32>)]
+        pool_size: Option<u32>,
+        /// Idle pooled sessions are closed after this many milliseconds [default: 300000].
+        #[arg(long, value_parser = at_least_one::<u64>)]
+        pool_idle_timeout_ms: Option<u64>,
+        /// How long a call waits for a pooled session before failing, in milliseconds [default: 10000].
+        #[arg(long, value_parser = at_least_one::<u64>)]
+        pool_acquire_timeout_ms: Option<u64>,
     },
     /// List connections (DSNs are not shown).
     List {
@@ -189,6 +198,15 @@ pub enum KeyCommand {
         /// The key's name or prefix.
         key: String,
     },
+}
+
+/// Parses a count or duration flag that must be at least 1: zero rows, a zero timeout or an empty pool
+/// would make every call fail, so it is refused when the connection is added rather than at the first call.
+fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(text: &str) -> Result<T, String> {
+    match text.trim().parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        _ => Err("expected a whole number of at least 1".to_owned()),
+    }
 }
 
 fn settings(common: &Common, serve: Option<&ServeArgs>) -> Result<Settings> {
@@ -317,6 +335,9 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
             max_rows,
             timeout_ms,
             policy_file,
+            pool_size,
+            pool_idle_timeout_ms,
+            pool_acquire_timeout_ms,
         } => {
             let ctx = Context::open(settings(&common, None)?).await?;
             let mut extra = serde_json::Map::new();
@@ -332,6 +353,16 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
             }
             if let Some(v) = timeout_ms {
                 extra.insert("timeout_ms".into(), v.into());
+            }
+            // The keys the registry reads back, the same names as in a config file's [[connections]].
+            if let Some(v) = pool_size {
+                extra.insert("pool_size".into(), v.into());
+            }
+            if let Some(v) = pool_idle_timeout_ms {
+                extra.insert("pool_idle_timeout_ms".into(), v.into());
+            }
+            if let Some(v) = pool_acquire_timeout_ms {
+                extra.insert("pool_acquire_timeout_ms".into(), v.into());
             }
             ctx.add_connection(&name, &kind, &dsn, description, serde_json::Value::Object(extra))
                 .await?;

@@ -152,6 +152,15 @@ impl Cursors {
             .ok_or(CursorError::Unknown)
     }
 
+    /// Drops every cursor of an MCP session that ended (whatever org or key ran the queries): nobody can
+    /// read them any more, so they should not hold memory until their TTL. Returns how many went.
+    pub fn drop_session(&self, session_id: &str) -> usize {
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|_, e| e.owner.session_id != session_id);
+        before - entries.len()
+    }
+
     /// Open cursors and the bytes they hold, for diagnostics and tests.
     pub fn usage(&self) -> (usize, u64) {
         let entries = self.lock();
@@ -253,6 +262,36 @@ mod tests {
         assert_eq!(
             cursors.take(&owner("s1"), &id, "demo", "SELECT 1").unwrap_err(),
             CursorError::Unknown
+        );
+    }
+
+    #[test]
+    fn an_ended_session_loses_its_cursors_and_only_its_own() {
+        let cursors = Cursors::new(Duration::from_secs(60), 10, 1 << 20);
+        let a1 = cursors.keep(owner("a"), None, remainder(2, 1)).unwrap();
+        let a2 = cursors.keep(owner("a"), None, remainder(1, 1)).unwrap();
+        let other_key = Owner {
+            key_id: "k2".into(),
+            ..owner("a")
+        };
+        let _a3 = cursors.keep(other_key, None, remainder(1, 1)).unwrap();
+        let b = cursors.keep(owner("b"), None, remainder(1, 1)).unwrap();
+        assert_eq!(cursors.drop_session("a"), 3);
+        assert_eq!(cursors.usage().0, 1);
+        for id in [&a1, &a2] {
+            assert_eq!(
+                cursors.take(&owner("a"), id, "demo", "SELECT 1").unwrap_err(),
+                CursorError::Unknown
+            );
+        }
+        assert_eq!(cursors.drop_session("a"), 0);
+        assert_eq!(
+            cursors
+                .take(&owner("b"), &b, "demo", "SELECT 1")
+                .unwrap()
+                .rows
+                .len(),
+            1
         );
     }
 

@@ -8,21 +8,23 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Authenticator, require_key};
 use crate::config::Settings;
 use crate::mcp::SluiceMcp;
+use crate::sessions::Sessions;
 use crate::store::Store;
 
-/// Builds the router. Everything except the health endpoints requires an API key.
+/// Builds the router. Everything except the health endpoints requires an API key. `sessions` holds the MCP
+/// sessions and removes a session's workspaces and cursors when it ends.
 pub fn router(
     settings: &Settings,
     store: Store,
     auth: Arc<Authenticator>,
     make_mcp: impl Fn() -> SluiceMcp + Send + Sync + 'static,
+    sessions: Sessions,
     shutdown: CancellationToken,
 ) -> Router {
     let mut config = StreamableHttpServerConfig::default()
@@ -33,11 +35,8 @@ pub fn router(
     if settings.stateless {
         config = config.with_legacy_session_mode(false).with_json_response(true);
     }
-    let mcp: StreamableHttpService<SluiceMcp, LocalSessionManager> = StreamableHttpService::new(
-        move || Ok(make_mcp()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let mcp: StreamableHttpService<SluiceMcp, Sessions> =
+        StreamableHttpService::new(move || Ok(make_mcp()), Arc::new(sessions), config);
 
     let max_body = settings.max_request_bytes;
     Router::new()

@@ -21,5 +21,6 @@ pub mod sandbox;
 pub mod schema_cache;
 pub mod secrets;
 pub mod service;
+pub mod sessions;
 pub mod store;
 pub mod tools;

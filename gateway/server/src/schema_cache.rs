@@ -18,7 +18,21 @@ pub struct Cached {
     pub catalog: Catalog,
     /// What building the catalog noticed (dangling keys, duplicates).
     pub findings: Vec<Finding>,
+    /// Values sampled from the text columns for `schema_link`: read on its first call and kept as long as
+    /// this snapshot, so they share its TTL and refresh; one sampling at a time.
+    pub samples: tokio::sync::OnceCell<Arc<Sampled>>,
     fetched: Instant,
+}
+
+/// The snapshot's catalog with sampled column values in its search index, and what sampling left out.
+pub struct Sampled {
+    pub catalog: Catalog,
+    /// Columns whose values are in the index.
+    pub columns: usize,
+    /// Text columns that were candidates for sampling.
+    pub candidates: usize,
+    /// What was skipped and why (budget, refusals, errors), phrased for the agent.
+    pub notes: Vec<String>,
 }
 
 impl Cached {
@@ -121,6 +135,7 @@ impl SchemaCache {
         let current = Arc::new(Cached {
             catalog,
             findings,
+            samples: tokio::sync::OnceCell::new(),
             fetched: Instant::now(),
         });
         let mut entries = self.entries();

@@ -342,3 +342,154 @@ async fn duckdb_file_is_released_between_bursts() -> anyhow::Result<()> {
     assert_eq!(r.structured_content.expect("structured")["rows"], json!([[1]]));
     Ok(())
 }
+
+/// `connection add` takes the per-connection limits and pool settings a config file's `[[connections]]`
+/// has; they are stored with the connection and the running gateway applies them.
+#[tokio::test]
+async fn connection_add_flags_tune_the_connection() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let dir = tempfile::tempdir()?;
+    let warehouse = dir.path().join("wh.duckdb");
+    {
+        let c = duckdb::Connection::open(&warehouse)?;
+        c.execute_batch("CREATE TABLE items AS SELECT range AS id FROM range(100)")?;
+    }
+    let added = |out: std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    added(
+        gw.cli(&[
+            "connection",
+            "add",
+            "--name",
+            "small",
+            "--kind",
+            "duckdb",
+            "--dsn",
+            warehouse.to_str().unwrap(),
+            "--max-rows",
+            "7",
+            "--timeout-ms",
+            "4000",
+        ])
+        .await?,
+    );
+    // Nothing listens on port 9: the pool is built lazily, so its settings can be read without a server.
+    added(
+        gw.cli(&[
+            "connection",
+            "add",
+            "--name",
+            "pg_tuned",
+            "--kind",
+            "postgres",
+            "--dsn",
+            "postgres://sluice:pw@127.0.0.1:9/nowhere",
+            "--pool-size",
+            "3",
+            "--pool-idle-timeout-ms",
+            "45000",
+            "--pool-acquire-timeout-ms",
+            "1200",
+        ])
+        .await?,
+    );
+
+    let client = gw.client().await?;
+    let mut result = None;
+    // The gateway picks up store changes on its next call after the store's revision moved.
+    for _ in 0..50 {
+        let r = call(
+            &client,
+            "query_database",
+            json!({"connection_name": "small", "sql": "SELECT * FROM items ORDER BY id"}),
+        )
+        .await?;
+        if !text(&r).contains("unknown connection") {
+            result = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = result.expect("connection registered within 5 s");
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let s = r.structured_content.clone().expect("structured");
+    assert_eq!(
+        (s["row_count"].clone(), s["truncated"].clone()),
+        (json!(7), json!(true)),
+        "{}",
+        text(&r)
+    );
+    // A smaller row_limit from the agent still wins over the connection's maximum.
+    let r = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "small", "sql": "SELECT * FROM items", "row_limit": 3}),
+    )
+    .await?;
+    assert_eq!(r.structured_content.expect("structured")["row_count"], json!(3));
+
+    let caps = call(
+        &client,
+        "connector_capabilities",
+        json!({"connection_name": "small"}),
+    )
+    .await?;
+    assert!(
+        text(&caps).contains("configured: timeout 4000 ms, max rows 7"),
+        "{}",
+        text(&caps)
+    );
+    let caps = call(
+        &client,
+        "connector_capabilities",
+        json!({"connection_name": "pg_tuned"}),
+    )
+    .await?;
+    let c = &caps.structured_content.clone().expect("structured")["connections"][0];
+    assert_eq!(
+        (
+            c["pool_size"].clone(),
+            c["pool_idle_timeout_ms"].clone(),
+            c["pool_acquire_timeout_ms"].clone()
+        ),
+        (json!(3), json!(45000), json!(1200)),
+        "{}",
+        text(&caps)
+    );
+
+    // Bad values are refused before anything is stored, naming the flag.
+    for (flag, value) in [
+        ("--max-rows", "0"),
+        ("--pool-size", "0"),
+        ("--pool-size", "lots"),
+        ("--pool-idle-timeout-ms", "1.5"),
+        ("--pool-acquire-timeout-ms", "0"),
+        ("--timeout-ms", "0"),
+    ] {
+        let out = gw
+            .cli(&[
+                "connection",
+                "add",
+                "--name",
+                "bad",
+                "--kind",
+                "duckdb",
+                "--dsn",
+                warehouse.to_str().unwrap(),
+                flag,
+                value,
+            ])
+            .await?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} was accepted");
+        assert!(
+            stderr.contains(&format!("invalid value '{value}' for '{flag}"))
+                && stderr.contains("expected a whole number of at least 1"),
+            "{flag} {value}: {stderr}"
+        );
+    }
+    let list = String::from_utf8(gw.cli(&["connection", "list"]).await?.stdout)?;
+    assert!(!list.contains("bad\t"), "{list}");
+    Ok(())
+}

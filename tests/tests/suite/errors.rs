@@ -237,3 +237,63 @@ async fn missing_and_locked_duckdb_files_are_explained() -> anyhow::Result<()> {
     assert_eq!(ok.is_error, Some(false), "{}", text(&ok));
     Ok(())
 }
+
+/// Makes the gateway's own store refuse every new audit record, as a full disk or a broken store would.
+async fn break_the_audit_log(gw: &Gateway) -> anyhow::Result<()> {
+    use sqlx::ConnectOptions as _;
+    let mut store = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(gw.data_dir.join("sluice.db"))
+        .connect()
+        .await?;
+    sqlx::query(
+        "CREATE TRIGGER audit_broken BEFORE INSERT ON audit_log \
+         BEGIN SELECT RAISE(ABORT, 'disk I/O error (simulated)'); END",
+    )
+    .execute(&mut store)
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_audit_write_withholds_the_result() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let args = json!({"connection_name": "demo", "sql": "SELECT count(*) AS n FROM customers"});
+    let ok = call(&client, "query_database", args.clone()).await?;
+    assert_eq!(ok.is_error, Some(false), "{}", text(&ok));
+
+    break_the_audit_log(&gw).await?;
+    let refused = call(&client, "query_database", args).await?;
+    assert_eq!(refused.is_error, Some(true));
+    let message = text(&refused);
+    assert!(
+        message.contains("the audit log could not be written, so this call's result is withheld"),
+        "{message}"
+    );
+    // No row of the result leaks through the error.
+    assert!(refused.structured_content.is_none(), "{refused:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_strict_audit_off_a_failed_audit_write_is_logged_not_fatal() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(&config, "[audit]\nstrict = false\n")?;
+    let gw = Gateway::launch(sluice_e2e::Launch {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+    break_the_audit_log(&gw).await?;
+    let r = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "demo", "sql": "SELECT 42 AS answer"}),
+    )
+    .await?;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    assert!(text(&r).contains("42"), "{}", text(&r));
+    Ok(())
+}

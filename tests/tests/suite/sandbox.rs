@@ -1,7 +1,8 @@
 //! The sandbox through the gateway: `sluice up` runs the real `sluice-sandbox` daemon beside itself (on
 //! every backend this machine has), `sluice serve` reconnects to a daemon started by hand after it
 //! restarts, query results reach pandas as CSV and Parquet, governance and scopes hold, sessions are
-//! isolated, and the audit log keeps a hash of the code, never the code.
+//! isolated, a session's workspace ends with its MCP session, `up` stops a daemon left on its socket, and
+//! the audit log keeps a hash of the code, never the code.
 
 use pretty_assertions::assert_eq;
 use rmcp::RoleClient;
@@ -698,5 +699,311 @@ async fn stateless_calls_get_a_workspace_of_their_own() -> anyhow::Result<()> {
     assert!(t.contains("this call has no MCP session"), "{t}");
     let status = ok(&client, "sandbox_status", json!({})).await?;
     assert_eq!(status["capacity"]["sessions"], 0, "{status}");
+    Ok(())
+}
+
+/// Polls `sandbox_status` (through `observer`, a session that never opens a workspace) until the daemon
+/// holds `want` sessions, for up to `within`; returns the count it saw last.
+async fn wait_for_sessions(observer: &Client, want: u64, within: std::time::Duration) -> anyhow::Result<u64> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let status = ok(observer, "sandbox_status", json!({})).await?;
+        let sessions = status["capacity"]["sessions"].as_u64().unwrap_or(u64::MAX);
+        if sessions == want || std::time::Instant::now() > deadline {
+            return Ok(sessions);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn ending_an_mcp_session_removes_its_workspace_and_cursors() -> anyhow::Result<()> {
+    // Small pages, so that a 300-row result leaves a cursor behind.
+    let config = format!(
+        "[limits]\nmax_result_bytes = 2048\n\n{}",
+        sandbox_section("native")
+    );
+    let (gw, _cfg) = up_with(&config).await?;
+    let observer = gw.client().await?;
+    let a = gw.client().await?;
+    let b = gw.client().await?;
+    ok(&a, "fs_write_file", json!({"path": "a.txt", "content": "a"})).await?;
+    let sql = "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 300) \
+               SELECT n, repeat('x', 100) AS pad FROM s ORDER BY n";
+    let page = ok(
+        &a,
+        "query_database",
+        json!({"connection_name": "demo", "sql": sql}),
+    )
+    .await?;
+    assert!(page["cursor"].is_string(), "{page}");
+    ok(&b, "fs_write_file", json!({"path": "b.txt", "content": "b"})).await?;
+    let status = ok(&observer, "sandbox_status", json!({})).await?;
+    assert_eq!(status["capacity"]["sessions"], 2, "{status}");
+
+    // rmcp's client ends its session with DELETE /mcp when it closes; the gateway closes that session's
+    // workspace in the daemon at once rather than after the daemon's idle expiry (an hour by default).
+    let started = std::time::Instant::now();
+    a.cancel().await?;
+    let left = wait_for_sessions(&observer, 1, std::time::Duration::from_secs(2)).await?;
+    assert_eq!(left, 1, "a's workspace outlived its session by 2 s");
+    eprintln!(
+        "workspace removed {:?} after the client closed",
+        started.elapsed()
+    );
+    // The other session's workspace and files are untouched.
+    let read = ok(&b, "fs_read_file", json!({"path": "b.txt"})).await?;
+    assert_eq!(read["content"], "b");
+    // The gateway's log says what went (the cursor has no other outside witness: no other session
+    // could read it anyway).
+    let said = "MCP session ended: dropped 1 result cursors, closed 1 sandbox workspaces";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !gw.log().contains(said) {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    b.cancel().await?;
+    assert_eq!(
+        wait_for_sessions(&observer, 0, std::time::Duration::from_secs(2)).await?,
+        0
+    );
+    Ok(())
+}
+
+const RAW_INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
+
+/// A request to the gateway's MCP endpoint with `key`, in session `session` when given.
+fn raw(gw: &Gateway, key: &str, method: reqwest::Method, session: Option<&str>) -> reqwest::RequestBuilder {
+    let mut r = reqwest::Client::new()
+        .request(method, gw.url.clone())
+        .header("authorization", format!("Bearer {key}"))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json");
+    if let Some(s) = session {
+        r = r
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    r
+}
+
+#[tokio::test]
+async fn ending_a_session_succeeds_while_the_daemon_is_down() -> anyhow::Result<()> {
+    let mut daemon = SandboxDaemon::start().await?;
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!("[sandbox]\nsocket = \"{}\"\n", daemon.socket.display()),
+    )?;
+    let out = cli(
+        &data,
+        &[
+            "key", "create", "--name", "svc", "--scope", "sandbox", "--scope", "fs_write",
+        ],
+    )
+    .await?;
+    let key = String::from_utf8(out.stdout)?.trim().to_owned();
+    let gw = Gateway::launch(Launch {
+        command: Some("serve"),
+        args: vec!["--config".to_owned(), config.display().to_string()],
+        data_dir: Some(data.clone()),
+        env: sandbox_on(),
+    })
+    .await?;
+
+    // A session by hand, so that the DELETE's own status can be checked.
+    let resp = raw(&gw, &key, reqwest::Method::POST, None)
+        .body(RAW_INIT)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    resp.text().await?;
+    let resp = raw(&gw, &key, reqwest::Method::POST, Some(&session))
+        .body(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 202);
+    let write = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fs_write_file","arguments":{"path":"kept.txt","content":"x"}}}"#;
+    let body = raw(&gw, &key, reqwest::Method::POST, Some(&session))
+        .body(write)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(body.contains(r#""isError":false"#), "{body}");
+
+    daemon.kill().await?;
+    let started = std::time::Instant::now();
+    let resp = raw(&gw, &key, reqwest::Method::DELETE, Some(&session))
+        .send()
+        .await?;
+    assert!(
+        resp.status().is_success(),
+        "DELETE answered {} with the daemon down",
+        resp.status()
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "DELETE took {:?}",
+        started.elapsed()
+    );
+    // The session is over for the transport, and the failed clean-up is logged, not fatal.
+    let resp = raw(&gw, &key, reqwest::Method::POST, Some(&session))
+        .body(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 404);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !gw
+        .log()
+        .contains("closing the workspace of an ended MCP session failed")
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", gw.log());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The gateway goes on serving, and uses the daemon again once it is back.
+    daemon.restart().await?;
+    let client = gw.client_with_key(&key).await?;
+    let out = run(&client, "print(4)", json!([])).await?;
+    assert_eq!(out["stdout"], "4\n");
+    gw.stop().await?;
+    Ok(())
+}
+
+/// Starts `sluice-sandbox serve` on `socket` by hand, as a daemon an earlier gateway left behind would
+/// run (the same binary, without `--exit-with-parent`); a task reaps it, and the returned receiver
+/// yields its exit status.
+async fn leftover_daemon(
+    socket: &std::path::Path,
+    root: &std::path::Path,
+) -> anyhow::Result<(u32, tokio::sync::oneshot::Receiver<std::process::ExitStatus>)> {
+    use tokio::io::AsyncBufReadExt as _;
+    // The gateway recognises its daemon by the exact program path, as the kernel reports it.
+    let program = std::fs::canonicalize(sluice_e2e::sandbox_bin())?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg("serve")
+        .arg("--socket")
+        .arg(socket)
+        .arg("--root")
+        .arg(root)
+        .args(["--backend", "native"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(python) = sandbox_python() {
+        cmd.arg("--python").arg(python);
+    }
+    if sluice_e2e::running_as_root() {
+        cmd.args(["--uid", "65534"]);
+    }
+    let mut child = cmd.spawn()?;
+    let pid = child.id().unwrap_or_default();
+    let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let mut lines = tokio::io::BufReader::new(stderr).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("listening on") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    anyhow::ensure!(ready, "the leftover daemon did not start");
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        if let Ok(status) = child.wait().await {
+            let _ = tx.send(status);
+        }
+    });
+    Ok((pid, rx))
+}
+
+#[tokio::test]
+async fn up_stops_a_daemon_left_behind_on_its_socket() -> anyhow::Result<()> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("s.sock");
+    let config = config_in(
+        dir.path(),
+        &format!("{}socket = \"{}\"\n", sandbox_section("native"), socket.display()),
+    )?;
+    let leftover_root = dir.path().join("leftover");
+    let (old, exited) = leftover_daemon(&socket, &leftover_root).await?;
+    assert_eq!(daemons_on(&socket).len(), 1);
+
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".to_owned(), config.display().to_string()],
+        env: sandbox_on(),
+        ..Default::default()
+    })
+    .await?;
+    // The leftover was asked to stop (SIGTERM, not killed after the 5 s grace) before the new one started.
+    let status = tokio::time::timeout(std::time::Duration::from_secs(1), exited).await??;
+    assert!(
+        status.success() || status.signal() == Some(15),
+        "the leftover daemon ended with {status}"
+    );
+    assert!(
+        gw.log()
+            .contains("stopping a sandbox daemon left behind by an earlier gateway"),
+        "{}",
+        gw.log()
+    );
+    let now = daemons_on(&socket);
+    assert!(
+        now.len() == 1 && now[0].0 != old as i32,
+        "{now:?} (leftover {old})"
+    );
+    assert!(now[0].1.iter().any(|a| a == "--exit-with-parent"), "{now:?}");
+    let client = gw.client().await?;
+    assert_eq!(run(&client, "print(6)", json!([])).await?["stdout"], "6\n");
+    gw.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn up_leaves_a_foreign_process_on_its_socket_alone() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("s.sock");
+    let config = config_in(
+        dir.path(),
+        &format!("{}socket = \"{}\"\n", sandbox_section("native"), socket.display()),
+    )?;
+    // This test process listens on the socket: not our daemon binary, so it must not be signalled (if
+    // it were, the test would die with it). The new daemon takes the path over.
+    let listener = std::os::unix::net::UnixListener::bind(&socket)?;
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".to_owned(), config.display().to_string()],
+        env: sandbox_on(),
+        ..Default::default()
+    })
+    .await?;
+    assert!(
+        gw.log()
+            .contains("another process serves the sandbox socket; the new daemon takes it over"),
+        "{}",
+        gw.log()
+    );
+    assert!(
+        !gw.log().contains("stopping a sandbox daemon left behind"),
+        "{}",
+        gw.log()
+    );
+    let client = gw.client().await?;
+    assert_eq!(run(&client, "print(7)", json!([])).await?["stdout"], "7\n");
+    drop(listener);
+    gw.stop().await?;
     Ok(())
 }

@@ -14,12 +14,12 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
-use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlRow};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlDatabaseError, MySqlRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Column as _, ConnectOptions as _, Connection as _, Executor as _, Row as _, TypeInfo as _};
 use tokio::sync::OnceCell;
 
-use crate::pool::{Refusal, acquire, connect_error};
+use crate::pool::{Pooled, Refusal, Target, finish};
 use crate::{
     Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -63,17 +63,14 @@ impl Flavor {
 
 /// A MySQL or MariaDB database reached through a pool.
 pub struct MySqlWarehouse {
-    dsn: Dsn,
-    connect: MySqlConnectOptions,
-    pool: MySqlPool,
-    pool_size: u32,
+    pool: Pooled<MySql>,
     flavor: OnceCell<Flavor>,
 }
 
 impl std::fmt::Debug for MySqlWarehouse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MySqlWarehouse")
-            .field("dsn", &self.dsn)
+            .field("dsn", self.pool.dsn())
             .finish_non_exhaustive()
     }
 }
@@ -96,21 +93,21 @@ impl MySqlWarehouse {
             // and, without TCP_NODELAY (sqlx does not set it), Nagle holds the next command (COMMIT) until
             // that ACK — a 40 ms stall on every query.
             .statement_cache_capacity(STATEMENT_CACHE);
-        let pool_size = pool.max_connections.max(1);
-        let pool = pool
-            .apply()
-            .after_connect(|conn: &mut sqlx::MySqlConnection, _| {
+        let target = Target::Server {
+            user: connect.get_username().to_owned(),
+            database: connect.get_database().unwrap_or_default().to_owned(),
+            classify,
+        };
+        let pool = Pooled::new(dsn, connect, &pool, target, |options| {
+            options.after_connect(|conn: &mut sqlx::MySqlConnection, _| {
                 Box::pin(async move {
                     conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
                     Ok(())
                 })
             })
-            .connect_lazy_with(connect.clone());
+        });
         Ok(MySqlWarehouse {
-            dsn,
-            connect,
             pool,
-            pool_size,
             flavor: OnceCell::new(),
         })
     }
@@ -120,21 +117,10 @@ impl MySqlWarehouse {
         self.flavor.get().copied()
     }
 
-    fn map_connect(&self, error: sqlx::Error) -> ConnectorError {
-        connect_error(
-            &self.dsn,
-            self.connect.get_username(),
-            self.connect.get_database().unwrap_or_default(),
-            self.pool_size,
-            error,
-            classify,
-        )
-    }
-
     /// Asks a fresh connection to kill whatever `connection_id` is running.
     async fn kill_query(&self, connection_id: u64) {
         let killed = async {
-            let mut conn = self.connect.connect().await?;
+            let mut conn = self.pool.connect_options().connect().await?;
             conn.execute(sqlx::AssertSqlSafe(format!("KILL QUERY {connection_id}")))
                 .await?;
             conn.close().await
@@ -143,14 +129,14 @@ impl MySqlWarehouse {
             .await
             .unwrap_or(Err(sqlx::Error::PoolTimedOut))
         {
-            tracing::warn!(target = %self.dsn.target(), %error, "could not kill a timed-out query");
+            tracing::warn!(target = %self.pool.dsn().target(), %error, "could not kill a timed-out query");
         }
     }
 
     /// Takes a pooled connection and opens a read-only transaction on it under the server's time limit.
     /// Also returns the session's connection id, for `KILL QUERY`.
     async fn begin(&self, timeout: Duration) -> Result<(PoolConnection<MySql>, u64), ConnectorError> {
-        let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
+        let mut conn = self.pool.acquire().await?;
         let flavor = match self.flavor.get() {
             Some(flavor) => *flavor,
             None => {
@@ -186,38 +172,21 @@ impl MySqlWarehouse {
         }
     }
 
-    /// Ends the transaction and turns the outcome of the work (bounded by the client-side grace timer)
-    /// into the caller's result.
+    /// Ends the transaction (see [`finish`]); a query the server did not stop in time is killed from a
+    /// second session.
     async fn finish<T>(
         &self,
-        (mut conn, connection_id): (PoolConnection<MySql>, u64),
+        (conn, connection_id): (PoolConnection<MySql>, u64),
         outcome: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
         timeout: Duration,
     ) -> Result<T, ConnectorError> {
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                // The server did not stop the statement itself (MySQL limits only SELECTs): stop it
-                // from outside, and do not reuse a connection left mid-result.
-                conn.close_on_drop();
-                if connection_id != 0 {
-                    self.kill_query(connection_id).await;
-                }
-                return Err(ConnectorError::Timeout { timeout });
+        // MySQL's own limit covers only SELECTs.
+        let kill = async {
+            if connection_id != 0 {
+                self.kill_query(connection_id).await;
             }
         };
-        let outcome = match outcome {
-            // A broken socket or protocol error: do not give this connection to the next call.
-            Err(e) if !matches!(e, sqlx::Error::Database(_)) => {
-                conn.close_on_drop();
-                return Err(query_error(e, timeout));
-            }
-            outcome => outcome,
-        };
-        if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
-            conn.close_on_drop();
-        }
-        outcome.map_err(|e| query_error(e, timeout))
+        finish(conn, outcome, timeout, query_error, kill).await
     }
 }
 
@@ -353,11 +322,7 @@ impl Warehouse for MySqlWarehouse {
     }
 
     async fn ping(&self) -> Result<(), ConnectorError> {
-        let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
-        conn.execute("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(|e| query_error(e, INTROSPECTION_TIMEOUT))
+        self.pool.ping(|e| query_error(e, INTROSPECTION_TIMEOUT)).await
     }
 }
 

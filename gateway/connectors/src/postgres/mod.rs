@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt as _;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgRow, PgTypeKind, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind, Postgres};
 use sqlx::{Column as _, Executor as _, Row as _, TypeInfo as _, ValueRef as _};
 
-use crate::pool::{Refusal, acquire, connect_error};
+use crate::pool::{Pooled, Refusal, Target, finish};
 use crate::{
     Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -32,16 +32,13 @@ const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A PostgreSQL database reached through a pool.
 pub struct PostgresWarehouse {
-    dsn: Dsn,
-    connect: PgConnectOptions,
-    pool: PgPool,
-    pool_size: u32,
+    pool: Pooled<Postgres>,
 }
 
 impl std::fmt::Debug for PostgresWarehouse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresWarehouse")
-            .field("dsn", &self.dsn)
+            .field("dsn", self.pool.dsn())
             .finish_non_exhaustive()
     }
 }
@@ -62,36 +59,28 @@ impl PostgresWarehouse {
             .options([("default_transaction_read_only", "on")])
             // Agent statements are never cached (they run unnamed); this bounds the fixed catalog ones.
             .statement_cache_capacity(32);
-        let pool_size = pool.max_connections.max(1);
-        let pool = pool.apply().connect_lazy_with(connect.clone());
+        let target = Target::Server {
+            user: connect.get_username().to_owned(),
+            database: connect
+                .get_database()
+                .unwrap_or(connect.get_username())
+                .to_owned(),
+            classify,
+        };
         Ok(PostgresWarehouse {
-            dsn,
-            connect,
-            pool,
-            pool_size,
+            pool: Pooled::new(dsn, connect, &pool, target, |options| options),
         })
     }
 
     /// The DSN this warehouse connects with (redacted when printed).
     pub fn dsn(&self) -> &Dsn {
-        &self.dsn
-    }
-
-    fn map_connect(&self, error: sqlx::Error) -> ConnectorError {
-        connect_error(
-            &self.dsn,
-            self.connect.get_username(),
-            self.connect.get_database().unwrap_or(self.connect.get_username()),
-            self.pool_size,
-            error,
-            classify,
-        )
+        self.pool.dsn()
     }
 
     /// Takes a pooled connection and opens a read-only transaction on it whose statements the server
     /// cancels after `timeout`.
     async fn begin(&self, timeout: Duration) -> Result<PoolConnection<Postgres>, ConnectorError> {
-        let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
+        let mut conn = self.pool.acquire().await?;
         let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
         // The timeout is a literal formatted from an integer: SET takes no bind parameters.
         // The trailing SELECT takes the transaction's snapshot, after which no statement can switch it
@@ -105,37 +94,6 @@ impl PostgresWarehouse {
             return Err(query_error(e, timeout));
         }
         Ok(conn)
-    }
-
-    /// Ends the transaction and turns the outcome of the work (bounded by the client-side grace timer)
-    /// into the caller's result.
-    async fn finish<T>(
-        &self,
-        mut conn: PoolConnection<Postgres>,
-        outcome: Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>,
-        timeout: Duration,
-    ) -> Result<T, ConnectorError> {
-        let outcome = match outcome {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                // The server did not answer in time even with the grace period: never reuse a
-                // connection left in the middle of a result.
-                conn.close_on_drop();
-                return Err(ConnectorError::Timeout { timeout });
-            }
-        };
-        let outcome = match outcome {
-            // A broken socket or protocol error: do not give this connection to the next call.
-            Err(e) if !matches!(e, sqlx::Error::Database(_)) => {
-                conn.close_on_drop();
-                return Err(query_error(e, timeout));
-            }
-            outcome => outcome,
-        };
-        if sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await.is_err() {
-            conn.close_on_drop();
-        }
-        outcome.map_err(|e| query_error(e, timeout))
     }
 }
 
@@ -267,13 +225,13 @@ impl Warehouse for PostgresWarehouse {
             fetch(&mut conn, sql, options.max_rows),
         )
         .await;
-        self.finish(conn, outcome, options.timeout).await
+        finish(conn, outcome, options.timeout, query_error, async {}).await
     }
 
     async fn list_tables(&self) -> Result<Vec<TableSummary>, ConnectorError> {
         let mut conn = self.begin(INTROSPECTION_TIMEOUT).await?;
         let outcome = tokio::time::timeout(INTROSPECTION_TIMEOUT, introspect::list_tables(&mut conn)).await;
-        self.finish(conn, outcome, INTROSPECTION_TIMEOUT).await
+        finish(conn, outcome, INTROSPECTION_TIMEOUT, query_error, async {}).await
     }
 
     async fn describe_table(&self, table: &TableRef) -> Result<Option<TableDetail>, ConnectorError> {
@@ -283,20 +241,16 @@ impl Warehouse for PostgresWarehouse {
             introspect::describe_table(&mut conn, table),
         )
         .await;
-        self.finish(conn, outcome, INTROSPECTION_TIMEOUT).await
+        finish(conn, outcome, INTROSPECTION_TIMEOUT, query_error, async {}).await
     }
 
     async fn snapshot(&self) -> Result<sluice_catalog::SchemaSnapshot, ConnectorError> {
         let mut conn = self.begin(INTROSPECTION_TIMEOUT).await?;
         let outcome = tokio::time::timeout(INTROSPECTION_TIMEOUT, introspect::snapshot(&mut conn)).await;
-        self.finish(conn, outcome, INTROSPECTION_TIMEOUT).await
+        finish(conn, outcome, INTROSPECTION_TIMEOUT, query_error, async {}).await
     }
 
     async fn ping(&self) -> Result<(), ConnectorError> {
-        let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
-        conn.execute("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(|e| query_error(e, INTROSPECTION_TIMEOUT))
+        self.pool.ping(|e| query_error(e, INTROSPECTION_TIMEOUT)).await
     }
 }

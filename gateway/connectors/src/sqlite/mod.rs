@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt as _;
 use sqlx::pool::PoolConnection;
-use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqlitePool, SqliteRow};
+use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteRow};
 use sqlx::{Column as _, Executor as _, Row as _, TypeInfo as _, ValueRef as _};
 
-use crate::pool::{Refusal, acquire, connect_error};
+use crate::pool::{Pooled, Target};
 use crate::{
     Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -28,11 +28,8 @@ const PROGRESS_STEPS: i32 = 1_000;
 
 /// A SQLite database file, read-only.
 pub struct SqliteWarehouse {
-    dsn: Dsn,
     path: PathBuf,
-    connect: SqliteConnectOptions,
-    pool: SqlitePool,
-    pool_size: u32,
+    pool: Pooled<Sqlite>,
 }
 
 impl std::fmt::Debug for SqliteWarehouse {
@@ -66,37 +63,16 @@ impl SqliteWarehouse {
             .pragma("query_only", "ON")
             .statement_cache_capacity(32);
         let path = connect.get_filename().to_path_buf();
-        let pool_size = pool.max_connections.max(1);
-        let pool = pool.apply().connect_lazy_with(connect.clone());
+        let target = Target::File { path: path.clone() };
         Ok(SqliteWarehouse {
-            dsn,
             path,
-            connect,
-            pool,
-            pool_size,
+            pool: Pooled::new(dsn, connect, &pool, target, |options| options),
         })
-    }
-
-    fn map_connect(&self, error: sqlx::Error) -> ConnectorError {
-        if !self.path.exists() {
-            return ConnectorError::NotFound {
-                path: self.path.clone(),
-            };
-        }
-        match error {
-            sqlx::Error::PoolTimedOut => {
-                connect_error(&self.dsn, "", "", self.pool_size, error, |_| Refusal::Other)
-            }
-            other => ConnectorError::Open {
-                path: self.path.clone(),
-                message: other.to_string(),
-            },
-        }
     }
 
     /// Takes a pooled connection whose statements the engine aborts at `timeout` from now.
     async fn begin(&self, timeout: Duration) -> Result<(PoolConnection<Sqlite>, Instant), ConnectorError> {
-        let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
+        let mut conn = self.pool.acquire().await?;
         // A previous statement may have turned query_only off on this pooled connection; the file is
         // read-only anyway, but each call starts from the full wall.
         if let Err(e) = conn.execute("PRAGMA query_only = ON").await {
@@ -291,7 +267,6 @@ impl Warehouse for SqliteWarehouse {
     }
 
     async fn ping(&self) -> Result<(), ConnectorError> {
-        let mut conn = acquire(&self.pool, &self.connect, |e| self.map_connect(e)).await?;
-        conn.execute("SELECT 1").await.map(|_| ()).map_err(query_error)
+        self.pool.ping(query_error).await
     }
 }

@@ -32,51 +32,62 @@ pub fn error(tool: &str, e: &ToolError) -> String {
 
 pub fn cell_text(v: &Value) -> String {
     let s = match v {
-        Value::Null => "NULL".to_owned(),
+        Value::Null => return "NULL".to_owned(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
     };
-    let s = s.replace(['\n', '\r', '\t'], " ");
-    if s.chars().count() > CELL_MAX_CHARS {
-        let cut: String = s.chars().take(CELL_MAX_CHARS - 1).collect();
-        format!("{cut}…")
+    // Most cells are short single-line values: only pay for the rewrite when it changes something.
+    let s = if s.contains(['\n', '\r', '\t']) {
+        s.replace(['\n', '\r', '\t'], " ")
+    } else {
+        s
+    };
+    if s.len() > CELL_MAX_CHARS && s.chars().count() > CELL_MAX_CHARS {
+        let mut cut: String = s.chars().take(CELL_MAX_CHARS - 1).collect();
+        cut.push('…');
+        cut
     } else {
         s
     }
 }
 
 pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let width = |c: &String| if c.is_ascii() { c.len() } else { c.chars().count() };
+    let mut widths: Vec<usize> = header.iter().map(width).collect();
     for row in rows {
         for (i, c) in row.iter().enumerate() {
             if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(c.chars().count());
+                *w = (*w).max(width(c));
             }
         }
     }
-    let line = |cells: &[String]| -> String {
-        let parts: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let w = widths.get(i).copied().unwrap_or(0);
-                format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count())))
-            })
-            .collect();
-        parts.join(" | ").trim_end().to_owned()
+    let line_len = widths.iter().map(|w| w + 3).sum::<usize>();
+    let mut out = String::with_capacity(line_len * (rows.len() + 2));
+    let push_line = |out: &mut String, cells: &[String]| {
+        let start = out.len();
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" | ");
+            }
+            out.push_str(c);
+            let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(width(c));
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+        // No trailing blanks on a line (the last column's padding, or empty trailing cells).
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
     };
-    let mut out = line(header);
+    push_line(&mut out, header);
     out.push('\n');
-    out.push_str(
-        &widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .join("-+-"),
-    );
+    for (i, w) in widths.iter().enumerate() {
+        if i > 0 {
+            out.push_str("-+-");
+        }
+        out.extend(std::iter::repeat_n('-', *w));
+    }
     for row in rows {
         out.push('\n');
-        out.push_str(&line(row));
+        push_line(&mut out, row);
     }
     out
 }

@@ -1,6 +1,6 @@
-//! The sandbox daemon as the gateway's tools see it: session workspaces keyed by org + key + MCP session,
-//! calls that reconnect by themselves, live status, and "sandbox unavailable" errors that say why and what
-//! to do.
+//! The sandbox daemon as the gateway's tools see it: session workspaces keyed by org + key + MCP session
+//! (closed when the MCP session ends, see `crate::sessions`), calls that reconnect by themselves, live
+//! status, and "sandbox unavailable" errors that say why and what to do.
 //!
 //! `sluice up` starts the daemon as a child process ([`daemon::Supervisor`]); `sluice serve` connects to
 //! a configured socket. Either way the tools only talk to [`Sandbox`].
@@ -9,9 +9,9 @@ pub mod client;
 pub mod csv;
 pub mod daemon;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_sandbox_protocol::{
     ErrorKind as WireKind, OpenSession, ProtectionState, Request, Response, SessionArgs, SessionKey,
@@ -26,6 +26,27 @@ use client::{CallError, Client};
 pub const OP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Added to a run's own timeout: the daemon's queue wait and building a jail come on top.
 const RUN_MARGIN: Duration = Duration::from_secs(30);
+/// How long closing an ended session's workspace may take; the daemon's idle expiry is the backstop.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an ended MCP session is remembered, so that a call that was already running when its session
+/// ended cannot open a workspace nobody would close. Longer than any call takes to reach its workspace.
+const ENDED_MEMORY: Duration = Duration::from_secs(600);
+
+/// Which daemon sessions each MCP session opened (whatever org or key), so that all of them are closed
+/// when it ends, and the MCP sessions that ended recently.
+#[derive(Debug, Default)]
+struct SessionBook {
+    open: HashMap<String, HashSet<SessionKey>>,
+    ended: HashMap<String, Instant>,
+}
+
+impl SessionBook {
+    fn has_ended(&self, session: &str) -> bool {
+        self.ended
+            .get(session)
+            .is_some_and(|at| at.elapsed() < ENDED_MEMORY)
+    }
+}
 
 /// What the gateway knows about its sandbox right now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +71,8 @@ pub struct Sandbox {
     down: Mutex<Option<String>>,
     /// Sessions opened on the current connection's daemon: (connection generation, keys).
     opened: Mutex<(u64, HashSet<SessionKey>)>,
+    /// Workspaces by MCP session id, for closing them when the session ends.
+    book: Mutex<SessionBook>,
     /// The largest execute_code timeout, in seconds.
     pub max_timeout_secs: u64,
 }
@@ -63,6 +86,7 @@ impl Sandbox {
             hint: String::new(),
             down: Mutex::new(None),
             opened: Mutex::new((0, HashSet::new())),
+            book: Mutex::new(SessionBook::default()),
             max_timeout_secs,
         }
     }
@@ -79,6 +103,7 @@ impl Sandbox {
             hint: hint.into(),
             down: Mutex::new(None),
             opened: Mutex::new((0, HashSet::new())),
+            book: Mutex::new(SessionBook::default()),
             max_timeout_secs,
         }
     }
@@ -173,11 +198,31 @@ impl Sandbox {
         if known {
             return Ok(());
         }
+        if self.book().has_ended(&key.session) {
+            return Err(ended_error());
+        }
         let request = Request::OpenSession(OpenSession {
             session: key.clone(),
             workspace_bytes: None,
         });
         let (_, generation) = client.call(request, OP_TIMEOUT).await?;
+        let ended = {
+            let mut book = self.book();
+            let ended = book.has_ended(&key.session);
+            if !ended {
+                book.open
+                    .entry(key.session.clone())
+                    .or_default()
+                    .insert(key.clone());
+            }
+            ended
+        };
+        if ended {
+            // The MCP session ended while this workspace was being opened, after its workspaces were
+            // closed: close this one too rather than leave it to the daemon's idle expiry.
+            self.close_key(key).await;
+            return Err(ended_error());
+        }
         if let Ok(mut o) = self.opened.lock() {
             if o.0 != generation {
                 // A new connection may be a new daemon, which knows none of the old sessions.
@@ -188,10 +233,67 @@ impl Sandbox {
         Ok(())
     }
 
+    fn book(&self) -> std::sync::MutexGuard<'_, SessionBook> {
+        // The book holds plain sets; a panic elsewhere cannot leave it half-updated.
+        self.book.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn forget(&self, key: &SessionKey) {
         if let Ok(mut o) = self.opened.lock() {
             o.1.remove(key);
         }
+        let mut book = self.book();
+        if let Some(keys) = book.open.get_mut(&key.session) {
+            keys.remove(key);
+            if keys.is_empty() {
+                book.open.remove(&key.session);
+            }
+        }
+    }
+
+    /// Asks the daemon to close one workspace; true when it had it open. Failures are logged only:
+    /// the daemon's idle expiry removes what this could not.
+    async fn close_key(&self, key: &SessionKey) -> bool {
+        let close = Request::CloseSession(SessionArgs { session: key.clone() });
+        match self.raw(close, CLOSE_TIMEOUT).await {
+            Ok((Response::CloseSession(c), _)) => c.existed,
+            Ok((other, _)) => {
+                tracing::warn!("the sandbox answered close_session with {other:?}");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "closing the workspace of an ended MCP session failed ({e}); the daemon's idle expiry \
+                     will remove it"
+                );
+                false
+            }
+        }
+    }
+
+    /// Closes every workspace opened for the MCP session `session_id` (under any org or key), because
+    /// that session ended; later calls in it cannot open a new one. Returns how many workspaces the
+    /// daemon removed. Never fails: a daemon that is down is logged, and its idle expiry is the backstop.
+    pub async fn close_session_workspaces(&self, session_id: &str) -> usize {
+        let keys = {
+            let mut book = self.book();
+            book.ended.retain(|_, at| at.elapsed() < ENDED_MEMORY);
+            book.ended.insert(session_id.to_owned(), Instant::now());
+            book.open.remove(session_id).unwrap_or_default()
+        };
+        if let Ok(mut o) = self.opened.lock() {
+            o.1.retain(|k| k.session != session_id);
+        }
+        if self.client.is_none() {
+            return 0;
+        }
+        let mut closed = 0;
+        for key in &keys {
+            if self.close_key(key).await {
+                closed += 1;
+            }
+        }
+        closed
     }
 
     /// The caller's workspace: the MCP session's, or, for a call without a session, one of its own that
@@ -268,6 +370,13 @@ impl Sandbox {
     }
 }
 
+/// The answer to a call that would open a workspace for an MCP session that has already ended.
+fn ended_error() -> CallError {
+    CallError::Request(
+        "this MCP session has ended and its sandbox workspace was removed; start a new session".to_owned(),
+    )
+}
+
 /// One caller's workspace for the duration of a tool call.
 pub struct Workspace<'a> {
     sandbox: &'a Sandbox,
@@ -292,7 +401,8 @@ impl Workspace<'_> {
             .map_err(|e| self.sandbox.tool_error(e))
     }
 
-    /// Closes a per-call workspace; a session's workspace stays for the session's next calls.
+    /// Closes a per-call workspace; a session's workspace stays for the session's next calls (and is
+    /// closed when the session ends, [`Sandbox::close_session_workspaces`]).
     pub async fn finish(self) {
         if !self.ephemeral || self.sandbox.client.is_none() {
             return;
@@ -350,5 +460,55 @@ impl State {
                 text
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{AuthContext, Scopes};
+
+    fn ctx(session: &str) -> CallContext {
+        CallContext {
+            auth: AuthContext {
+                org_id: "local".into(),
+                key_id: "k".into(),
+                key_name: "k".into(),
+                key_prefix: "sluice_k".into(),
+                scopes: Scopes::all(),
+            },
+            session_id: Some(session.into()),
+        }
+    }
+
+    fn list(session: SessionKey) -> Request {
+        Request::ListDirectory(sluice_sandbox_protocol::PathArgs {
+            session,
+            path: ".".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_ended_session_opens_no_new_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = Sandbox::connect(dir.path().join("no-daemon.sock"), "start one", 30);
+        // Nothing was open for the session, so the daemon (absent here) is not even asked.
+        assert_eq!(sandbox.close_session_workspaces("ended").await, 0);
+        // A call still running in the ended session is refused before it reaches the daemon...
+        let e = sandbox
+            .call(&ctx("ended"), list, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.message,
+            "this MCP session has ended and its sandbox workspace was removed; start a new session"
+        );
+        // ...while another session's call goes to the daemon, which is down.
+        let e = sandbox
+            .call(&ctx("live"), list, Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(e.message.starts_with("sandbox unavailable: "), "{}", e.message);
+        assert!(e.message.ends_with("; start one"), "{}", e.message);
     }
 }

@@ -15,6 +15,7 @@ use sqlx::{Row as _, migrate::Migrator};
 use crate::auth::Scopes;
 use crate::error::GatewayError;
 
+mod audit_writer;
 pub mod budgets;
 pub mod projects;
 
@@ -27,6 +28,7 @@ pub const LOCAL_ORG: &str = "local";
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    audit: audit_writer::AuditWriter,
 }
 
 /// An API key row, without anything secret.
@@ -97,7 +99,8 @@ impl Store {
             .await?;
         MIGRATOR.run(&pool).await?;
         restrict_permissions(path);
-        Ok(Store { pool })
+        let audit = audit_writer::AuditWriter::spawn(pool.clone());
+        Ok(Store { pool, audit })
     }
 
     /// Checks the store answers; backs `/readyz`.
@@ -310,34 +313,9 @@ impl Store {
         self.bump("connections").await
     }
 
-    /// Appends one audit record.
+    /// Appends one audit record; returns once the transaction holding it has committed.
     pub async fn append_audit(&self, r: &AuditRecord) -> Result<(), GatewayError> {
-        sqlx::query(
-            "INSERT INTO audit_log (ts, org_id, key_prefix, session_id, tool, connection, sql_redacted, sql_sha256,
-                                    sql_len, system_query, decision, rule, rows, duration_ms, error,
-                                    code_sha256, code_len)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&r.ts)
-        .bind(&r.org_id)
-        .bind(&r.key_prefix)
-        .bind(&r.session_id)
-        .bind(&r.tool)
-        .bind(&r.connection)
-        .bind(&r.sql_redacted)
-        .bind(&r.sql_sha256)
-        .bind(r.sql_len)
-        .bind(r.system_query)
-        .bind(&r.decision)
-        .bind(&r.rule)
-        .bind(r.rows)
-        .bind(r.duration_ms)
-        .bind(&r.error)
-        .bind(&r.code_sha256)
-        .bind(r.code_len)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.audit.append(r).await
     }
 
     /// The newest audit records of an org, newest first (for operators and tests).

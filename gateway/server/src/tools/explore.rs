@@ -609,8 +609,9 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
             name: "schema_link",
             title: "Find the tables for a question",
             description: "Given a question in plain words, return the smallest useful set of tables (ranked \
-                by matches on table and column names and comments, plus the tables that join them) with \
-                the joins among them. `format`: `ddl` (default), `compact` or `json`.",
+                by matches on table and column names, comments and values sampled from text columns, plus \
+                the tables that join them) with the joins among them. `format`: `ddl` (default), \
+                `compact` or `json`.",
             scope: Some(Scope::Schema),
             effect: Effect::ReadOnly,
         },
@@ -1070,15 +1071,32 @@ pub async fn schema_link(s: &Services, auth: &AuthContext, a: SchemaLinkArgs) ->
         Ok(snap) => snap,
         Err(e) => return Outcome::fail(e, audit),
     };
-    let link = snap.catalog().schema_link(
+    // Values sampled from the text columns let a question match data words (`paypal`, `Canada`) that no
+    // table or column name contains; they are read once per snapshot, within a budget.
+    let (sampled, audit) = data::link_samples(s, auth, &snap, audit).await;
+    let catalog = &sampled.catalog;
+    let link = catalog.schema_link(
         &a.question,
         &LinkOptions {
             max_tables: a.max_tables,
             ..LinkOptions::default()
         },
     );
-    let out = render::schema_link(snap.catalog(), &link, format, snap.quoting(), &window(None));
-    let notes = link.findings.iter().map(|f| f.message.clone()).collect();
+    let mut out = render::schema_link(catalog, &link, format, snap.quoting(), &window(None));
+    let mut notes: Vec<String> = link.findings.iter().map(|f| f.message.clone()).collect();
+    notes.push(format!(
+        "sampled values: {} of {} text columns have few enough distinct values to match on",
+        sampled.columns, sampled.candidates
+    ));
+    notes.extend(sampled.notes.iter().cloned());
+    // The agent reads the text: a sampling cut short is said there too (JSON stays parseable, so only in
+    // the notes for that format).
+    if format != LinkFormat::Json {
+        let prefix = if format == LinkFormat::Ddl { "-- " } else { "" };
+        for note in &sampled.notes {
+            let _ = write!(out.text, "\n{prefix}{note}");
+        }
+    }
     Outcome {
         result: Ok(SchemaText::new(&snap.conn.name, out, notes)),
         audit,

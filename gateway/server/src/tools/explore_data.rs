@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sluice_catalog::{Quoting, Table, TableKind};
+use sluice_catalog::{Table, TableKind};
 use sluice_governance::Dialect;
 
 use super::{Snapshot, cell, column, one_line, snapshot, system_audit};
 use crate::auth::{AuthContext, Scope};
-use crate::service::{AuditFacts, Outcome, QueryOutput, Services, ToolError};
+use crate::service::{AuditFacts, ErrorKind, Outcome, QueryOutput, Services, ToolError};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
 
 /// The statements one call ran, for its single audit record.
@@ -918,7 +918,8 @@ pub struct DateBoundaries {
     pub largest_table: Option<String>,
     /// Today's date (UTC) as the gateway saw it, for the future-date check.
     pub today: String,
-    /// Statements run: one per table with date columns.
+    /// Statements run: one per 200 tables (one for most warehouses), more only where a statement had to
+    /// be retried table by table.
     pub queries: usize,
     pub text: String,
 }
@@ -964,15 +965,283 @@ async fn get_date_boundaries(s: &Services, auth: &AuthContext, connection: &str)
     ran.outcome(result)
 }
 
-/// The statement that reads one table's row count and the min and max of each of its date columns.
-pub fn boundaries_sql(q: Quoting, table: &Table, columns: &[&sluice_catalog::Column]) -> String {
-    let mut exprs = vec!["COUNT(*)".to_owned()];
-    for c in columns {
-        let name = q.ident(&c.name);
-        exprs.push(format!("MIN({name})"));
-        exprs.push(format!("MAX({name})"));
+/// One table's date columns, as read by a boundaries statement.
+struct DatePlan<'a> {
+    table: &'a Table,
+    columns: Vec<&'a sluice_catalog::Column>,
+}
+
+/// Most tables in one boundaries statement: SQLite allows 500 `SELECT`s in one compound statement.
+const TABLES_PER_STATEMENT: usize = 200;
+/// Most output columns in one boundaries statement: PostgreSQL allows 1,664 select-list entries, SQLite
+/// 2,000 result columns.
+const OUTPUTS_PER_STATEMENT: usize = 1_000;
+
+/// The output columns of a boundaries statement over some tables: the table's position and row count,
+/// then a (min, max) pair per slot. A slot holds one data type (the engine's own spelling), so that every
+/// `UNION ALL` branch puts values of one type in each output column; a type gets as many slots as the
+/// table with most columns of that type needs.
+#[derive(Debug, Default, PartialEq)]
+struct Slots {
+    /// `(data type, slots)` in order of first appearance.
+    types: Vec<(String, usize)>,
+}
+
+impl Slots {
+    fn of<'a>(plans: impl IntoIterator<Item = &'a [String]>) -> Slots {
+        let mut slots = Slots::default();
+        for types in plans {
+            slots.add(types);
+        }
+        slots
     }
-    format!("SELECT {} FROM {}", exprs.join(", "), q.table(&table.id))
+
+    fn add(&mut self, types: &[String]) {
+        let mut counts: Vec<(&String, usize)> = Vec::new();
+        for t in types {
+            match counts.iter_mut().find(|(seen, _)| *seen == t) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((t, 1)),
+            }
+        }
+        for (t, n) in counts {
+            match self.types.iter_mut().find(|(seen, _)| seen == t) {
+                Some((_, max)) => *max = (*max).max(n),
+                None => self.types.push((t.clone(), n)),
+            }
+        }
+    }
+
+    fn width(&self) -> usize {
+        2 + 2 * self.types.iter().map(|(_, n)| n).sum::<usize>()
+    }
+
+    /// For each of a table's columns (by type), the output position of its min; its max follows.
+    fn positions(&self, types: &[String]) -> Vec<usize> {
+        let mut used: Vec<usize> = vec![0; self.types.len()];
+        types
+            .iter()
+            .map(|t| {
+                let mut at = 2;
+                for (i, (seen, n)) in self.types.iter().enumerate() {
+                    if seen == t {
+                        at += 2 * used[i];
+                        used[i] += 1;
+                        break;
+                    }
+                    at += 2 * n;
+                }
+                at
+            })
+            .collect()
+    }
+}
+
+/// Splits the tables (given by their date columns' types) into consecutive runs that fit one statement
+/// each. A table wider than the column limit gets a statement of its own.
+fn chunks(plans: &[Vec<String>]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut slots = Slots::default();
+    for (i, types) in plans.iter().enumerate() {
+        let mut wider = Slots {
+            types: slots.types.clone(),
+        };
+        wider.add(types);
+        if i > start && (i - start >= TABLES_PER_STATEMENT || wider.width() > OUTPUTS_PER_STATEMENT) {
+            out.push(start..i);
+            start = i;
+            wider = Slots::default();
+            wider.add(types);
+        }
+        slots = wider;
+    }
+    if start < plans.len() {
+        out.push(start..plans.len());
+    }
+    out
+}
+
+fn column_types(plan: &DatePlan) -> Vec<String> {
+    plan.columns.iter().map(|c| c.data_type.clone()).collect()
+}
+
+/// The statement reading the row count and each date column's min and max of several tables at once: a
+/// `UNION ALL` of one aggregate row per table (`SELECT k, COUNT(*), MIN(a), MAX(a), … FROM t_k`), each
+/// table scanned once, and every min and max in a slot of its own type (see [`Slots`]) so that it comes
+/// back exactly as a direct `MIN`/`MAX` returns it (no cast to text, whose spelling differs per engine
+/// and time zone). A slot a table does not fill is `NULL`, typed where the engine needs it: PostgreSQL
+/// resolves `UNION` types pairwise and would make a column that starts with untyped `NULL`s text.
+fn boundaries_sql(dialect: Dialect, plans: &[DatePlan]) -> String {
+    let q = super::quoting(dialect);
+    let slots = Slots::of(
+        plans
+            .iter()
+            .map(|p| column_types(p))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(Vec::as_slice),
+    );
+    let null = |data_type: &str| match dialect {
+        Dialect::PostgreSql | Dialect::DuckDb => format!("CAST(NULL AS {data_type})"),
+        _ => "NULL".to_owned(),
+    };
+    plans
+        .iter()
+        .enumerate()
+        .map(|(k, plan)| {
+            let types = column_types(plan);
+            let mut exprs = vec![String::new(); slots.width()];
+            exprs[0] = format!("{k} AS k");
+            exprs[1] = "COUNT(*) AS n".to_owned();
+            for (c, at) in plan.columns.iter().zip(slots.positions(&types)) {
+                let name = q.ident(&c.name);
+                exprs[at] = format!("MIN({name})");
+                exprs[at + 1] = format!("MAX({name})");
+            }
+            let mut at = 2;
+            for (data_type, n) in &slots.types {
+                for _ in 0..2 * n {
+                    if exprs[at].is_empty() {
+                        exprs[at] = null(data_type);
+                    }
+                    at += 1;
+                }
+            }
+            format!("SELECT {} FROM {}", exprs.join(", "), q.table(&plan.table.id))
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Whether a failed multi-table statement is worth retrying table by table. Governance refusing one
+/// table or column (`denied_tables`, `denied_columns`) or the engine refusing one table (a missing
+/// privilege, a broken table) fails the whole statement; one statement per table then confines the error
+/// to that table and the others still answer. An exhausted budget or a statement that ran into its
+/// timeout would only fail again, many times over, so those are not retried.
+fn retry_per_table(e: &ToolError, elapsed: std::time::Duration, timeout: std::time::Duration) -> bool {
+    match e.kind {
+        ErrorKind::Denied => e.rule.as_deref() != Some(crate::budgets::BUDGET_EXHAUSTED),
+        ErrorKind::Failed => elapsed < timeout,
+        ErrorKind::Invalid => false,
+    }
+}
+
+/// Fills one table's result from its row of a boundaries statement (`positions`: where each column's
+/// min is; its max follows).
+fn read_table(
+    plan: &DatePlan,
+    row: &[serde_json::Value],
+    positions: &[usize],
+    today: chrono::NaiveDate,
+) -> TableDates {
+    let mut out = TableDates {
+        table: plan.table.id.to_string(),
+        row_count: as_u64(row.get(1)),
+        columns: Vec::new(),
+        max: None,
+        error: None,
+        flags: Vec::new(),
+    };
+    for (c, &at) in plan.columns.iter().zip(positions) {
+        let min = row.get(at).cloned().filter(|v| !v.is_null());
+        let max = row.get(at + 1).cloned().filter(|v| !v.is_null());
+        if max.is_none() && out.row_count.unwrap_or(0) > 0 {
+            out.flags.push(format!("{} has no values", c.name));
+        }
+        if let Some(m) = max.as_ref().and_then(value_text) {
+            if date_of(&m).is_some_and(|d| d > today) {
+                out.flags.push(format!("{} has future dates (up to {m})", c.name));
+            }
+            if out.max.as_ref().is_none_or(|cur| order_key(&m) > order_key(cur)) {
+                out.max = Some(m);
+            }
+        }
+        out.columns.push(DateColumn {
+            column: c.name.clone(),
+            data_type: c.data_type.clone(),
+            min,
+            max,
+        });
+    }
+    out
+}
+
+fn unread(plan: &DatePlan, error: String) -> TableDates {
+    TableDates {
+        table: plan.table.id.to_string(),
+        row_count: None,
+        columns: Vec::new(),
+        max: None,
+        error: Some(error),
+        flags: Vec::new(),
+    }
+}
+
+/// Reads the boundaries of `plans` in as few statements as the engines allow (one for most warehouses).
+async fn read_boundaries(
+    s: &Services,
+    auth: &AuthContext,
+    snap: &Snapshot,
+    ran: &mut Ran,
+    plans: &[DatePlan<'_>],
+    today: chrono::NaiveDate,
+) -> (Vec<TableDates>, usize) {
+    let dialect = snap.conn.dialect;
+    let timeout = s.timeout(&snap.conn);
+    let types: Vec<Vec<String>> = plans.iter().map(column_types).collect();
+    let mut tables = Vec::new();
+    let mut statements = 0;
+    for range in chunks(&types) {
+        let chunk = &plans[range.clone()];
+        let slots = Slots::of(types[range].iter().map(Vec::as_slice));
+        let started = std::time::Instant::now();
+        statements += 1;
+        let sql = boundaries_sql(dialect, chunk);
+        match ran.query(s, auth, snap, &sql, chunk.len() as u64).await {
+            Ok(result) => {
+                // Rows of a UNION ALL come in any order; each says which table it is.
+                let mut rows: Vec<Option<Vec<serde_json::Value>>> = vec![None; chunk.len()];
+                for row in result.rows {
+                    if let Some(slot) = as_u64(row.first())
+                        .and_then(|k| usize::try_from(k).ok())
+                        .and_then(|k| rows.get_mut(k))
+                    {
+                        *slot = Some(row);
+                    }
+                }
+                for (plan, row) in chunk.iter().zip(rows) {
+                    tables.push(match row {
+                        Some(row) => read_table(plan, &row, &slots.positions(&column_types(plan)), today),
+                        None => unread(plan, "the boundaries statement returned no row for it".to_owned()),
+                    });
+                }
+            }
+            Err(e) if chunk.len() > 1 && retry_per_table(&e, started.elapsed(), timeout) => {
+                for plan in chunk {
+                    statements += 1;
+                    let single = std::slice::from_ref(plan);
+                    let types = column_types(plan);
+                    let positions = Slots::of([types.as_slice()]).positions(&types);
+                    tables.push(
+                        match ran
+                            .query(s, auth, snap, &boundaries_sql(dialect, single), 1)
+                            .await
+                        {
+                            Ok(result) => {
+                                let row = result.rows.into_iter().next().unwrap_or_default();
+                                read_table(plan, &row, &positions, today)
+                            }
+                            // A denied or failing table is reported, not fatal: the others still answer.
+                            Err(e) => unread(plan, e.message),
+                        },
+                    );
+                }
+            }
+            Err(e) => tables.extend(chunk.iter().map(|plan| unread(plan, e.message.clone()))),
+        }
+    }
+    (tables, statements)
 }
 
 async fn date_boundaries_in(
@@ -981,64 +1250,24 @@ async fn date_boundaries_in(
     snap: &Snapshot,
     ran: &mut Ran,
 ) -> Result<DateBoundaries, ToolError> {
-    let q = snap.quoting();
     let today = chrono::Utc::now().date_naive();
-    let mut tables = Vec::new();
-    let mut queries = 0;
-    for table in snap.catalog().tables() {
+    let plans: Vec<DatePlan> = snap
+        .catalog()
+        .tables()
+        .iter()
         // Views recompute on every read and repeat their tables' dates; only stored relations are read.
-        if table.kind == TableKind::View {
-            continue;
-        }
-        let columns: Vec<&sluice_catalog::Column> = table
-            .columns
-            .iter()
-            .filter(|c| is_date_type(&c.data_type))
-            .collect();
-        if columns.is_empty() {
-            continue;
-        }
-        let sql = boundaries_sql(q, table, &columns);
-        queries += 1;
-        let mut out = TableDates {
-            table: table.id.to_string(),
-            row_count: None,
-            columns: Vec::new(),
-            max: None,
-            error: None,
-            flags: Vec::new(),
-        };
-        match ran.query(s, auth, snap, &sql, 1).await {
-            Ok(result) => {
-                let row = result.rows.first().cloned().unwrap_or_default();
-                out.row_count = as_u64(row.first());
-                for (i, c) in columns.iter().enumerate() {
-                    let min = row.get(1 + 2 * i).cloned().filter(|v| !v.is_null());
-                    let max = row.get(2 + 2 * i).cloned().filter(|v| !v.is_null());
-                    if max.is_none() && out.row_count.unwrap_or(0) > 0 {
-                        out.flags.push(format!("{} has no values", c.name));
-                    }
-                    if let Some(m) = max.as_ref().and_then(value_text) {
-                        if date_of(&m).is_some_and(|d| d > today) {
-                            out.flags.push(format!("{} has future dates (up to {m})", c.name));
-                        }
-                        if out.max.as_ref().is_none_or(|cur| order_key(&m) > order_key(cur)) {
-                            out.max = Some(m);
-                        }
-                    }
-                    out.columns.push(DateColumn {
-                        column: c.name.clone(),
-                        data_type: c.data_type.clone(),
-                        min,
-                        max,
-                    });
-                }
-            }
-            // A denied or failing table is reported, not fatal: the others still answer.
-            Err(e) => out.error = Some(e.message),
-        }
-        tables.push(out);
-    }
+        .filter(|t| t.kind != TableKind::View)
+        .map(|table| DatePlan {
+            table,
+            columns: table
+                .columns
+                .iter()
+                .filter(|c| is_date_type(&c.data_type))
+                .collect(),
+        })
+        .filter(|p| !p.columns.is_empty())
+        .collect();
+    let (mut tables, queries) = read_boundaries(s, auth, snap, ran, &plans, today).await;
     // The global maximum ignores future dates, which are almost always placeholders (9999-12-31).
     let candidates = || {
         tables
@@ -1159,6 +1388,301 @@ async fn date_boundaries_in(
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Sampled values for schema_link
+// ---------------------------------------------------------------------------------------------------
+
+/// Most text columns sampled per table: the ones most likely to hold category words come first.
+const SAMPLE_COLUMNS_PER_TABLE: usize = 6;
+/// Columns read by one sampling statement (a `UNION ALL` of one branch per column).
+const SAMPLE_COLUMNS_PER_STATEMENT: usize = 40;
+/// Statements one sampling may run: with the above, at most 320 columns of the warehouse.
+const SAMPLE_STATEMENTS: usize = 8;
+/// No new statement starts after this much time; what is left is skipped and the agent told so.
+const SAMPLE_TIME_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+/// Each column is read from at most this many rows, so a statement costs the same on any table size.
+const SAMPLE_ROWS_SCANNED: u64 = 10_000;
+/// A column with more distinct values than this (in the rows read) is not a category: names, emails and
+/// free text are left out, they would only add noise to the ranking.
+const SAMPLE_DISTINCT: u64 = 50;
+/// Longer values are free text, not categories; they are not kept.
+const SAMPLE_VALUE_CHARS: usize = 40;
+
+/// Words in column names that usually hold categories (the words a question uses to filter).
+const CATEGORY_HINTS: &[&str] = &[
+    "status",
+    "state",
+    "type",
+    "kind",
+    "category",
+    "class",
+    "segment",
+    "tier",
+    "level",
+    "plan",
+    "channel",
+    "method",
+    "source",
+    "medium",
+    "carrier",
+    "device",
+    "browser",
+    "platform",
+    "country",
+    "region",
+    "city",
+    "currency",
+    "language",
+    "department",
+    "role",
+    "gender",
+    "brand",
+    "warehouse",
+    "reason",
+    "stage",
+];
+/// Words in column names whose values must not be read at all (credentials), or are unique per row
+/// (contacts, free text) and so never categories: reading them would spend the budget for nothing.
+const SKIP_HINTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "hash",
+    "salt",
+    "key",
+    "ssn",
+    "iban",
+    "card",
+    "email",
+    "phone",
+    "url",
+    "uri",
+    "address",
+    "description",
+    "body",
+    "comment",
+    "note",
+    "notes",
+    "message",
+    "text",
+    "json",
+];
+
+fn is_text_type(data_type: &str) -> bool {
+    let t = data_type.to_ascii_lowercase();
+    (t.contains("char") || t.contains("text") || t.contains("string") || t.starts_with("enum"))
+        && !t.contains("[]")
+}
+
+/// The text columns worth sampling, as `(table, column)` positions in the catalog: stored tables only,
+/// no keys or join columns (identifiers, not words), no credential-like or free-text names, at most
+/// [`SAMPLE_COLUMNS_PER_TABLE`] per table. Columns named like categories come first across the whole
+/// warehouse, so that a budget cut on a large schema keeps the most useful ones.
+fn sample_candidates(catalog: &sluice_catalog::Catalog) -> Vec<(usize, usize)> {
+    let mut join_columns = std::collections::HashSet::new();
+    for edge in catalog.edges() {
+        for c in &edge.from_columns {
+            join_columns.insert((&edge.from, c.as_str()));
+        }
+        for c in &edge.to_columns {
+            join_columns.insert((&edge.to, c.as_str()));
+        }
+    }
+    let (mut hinted, mut others) = (Vec::new(), Vec::new());
+    for (t, table) in catalog.tables().iter().enumerate() {
+        if table.kind == TableKind::View {
+            continue;
+        }
+        let mut taken = Vec::new();
+        for (c, column) in table.columns.iter().enumerate() {
+            let words = sluice_catalog::names::words(&column.name);
+            if !is_text_type(&column.data_type)
+                || table.primary_key.contains(&column.name)
+                || join_columns.contains(&(&table.id, column.name.as_str()))
+                || words.last().is_some_and(|w| w == "id")
+                || words.iter().any(|w| SKIP_HINTS.contains(&w.as_str()))
+            {
+                continue;
+            }
+            let hint = words.iter().any(|w| CATEGORY_HINTS.contains(&w.as_str()));
+            taken.push((!hint, c));
+        }
+        // Category-like names first within the table too, then by position.
+        taken.sort();
+        for (other, c) in taken.into_iter().take(SAMPLE_COLUMNS_PER_TABLE) {
+            if other {
+                others.push((t, c));
+            } else {
+                hinted.push((t, c));
+            }
+        }
+    }
+    hinted.extend(others);
+    hinted
+}
+
+/// One statement reading up to [`SAMPLE_DISTINCT`] + 1 distinct values of each column, from the first
+/// [`SAMPLE_ROWS_SCANNED`] rows of its table: branch `k` returns the values of `columns[k]`. Values are
+/// cast to text so that every branch has the same types.
+fn samples_sql(dialect: Dialect, catalog: &sluice_catalog::Catalog, columns: &[(usize, usize)]) -> String {
+    let q = super::quoting(dialect);
+    columns
+        .iter()
+        .enumerate()
+        .map(|(k, &(t, c))| {
+            let table = &catalog.tables()[t];
+            let name = q.ident(&table.columns[c].name);
+            format!(
+                "SELECT {k} AS k, v FROM (SELECT DISTINCT {} AS v FROM (SELECT {name} AS v FROM {} LIMIT \
+                 {SAMPLE_ROWS_SCANNED}) AS r{k} WHERE r{k}.v IS NOT NULL LIMIT {}) AS d{k}",
+                as_text(dialect, &format!("r{k}.v")),
+                q.table(&table.id),
+                SAMPLE_DISTINCT + 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Keeps the short values of each column that has few distinct ones; `rows` are `(branch, value)`.
+fn sampled_values(rows: &[Vec<serde_json::Value>], branches: usize) -> Vec<Option<Vec<String>>> {
+    let mut values: Vec<Vec<String>> = vec![Vec::new(); branches];
+    let mut counts = vec![0u64; branches];
+    for row in rows {
+        let Some(k) = as_u64(row.first()).and_then(|k| usize::try_from(k).ok()) else {
+            continue;
+        };
+        let (Some(count), Some(list)) = (counts.get_mut(k), values.get_mut(k)) else {
+            continue;
+        };
+        *count += 1;
+        if let Some(v) = row.get(1).and_then(value_text) {
+            let v = v.trim();
+            if !v.is_empty() && v.chars().count() <= SAMPLE_VALUE_CHARS {
+                list.push(v.to_owned());
+            }
+        }
+    }
+    values
+        .into_iter()
+        .zip(counts)
+        .map(|(list, count)| (count <= SAMPLE_DISTINCT).then_some(list))
+        .collect()
+}
+
+/// The catalog with sampled values for `schema_link`, read on the snapshot's first `schema_link` call
+/// (statements recorded in `ran`) and cached with the snapshot after that.
+pub(super) async fn link_samples(
+    s: &Services,
+    auth: &AuthContext,
+    snap: &Snapshot,
+    audit: AuditFacts,
+) -> (Arc<crate::schema_cache::Sampled>, AuditFacts) {
+    let mut ran = Ran::new(audit);
+    let sampled = snap
+        .lookup
+        .current
+        .samples
+        .get_or_init(|| read_samples(s, auth, snap, &mut ran))
+        .await
+        .clone();
+    (sampled, ran.finish())
+}
+
+async fn read_samples(
+    s: &Services,
+    auth: &AuthContext,
+    snap: &Snapshot,
+    ran: &mut Ran,
+) -> Arc<crate::schema_cache::Sampled> {
+    let catalog = snap.catalog();
+    let candidates = sample_candidates(catalog);
+    let started = std::time::Instant::now();
+    let mut found: Vec<(sluice_catalog::TableId, String, Vec<String>)> = Vec::new();
+    let mut notes = Vec::new();
+    let (mut many, mut failed, mut statements, mut cut) = (0, 0, 0, false);
+    let mut refusals = Vec::new();
+    let batches: Vec<&[(usize, usize)]> = candidates.chunks(SAMPLE_COLUMNS_PER_STATEMENT).collect();
+    for (i, batch) in batches.iter().enumerate() {
+        if statements >= SAMPLE_STATEMENTS || started.elapsed() >= SAMPLE_TIME_BUDGET {
+            let left: usize = batches[i..].iter().map(|b| b.len()).sum();
+            notes.push(format!(
+                "sampled values: {left} of {} text columns not sampled ({}); names and comments still match",
+                candidates.len(),
+                if statements >= SAMPLE_STATEMENTS {
+                    format!("at most {SAMPLE_STATEMENTS} sampling statements per snapshot")
+                } else {
+                    format!("sampling stops after {} s", SAMPLE_TIME_BUDGET.as_secs())
+                }
+            ));
+            break;
+        }
+        statements += 1;
+        let sql = samples_sql(snap.conn.dialect, catalog, batch);
+        let cap = (SAMPLE_DISTINCT + 1) * batch.len() as u64;
+        match ran.query(s, auth, snap, &sql, cap).await {
+            Ok(result) => {
+                // A connection row cap below the statement's rows cuts the last columns short; what
+                // arrived is still real data, but the agent is told.
+                if result.truncated {
+                    cut = true;
+                }
+                for (&(t, c), values) in batch.iter().zip(sampled_values(&result.rows, batch.len())) {
+                    match values {
+                        Some(values) if !values.is_empty() => {
+                            let table = &catalog.tables()[t];
+                            found.push((table.id.clone(), table.columns[c].name.clone(), values));
+                        }
+                        Some(_) => {}
+                        None => many += 1,
+                    }
+                }
+            }
+            Err(e) => {
+                failed += batch.len();
+                if refusals.len() < 3 {
+                    refusals.push(one_line(&e.message, 160));
+                }
+            }
+        }
+    }
+    if cut {
+        notes.push("sampled values: some columns were cut short by the connection's row limit".to_owned());
+    }
+    if failed > 0 {
+        notes.push(format!(
+            "sampled values: {failed} text columns could not be read: {}",
+            refusals.join("; ")
+        ));
+    }
+    let columns = found.len();
+    tracing::debug!(
+        connection = %snap.conn.name,
+        columns,
+        candidates = candidates.len(),
+        high_cardinality = many,
+        statements,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sampled text columns for schema_link"
+    );
+    // Rebuilding the search index is CPU work proportional to the schema: off the async threads.
+    let current = Arc::clone(&snap.lookup.current);
+    let sampled = match tokio::task::spawn_blocking(move || current.catalog.with_samples(found)).await {
+        Ok(sampled) => sampled,
+        Err(e) => {
+            notes.push(format!("sampled values: not used ({e})"));
+            catalog.clone()
+        }
+    };
+    Arc::new(crate::schema_cache::Sampled {
+        catalog: sampled,
+        columns,
+        candidates: candidates.len(),
+        notes,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Specs
 // ---------------------------------------------------------------------------------------------------
 
@@ -1217,8 +1741,8 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
         Meta {
             name: "get_date_boundaries",
             title: "Date boundaries",
-            description: "MIN and MAX of every DATE and TIMESTAMP column (one statement per table), each \
-                table's latest date with its row count, and the global latest date. Future dates and tables \
+            description: "MIN and MAX of every DATE and TIMESTAMP column (one statement for the whole \
+                connection), each table's latest date with its row count, and the global latest date. Future dates and tables \
                 that end long before the others are flagged. Use the fact table's latest date as the end of \
                 a date spine, never the current date.",
             scope: Some(Scope::Schema),
@@ -1279,6 +1803,192 @@ mod tests {
         assert!(err("status = 'paid'").contains("write columns as a.<column>"));
         assert!(err("1 = 1").contains("uses no column"));
         assert!(err("a.x = 1) OR (1 = 1").contains("has text after the expression"));
+    }
+
+    #[test]
+    fn boundary_statements_respect_the_engines_limits() {
+        let types = |spec: &[usize]| -> Vec<Vec<String>> {
+            spec.iter().map(|&n| vec!["DATE".to_owned(); n]).collect()
+        };
+        let check = |plans: Vec<Vec<String>>, expected: &[(usize, usize)]| {
+            let ranges: Vec<(usize, usize)> = chunks(&plans).into_iter().map(|r| (r.start, r.end)).collect();
+            assert_eq!(ranges, expected, "{plans:?}");
+        };
+        check(types(&[]), &[]);
+        check(types(&[1, 2, 1]), &[(0, 3)]);
+        // 501 tables: at most 200 SELECTs per statement (SQLite allows 500 in one compound statement).
+        check(types(&[1; 501]), &[(0, 200), (200, 400), (400, 501)]);
+        // Output columns: slots are shared, so width follows the widest table, not the sum.
+        check(types(&[300, 300, 300]), &[(0, 3)]);
+        check(types(&[300, 600]), &[(0, 1), (1, 2)]);
+        // A table wider than the limit stands alone rather than being dropped.
+        check(types(&[5, 600, 5]), &[(0, 1), (1, 2), (2, 3)]);
+        // Different types take different slots: 300 DATE + 300 TIMESTAMP slots are too wide together.
+        let mixed = vec![vec!["DATE".to_owned(); 300], vec!["TIMESTAMP".to_owned(); 300]];
+        check(mixed, &[(0, 1), (1, 2)]);
+    }
+
+    #[test]
+    fn slots_give_each_type_its_own_output_columns() {
+        let t = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let plans = [
+            t(&["date", "timestamp", "date"]),
+            t(&["timestamp"]),
+            t(&["timestamptz", "timestamp", "timestamp"]),
+        ];
+        let slots = Slots::of(plans.iter().map(Vec::as_slice));
+        assert_eq!(
+            slots.types,
+            [
+                ("date".to_owned(), 2),
+                ("timestamp".to_owned(), 2),
+                ("timestamptz".to_owned(), 1)
+            ]
+        );
+        // k, n, then date (2 slots), timestamp (2), timestamptz (1): two columns per slot.
+        assert_eq!(slots.width(), 12);
+        assert_eq!(slots.positions(&plans[0]), [2, 6, 4]);
+        assert_eq!(slots.positions(&plans[1]), [6]);
+        assert_eq!(slots.positions(&plans[2]), [10, 6, 8]);
+    }
+
+    #[test]
+    fn one_statement_reads_every_table_once() {
+        use sluice_catalog::{Column, TableId};
+        let tables = [
+            Table::new(TableId::new("s", "odd name"), TableKind::Table)
+                .with_column(Column::new("day\"s", "DATE")),
+            Table::new(TableId::new("s", "orders"), TableKind::Table)
+                .with_column(Column::new("id", "INTEGER"))
+                .with_column(Column::new("ordered_at", "TIMESTAMP"))
+                .with_column(Column::new("shipped_on", "DATE")),
+        ];
+        let plans: Vec<DatePlan> = tables
+            .iter()
+            .map(|table| DatePlan {
+                table,
+                columns: table
+                    .columns
+                    .iter()
+                    .filter(|c| is_date_type(&c.data_type))
+                    .collect(),
+            })
+            .collect();
+        assert_eq!(
+            boundaries_sql(Dialect::PostgreSql, &plans),
+            "SELECT 0 AS k, COUNT(*) AS n, MIN(\"day\"\"s\"), MAX(\"day\"\"s\"), CAST(NULL AS TIMESTAMP), \
+             CAST(NULL AS TIMESTAMP) FROM \"s\".\"odd name\" UNION ALL \
+             SELECT 1 AS k, COUNT(*) AS n, MIN(\"shipped_on\"), MAX(\"shipped_on\"), MIN(\"ordered_at\"), \
+             MAX(\"ordered_at\") FROM \"s\".\"orders\""
+        );
+        // MySQL and SQLite take untyped NULLs (their UNION types come from all branches at once).
+        assert!(
+            boundaries_sql(Dialect::MySql, &plans).contains("MAX(`day\"s`), NULL, NULL FROM `s`.`odd name`")
+        );
+        // Every dialect's governance accepts it.
+        for dialect in [
+            Dialect::DuckDb,
+            Dialect::PostgreSql,
+            Dialect::MySql,
+            Dialect::Sqlite,
+        ] {
+            let verdict = sluice_governance::govern(
+                &boundaries_sql(dialect, &plans),
+                dialect,
+                &sluice_governance::Policy::default(),
+                3,
+            );
+            assert!(
+                crate::service::allowed_sql(&verdict).is_ok(),
+                "{dialect:?}: {verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sampling_picks_category_like_text_columns_and_never_credentials() {
+        let snapshot = sluice_catalog::outline::parse(
+            "table s.customers\n  id varchar pk\n  name text\n  email text\n  password_hash text\n  \
+             segment varchar\n  region_id int -> s.regions.id\n  notes text\n  signup_source varchar\n\
+             table s.regions\n  id int pk\n  country_code varchar(2)\n  tags varchar[]\n\
+             table s.orders\n  id int pk\n  customer_id varchar -> s.customers.id\n  status enum('a','b')\n\
+             view s.v\n  status text\n",
+        )
+        .unwrap();
+        let (catalog, _) = sluice_catalog::Catalog::build(snapshot);
+        let names: Vec<String> = sample_candidates(&catalog)
+            .into_iter()
+            .map(|(t, c)| {
+                let table = &catalog.tables()[t];
+                format!("{}.{}", table.id.name, table.columns[c].name)
+            })
+            .collect();
+        // Category-like names first (segment, source, status, country), then other text; keys, join columns,
+        // credentials, contacts, free text, arrays and views never.
+        assert_eq!(
+            names,
+            [
+                "customers.segment",
+                "customers.signup_source",
+                "orders.status",
+                "regions.country_code",
+                "customers.name",
+            ]
+        );
+    }
+
+    #[test]
+    fn sampling_statements_pass_governance_on_every_engine() {
+        let snapshot = sluice_catalog::outline::parse(&format!(
+            "table s.wide\n{}",
+            (0..SAMPLE_COLUMNS_PER_STATEMENT)
+                .map(|i| format!("  c{i} text\n"))
+                .collect::<String>()
+        ))
+        .unwrap();
+        let (catalog, _) = sluice_catalog::Catalog::build(snapshot);
+        let columns: Vec<(usize, usize)> = (0..SAMPLE_COLUMNS_PER_STATEMENT).map(|c| (0, c)).collect();
+        let one = samples_sql(Dialect::PostgreSql, &catalog, &columns[..1]);
+        assert_eq!(
+            one,
+            "SELECT 0 AS k, v FROM (SELECT DISTINCT CAST(r0.v AS TEXT) AS v FROM (SELECT \"c0\" AS v FROM \
+             \"s\".\"wide\" LIMIT 10000) AS r0 WHERE r0.v IS NOT NULL LIMIT 51) AS d0"
+        );
+        for dialect in [
+            Dialect::DuckDb,
+            Dialect::PostgreSql,
+            Dialect::MySql,
+            Dialect::Sqlite,
+        ] {
+            let sql = samples_sql(dialect, &catalog, &columns);
+            let verdict =
+                sluice_governance::govern(&sql, dialect, &sluice_governance::Policy::default(), 2_041);
+            assert!(
+                crate::service::allowed_sql(&verdict).is_ok(),
+                "{dialect:?}: {verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sampled_values_keep_short_values_of_low_cardinality_columns() {
+        let row = |k: u64, v: &str| vec![serde_json::json!(k), serde_json::json!(v)];
+        let mut rows = vec![
+            row(0, "paid"),
+            row(0, " shipped "),
+            row(0, &"x".repeat(41)),
+            row(0, ""),
+        ];
+        rows.extend((0..=SAMPLE_DISTINCT).map(|i| row(2, &format!("name {i}"))));
+        rows.push(vec![serde_json::json!(9), serde_json::json!("out of range")]);
+        assert_eq!(
+            sampled_values(&rows, 3),
+            [
+                Some(vec!["paid".to_owned(), "shipped".to_owned()]),
+                Some(vec![]),
+                None
+            ]
+        );
     }
 
     #[test]
