@@ -147,6 +147,103 @@ async fn gateway_once(client: &Client) -> Result<(Duration, Duration)> {
     Ok((round_trip, added))
 }
 
+/// A minimal MCP client: plain HTTP/1.1 POSTs with the session header, reading the one SSE event that
+/// carries the answer. It shows what the gateway adds without a full client's own per-call work.
+struct RawSession {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+    session: String,
+    body: String,
+}
+
+impl RawSession {
+    async fn open(gw: &Gateway) -> Result<RawSession> {
+        let http = reqwest::Client::new();
+        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+        let resp = http
+            .post(&gw.url)
+            .bearer_auth(&gw.key)
+            .header("accept", "application/json, text/event-stream")
+            .json(&init)
+            .send()
+            .await?;
+        let session = resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow::anyhow!("no session id"))?
+            .to_owned();
+        resp.bytes().await?;
+        let raw = RawSession {
+            http,
+            url: gw.url.clone(),
+            key: gw.key.clone(),
+            session,
+            body: json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+                "name": "query_database",
+                "arguments": {"connection_name": "demo", "sql": SQL, "row_limit": 10}}})
+            .to_string(),
+        };
+        raw.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
+            .await?;
+        Ok(raw)
+    }
+
+    async fn post(&self, body: String) -> Result<bytes::Bytes> {
+        Ok(self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.key)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-session-id", &self.session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body)
+            .send()
+            .await?
+            .bytes()
+            .await?)
+    }
+
+    /// (round trip, round trip minus the engine time the gateway measured)
+    async fn call(&self) -> Result<(Duration, Duration)> {
+        let t = Instant::now();
+        let body = self.post(self.body.clone()).await?;
+        let round_trip = t.elapsed();
+        let text = std::str::from_utf8(&body)?;
+        let event = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .find(|l| l.starts_with('{'))
+            .ok_or_else(|| anyhow::anyhow!("no answer in: {text}"))?;
+        let answer: serde_json::Value = serde_json::from_str(event)?;
+        let engine_ms = answer["result"]["structuredContent"]["elapsed_ms"]
+            .as_f64()
+            .ok_or_else(|| anyhow::anyhow!("no elapsed_ms in: {event}"))?;
+        Ok((
+            round_trip,
+            round_trip.saturating_sub(Duration::from_secs_f64(engine_ms / 1000.0)),
+        ))
+    }
+}
+
+async fn raw_sequential(gw: &Gateway, n: usize) -> Result<(Stats, Stats)> {
+    let raw = RawSession::open(gw).await?;
+    for _ in 0..WARMUP {
+        raw.call().await?;
+    }
+    let wall = Instant::now();
+    let mut all = Vec::with_capacity(n);
+    for _ in 0..n {
+        all.push(raw.call().await?);
+    }
+    let wall = wall.elapsed();
+    let (round, added): (Vec<_>, Vec<_>) = all.into_iter().unzip();
+    Ok((stats(round, wall), stats(added, wall)))
+}
+
 /// Sequential calls, each gateway call paired with an in-process run right before it, so both see the
 /// same machine state. Returns (in-process, gateway round trip, gateway-added time per call).
 async fn paired(gw: &Gateway, path: &std::path::Path, n: usize) -> Result<(Stats, Stats, Stats)> {
@@ -218,6 +315,9 @@ async fn main() -> Result<()> {
     row("in-process DuckDB, 1 thread (paired)", &base_seq);
     row("gateway, instance kept open, 1 client (paired)", &gw_seq);
     row_added(&added_seq);
+    let (raw_seq, raw_added) = raw_sequential(&keep_open, SEQUENTIAL).await?;
+    row("gateway, kept open, 1 minimal HTTP client", &raw_seq);
+    row_added(&raw_added);
     let base_conc = in_process(&demo, CLIENTS, CONCURRENT_PER_CLIENT)?;
     row("in-process DuckDB, 4 threads", &base_conc);
     let (gw_conc, added_conc) = through_gateway(&keep_open, CLIENTS, CONCURRENT_PER_CLIENT).await?;
@@ -243,6 +343,10 @@ async fn main() -> Result<()> {
          {} ms p50 round trip minus the engine time the gateway measured",
         ms(gw_seq.p50.saturating_sub(base_seq.p50)),
         ms(added_seq.p50)
+    );
+    println!(
+        "with a minimal HTTP client instead of rmcp's: {} ms p50 round trip minus engine time",
+        ms(raw_added.p50)
     );
     Ok(())
 }

@@ -20,6 +20,34 @@ fn sandbox_on() -> Vec<(String, String)> {
     vec![("SLUICE_SANDBOX".to_owned(), "true".to_owned())]
 }
 
+/// `sluice serve` connected to `daemon`'s socket, with a key that may use the sandbox and write files.
+/// The temporary directory holds the gateway's data; keep it alive as long as the gateway.
+async fn serve_with(daemon: &SandboxDaemon) -> anyhow::Result<(Gateway, String, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!("[sandbox]\nsocket = \"{}\"\n", daemon.socket.display()),
+    )?;
+    let out = cli(
+        &data,
+        &[
+            "key", "create", "--name", "svc", "--scope", "sandbox", "--scope", "fs_write",
+        ],
+    )
+    .await?;
+    let key = String::from_utf8(out.stdout)?.trim().to_owned();
+    let gw = Gateway::launch(Launch {
+        command: Some("serve"),
+        args: vec!["--config".to_owned(), config.display().to_string()],
+        data_dir: Some(data.clone()),
+        env: sandbox_on(),
+    })
+    .await?;
+    Ok((gw, key, dir))
+}
+
 /// Writes `config` into `dir` with the daemon's state directory inside `dir` (removed with it), which the
 /// daemon's unprivileged uid must be able to traverse. `up_restarts_its_daemon_and_stops_it_on_shutdown`
 /// covers the default root.
@@ -374,28 +402,7 @@ async fn two_sessions_do_not_see_each_others_files() -> anyhow::Result<()> {
 #[tokio::test]
 async fn serve_reconnects_when_its_daemon_comes_back() -> anyhow::Result<()> {
     let mut daemon = SandboxDaemon::start().await?;
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!("[sandbox]\nsocket = \"{}\"\n", daemon.socket.display()),
-    )?;
-    let out = cli(
-        &data,
-        &[
-            "key", "create", "--name", "svc", "--scope", "sandbox", "--scope", "fs_write",
-        ],
-    )
-    .await?;
-    let key = String::from_utf8(out.stdout)?.trim().to_owned();
-    let gw = Gateway::launch(Launch {
-        command: Some("serve"),
-        args: vec!["--config".to_owned(), config.display().to_string()],
-        data_dir: Some(data.clone()),
-        env: sandbox_on(),
-    })
-    .await?;
+    let (gw, key, _dir) = serve_with(&daemon).await?;
     let client = gw.client_with_key(&key).await?;
     let out = run(&client, "print(1)", json!([])).await?;
     assert_eq!(out["stdout"], "1\n");
@@ -790,28 +797,7 @@ fn raw(gw: &Gateway, key: &str, method: reqwest::Method, session: Option<&str>) 
 #[tokio::test]
 async fn ending_a_session_succeeds_while_the_daemon_is_down() -> anyhow::Result<()> {
     let mut daemon = SandboxDaemon::start().await?;
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!("[sandbox]\nsocket = \"{}\"\n", daemon.socket.display()),
-    )?;
-    let out = cli(
-        &data,
-        &[
-            "key", "create", "--name", "svc", "--scope", "sandbox", "--scope", "fs_write",
-        ],
-    )
-    .await?;
-    let key = String::from_utf8(out.stdout)?.trim().to_owned();
-    let gw = Gateway::launch(Launch {
-        command: Some("serve"),
-        args: vec!["--config".to_owned(), config.display().to_string()],
-        data_dir: Some(data.clone()),
-        env: sandbox_on(),
-    })
-    .await?;
+    let (gw, key, _dir) = serve_with(&daemon).await?;
 
     // A session by hand, so that the DELETE's own status can be checked.
     let resp = raw(&gw, &key, reqwest::Method::POST, None)

@@ -971,6 +971,20 @@ struct DatePlan<'a> {
     columns: Vec<&'a sluice_catalog::Column>,
 }
 
+impl<'a> DatePlan<'a> {
+    /// The table's date and timestamp columns.
+    fn of(table: &'a Table) -> DatePlan<'a> {
+        DatePlan {
+            table,
+            columns: table
+                .columns
+                .iter()
+                .filter(|c| is_date_type(&c.data_type))
+                .collect(),
+        }
+    }
+}
+
 /// Most tables in one boundaries statement: SQLite allows 500 `SELECT`s in one compound statement.
 const TABLES_PER_STATEMENT: usize = 200;
 /// Most output columns in one boundaries statement: PostgreSQL allows 1,664 select-list entries, SQLite
@@ -1257,14 +1271,7 @@ async fn date_boundaries_in(
         .iter()
         // Views recompute on every read and repeat their tables' dates; only stored relations are read.
         .filter(|t| t.kind != TableKind::View)
-        .map(|table| DatePlan {
-            table,
-            columns: table
-                .columns
-                .iter()
-                .filter(|c| is_date_type(&c.data_type))
-                .collect(),
-        })
+        .map(DatePlan::of)
         .filter(|p| !p.columns.is_empty())
         .collect();
     let (mut tables, queries) = read_boundaries(s, auth, snap, ran, &plans, today).await;
@@ -1863,17 +1870,7 @@ mod tests {
                 .with_column(Column::new("ordered_at", "TIMESTAMP"))
                 .with_column(Column::new("shipped_on", "DATE")),
         ];
-        let plans: Vec<DatePlan> = tables
-            .iter()
-            .map(|table| DatePlan {
-                table,
-                columns: table
-                    .columns
-                    .iter()
-                    .filter(|c| is_date_type(&c.data_type))
-                    .collect(),
-            })
-            .collect();
+        let plans: Vec<DatePlan> = tables.iter().map(DatePlan::of).collect();
         assert_eq!(
             boundaries_sql(Dialect::PostgreSql, &plans),
             "SELECT 0 AS k, COUNT(*) AS n, MIN(\"day\"\"s\"), MAX(\"day\"\"s\"), CAST(NULL AS TIMESTAMP), \
