@@ -321,3 +321,33 @@ macro_rules! conformance {
     };
 }
 pub(crate) use conformance;
+
+/// A pool of one session whose session is taken by `hold` (a statement that runs past its 3 s timeout):
+/// another call is told every session is busy — not that the server is down — and the session serves
+/// again once the statement ended. `hold` must not be the fixture's SLOW statement, whose running copies
+/// another check counts.
+pub async fn a_full_pool_says_every_session_is_busy(w: std::sync::Arc<dyn Warehouse>, hold: &'static str) {
+    let slow = {
+        let w = std::sync::Arc::clone(&w);
+        tokio::spawn(async move { w.query(hold, options(10, Duration::from_secs(3))).await })
+    };
+    // Give the slow statement time to take the only session.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let error = w
+        .query("SELECT 1", options(10, Duration::from_secs(5)))
+        .await
+        .expect_err("a full pool must refuse the call");
+    assert!(matches!(error, ConnectorError::Busy { size: 1, .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.starts_with("all 1 connections to 127.0.0.1:"),
+        "{message}"
+    );
+    assert!(message.ends_with("are busy; retry shortly"), "{message}");
+    assert!(matches!(slow.await.unwrap(), Err(ConnectorError::Timeout { .. })));
+    let result = w
+        .query("SELECT 1 AS one", options(10, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(result.rows, vec![vec![json!(1)]]);
+}
