@@ -64,6 +64,35 @@ impl Gateway {
         Gateway::launch(Launch::default()).await
     }
 
+    /// `sluice up` with a second connection, `policed`, on the demo warehouse under `policy` (the body of a
+    /// `[connections.policy]` table). A first run creates the demo file; the config then points at it.
+    pub async fn with_policed_demo(policy: &str) -> Result<Gateway> {
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("data");
+        let first = Gateway::launch(Launch {
+            data_dir: Some(data.clone()),
+            ..Default::default()
+        })
+        .await?;
+        first.stop().await?;
+        let config = dir.path().join("sluice.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[connections]]\nname = \"policed\"\nkind = \"duckdb\"\ndsn = \"{}\"\n\n[connections.policy]\n{policy}",
+                data.join("demo.duckdb").display()
+            ),
+        )?;
+        let mut gw = Gateway::launch(Launch {
+            data_dir: Some(data),
+            args: vec!["--config".into(), config.display().to_string()],
+            ..Default::default()
+        })
+        .await?;
+        gw._temp = Some(dir);
+        Ok(gw)
+    }
+
     pub async fn launch(launch: Launch<'_>) -> Result<Gateway> {
         let (temp, data_dir) = match launch.data_dir {
             Some(dir) => (None, dir),

@@ -137,29 +137,7 @@ async fn side_effects_leave_nothing_behind() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn connection_policies_from_config_hold() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    // First run creates the demo file; the config then points a second, policed connection at it.
-    let gw = Gateway::launch(Launch {
-        data_dir: Some(data.clone()),
-        ..Default::default()
-    })
-    .await?;
-    gw.stop().await?;
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[connections]]\nname = \"policed\"\nkind = \"duckdb\"\ndsn = \"{}\"\n\n[connections.policy]\ndenied_tables = [\"customers\"]\ndenied_columns = [\"employees.annual_salary\"]\ndeny_functions = [\"md5\"]\nmax_rows = 7\n",
-            data.join("demo.duckdb").display()
-        ),
-    )?;
-    let gw = Gateway::launch(Launch {
-        data_dir: Some(data),
-        args: vec!["--config".into(), config.display().to_string()],
-        ..Default::default()
-    })
-    .await?;
+    let gw = Gateway::with_policed_demo("denied_tables = [\"customers\"]\ndenied_columns = [\"employees.annual_salary\"]\ndeny_functions = [\"md5\"]\nmax_rows = 7\n").await?;
     let client = gw.client().await?;
     let refused = [
         ("SELECT * FROM customers", "denied_table"),

@@ -324,70 +324,59 @@ async fn check_sampled_link(
 async fn check_bad_names(client: &Client, connection: &str, schema: &str) -> Result<()> {
     let orders = format!("{schema}.orders");
     let customers = format!("{schema}.customers");
-    let t = fails(
-        client,
-        "explore_table",
-        json!({"connection_name": connection, "table_name": "ordres"}),
-    )
-    .await?;
-    assert!(t.contains("unknown table `ordres`"), "{t}");
-    assert!(t.contains("orders"), "suggests the near name: {t}");
-    let t = fails(
-        client,
-        "explore_column",
-        json!({"connection_name": connection, "table": orders, "column": "amout"}),
-    )
-    .await?;
-    assert!(t.contains("has no column 'amout'"), "{t}");
-    assert!(t.contains("amount"), "lists the columns: {t}");
-    let t = fails(
-        client,
-        "find_join_path",
-        json!({"connection_name": connection, "from_table": orders, "to_table": "nope"}),
-    )
-    .await?;
-    assert!(t.contains("unknown table `nope`"), "{t}");
-    let t = fails(
-        client,
-        "compare_join_types",
+    let join = |join_keys: &str, where_clause: &str| {
         json!({"connection_name": connection, "left_table": orders, "right_table": customers,
-               "join_keys": "a.customer_id = b.id; DROP TABLE customers"}),
-    )
-    .await?;
-    assert!(t.contains("has text after the expression"), "{t}");
-    let t = fails(
-        client,
-        "compare_join_types",
-        json!({"connection_name": connection, "left_table": orders, "right_table": customers,
-               "join_keys": "a.customer_id = b.id", "where_clause": "1 = 1) OR (1 = 1"}),
-    )
-    .await?;
-    assert!(t.contains("has text after the expression"), "{t}");
-    let t = fails(
-        client,
-        "compare_join_types",
-        json!({"connection_name": connection, "left_table": orders, "right_table": customers,
-               "join_keys": "a.customer_id = b.id", "where_clause": "a.id IN (SELECT id FROM customers)"}),
-    )
-    .await?;
-    assert!(t.contains("may not contain subqueries"), "{t}");
-    let t = fails(
-        client,
-        "explore_column",
-        json!({"connection_name": connection, "table": orders, "column": "id", "limit": 0}),
-    )
-    .await?;
-    assert!(t.contains("limit must be between 1 and 1000"), "{t}");
-    let t = fails(
-        client,
-        "schema_link",
-        json!({"connection_name": connection, "question": "orders", "format": "yaml"}),
-    )
-    .await?;
-    assert!(
-        t.contains("unknown format 'yaml'; use `ddl`, `compact` or `json`"),
-        "{t}"
-    );
+               "join_keys": join_keys, "where_clause": where_clause})
+    };
+    // (tool, arguments, what the error must say)
+    let cases = [
+        (
+            "explore_table",
+            json!({"connection_name": connection, "table_name": "ordres"}),
+            vec!["unknown table `ordres`", "orders"],
+        ),
+        (
+            "explore_column",
+            json!({"connection_name": connection, "table": orders, "column": "amout"}),
+            vec!["has no column 'amout'", "amount"],
+        ),
+        (
+            "find_join_path",
+            json!({"connection_name": connection, "from_table": orders, "to_table": "nope"}),
+            vec!["unknown table `nope`"],
+        ),
+        (
+            "compare_join_types",
+            join("a.customer_id = b.id; DROP TABLE customers", ""),
+            vec!["has text after the expression"],
+        ),
+        (
+            "compare_join_types",
+            join("a.customer_id = b.id", "1 = 1) OR (1 = 1"),
+            vec!["has text after the expression"],
+        ),
+        (
+            "compare_join_types",
+            join("a.customer_id = b.id", "a.id IN (SELECT id FROM customers)"),
+            vec!["may not contain subqueries"],
+        ),
+        (
+            "explore_column",
+            json!({"connection_name": connection, "table": orders, "column": "id", "limit": 0}),
+            vec!["limit must be between 1 and 1000"],
+        ),
+        (
+            "schema_link",
+            json!({"connection_name": connection, "question": "orders", "format": "yaml"}),
+            vec!["unknown format 'yaml'; use `ddl`, `compact` or `json`"],
+        ),
+    ];
+    for (tool, args, expected) in cases {
+        let t = fails(client, tool, args).await?;
+        for e in expected {
+            assert!(t.contains(e), "{tool}: expected {e:?} in {t}");
+        }
+    }
     Ok(())
 }
 
@@ -914,29 +903,7 @@ async fn mariadb_fixture_paths_dates_and_errors() -> Result<()> {
 
 #[tokio::test]
 async fn data_reads_are_governed_and_audited() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    // First run creates the demo file; the config then points a policed connection at it.
-    let gw = Gateway::launch(Launch {
-        data_dir: Some(data.clone()),
-        ..Default::default()
-    })
-    .await?;
-    gw.stop().await?;
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[connections]]\nname = \"policed\"\nkind = \"duckdb\"\ndsn = \"{}\"\n\n[connections.policy]\ndenied_tables = [\"customers\"]\n",
-            data.join("demo.duckdb").display()
-        ),
-    )?;
-    let gw = Gateway::launch(Launch {
-        data_dir: Some(data),
-        args: vec!["--config".into(), config.display().to_string()],
-        ..Default::default()
-    })
-    .await?;
+    let gw = Gateway::with_policed_demo("denied_tables = [\"customers\"]\n").await?;
     let client = gw.client().await?;
 
     // The schema is visible, but reading a denied table's data is refused by governance.
