@@ -20,6 +20,10 @@ use rmcp::service::RunningService;
 use serde_json::{Value, json};
 use sluice_e2e::{Gateway, Launch, call};
 
+/// The allocator the `sluice` binary uses, so the in-process baseline runs DuckDB the same way.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 type Client = RunningService<RoleClient, ClientConfig>;
 
 const WARMUP: usize = 3;

@@ -11,7 +11,19 @@ use anyhow::Result;
 use serde_json::json;
 use sluice_e2e::{Gateway, Launch, call};
 
-const SQL: &str = "SELECT * FROM orders ORDER BY order_id LIMIT 10";
+/// The allocator the `sluice` binary uses, so the in-process baseline runs DuckDB the same way.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// The statement measured: a 10-row top-N by default (DuckDB plans a late-materialised top-N, a few ms of
+/// engine work); `SLUICE_BENCH_SQL` measures another, e.g. `SELECT * FROM orders LIMIT 10` (a cheap scan).
+fn sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        std::env::var("SLUICE_BENCH_SQL")
+            .unwrap_or_else(|_| "SELECT * FROM orders ORDER BY order_id LIMIT 10".to_owned())
+    })
+}
 const WARMUP: usize = 50;
 const SEQUENTIAL: usize = 1_000;
 const CONCURRENT_PER_CLIENT: usize = 500;
@@ -71,7 +83,7 @@ fn row_added(s: &Stats) {
 fn in_process_once(conn: &duckdb::Connection) -> Result<Duration> {
     use duckdb::types::ValueRef;
     let t = Instant::now();
-    let mut stmt = conn.prepare(SQL)?;
+    let mut stmt = conn.prepare(sql())?;
     let mut rows = stmt.query([])?;
     let columns = rows.as_ref().map_or(0, |s| s.column_count());
     let mut out = Vec::new();
@@ -129,7 +141,7 @@ type Client = rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::Clien
 /// One call through the gateway: the round trip, and the round trip minus the engine time the gateway
 /// measured around the connector call (what the gateway itself added to this call).
 async fn gateway_once(client: &Client) -> Result<(Duration, Duration)> {
-    let args = json!({"connection_name": "demo", "sql": SQL, "row_limit": 10});
+    let args = json!({"connection_name": "demo", "sql": sql(), "row_limit": 10});
     let t = Instant::now();
     let r = call(client, "query_database", args).await?;
     let round_trip = t.elapsed();
@@ -183,7 +195,7 @@ impl RawSession {
             session,
             body: json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
                 "name": "query_database",
-                "arguments": {"connection_name": "demo", "sql": SQL, "row_limit": 10}}})
+                "arguments": {"connection_name": "demo", "sql": sql(), "row_limit": 10}}})
             .to_string(),
         };
         raw.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
@@ -307,7 +319,8 @@ async fn main() -> Result<()> {
     let demo = keep_open.data_dir.join("demo.duckdb");
 
     println!(
-        "query: `{SQL}` (10 rows); {SEQUENTIAL} sequential calls, {CLIENTS} clients × {CONCURRENT_PER_CLIENT} calls\n"
+        "query: `{}` (10 rows); {SEQUENTIAL} sequential calls, {CLIENTS} clients × {CONCURRENT_PER_CLIENT} calls\n",
+        sql()
     );
     println!("| setup | p50 ms | p95 ms | p99 ms | calls/s |");
     println!("|---|---|---|---|---|");

@@ -20,6 +20,10 @@ use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
 use sluice_connectors::{ConnectorKind, PoolOptions, QueryOptions, Warehouse};
 use sluice_e2e::{Gateway, Launch, call};
 
+/// The allocator the `sluice` binary uses, so the in-process baseline runs DuckDB the same way.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const WARMUP: usize = 50;
 const CALLS: usize = 500;
 

@@ -49,6 +49,15 @@ pub enum ConnectorError {
     #[error("{message}")]
     Query { message: String },
 
+    /// The engine itself described the statement as one that returns no result columns (`SET`, `DO`,
+    /// `CREATE TEMPORARY TABLE`, `ATTACH`, `SELECT … INTO @var`, …): not a read query, so it never runs.
+    /// Such statements are what leave state behind on a pooled session for the next caller.
+    #[error(
+        "the {engine} engine itself reports that this statement returns no rows, so it was not run: only read \
+         queries run here (SELECT, WITH, VALUES, and the engine's SHOW/DESCRIBE/EXPLAIN); send a query that returns rows"
+    )]
+    NotAQuery { engine: &'static str },
+
     /// The statement ran past its timeout and was interrupted on the engine.
     #[error("the query ran longer than {} ms and was cancelled; add filters or aggregate to make it cheaper", timeout.as_millis())]
     Timeout { timeout: Duration },

@@ -203,6 +203,18 @@ where
     outcome.map_err(|e| query_error(e, timeout))
 }
 
+/// The engine's own answer to "is this a query?", asked before agent SQL runs: a statement the server
+/// describes (when preparing it, before anything executes) as returning no result columns is refused.
+/// That covers every statement that can leave state on a pooled session for the next caller whatever
+/// its text looks like — `SET`, `DO`, `CREATE TEMPORARY TABLE`, `SELECT … INTO @var`, `PREPARE`, `ATTACH`
+/// — while every read (SELECT, WITH, VALUES, TABLE, SHOW, EXPLAIN) returns columns.
+pub(crate) fn require_columns(engine: &'static str, columns: usize) -> Result<(), ConnectorError> {
+    if columns == 0 {
+        return Err(ConnectorError::NotAQuery { engine });
+    }
+    Ok(())
+}
+
 /// Maps a failure to get a connection. `classify` recognises the engine's own error codes.
 fn connect_error(
     dsn: &Dsn,

@@ -21,6 +21,10 @@
 //!   `verify − render`;
 //! - `redact`: literal redaction for the audit log.
 //!
+//! A second group, `boundaries/<dialect>/<tables>/<step>`, measures the same steps on the statement
+//! `get_date_boundaries` sends (a `UNION ALL` of one aggregate row per table) for 5 to 160 tables, to show
+//! how each step grows with the statement's size; see `boundaries` below.
+//!
 //! Each benchmark id is `<dialect>/<query>/<step>`; criterion writes per-query estimates to
 //! `$CRITERION_HOME` (default `<target>/criterion`), where `benches/report.py` reads the medians and puts
 //! them beside sqlglot's. Run everything with `benches/run.sh`; one step with e.g.
@@ -31,7 +35,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion};
-use sluice_governance::{Decision, Dialect, Policy, bench_support, govern, redact};
+use sluice_governance::{Decision, Dialect, Policy, bench_support, govern, govern_and_redact, redact};
 use sqlparser::dialect::{DuckDbDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
@@ -194,5 +198,120 @@ fn main() {
             group.finish();
         }
     }
+    boundaries(&mut c);
     c.final_summary();
+}
+
+/// The tables of the `boundaries` group: the size curve of one statement.
+const BOUNDARY_TABLES: [usize; 6] = [5, 10, 20, 40, 80, 160];
+
+/// The date and timestamp columns of every table, as in the date-boundaries bench's synthetic warehouse
+/// (`tests/benches/date_boundaries.rs`): three DATE and three TIMESTAMP columns.
+const BOUNDARY_COLUMNS: [&str; 6] = [
+    "created_on",
+    "due_on",
+    "closed_on",
+    "created_at",
+    "updated_at",
+    "synced_at",
+];
+
+/// The statement `get_date_boundaries` sends for `tables` tables of [`BOUNDARY_COLUMNS`] (the shape of
+/// `boundaries_sql` in `gateway/server/src/tools/explore_data.rs`, without its `LIMIT`): a `UNION ALL` of
+/// one aggregate row per table. 40 tables make about 11 KB.
+fn boundaries_sql(schema: &str, tables: usize) -> String {
+    (0..tables)
+        .map(|k| {
+            let mut exprs = vec![format!("{k} AS k"), "COUNT(*) AS n".to_owned()];
+            for column in BOUNDARY_COLUMNS {
+                exprs.push(format!("MIN(\"{column}\")"));
+                exprs.push(format!("MAX(\"{column}\")"));
+            }
+            format!("SELECT {} FROM \"{schema}\".\"events_{k:03}\"", exprs.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
+/// Group `boundaries/<dialect>/<tables>`: every step of governing the date-boundaries statement and
+/// redacting it for the audit, as a function of its size, to show how each step grows. The gateway passes
+/// a limit of one row per table plus one; the audit redacts the SQL that ran (governance's output).
+///
+/// - `parse`, `read`, `decide`, `render`, `verify`: the steps, as in the corpus groups, on the statement
+///   without a `LIMIT` (so `decide` adds one and `verify` parses the rendering again);
+/// - `govern` and `redact`: the statement without a `LIMIT` governed, and governance's output redacted by
+///   [`redact`], which parses it once more: what the gateway did per call before the tool's statement
+///   carried its own `LIMIT` and before the audit took governance's redaction;
+/// - `govern_limited`: `govern` of the statement as the tool sends it now, ending in `LIMIT <tables>`:
+///   nothing to rewrite, and the rendering is the text, so the re-parse check's answer is known;
+/// - `govern_and_redact`: what the gateway runs per call now, [`govern_and_redact`] of that statement
+///   (the audit's redaction made from the checked tree).
+fn boundaries(c: &mut Criterion) {
+    let policy = Policy::default();
+    let dialects: [(&str, &str, Dialect, &dyn sqlparser::dialect::Dialect); 2] = [
+        ("duckdb", "main", Dialect::DuckDb, &DuckDbDialect {}),
+        ("postgres", "public", Dialect::PostgreSql, &PostgreSqlDialect {}),
+    ];
+    for (name, schema, dialect, parser) in dialects {
+        for tables in BOUNDARY_TABLES {
+            let sql = boundaries_sql(schema, tables);
+            let sent = format!("{sql} LIMIT {tables}");
+            let limit = tables as u64 + 1;
+            let executed = match govern(&sql, dialect, &policy, limit).decision {
+                Decision::Allow {
+                    limit_applied: Some(applied),
+                    sql,
+                    ..
+                } if applied == limit => sql,
+                other => panic!("{name}/{tables} tables: not allowed with its limit: {other:?}"),
+            };
+            assert!(
+                redact(&executed, dialect).text.is_some(),
+                "{name}/{tables}: not redacted"
+            );
+            let (verdict, redacted) = govern_and_redact(&sent, dialect, &policy, limit);
+            assert!(
+                matches!(&verdict.decision, Decision::Allow { sql, rewritten: false, .. } if *sql == sent),
+                "{name}/{tables}: the statement with its limit is not its own rendering: {verdict:?}"
+            );
+            assert_eq!(
+                redacted,
+                Some(redact(&sent, dialect)),
+                "{name}/{tables}: redaction"
+            );
+            let parsed = bench_support::parsed_statement(&sql, dialect)
+                .unwrap_or_else(|| panic!("{name}/{tables}: no parsed statement"));
+            let limited = bench_support::decide(parsed.clone(), dialect, &policy, limit)
+                .unwrap_or_else(|| panic!("{name}/{tables}: no limited statement"));
+            let sql = sql.as_str();
+            let mut group = c.benchmark_group(format!("boundaries/{name}/{tables}"));
+            group.throughput(criterion::Throughput::Bytes(sql.len() as u64));
+            group.bench_function("parse", |b| b.iter(|| Parser::parse_sql(parser, black_box(sql))));
+            group.bench_function("read", |b| {
+                b.iter(|| bench_support::read(black_box(sql), dialect))
+            });
+            group.bench_function("decide", |b| {
+                b.iter_batched(
+                    || parsed.clone(),
+                    |tree| bench_support::decide(tree, dialect, &policy, limit),
+                    BatchSize::SmallInput,
+                )
+            });
+            group.bench_function("render", |b| b.iter(|| black_box(&limited).to_string()));
+            group.bench_function("verify", |b| {
+                b.iter(|| bench_support::render_verified(black_box(&limited), dialect))
+            });
+            group.bench_function("govern", |b| {
+                b.iter(|| govern(black_box(sql), dialect, &policy, limit))
+            });
+            group.bench_function("redact", |b| b.iter(|| redact(black_box(&executed), dialect)));
+            group.bench_function("govern_limited", |b| {
+                b.iter(|| govern(black_box(&sent), dialect, &policy, limit))
+            });
+            group.bench_function("govern_and_redact", |b| {
+                b.iter(|| govern_and_redact(black_box(&sent), dialect, &policy, limit))
+            });
+            group.finish();
+        }
+    }
 }

@@ -175,6 +175,8 @@ def main():
                   f"| {pct(share(dialect, 'decide', cat))} "
                   f"| {pct(share(dialect, 'recheck', cat))} | {pct(share(dialect, 'steps', cat))} |")
 
+    boundaries(crit)
+
     if args.per_query:
         for dialect in DIALECTS:
             print(f"\nPer query, {dialect} (criterion medians; sqlglot medians of timed calls):\n")
@@ -186,6 +188,29 @@ def main():
                       f"| {us(r['decide'])} | {us(r['render'])} | {us(r['recheck'])} | {us(r['govern'])} "
                       f"| {us(r['govern_policy'])} | {us(r['redact'])} | {us(r['glot_parse'])} "
                       f"| {us(r['glot_decide'])} | {us(r['glot_full'])} | {ratio(r['glot_full'], r['govern'])} |")
+
+
+BOUNDARY_STEPS = ("parse", "read", "decide", "render", "verify", "govern", "redact", "govern_limited",
+                  "govern_and_redact")
+
+
+def boundaries(crit):
+    """The `boundaries/<dialect>/<tables>` group: each step's median by the statement's size."""
+    sizes = sorted({int(g.split("/")[2]) for g, _ in crit if g.startswith("boundaries/")})
+    if not sizes:
+        return
+    print("\nThe `get_date_boundaries` statement (tables × 6 date columns) by size (criterion medians). "
+          "`before` = `govern` + `redact` of the statement without a LIMIT (what each call cost before); "
+          "`now` = `govern_and_redact` of the statement with its own LIMIT:\n")
+    print("| dialect | tables | " + " | ".join(BOUNDARY_STEPS) + " | before | now | before / now |")
+    print("|---|---:|" + "---:|" * (len(BOUNDARY_STEPS) + 3))
+    for dialect in DIALECTS:
+        for n in sizes:
+            got = {step: crit.get((f"boundaries/{dialect}/{n}", step)) for step in BOUNDARY_STEPS}
+            before = None if got["govern"] is None or got["redact"] is None else got["govern"] + got["redact"]
+            now = got["govern_and_redact"]
+            print(f"| {dialect} | {n} | " + " | ".join(us(got[s]) for s in BOUNDARY_STEPS)
+                  + f" | {us(before)} | {us(now)} | {ratio(before, now)} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The governance benchmark in one run: criterion over the corpus (parse, read, decide, govern, render,
-# verify, redact per query and dialect), then the sqlglot baseline on the same corpus (parse, decide,
+# verify, redact per query and dialect; and the same steps on the `get_date_boundaries` statement for 5 to
+# 160 tables, group `boundaries/`), then the sqlglot baseline on the same corpus (parse, decide,
 # parse+rewrite, full), back to back on the same machine, then one markdown report with parse time,
 # decision time and the re-parse check per dialect and query category. Not part of .ci/run.
 #

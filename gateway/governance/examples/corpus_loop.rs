@@ -1,10 +1,13 @@
 //! Runs one step of governance over the benchmark corpus in a loop, for profilers (`perf record`,
 //! `valgrind --tool=callgrind`): `cargo run --release -p sluice-governance --example corpus_loop -- \
-//! duckdb govern 200` (dialect `duckdb` or `postgres`; step `parse`, `govern` or `redact`; rounds).
+//! duckdb govern 200` (dialect `duckdb` or `postgres`; step `parse`, `govern`, `redact`, `audit_before` or
+//! `audit_now`; rounds). `audit_before` is what the gateway's governed query did per statement before
+//! `govern_and_redact`: `govern`, then `redact` of the allowed SQL for the audit; `audit_now` is
+//! `govern_and_redact`.
 
 use std::path::Path;
 
-use sluice_governance::{Dialect, Policy, govern, redact};
+use sluice_governance::{Decision, Dialect, Policy, govern, govern_and_redact, redact};
 use sqlparser::dialect::{DuckDbDialect, PostgreSqlDialect};
 use sqlparser::parser::Parser;
 
@@ -34,6 +37,13 @@ fn main() {
                 "parse" if dialect == Dialect::DuckDb => Parser::parse_sql(&DuckDbDialect {}, sql).is_ok(),
                 "parse" => Parser::parse_sql(&PostgreSqlDialect {}, sql).is_ok(),
                 "redact" => redact(sql, dialect).text.is_some(),
+                "audit_before" => match govern(sql, dialect, &policy, 1001).decision {
+                    Decision::Allow { sql: out, .. } => redact(&out, dialect).text.is_some(),
+                    Decision::Deny => false,
+                },
+                "audit_now" => govern_and_redact(sql, dialect, &policy, 1001)
+                    .1
+                    .is_some_and(|r| r.text.is_some()),
                 _ => govern(sql, dialect, &policy, 1001).is_allowed(),
             };
             allowed += usize::from(ok);

@@ -135,17 +135,41 @@ fn deny(findings: Vec<Finding>) -> Verdict {
 /// positions, and that verdict is returned. Positions decide nothing (see [`Positions`] and
 /// [`Walker::new`]), so the verdict is the same as if every statement were governed with them.
 pub(crate) fn govern(sql: &str, dialect: Dialect, policy: &Policy, limit: u64) -> Verdict {
-    let verdict = govern_pass(sql, dialect, policy, limit, Positions::Drop);
+    govern_redacting(sql, dialect, policy, limit, false).0
+}
+
+/// [`govern`], and with `redaction` the audit redaction of the allowed SQL, made from the checked tree
+/// (see [`crate::govern_and_redact`]). `None` for refusals and for DuckDB's special statements, whose
+/// redaction the caller makes from the text.
+pub(crate) fn govern_redacting(
+    sql: &str,
+    dialect: Dialect,
+    policy: &Policy,
+    limit: u64,
+    redaction: bool,
+) -> (Verdict, Option<String>) {
+    let (verdict, redacted) = pass(sql, dialect, policy, limit, Positions::Drop, redaction);
     if verdict.is_allowed() {
-        return verdict;
+        return (verdict, redacted);
     }
-    govern_pass(sql, dialect, policy, limit, Positions::Keep)
+    (govern_pass(sql, dialect, policy, limit, Positions::Keep), None)
 }
 
 fn govern_pass(sql: &str, dialect: Dialect, policy: &Policy, limit: u64, positions: Positions) -> Verdict {
+    pass(sql, dialect, policy, limit, positions, false).0
+}
+
+fn pass(
+    sql: &str,
+    dialect: Dialect,
+    policy: &Policy,
+    limit: u64,
+    positions: Positions,
+    redaction: bool,
+) -> (Verdict, Option<String>) {
     let front = match front(sql, dialect, policy, Prescan::All, positions) {
         Ok(front) => front,
-        Err(findings) => return deny(findings),
+        Err(findings) => return (deny(findings), None),
     };
     let result = match front.parsed {
         Parsed::Statements(mut statements) => match (statements.pop(), statements.is_empty()) {
@@ -156,15 +180,29 @@ fn govern_pass(sql: &str, dialect: Dialect, policy: &Policy, limit: u64, positio
             )]),
             (Some(_), false) => Err(vec![duckdb::multiple()]),
             (Some(statement), true) => {
-                govern_statement(sql, statement, dialect, policy, limit, front.asof, positions)
+                govern_statement(sql, statement, dialect, policy, limit, front.asof, positions).map(
+                    |(verdict, checked)| {
+                        // The allowed SQL parses to `checked` (verified, or it is the text parsed), so
+                        // redacting the tree gives what redacting that SQL would, without parsing it again.
+                        let redacted = if redaction {
+                            crate::redact::redacted_statement(checked, dialect, front.asof)
+                        } else {
+                            None
+                        };
+                        (verdict, redacted)
+                    },
+                )
             }
         },
-        Parsed::Summarize(s) => govern_summarize(*s, dialect, policy, front.asof, positions),
-        Parsed::Pivot(p, wrapped) => govern_pivot(*p, dialect, policy, limit, wrapped, front.asof, positions),
+        Parsed::Summarize(s) => {
+            govern_summarize(*s, dialect, policy, front.asof, positions).map(|verdict| (verdict, None))
+        }
+        Parsed::Pivot(p, wrapped) => govern_pivot(*p, dialect, policy, limit, wrapped, front.asof, positions)
+            .map(|verdict| (verdict, None)),
     };
     match result {
-        Ok(verdict) => verdict,
-        Err(findings) => deny(findings),
+        Ok(governed) => governed,
+        Err(findings) => (deny(findings), None),
     }
 }
 
@@ -245,7 +283,8 @@ pub(crate) fn decide(
     })
 }
 
-/// `sql` is the text `statement` was parsed from.
+/// `sql` is the text `statement` was parsed from. The verdict, and the checked tree the allowed SQL
+/// parses to (for the audit's redaction, see [`crate::govern_and_redact`]).
 fn govern_statement(
     sql: &str,
     statement: Statement,
@@ -254,7 +293,7 @@ fn govern_statement(
     limit: u64,
     asof: bool,
     positions: Positions,
-) -> Result<Verdict, Vec<Finding>> {
+) -> Result<(Verdict, Statement), Vec<Finding>> {
     let Decided {
         statement,
         kind,
@@ -265,7 +304,7 @@ fn govern_statement(
     let parsed_from = (!asof && !limited.is_some_and(|l| l.rewritten)).then_some(sql);
     let rendered = render_checked(&statement, dialect, policy.max_depth, parsed_from)?;
     let sql = restore_asof(rendered, dialect, asof)?;
-    Ok(Verdict {
+    let verdict = Verdict {
         decision: Decision::Allow {
             sql,
             rewritten: limited.is_some_and(|l| l.rewritten),
@@ -273,7 +312,8 @@ fn govern_statement(
             limit_applied: limited.map(|l| l.applied),
         },
         findings: limited.map(limit_info).unwrap_or_default(),
-    })
+    };
+    Ok((verdict, statement))
 }
 
 /// Renders a checked statement and parses the rendering again: it must yield the very same tree, so that
@@ -530,6 +570,49 @@ mod tests {
             }
         }
         assert!(compared > 500, "only {compared} cases compared");
+    }
+
+    /// `govern_and_redact` gives `govern`'s verdict and, for what it allows, exactly what the audit's
+    /// `redact` of the allowed SQL gives; for plain statements that redaction is made from the checked tree.
+    #[test]
+    fn the_redaction_from_the_tree_is_the_redaction_of_the_allowed_sql() {
+        let strict = Policy {
+            denied_tables: vec!["secrets".into(), "orders".into()],
+            denied_columns: vec!["users.ssn".into()],
+            deny_functions: vec!["md5".into()],
+            ..Policy::default()
+        };
+        let (mut from_tree, mut refused) = (0usize, 0usize);
+        for (dialect, sql) in every_corpus_case() {
+            for policy in [Policy::default(), strict.clone()] {
+                let (verdict, redacted) = crate::govern_and_redact(&sql, dialect, &policy, 1000);
+                assert_eq!(
+                    verdict,
+                    govern(&sql, dialect, &policy, 1000),
+                    "{dialect:?}: {sql}"
+                );
+                match &verdict.decision {
+                    Decision::Allow { sql: allowed, .. } => {
+                        assert_eq!(
+                            redacted.as_ref(),
+                            Some(&crate::redact(allowed, dialect)),
+                            "{dialect:?}: {sql}"
+                        );
+                        if govern_redacting(&sql, dialect, &policy, 1000, true).1.is_some() {
+                            from_tree += 1;
+                        }
+                    }
+                    Decision::Deny => {
+                        assert_eq!(redacted, None, "{dialect:?}: {sql}");
+                        refused += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            from_tree > 500 && refused > 100,
+            "{from_tree} from the tree, {refused} refused"
+        );
     }
 
     /// Governance's own output governed again comes back unchanged. That second run takes the shortcut of

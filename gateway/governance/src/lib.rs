@@ -42,7 +42,11 @@ pub fn govern(sql: &str, dialect: Dialect, policy: &Policy, limit: u64) -> Verdi
             govern::govern(sql, dialect, policy, limit)
         })
     });
-    governed.unwrap_or_else(|_| Verdict {
+    governed.unwrap_or_else(|_| internal_error())
+}
+
+fn internal_error() -> Verdict {
+    Verdict {
         decision: Decision::Deny,
         findings: vec![Finding {
             rule: rules::INTERNAL_ERROR,
@@ -51,7 +55,39 @@ pub fn govern(sql: &str, dialect: Dialect, policy: &Policy, limit: u64) -> Verdi
                 .to_owned(),
             span: None,
         }],
-    })
+    }
+}
+
+/// [`govern`], plus the audit log's redaction of the SQL it allows (`None` when it refuses): what
+/// `redact(allowed_sql, dialect)` gives, without reading that SQL again. Governance has verified that the
+/// allowed SQL parses back to the very tree it checked, so the redaction is made from that tree: every
+/// string and number literal becomes `?`, and `sha256` and `len` describe the allowed SQL. DuckDB's
+/// SUMMARIZE and PIVOT statements are redacted from the allowed text. Where [`redact`] would refuse to read
+/// the rendering again (nesting or size beyond the default limits), no reading is needed and the redacted
+/// text is kept all the same.
+pub fn govern_and_redact(
+    sql: &str,
+    dialect: Dialect,
+    policy: &Policy,
+    limit: u64,
+) -> (Verdict, Option<Redacted>) {
+    let governed = std::panic::catch_unwind(|| {
+        stacker::maybe_grow(STACK_RED_ZONE, STACK_SIZE, || {
+            govern::govern_redacting(sql, dialect, policy, limit, true)
+        })
+    });
+    let Ok((verdict, text)) = governed else {
+        return (internal_error(), None);
+    };
+    let redacted = match (&verdict.decision, text) {
+        (Decision::Allow { sql: allowed, .. }, Some(text)) => Some(Redacted {
+            text: Some(text),
+            ..Redacted::failed(allowed)
+        }),
+        (Decision::Allow { sql: allowed, .. }, None) => Some(redact(allowed, dialect)),
+        (Decision::Deny, _) => None,
+    };
+    (verdict, redacted)
 }
 
 /// Replaces every string and number literal of `sql` with `?` for the audit log; on parse failure only the

@@ -125,6 +125,18 @@ fn redacted_text(sql: &str, dialect: Dialect) -> Option<String> {
     }
 }
 
+/// The redacted text of one statement governance has parsed and checked (`asof`: DuckDB `ASOF` joins were
+/// marked before parsing), exactly as [`redacted_text`] makes it from a text that parses to this statement.
+pub(crate) fn redacted_statement(mut statement: Statement, dialect: Dialect, asof: bool) -> Option<String> {
+    let _ = statement.visit(&mut Redactor);
+    let text = statement.to_string();
+    if asof {
+        duckdb::unmark_asof(&text, dialect)
+    } else {
+        Some(text)
+    }
+}
+
 /// Redacts `sql` for the audit log; see [`crate::redact`].
 pub(crate) fn redact(sql: &str, dialect: Dialect) -> Redacted {
     let mut redacted = Redacted::failed(sql);

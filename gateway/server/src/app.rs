@@ -237,10 +237,10 @@ pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, Gatewa
         shutdown.clone(),
     );
 
-    let sessions = crate::sessions::Sessions::new(crate::sessions::SessionState::new(
-        Arc::clone(&sandbox),
-        Arc::clone(&services.cursors),
-    ));
+    let sessions = crate::sessions::Sessions::new(
+        crate::sessions::SessionState::new(Arc::clone(&sandbox), Arc::clone(&services.cursors)),
+        settings.session_idle,
+    );
     let router = crate::http::router(
         &settings,
         ctx.store.clone(),

@@ -41,6 +41,8 @@ pub struct ServerSection {
     /// Serve without MCP sessions (every request stands alone, JSON responses).
     pub stateless: Option<bool>,
     pub max_request_bytes: Option<usize>,
+    /// An MCP session with no request for this long ends: its sandbox workspaces and cursors go with it.
+    pub session_idle_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,6 +314,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     pub stateless: bool,
     pub max_request_bytes: usize,
+    /// How long an MCP session may stay idle before it ends.
+    pub session_idle: Duration,
     pub max_rows: u64,
     pub query_timeout: Duration,
     pub audit_strict: bool,
@@ -342,6 +346,8 @@ pub const DEFAULT_MAX_ROWS: u64 = 10_000;
 pub const DEFAULT_ROW_LIMIT: u64 = 1_000;
 pub const DEFAULT_QUERY_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 2 * 1024 * 1024;
+/// rmcp's own default keep-alive for an idle MCP session.
+pub const DEFAULT_SESSION_IDLE_SECS: u64 = 300;
 /// Row data per page. Claude Code refuses tool outputs over ~25,000 tokens; a page of 40 KB of JSON rows
 /// plus its text rendering (at most 24,000 characters) stays near 16,000 tokens.
 pub const DEFAULT_MAX_RESULT_BYTES: u64 = 40_000;
@@ -398,6 +404,12 @@ impl Settings {
         if timeout_ms == 0 {
             return Err(GatewayError::Config(
                 "query_timeout_ms must be at least 1".to_owned(),
+            ));
+        }
+        let session_idle_secs = file.server.session_idle_secs.unwrap_or(DEFAULT_SESSION_IDLE_SECS);
+        if session_idle_secs == 0 {
+            return Err(GatewayError::Config(
+                "[server] session_idle_secs must be at least 1".to_owned(),
             ));
         }
         let max_result_bytes = file.limits.max_result_bytes.unwrap_or(DEFAULT_MAX_RESULT_BYTES);
@@ -480,6 +492,7 @@ impl Settings {
             allowed_origins: file.server.allowed_origins.unwrap_or_else(loopback_origins),
             stateless: overrides.stateless.or(file.server.stateless).unwrap_or(false),
             max_request_bytes: file.server.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
+            session_idle: Duration::from_secs(session_idle_secs),
             max_rows,
             query_timeout: Duration::from_millis(timeout_ms),
             audit_strict: file.audit.strict.unwrap_or(true),
@@ -692,6 +705,30 @@ mod tests {
             .to_string();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn session_idle_time_is_configurable_and_never_zero() {
+        let s = Settings::resolve(Overrides::default()).unwrap();
+        assert_eq!(s.session_idle, Duration::from_secs(DEFAULT_SESSION_IDLE_SECS));
+        let (_dir, path) = write("[server]\nsession_idle_secs = 60\n");
+        let s = Settings::resolve(Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.session_idle, Duration::from_secs(60));
+        let (_dir, path) = write("[server]\nsession_idle_secs = 0\n");
+        let err = Settings::resolve(Overrides {
+            config: Some(path),
+            ..Default::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("[server] session_idle_secs must be at least 1"),
+            "{err}"
+        );
     }
 
     #[test]

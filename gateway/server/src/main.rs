@@ -3,6 +3,11 @@
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
+/// jemalloc for Rust and, through its unprefixed `malloc`, for the DuckDB engine linked into this binary
+/// (DuckDB's own releases use jemalloc; the bundled build does not). BENCHMARKS.md has the measurement.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::{AuthContext, Scope};
-use crate::service::{AuditFacts, ErrorKind, Outcome, ToolError};
+use crate::service::{AuditFacts, CodeDigest, ErrorKind, Outcome, ToolError};
 use crate::store::{AuditRecord, Store};
 use crate::tools::{Pending, ToolOutput};
 
@@ -98,8 +98,11 @@ fn audit_record(
     let facts = &outcome.audit;
     let (sql_redacted, sql_sha256, sql_len) = match (&facts.sql, facts.dialect) {
         (Some(sql), dialect) => {
-            let redacted =
-                sluice_governance::redact(sql, dialect.unwrap_or(sluice_governance::Dialect::Unknown));
+            let redacted = match &facts.sql_redacted {
+                // Governance's redaction of this very text (same length and hash) spares parsing it again.
+                Some(r) if r.len == sql.len() && r.sha256 == CodeDigest::of(sql).sha256 => r.clone(),
+                _ => sluice_governance::redact(sql, dialect.unwrap_or(sluice_governance::Dialect::Unknown)),
+            };
             (
                 redacted.text,
                 Some(redacted.sha256),
@@ -187,6 +190,45 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(redact_message(input), expected);
         }
+    }
+
+    /// The audit takes governance's redaction only for the very text it describes (same hash and length);
+    /// any other SQL (e.g. several statements a tool joined) is redacted from its text.
+    #[test]
+    fn governance_redaction_is_used_only_for_its_own_text() {
+        use super::{AuditFacts, CodeDigest, Outcome, ToolError, ToolOutput, audit_record};
+        use sluice_governance::{Dialect, Redacted};
+        let record = |sql: &str, redacted: Redacted| {
+            let outcome = Outcome::<ToolOutput> {
+                result: Err(ToolError::failed("x")),
+                audit: AuditFacts {
+                    sql: Some(sql.to_owned()),
+                    sql_redacted: Some(redacted),
+                    dialect: Some(Dialect::DuckDb),
+                    ..Default::default()
+                },
+            };
+            audit_record(&crate::tools::testing::ctx(), "query_database", &outcome, 1.0)
+        };
+        let sql = "SELECT a FROM t WHERE b = 'secret' LIMIT 11";
+        let digest = CodeDigest::of(sql);
+        // A marker text shows which redaction the record got.
+        let governed = Redacted {
+            text: Some("redacted by governance".to_owned()),
+            sha256: digest.sha256.clone(),
+            len: sql.len(),
+        };
+        let kept = record(sql, governed.clone());
+        assert_eq!(kept.sql_redacted, governed.text);
+        assert_eq!(kept.sql_sha256, Some(digest.sha256));
+        let joined = format!("{sql};\nSELECT 42");
+        let anew = record(&joined, governed);
+        assert_eq!(
+            anew.sql_redacted.as_deref(),
+            Some("SELECT a FROM t WHERE b = ? LIMIT ?; SELECT ?")
+        );
+        assert_eq!(anew.sql_sha256, Some(CodeDigest::of(&joined).sha256));
+        assert_eq!(anew.sql_len, i64::try_from(joined.len()).ok());
     }
 }
 

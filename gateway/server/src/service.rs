@@ -79,6 +79,9 @@ pub struct AuditFacts {
     pub connection: Option<String>,
     /// The SQL that ran (after rewriting) or was refused; redacted before it is stored.
     pub sql: Option<String>,
+    /// `sql` already redacted by governance from the tree it checked (`sluice_governance::govern_and_redact`),
+    /// so the audit need not parse it again; used only while its hash and length match `sql`.
+    pub sql_redacted: Option<sluice_governance::Redacted>,
     pub dialect: Option<sluice_governance::Dialect>,
     /// The gateway's own fixed introspection, not agent SQL.
     pub system_query: bool,
@@ -245,8 +248,12 @@ impl Services {
         audit.dialect = Some(conn.dialect);
         let cap = self.row_cap(&conn, row_limit);
         // One row beyond the cap tells us whether the result was cut.
-        let verdict =
-            sluice_governance::govern(sql, conn.dialect, &self.policy(&conn), cap.saturating_add(1));
+        let (verdict, redacted) = sluice_governance::govern_and_redact(
+            sql,
+            conn.dialect,
+            &self.policy(&conn),
+            cap.saturating_add(1),
+        );
         let executed = match allowed_sql(&verdict) {
             Ok(sql) => sql,
             Err(e) => {
@@ -255,6 +262,7 @@ impl Services {
             }
         };
         audit.sql = Some(executed.clone());
+        audit.sql_redacted = redacted;
         let session = session.unwrap_or_default();
         // The budget is checked before the engine sees anything.
         // A query the budget already counted at admission is not counted again with its spend.

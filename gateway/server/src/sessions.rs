@@ -3,12 +3,13 @@
 //!
 //! rmcp ends a session in one place, [`SessionManager::close_session`]: for a client's `DELETE /mcp`, and
 //! also when the session's worker stops — its keep-alive expired (no request for
-//! [`SessionConfig::keep_alive`], 5 minutes by default), the client vanished, or the gateway shuts down —
+//! `[server] session_idle_secs`, 5 minutes by default), the client vanished, or the gateway shuts down —
 //! because the service that ran the session calls `close_session` after it. Wrapping that one method
 //! therefore sees every end of a session, expiry included, without polling. The sandbox daemon's own idle
 //! expiry (`session_ttl_secs`) stays the backstop for a gateway that dies or a daemon that is down.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_core::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
@@ -60,9 +61,11 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    /// Sessions with rmcp's default configuration (5-minute keep-alive).
-    pub fn new(state: SessionState) -> Self {
-        Self::with_config(state, SessionConfig::default())
+    /// Sessions that end after `idle` without a request (`[server] session_idle_secs`).
+    pub fn new(state: SessionState, idle: Duration) -> Self {
+        let mut config = SessionConfig::default();
+        config.keep_alive = Some(idle);
+        Self::with_config(state, config)
     }
 
     /// Sessions with an explicit configuration (tests use a short keep-alive).
@@ -143,7 +146,7 @@ impl SessionManager for Sessions {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use axum::body::Body;
     use http_body_util::BodyExt as _;

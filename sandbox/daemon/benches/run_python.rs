@@ -1,6 +1,9 @@
 //! `run_python` latency and throughput per backend, against a plain `python3 -c` subprocess and a
 //! `runsc do` cold start measured in the same run. `cargo bench -p sluice-sandbox --bench run_python`;
-//! `SLUICE_BENCH_N` sets the number of sequential runs per case (default 200).
+//! `SLUICE_BENCH_N` sets the number of sequential runs per case (default 200); `SLUICE_BENCH_BACKENDS`
+//! (e.g. `native`) limits the backends, `SLUICE_BENCH_THROUGHPUT_ONLY=1` skips the latency cases (for
+//! profiling), and `SLUICE_BENCH_DAEMON` runs another build of the daemon (to compare two builds under
+//! the same load).
 //!
 //! Round trips are timed by the client (connect once, then request → response on the socket), so they
 //! include framing, the daemon's scheduling and handing the code to a prepared jail.
@@ -43,7 +46,9 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         let socket = dir.path().join("s.sock");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"));
+        let daemon = std::env::var("SLUICE_BENCH_DAEMON")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_sluice-sandbox").into());
+        let mut cmd = Command::new(daemon);
         cmd.arg("serve")
             .arg("--socket")
             .arg(&socket)
@@ -161,8 +166,15 @@ fn bench_backend(backend: &str, n: usize) {
     for _ in 0..5 {
         run(&mut c, &s, "print(1)", &[]);
     }
+    if std::env::var("SLUICE_BENCH_THROUGHPUT_ONLY").is_err() {
+        latency(&mut c, &s, backend, n);
+    }
+    throughput(&d, backend, n);
+}
+
+fn latency(c: &mut BlockingClient, s: &SessionKey, backend: &str, n: usize) {
     let mut daemon_ms = Vec::new();
-    let rt = timed(n, || daemon_ms.push(run(&mut c, &s, "print(1)", &[]).duration_ms));
+    let rt = timed(n, || daemon_ms.push(run(c, s, "print(1)", &[]).duration_ms));
     row(&format!("{backend}: `print(1)` round trip, back to back"), rt);
     row(
         &format!("{backend}: `print(1)` execution as the daemon measures it"),
@@ -174,7 +186,7 @@ fn bench_backend(backend: &str, n: usize) {
     for _ in 0..n.min(60) {
         std::thread::sleep(Duration::from_millis(pause));
         let t = Instant::now();
-        run(&mut c, &s, "print(1)", &[]);
+        run(c, s, "print(1)", &[]);
         spaced_ms.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     row(
@@ -183,9 +195,12 @@ fn bench_backend(backend: &str, n: usize) {
     );
     let inputs = csv_input();
     let csv = timed(n, || {
-        run(&mut c, &s, CSV_CODE, &inputs);
+        run(c, s, CSV_CODE, &inputs);
     });
     row(&format!("{backend}: CSV aggregation (1000 rows) round trip"), csv);
+}
+
+fn throughput(d: &Daemon, backend: &str, n: usize) {
     for clients in [2usize, 8] {
         let per = (n / clients).max(5);
         let start = Instant::now();
@@ -255,17 +270,25 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 5 } else { 200 });
+    let backends = std::env::var("SLUICE_BENCH_BACKENDS").unwrap_or_else(|_| "native,gvisor".into());
+    let wanted = |b: &str| backends.split(',').any(|w| w.trim() == b);
+    let full = std::env::var("SLUICE_BENCH_THROUGHPUT_ONLY").is_err();
     println!("python: {}, n = {n}", python());
     println!("| case | runs | p50 ms | p95 ms |");
     println!("|---|---|---|---|");
-    plain_python(n);
     let runsc = runsc();
-    if let Some(r) = &runsc {
-        runsc_do(r, n.min(30));
+    if full {
+        plain_python(n);
+        if let (Some(r), true) = (&runsc, wanted("gvisor")) {
+            runsc_do(r, n.min(30));
+        }
     }
-    bench_backend("native", n);
-    match &runsc {
-        Some(_) => bench_backend("gvisor", n.min(60)),
-        None => println!("gvisor: runsc not installed (sandbox/daemon/scripts/install-runsc.sh)"),
+    if wanted("native") {
+        bench_backend("native", n);
+    }
+    match (&runsc, wanted("gvisor")) {
+        (_, false) => {}
+        (Some(_), true) => bench_backend("gvisor", n.min(60)),
+        (None, true) => println!("gvisor: runsc not installed (sandbox/daemon/scripts/install-runsc.sh)"),
     }
 }

@@ -76,6 +76,24 @@ libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 libc.unshare.argtypes = [ctypes.c_int]
 libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 
+# fork(2) without the interpreter's at-fork hooks, for the zygote's own children. os.fork() runs every
+# callback registered with os.register_at_fork in the child (threading's and random's re-initialisation,
+# when site or a preload imported them), python code whose writes copy pages of the zygote's heap.
+# The zygote's children never run user code: the jail's PID 1 is forked from them with os.fork(), which
+# runs the hooks there, where the user's code needs them. PyDLL keeps the GIL held across the call, so the
+# child continues exactly as the (single-threaded) zygote was.
+_pyc = ctypes.PyDLL(None, use_errno=True)
+_pyc.fork.restype = ctypes.c_int
+_pyc.fork.argtypes = []
+
+
+def raw_fork():
+    pid = _pyc.fork()
+    if pid < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return pid
+
 
 class StepError(Exception):
     """A protection step failed; the message names the step and the errno."""
@@ -226,28 +244,35 @@ class Applied:
         return value
 
 
+def ensure_dir(path):
+    # os.makedirs(exist_ok=True) on an existing directory raises and catches FileExistsError; checking
+    # first gives the same result without building an exception in every jail.
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+
+
 def build_root(cfg, req):
     root = cfg["jail"]
     r = cfg["root"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={r['root_bytes']},mode=0755")
     for d in r["dirs"]:
-        os.makedirs(root + d, mode=0o755, exist_ok=True)
+        ensure_dir(root + d)
     for target, link in r["symlinks"]:
         os.symlink(target, root + link)
     for b in r["binds"]:
         dst = root + b["dst"]
         if b["is_dir"]:
-            os.makedirs(dst, mode=0o755, exist_ok=True)
+            ensure_dir(dst)
         else:
-            os.makedirs(os.path.dirname(dst), mode=0o755, exist_ok=True)
+            ensure_dir(os.path.dirname(dst))
             os.close(os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644))
         mount(b["src"], dst, None, MS_BIND | (MS_REC if b["recursive"] else 0))
         # A bind mount inherits the source's flags; remounting keeps the locked ones (atime, nosuid, ...)
         # that the Rust side read from statvfs, and adds read-only where asked.
         mount(None, dst, None, MS_BIND | MS_REMOUNT | b["remount_flags"])
     ws = root + "/workspace"
-    os.makedirs(ws, mode=0o755, exist_ok=True)
+    ensure_dir(ws)
     mount(cfg["workspace_mountpoint"], ws, None, MS_BIND)
     mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={r['tmp_bytes']},nr_inodes={r['tmp_inodes']},mode=1777")
@@ -311,16 +336,23 @@ def apply_landlock(ll):
     return f"abi {abi}"
 
 
+def seccomp_programs(programs):
+    """Decodes the programs once, in the zygote: every jail then installs the same buffers."""
+    out = []
+    for bpf_hex in programs:
+        raw = bytes.fromhex(bpf_hex)
+        buf = ctypes.create_string_buffer(raw, len(raw))
+        out.append((buf, SockFprog(len(raw) // 8, ctypes.cast(buf, ctypes.c_void_p))))
+    return out
+
+
 def apply_seccomp(programs):
     if not programs:
         raise StepError("no seccomp program was compiled for this architecture")
     total = 0
-    for bpf_hex in programs:
-        raw = bytes.fromhex(bpf_hex)
-        buf = ctypes.create_string_buffer(raw, len(raw))
-        prog = SockFprog(len(raw) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    for _buf, prog in programs:
         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(prog), what="seccomp filter")
-        total += len(raw) // 8
+        total += prog.len
     return f"{len(programs)} programs, {total} instructions"
 
 
@@ -348,7 +380,7 @@ def grandchild(cfg, req, status, go):
         applied.step("no_new_privs", lambda: prctl(PR_SET_NO_NEW_PRIVS, 1, what="no_new_privs"))
         applied.step("capabilities_dropped", lambda: drop_caps(cfg["cap_last_cap"]))
         applied.step("landlock", lambda: apply_landlock(cfg["landlock"]))
-        applied.step("seccomp", lambda: apply_seccomp(cfg["seccomp_bpf"]))
+        applied.step("seccomp", lambda: apply_seccomp(cfg["seccomp_programs"]))
         if req["probe"]:
             write_line(status, "probe " + json.dumps(applied.results, sort_keys=True))
         write_line(status, "ready")
@@ -491,6 +523,7 @@ def main():
     cfg = json.loads(msg)
     if cfg.get("op") != "config":
         sys.exit("zygote: expected a config message first")
+    cfg["seccomp_programs"] = seccomp_programs(cfg["seccomp_bpf"])
     for name in cfg["preload"]:
         __import__(name)
     threads = len(os.listdir("/proc/self/task"))
@@ -509,7 +542,7 @@ def main():
             return  # The daemon is gone; children die through their parent-death signal.
         req = json.loads(msg)
         try:
-            pid = os.fork()
+            pid = raw_fork()
         except OSError as exc:
             if fds:
                 write_line(fds[0] if req["op"] == "session" else fds[2], f"error fork: {exc}")

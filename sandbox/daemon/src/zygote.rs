@@ -36,6 +36,9 @@ const ZYGOTE_ENV: &[(&str, &str)] = &[
     // pyarrow's bundled jemalloc starts a background purging thread at import (measured with pandas 3.1
     // and pyarrow 26); without it the allocator purges inline.
     ("JE_ARROW_MALLOC_CONF", "background_thread:false"),
+    // Resolve every symbol when a library is loaded (in the zygote, once) instead of on first call: a lazy
+    // resolution writes the library's GOT, so each forked child would copy those pages again.
+    ("LD_BIND_NOW", "1"),
 ];
 
 /// A running zygote.

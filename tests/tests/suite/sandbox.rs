@@ -777,6 +777,54 @@ async fn ending_an_mcp_session_removes_its_workspace_and_cursors() -> anyhow::Re
     Ok(())
 }
 
+/// `[server] session_idle_secs`: a session nobody uses ends by itself, and takes its workspace with it;
+/// a request on it afterwards is told the session is gone.
+#[tokio::test]
+async fn an_idle_mcp_session_expires_with_its_workspace() -> anyhow::Result<()> {
+    let config = format!("[server]\nsession_idle_secs = 1\n\n{}", sandbox_section("native"));
+    let (gw, _cfg) = up_with(&config).await?;
+    let observer = gw.client().await?;
+    let key = gw.key.as_str();
+    let init = raw(&gw, key, reqwest::Method::POST, None)
+        .body(RAW_INIT)
+        .send()
+        .await?;
+    assert!(init.status().is_success(), "{}", init.status());
+    let session = init
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("a session id");
+    let _ = init.text().await?;
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    raw(&gw, key, reqwest::Method::POST, Some(&session))
+        .body(initialized)
+        .send()
+        .await?;
+    let write = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fs_write_file","arguments":{"path":"idle.txt","content":"x"}}}"#;
+    let wrote = raw(&gw, key, reqwest::Method::POST, Some(&session))
+        .body(write)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(wrote.contains(r#""isError":false"#), "{wrote}");
+    // The observer keeps its own session alive by asking; the idle one ends after ~1 s.
+    let left = wait_for_sessions(&observer, 0, std::time::Duration::from_secs(4)).await?;
+    assert_eq!(
+        left, 0,
+        "the idle session's workspace outlived its 1 s keep-alive by 3 s"
+    );
+    let again = raw(&gw, key, reqwest::Method::POST, Some(&session))
+        .body(write)
+        .send()
+        .await?;
+    assert_eq!(again.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(again.text().await?, "Not Found: Session not found");
+    Ok(())
+}
+
 const RAW_INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
 /// A request to the gateway's MCP endpoint with `key`, in session `session` when given.

@@ -4,6 +4,12 @@
 //! written by dbt, so Sluice must let go of the file between an agent's bursts of calls: an opened
 //! read-only instance is reused while calls keep coming and closed once it has been idle for
 //! `release_after_idle` (zero closes it after every call). BENCHMARKS.md measures both choices.
+//!
+//! Every statement runs on a connection cloned from the open instance just for it and dropped right after
+//! (a clone costs microseconds). DuckDB keeps temporary tables, views, macros, sequences, variables and
+//! prepared statements per connection, and even a read-only instance lets a statement create them; a fresh
+//! connection per statement means none of that reaches the next statement, which may be another agent's
+//! (a temporary table named like a real one would otherwise shadow it).
 
 mod convert;
 pub mod demo;
@@ -58,19 +64,16 @@ struct Inner {
 /// The open instance, if any, and who is using it.
 #[derive(Default)]
 struct Holder {
-    /// The instance's first connection; never handed out, only cloned. Dropping it together with every
-    /// clone closes the database and releases the file lock.
+    /// The instance's first connection; never handed out, only cloned (one clone per statement).
+    /// Dropping it together with every clone closes the database and releases the file lock.
     root: Option<Connection>,
-    /// Clones of `root` waiting for the next statement.
-    idle: Vec<Connection>,
-    /// Connections currently running a statement.
+    /// Clones currently running a statement.
     in_use: usize,
     last_release: Option<Instant>,
 }
 
 impl Holder {
     fn close(&mut self) {
-        self.idle.clear();
         self.root = None;
     }
 }
@@ -104,7 +107,7 @@ impl DuckDbWarehouse {
         lock(&self.inner.holder).root.is_some()
     }
 
-    /// Runs `work` on a pooled connection on the blocking pool, interrupting it at the timeout.
+    /// Runs `work` on a fresh connection on the blocking pool, interrupting it at the timeout.
     async fn with_connection<T, F>(&self, timeout: Duration, work: F) -> Result<T, ConnectorError>
     where
         T: Send + 'static,
@@ -129,7 +132,7 @@ impl DuckDbWarehouse {
                 if let Ok(handle) = rx.await {
                     handle.interrupt();
                 }
-                // Wait for the interrupted statement so the connection is back in the pool before we answer.
+                // Wait for the interrupted statement so its connection is released before we answer.
                 let _ = task.await;
                 Err(ConnectorError::Timeout { timeout })
             }
@@ -205,43 +208,37 @@ impl Inner {
         })
     }
 
-    /// Takes a connection to the open instance, opening it first when needed. Blocking.
+    /// A new connection to the open instance, opening it first when needed. Blocking. Never a reused
+    /// one: whatever session state a statement created dies with its connection.
     fn checkout(&self) -> Result<Connection, ConnectorError> {
         let mut guard = lock(&self.holder);
-        let conn = match guard.idle.pop() {
-            Some(conn) => conn,
+        if guard.root.is_none() {
+            guard.root = Some(self.open()?);
+        }
+        let conn = match &guard.root {
+            Some(root) => root
+                .try_clone()
+                .map_err(|e| ConnectorError::Internal(e.to_string()))?,
             None => {
-                if guard.root.is_none() {
-                    guard.root = Some(self.open()?);
-                }
-                match &guard.root {
-                    Some(root) => root
-                        .try_clone()
-                        .map_err(|e| ConnectorError::Internal(e.to_string()))?,
-                    None => {
-                        return Err(ConnectorError::Internal(
-                            "instance vanished while opening".to_owned(),
-                        ));
-                    }
-                }
+                return Err(ConnectorError::Internal(
+                    "instance vanished while opening".to_owned(),
+                ));
             }
         };
         guard.in_use += 1;
         Ok(conn)
     }
 
-    /// Returns a connection; closes the instance right away when the idle period is zero.
+    /// Drops a statement's connection; closes the instance right away when the idle period is zero.
     fn release(&self, conn: Connection) {
+        // Dropped before the lock is taken: closing a connection may take a moment, and nothing of it
+        // is kept.
+        drop(conn);
         let mut guard = lock(&self.holder);
         guard.in_use = guard.in_use.saturating_sub(1);
         guard.last_release = Some(Instant::now());
-        if self.options.release_after_idle.is_zero() {
-            drop(conn);
-            if guard.in_use == 0 {
-                guard.close();
-            }
-        } else if guard.root.is_some() {
-            guard.idle.push(conn);
+        if self.options.release_after_idle.is_zero() && guard.in_use == 0 {
+            guard.close();
         }
     }
 }

@@ -4,7 +4,11 @@
 //! The second wall is set twice: the session starts with `default_transaction_read_only=on` (a startup
 //! parameter, so even a statement that escaped its transaction could not write) and each call runs inside
 //! `BEGIN READ ONLY` with `SET LOCAL statement_timeout`, which makes the server itself cancel a statement
-//! past its budget. Agent SQL goes through the extended protocol, which runs exactly one statement.
+//! past its budget. Agent SQL goes through the extended protocol, which runs exactly one statement, and
+//! is described by the server (Parse + Describe) before it is executed: a statement without result columns
+//! is refused unexecuted. Most session state a statement could set is transactional and undone by the
+//! ROLLBACK that ends every call (`SET`, `LISTEN`, cursors); `PREPARE` is not, and would stay on the pooled
+//! session for the next caller. It returns no columns, like `SET`, `RESET`, `DECLARE`, `LOAD` and `DISCARD`.
 
 mod convert;
 mod introspect;
@@ -17,7 +21,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind, Postgres};
 use sqlx::{Column as _, Executor as _, Row as _, TypeInfo as _, ValueRef as _};
 
-use crate::pool::{Pooled, Refusal, Target, finish};
+use crate::pool::{Pooled, Refusal, Target, finish, require_columns};
 use crate::{
     Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -29,6 +33,18 @@ const CLIENT_GRACE: Duration = Duration::from_secs(2);
 
 /// Introspection statements are fixed and small; they get a generous fixed budget.
 const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Named statements kept per session: agent statements too, since describing a statement before running
+/// it prepares it, and the run then reuses that preparation.
+const STATEMENT_CACHE: usize = 64;
+
+/// When a session holds more cached statements than this at the start of a call, they are all closed in
+/// one round trip. Left alone, a full cache closes its least recently used statement on every new one,
+/// each a round trip of its own; the headroom covers the few statements one call prepares.
+const STATEMENT_CACHE_CLEAR_AT: usize = STATEMENT_CACHE - 8;
+
+/// How the engine names itself in refusals.
+const ENGINE: &str = "PostgreSQL";
 
 /// A PostgreSQL database reached through a pool.
 pub struct PostgresWarehouse {
@@ -57,8 +73,7 @@ impl PostgresWarehouse {
             })?
             .application_name("sluice")
             .options([("default_transaction_read_only", "on")])
-            // Agent statements are never cached (they run unnamed); this bounds the fixed catalog ones.
-            .statement_cache_capacity(32);
+            .statement_cache_capacity(STATEMENT_CACHE);
         let target = Target::Server {
             user: connect.get_username().to_owned(),
             database: connect
@@ -81,20 +96,41 @@ impl PostgresWarehouse {
     /// cancels after `timeout`.
     async fn begin(&self, timeout: Duration) -> Result<PoolConnection<Postgres>, ConnectorError> {
         let mut conn = self.pool.acquire().await?;
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-        // The timeout is a literal formatted from an integer: SET takes no bind parameters.
-        // The trailing SELECT takes the transaction's snapshot, after which no statement can switch it
-        // back with `SET TRANSACTION READ WRITE`.
-        let begin = format!("BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {ms}; SELECT 1");
-        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
-            .execute(&mut *conn)
-            .await
-        {
+        let full = sqlx::Connection::cached_statements_size(&*conn) > STATEMENT_CACHE_CLEAR_AT;
+        if let Err(e) = open_transaction(&mut conn, timeout, full).await {
             conn.close_on_drop();
             return Err(query_error(e, timeout));
         }
         Ok(conn)
     }
+}
+
+/// Opens the read-only transaction on `conn`, first closing every cached statement when `clear`.
+async fn open_transaction(
+    conn: &mut sqlx::PgConnection,
+    timeout: Duration,
+    clear: bool,
+) -> Result<(), sqlx::Error> {
+    if clear {
+        sqlx::Connection::clear_cached_statements(&mut *conn).await?;
+    }
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+    // The timeout is a literal formatted from an integer: SET takes no bind parameters.
+    // The trailing SELECT takes the transaction's snapshot, after which no statement can switch it
+    // back with `SET TRANSACTION READ WRITE`.
+    let begin = format!("BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {ms}; SELECT 1");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+}
+
+/// Whether the server refused to run a cached statement because a table under it changed shape since it
+/// was described (a dbt run rebuilt it with other columns): `feature_not_supported`, "cached plan must not
+/// change result type".
+fn stale_plan<T>(outcome: &Result<Result<T, sqlx::Error>, tokio::time::error::Elapsed>) -> bool {
+    matches!(outcome, Ok(Err(sqlx::Error::Database(db)))
+        if db.code().as_deref() == Some("0A000") && db.message().contains("cached plan"))
 }
 
 fn classify(error: &dyn sqlx::error::DatabaseError) -> Refusal {
@@ -173,43 +209,42 @@ fn row_cells(row: &PgRow, readers: &[Reader]) -> Result<Vec<crate::Cell>, sqlx::
     Ok(cells)
 }
 
-/// Runs one statement, reading at most `max_rows` rows and one more to know about truncation.
+/// Runs one agent statement, reading at most `max_rows` rows and one more to know about truncation. The
+/// server describes it first; one that returns no columns is refused (the inner error) without running.
+///
+/// No extra round trip: sqlx's `prepare` sends Parse + Describe in one exchange and stores the statement
+/// in the session's statement cache under its SQL text; the `fetch` that follows finds it there and sends
+/// only Bind + Execute. An unnamed run (what this did before) makes the same Parse exchange first.
 async fn fetch(
     conn: &mut sqlx::PgConnection,
     sql: &str,
     max_rows: usize,
-) -> Result<QueryResult, sqlx::Error> {
-    let mut columns = None;
+) -> Result<Result<QueryResult, ConnectorError>, sqlx::Error> {
+    let statement = conn
+        .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)))
+        .await?;
+    let described = sqlx::Statement::columns(&statement);
+    if let Err(refused) = require_columns(ENGINE, described.len()) {
+        return Ok(Err(refused));
+    }
+    let (columns, readers) = columns_of(described);
     let mut rows = Vec::new();
     let mut truncated = false;
-    {
-        let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .persistent(false)
-            .fetch(&mut *conn);
-        while let Some(row) = stream.try_next().await? {
-            let (_, readers) = columns.get_or_insert_with(|| columns_of(row.columns()));
-            if rows.len() == max_rows {
-                truncated = true;
-                break;
-            }
-            rows.push(row_cells(&row, readers)?);
+    let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(true)
+        .fetch(&mut *conn);
+    while let Some(row) = stream.try_next().await? {
+        if rows.len() == max_rows {
+            truncated = true;
+            break;
         }
+        rows.push(row_cells(&row, &readers)?);
     }
-    let columns = match columns {
-        Some((cols, _)) => cols,
-        // No row came back, so no row description either: ask the server to describe the statement.
-        None => {
-            let statement = conn
-                .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)))
-                .await?;
-            columns_of(sqlx::Statement::columns(&statement)).0
-        }
-    };
-    Ok(QueryResult {
+    Ok(Ok(QueryResult {
         columns,
         rows,
         truncated,
-    })
+    }))
 }
 
 #[async_trait::async_trait]
@@ -220,12 +255,25 @@ impl Warehouse for PostgresWarehouse {
 
     async fn query(&self, sql: &str, options: QueryOptions) -> Result<QueryResult, ConnectorError> {
         let mut conn = self.begin(options.timeout).await?;
-        let outcome = tokio::time::timeout(
-            options.timeout + CLIENT_GRACE,
-            fetch(&mut conn, sql, options.max_rows),
-        )
-        .await;
-        finish(conn, outcome, options.timeout, query_error, async {}).await
+        let budget = options.timeout + CLIENT_GRACE;
+        let mut outcome = tokio::time::timeout(budget, fetch(&mut conn, sql, options.max_rows)).await;
+        if stale_plan(&outcome) {
+            // Agent statements stay prepared on the session, so the same text can meet a table that was
+            // rebuilt since: drop the failed transaction and every cached statement, then describe and run
+            // it afresh, once.
+            let reopened = async {
+                sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
+                open_transaction(&mut conn, options.timeout, true).await
+            };
+            if let Err(e) = reopened.await {
+                conn.close_on_drop();
+                return Err(query_error(e, options.timeout));
+            }
+            outcome = tokio::time::timeout(budget, fetch(&mut conn, sql, options.max_rows)).await;
+        }
+        finish(conn, outcome, options.timeout, query_error, async {})
+            .await
+            .and_then(|refused_or_rows| refused_or_rows)
     }
 
     async fn list_tables(&self) -> Result<Vec<TableSummary>, ConnectorError> {

@@ -1,8 +1,16 @@
 //! The SQLite connector: files opened `mode=ro` with `PRAGMA query_only=ON`, a small pool, and a progress
 //! handler that aborts a statement at its deadline (SQLite has no server to cancel on; the engine stops
 //! itself).
+//!
+//! What a statement could leave on a pooled connection for the next caller is closed at the engine too
+//! (`wall`): an authorizer refuses, while SQLite compiles a statement, anything but reads (pragmas that
+//! set something, temporary objects, `ATTACH`); every connection's limit on attached databases is zero
+//! (`ATTACH` would otherwise persist and read another file of the host); agent SQL must be exactly one
+//! statement (sqlx runs every statement of a string in turn); and a statement SQLite prepares without
+//! result columns is refused before it runs.
 
 mod introspect;
+mod wall;
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
@@ -13,7 +21,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteRow};
 use sqlx::{Column as _, Executor as _, Row as _, TypeInfo as _, ValueRef as _};
 
-use crate::pool::{Pooled, Target};
+use crate::pool::{Pooled, Target, require_columns};
 use crate::{
     Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -25,6 +33,9 @@ const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// The progress handler runs every this many virtual-machine instructions: often enough to stop within
 /// a millisecond or so, rarely enough to cost nothing measurable.
 const PROGRESS_STEPS: i32 = 1_000;
+
+/// How the engine names itself in refusals.
+const ENGINE: &str = "SQLite";
 
 /// A SQLite database file, read-only.
 pub struct SqliteWarehouse {
@@ -66,7 +77,14 @@ impl SqliteWarehouse {
         let target = Target::File { path: path.clone() };
         Ok(SqliteWarehouse {
             path,
-            pool: Pooled::new(dsn, connect, &pool, target, |options| options),
+            pool: Pooled::new(dsn, connect, &pool, target, |options| {
+                options.after_connect(|conn: &mut sqlx::SqliteConnection, _| {
+                    Box::pin(async move {
+                        let mut handle = conn.lock_handle().await?;
+                        wall::install(&mut handle)
+                    })
+                })
+            }),
         })
     }
 
@@ -208,19 +226,43 @@ fn row_cells(row: &SqliteRow, declared: &[Declared]) -> Result<Vec<Cell>, sqlx::
     Ok(cells)
 }
 
+/// Runs one agent statement, reading at most `max_rows` rows and one more to know about truncation. SQLite
+/// prepares it first; text with more than one statement, or a statement without result columns, is
+/// refused (the inner error) without running. The run reuses the statement sqlx prepared and cached.
 async fn fetch(
     conn: &mut sqlx::SqliteConnection,
     sql: &str,
     max_rows: usize,
-) -> Result<QueryResult, sqlx::Error> {
-    let statement = conn
+) -> Result<Result<QueryResult, ConnectorError>, sqlx::Error> {
+    let statement = match conn
         .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)))
-        .await?;
-    let (columns, readers) = columns_of(sqlx::Statement::columns(&statement));
+        .await
+    {
+        Ok(statement) => statement,
+        Err(sqlx::Error::Database(db)) if db.message() == "not authorized" => {
+            return Ok(Err(ConnectorError::Query {
+                message: "the SQLite engine refused to prepare this statement (not authorized): only read \
+                          queries run here — no pragma that sets something, no ATTACH, no temporary objects"
+                    .to_owned(),
+            }));
+        }
+        Err(e) => return Err(e),
+    };
+    let count = wall::statement_count(&mut conn.lock_handle().await?, sql);
+    if count > 1 {
+        return Ok(Err(ConnectorError::Query {
+            message: format!("this text holds {count} SQLite statements; only one statement runs per call"),
+        }));
+    }
+    let described = sqlx::Statement::columns(&statement);
+    if let Err(refused) = require_columns(ENGINE, described.len()) {
+        return Ok(Err(refused));
+    }
+    let (columns, readers) = columns_of(described);
     let mut rows = Vec::new();
     let mut truncated = false;
     let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .persistent(false)
+        .persistent(true)
         .fetch(&mut *conn);
     while let Some(row) = stream.try_next().await? {
         if rows.len() == max_rows {
@@ -229,11 +271,11 @@ async fn fetch(
         }
         rows.push(row_cells(&row, &readers)?);
     }
-    Ok(QueryResult {
+    Ok(Ok(QueryResult {
         columns,
         rows,
         truncated,
-    })
+    }))
 }
 
 #[async_trait::async_trait]
@@ -245,7 +287,9 @@ impl Warehouse for SqliteWarehouse {
     async fn query(&self, sql: &str, options: QueryOptions) -> Result<QueryResult, ConnectorError> {
         let mut session = self.begin(options.timeout).await?;
         let outcome = fetch(&mut session.0, sql, options.max_rows).await;
-        self.finish(session, outcome, options.timeout).await
+        self.finish(session, outcome, options.timeout)
+            .await
+            .and_then(|refused_or_rows| refused_or_rows)
     }
 
     async fn list_tables(&self) -> Result<Vec<TableSummary>, ConnectorError> {

@@ -15,8 +15,28 @@ pub struct Fixture {
     /// Counts the server's running copies of `slow_sql` (its own activity view); `None` for embedded
     /// engines, where the statement runs inside this process.
     pub activity_sql: Option<&'static str>,
+    /// Statements that slipped past governance and would leave state behind on a session.
+    pub session: SessionCase,
     /// Keeps temporary files (SQLite/DuckDB) alive.
     pub _keep: Option<tempfile::TempDir>,
+}
+
+/// What an engine must not let one statement leave behind for the next, and the reads it must still run.
+pub struct SessionCase {
+    /// The same database through a pool of one session, so that a later statement lands on the session an
+    /// earlier one used; `None` when `warehouse` pools nothing (DuckDB: a connection per statement).
+    pub one_session: Option<Box<dyn Warehouse>>,
+    /// Statements that would leave state on the session: temporary objects named like the real `orders`
+    /// table, session variables and settings, prepared statements, attached files.
+    pub leave_state: Vec<String>,
+    /// `Some(start)`: each is refused unexecuted by the engine's own account of it, with a message that
+    /// starts so. `None`: each runs, on a connection of its own that nothing else uses.
+    pub refusal: Option<&'static str>,
+    /// Reads whose first cell shows the session's state (a variable, a setting); it must be the same after
+    /// the attempts as before them.
+    pub state_probes: Vec<&'static str>,
+    /// Reads other than plain SELECT (SHOW, DESCRIBE, EXPLAIN, VALUES, PRAGMA …) that keep working.
+    pub reads: Vec<&'static str>,
 }
 
 pub fn options(max_rows: usize, timeout: Duration) -> QueryOptions {
@@ -140,6 +160,8 @@ pub async fn writes_fail_at_the_engine(f: Fixture) {
     ] {
         match w.query(sql, normal()).await {
             Err(ConnectorError::Query { message }) => assert!(!message.is_empty(), "{sql}"),
+            // Refused on the server's description of it, before it could run.
+            Err(ConnectorError::NotAQuery { .. }) => {}
             other => panic!("{sql}: expected an engine error, got {other:?}"),
         }
     }
@@ -159,6 +181,70 @@ pub async fn writes_fail_at_the_engine(f: Fixture) {
         .unwrap()
         .unwrap();
     assert_eq!(customers.columns.len(), 4);
+}
+
+async fn rows(w: &dyn Warehouse, sql: &str) -> (Vec<String>, Vec<Vec<Value>>) {
+    let result = w
+        .query(sql, normal())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let names = result.columns.into_iter().map(|c| c.name).collect();
+    (names, result.rows)
+}
+
+async fn first_cell(w: &dyn Warehouse, sql: &str) -> Value {
+    rows(w, sql)
+        .await
+        .1
+        .first()
+        .and_then(|row| row.first())
+        .cloned()
+        .unwrap_or_else(|| panic!("{sql}: no rows"))
+}
+
+/// Statements that slipped past governance (the connector called directly) and would leave state on a
+/// pooled session — a temporary `orders` table shadowing the real one, variables, settings, prepared
+/// statements, attached files — are refused by the engine's own description of them (or, on DuckDB, run
+/// on a connection of their own). On the very same session afterwards, `orders` is the real table, every
+/// probed setting is what it was, and the reads beyond SELECT that worked before still work.
+pub async fn no_session_state_survives_a_statement(f: Fixture) {
+    let case = f.session;
+    let w: &dyn Warehouse = case.one_session.as_deref().unwrap_or(f.warehouse.as_ref());
+    let orders = "SELECT * FROM orders ORDER BY id";
+    let real = rows(w, orders).await;
+    assert_eq!(real.0, ["id", "customer_id", "amount", "placed_at"]);
+    assert_eq!(real.1.len(), 3, "{real:?}");
+    let mut before = Vec::new();
+    for probe in &case.state_probes {
+        before.push(first_cell(w, probe).await);
+    }
+    for read in &case.reads {
+        let (columns, _) = rows(w, read).await;
+        assert!(!columns.is_empty(), "{read}");
+    }
+
+    for sql in &case.leave_state {
+        let result = w.query(sql, normal()).await;
+        match (case.refusal, result) {
+            (Some(start), Err(e @ (ConnectorError::NotAQuery { .. } | ConnectorError::Query { .. }))) => {
+                let message = e.to_string();
+                assert!(message.starts_with(start), "{sql}: {message}");
+                assert!(message.contains("only read queries run here"), "{sql}: {message}");
+            }
+            (Some(_), other) => panic!("{sql}: expected the engine's refusal, got {other:?}"),
+            // It runs, on a connection of its own: the checks below then show that nothing of it stayed.
+            (None, result) => assert!(result.is_ok(), "{sql}: {result:?}"),
+        }
+        // After every single attempt, not just the last: the real table, the real settings.
+        assert_eq!(rows(w, orders).await, real, "after {sql}");
+        for (probe, was) in case.state_probes.iter().zip(&before) {
+            assert_eq!(&first_cell(w, probe).await, was, "{probe} after {sql}");
+        }
+    }
+    for read in &case.reads {
+        let (columns, _) = rows(w, read).await;
+        assert!(!columns.is_empty(), "{read}");
+    }
 }
 
 async fn running(w: &dyn Warehouse, activity_sql: &str) -> i64 {
@@ -306,6 +392,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn writes_fail_at_the_engine() {
                 c::writes_fail_at_the_engine($open().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn no_session_state_survives_a_statement() {
+                c::no_session_state_survives_a_statement($open().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

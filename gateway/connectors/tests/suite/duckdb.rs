@@ -5,7 +5,7 @@ use std::time::Duration;
 use sluice_connectors::ConnectorError;
 use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
 
-use super::conformance::{Fixture, conformance, options};
+use super::conformance::{Fixture, SessionCase, conformance, options};
 use super::servers::fixture_sql;
 
 async fn open() -> Fixture {
@@ -19,6 +19,41 @@ async fn open() -> Fixture {
         warehouse: Box::new(DuckDbWarehouse::new(&path, DuckDbOptions::default())),
         slow_sql: "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b",
         activity_sql: None,
+        session: SessionCase {
+            one_session: None,
+            // The read-only instance accepts every one of these; each runs on a connection of its own,
+            // dropped with whatever it created.
+            leave_state: [
+                "CREATE TEMP TABLE orders AS SELECT 42 AS x",
+                "CREATE TEMP VIEW orders AS SELECT 42 AS x",
+                "CREATE TEMP MACRO planted() AS 42",
+                "CREATE TEMP SEQUENCE planted_seq",
+                "SET VARIABLE planted = 42",
+                "PREPARE planted AS SELECT 42",
+                "SET search_path = 'temp'",
+                "CREATE TEMP TABLE customers AS SELECT 42 AS x",
+            ]
+            .map(String::from)
+            .to_vec(),
+            refusal: None,
+            state_probes: vec![
+                "SELECT getvariable('planted') IS NULL",
+                "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'planted'",
+                "SELECT count(*) FROM duckdb_sequences()",
+                "SELECT count(*) FROM duckdb_prepared_statements()",
+                "SELECT current_setting('search_path')",
+                "SELECT current_schema()",
+            ],
+            reads: vec![
+                "SHOW TABLES",
+                "DESCRIBE orders",
+                "SUMMARIZE orders",
+                "EXPLAIN SELECT * FROM orders",
+                "VALUES (1, 'a')",
+                "FROM orders SELECT id",
+                "PIVOT orders ON customer_id USING sum(amount)",
+            ],
+        },
         _keep: Some(dir),
     }
 }

@@ -8,7 +8,7 @@ use serde_json::json;
 use sluice_connectors::mysql::{Flavor, MySqlWarehouse};
 use sluice_connectors::{ConnectorError, PoolOptions, Warehouse};
 
-use super::conformance::{Fixture, conformance, options};
+use super::conformance::{Fixture, SessionCase, conformance, options};
 use super::servers::{Engine, Server, closed_port};
 
 /// MariaDB caps recursive CTEs at 1000 iterations by default; a cross join of its built-in sequence
@@ -32,11 +32,55 @@ async fn open() -> Fixture {
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
              WHERE COMMAND IN ('Query', 'Execute') AND INFO LIKE '%seq_1_to_1000000 a%' AND ID <> CONNECTION_ID()",
         ),
+        session: SessionCase {
+            one_session: Some(Box::new(
+                MySqlWarehouse::new(server.dsn.as_str(), one_session()).unwrap(),
+            )),
+            // MySQL and MariaDB allow a temporary table inside START TRANSACTION READ ONLY; it would shadow
+            // the real `orders` for the rest of the pooled session, as variables and settings would stay.
+            leave_state: [
+                "CREATE TEMPORARY TABLE orders AS SELECT 42 AS x",
+                "CREATE TEMPORARY TABLE orders (x int)",
+                "SET @planted = 42",
+                "SET SESSION sql_mode = 'ANSI_QUOTES'",
+                "SET NAMES latin1",
+                "DO @planted := 42",
+                "SELECT 42 INTO @planted",
+            ]
+            .map(String::from)
+            .to_vec(),
+            refusal: Some(
+                "the MySQL/MariaDB engine itself reports that this statement returns no rows, so it was not run",
+            ),
+            state_probes: vec![
+                "SELECT @planted IS NULL",
+                "SELECT @@SESSION.sql_mode",
+                "SELECT @@SESSION.character_set_client",
+            ],
+            reads: vec![
+                "SHOW TABLES",
+                "SHOW COLUMNS FROM orders",
+                "SHOW VARIABLES LIKE 'sql_mode'",
+                "DESCRIBE orders",
+                "EXPLAIN SELECT * FROM orders",
+                "EXPLAIN FORMAT=JSON SELECT * FROM orders",
+                "VALUES (1, 'a')",
+                "WITH t AS (SELECT 1 AS n) SELECT n FROM t",
+            ],
+        },
         _keep: None,
     }
 }
 
 conformance!(super::open);
+
+/// One session, so that a statement lands where the previous one ran.
+fn one_session() -> PoolOptions {
+    PoolOptions {
+        max_connections: 1,
+        ..PoolOptions::default()
+    }
+}
 
 fn error_of(result: Result<impl std::fmt::Debug, ConnectorError>) -> ConnectorError {
     result.expect_err("expected an error")

@@ -7,7 +7,7 @@ use serde_json::json;
 use sluice_connectors::postgres::PostgresWarehouse;
 use sluice_connectors::{ConnectorError, PoolOptions, Warehouse};
 
-use super::conformance::{Fixture, conformance, options};
+use super::conformance::{Fixture, SessionCase, conformance, options};
 use super::servers::{Engine, Server, closed_port};
 
 const SLOW: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2000000000) \
@@ -30,11 +30,57 @@ async fn open() -> Fixture {
             "SELECT count(*) FROM pg_stat_activity \
              WHERE state = 'active' AND query LIKE '%RECURSIVE r(n)%' AND pid <> pg_backend_pid()",
         ),
+        session: SessionCase {
+            one_session: Some(Box::new(
+                PostgresWarehouse::new(server.dsn.as_str(), one_session()).unwrap(),
+            )),
+            // Temporary tables are refused by READ ONLY anyway; the others all succeed in a read-only
+            // transaction and would stay on the session after it.
+            leave_state: [
+                "CREATE TEMP TABLE orders AS SELECT 42 AS x",
+                "SET search_path TO pg_catalog",
+                "SET work_mem = '64kB'",
+                "SET SESSION statement_timeout = 1",
+                "RESET ALL",
+                "PREPARE planted AS SELECT 42",
+                "DECLARE planted CURSOR WITH HOLD FOR SELECT 42",
+                "LISTEN planted",
+                "DISCARD ALL",
+            ]
+            .map(String::from)
+            .to_vec(),
+            refusal: Some(
+                "the PostgreSQL engine itself reports that this statement returns no rows, so it was not run",
+            ),
+            state_probes: vec![
+                "SHOW search_path",
+                "SHOW work_mem",
+                "SELECT count(*) FROM pg_prepared_statements WHERE name = 'planted'",
+                "SELECT count(*) FROM pg_cursors",
+                "SELECT count(*) FROM pg_listening_channels()",
+            ],
+            reads: vec![
+                "SHOW statement_timeout",
+                "EXPLAIN SELECT * FROM orders",
+                "EXPLAIN (FORMAT JSON) SELECT * FROM orders",
+                "VALUES (1, 'a')",
+                "TABLE customers",
+                "WITH t AS (SELECT 1 AS n) SELECT n FROM t",
+            ],
+        },
         _keep: None,
     }
 }
 
 conformance!(super::open);
+
+/// One session, so that a statement lands where the previous one ran.
+fn one_session() -> PoolOptions {
+    PoolOptions {
+        max_connections: 1,
+        ..PoolOptions::default()
+    }
+}
 
 fn error_of(result: Result<impl std::fmt::Debug, ConnectorError>) -> ConnectorError {
     result.expect_err("expected an error")
@@ -146,4 +192,30 @@ async fn a_full_pool_says_every_session_is_busy() {
     };
     let w = std::sync::Arc::new(PostgresWarehouse::new(server.dsn.as_str(), one).unwrap());
     super::conformance::a_full_pool_says_every_session_is_busy(w, HOLD).await;
+}
+
+/// Agent statements stay prepared on the session (describing one before running it prepares it). When a
+/// table under a cached statement changes shape — a dbt run rebuilt it with another column — the same
+/// text is described and run afresh rather than failing with "cached plan must not change result type".
+#[tokio::test]
+async fn a_rebuilt_table_is_described_afresh() {
+    use sqlx::Connection as _;
+    let server = Server::private(Engine::Postgres);
+    let mut writer = sqlx::PgConnection::connect(&server.dsn).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE reshaped (a integer); INSERT INTO reshaped VALUES (1)")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let w = PostgresWarehouse::new(server.dsn.as_str(), one_session()).unwrap();
+    let sql = "SELECT * FROM reshaped";
+    let before = w.query(sql, options(10, Duration::from_secs(5))).await.unwrap();
+    assert_eq!(before.columns.len(), 1);
+    sqlx::raw_sql("ALTER TABLE reshaped ADD COLUMN b text DEFAULT 'x'")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+    let after = w.query(sql, options(10, Duration::from_secs(5))).await.unwrap();
+    let names: Vec<&str> = after.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(after.rows, vec![vec![json!(1), json!("x")]]);
 }

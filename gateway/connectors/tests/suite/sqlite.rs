@@ -8,7 +8,7 @@ use sluice_connectors::sqlite::SqliteWarehouse;
 use sluice_connectors::{ConnectorError, PoolOptions, Warehouse};
 use sqlx::Connection as _;
 
-use super::conformance::{Fixture, conformance, options};
+use super::conformance::{Fixture, SessionCase, conformance, options};
 use super::servers::fixture_sql;
 
 const SLOW: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2000000000) \
@@ -32,12 +32,47 @@ async fn fixture_file() -> (tempfile::TempDir, std::path::PathBuf) {
 
 async fn open() -> Fixture {
     let (dir, path) = fixture_file().await;
+    let one = PoolOptions {
+        max_connections: 1,
+        ..PoolOptions::default()
+    };
+    let other = dir.path().join("planted.db");
+    std::fs::copy(&path, &other).unwrap();
     Fixture {
         warehouse: Box::new(
             SqliteWarehouse::new(path.display().to_string(), PoolOptions::default()).unwrap(),
         ),
         slow_sql: SLOW,
         activity_sql: None,
+        session: SessionCase {
+            one_session: Some(Box::new(
+                SqliteWarehouse::new(path.display().to_string(), one).unwrap(),
+            )),
+            // An attached copy of the database would put a second `orders` (and any file of the host)
+            // in reach for the rest of the connection's life; pragmas change later queries' results.
+            leave_state: vec![
+                format!("ATTACH DATABASE '{}' AS planted", other.display()),
+                format!("ATTACH '{}' AS main2", other.display()),
+                "PRAGMA case_sensitive_like = 1".to_owned(),
+                "PRAGMA reverse_unordered_selects = 1".to_owned(),
+                "PRAGMA cache_size = 7".to_owned(),
+                "CREATE TEMP TABLE orders AS SELECT 42 AS x".to_owned(),
+            ],
+            refusal: Some("the SQLite engine refused to prepare this statement (not authorized)"),
+            state_probes: vec![
+                "SELECT count(*) FROM pragma_database_list",
+                "PRAGMA cache_size",
+                "PRAGMA reverse_unordered_selects",
+                "SELECT 'A' LIKE 'a'",
+            ],
+            reads: vec![
+                "VALUES (1, 'a')",
+                "EXPLAIN QUERY PLAN SELECT * FROM orders",
+                "PRAGMA table_info(orders)",
+                "SELECT * FROM pragma_table_info('orders')",
+                "WITH t AS (SELECT 1 AS n) SELECT n FROM t",
+            ],
+        },
         _keep: Some(dir),
     }
 }
@@ -84,4 +119,42 @@ async fn a_missing_file_is_not_found_and_not_created() {
     let error = w.ping().await.expect_err("no file");
     assert!(matches!(error, ConnectorError::NotFound { .. }), "{error:?}");
     assert!(!path.exists());
+}
+
+/// sqlx would run every statement of a string in turn; the connector runs text of exactly one statement,
+/// and a setting hidden after a read is refused while SQLite compiles it, before it takes effect.
+#[tokio::test]
+async fn only_one_statement_runs_and_hidden_settings_never_apply() {
+    let (_dir, path) = fixture_file().await;
+    let one = PoolOptions {
+        max_connections: 1,
+        ..PoolOptions::default()
+    };
+    let w = SqliteWarehouse::new(path.display().to_string(), one).unwrap();
+    let error = w
+        .query("SELECT 1; SELECT 2", options(10, Duration::from_secs(5)))
+        .await
+        .expect_err("two statements");
+    assert_eq!(
+        error.to_string(),
+        "this text holds 2 SQLite statements; only one statement runs per call"
+    );
+    let error = w
+        .query(
+            "SELECT 'A' LIKE 'a'; PRAGMA case_sensitive_like = 1",
+            options(10, Duration::from_secs(5)),
+        )
+        .await
+        .expect_err("a setting after a read");
+    assert!(
+        error
+            .to_string()
+            .starts_with("the SQLite engine refused to prepare this statement (not authorized)"),
+        "{error}"
+    );
+    let result = w
+        .query("SELECT 'A' LIKE 'a' AS ci; ", options(10, Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(result.rows, vec![vec![serde_json::json!(1)]]);
 }

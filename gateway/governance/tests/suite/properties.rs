@@ -1,10 +1,11 @@
 //! Bounded property tests: governance and redaction never panic, on arbitrary text, on token soups and on
-//! mutated corpus queries, and whatever governance allows is allowed again unchanged.
+//! mutated corpus queries, whatever governance allows is allowed again unchanged, and the audit redaction
+//! governance makes of what it allows is what `redact` makes of it.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
-use sluice_governance::{Decision, Dialect, StatementKind, govern, redact};
+use sluice_governance::{Decision, Dialect, StatementKind, govern, govern_and_redact, redact};
 
 use super::corpus::{LIMIT, all_cases, corpus_policy};
 
@@ -208,6 +209,41 @@ fn mutated_corpus_queries_never_panic() {
         |((dialect, sql), edits)| {
             let mutated = edits.iter().fold(sql, |s, e| apply(&s, e));
             holds(&mutated, dialect)
+        },
+    );
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
+
+/// `govern_and_redact` gives `govern`'s verdict, and for what it allows the redaction `redact` makes of
+/// the allowed SQL (it makes it from the checked tree instead of parsing that SQL again).
+fn redaction_agrees(sql: &str, dialect: Dialect) -> Result<(), TestCaseError> {
+    let policy = corpus_policy();
+    let (verdict, redacted) = govern_and_redact(sql, dialect, &policy, LIMIT);
+    prop_assert_eq!(&verdict, &govern(sql, dialect, &policy, LIMIT));
+    match &verdict.decision {
+        Decision::Allow { sql: out, .. } => prop_assert_eq!(redacted, Some(redact(out, dialect))),
+        Decision::Deny => prop_assert_eq!(redacted, None),
+    }
+    Ok(())
+}
+
+#[test]
+fn governance_redacts_what_it_allows_as_redact_does() {
+    let corpus: Vec<(Dialect, String)> = all_cases().into_iter().map(|(d, _, c)| (d, c.sql)).collect();
+    assert!(!corpus.is_empty());
+    let edit = prop_oneof![
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Delete(a, b)),
+        (any::<usize>(), prop::sample::select(VOCABULARY.to_vec())).prop_map(|(a, t)| Edit::Insert(a, t)),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::Duplicate(a, b)),
+    ];
+    let mut runner = TestRunner::new(config());
+    let result = runner.run(
+        &(prop::sample::select(corpus), prop::collection::vec(edit, 0..3)),
+        |((dialect, sql), edits)| {
+            let mutated = edits.iter().fold(sql, |s, e| apply(&s, e));
+            redaction_agrees(&mutated, dialect)
         },
     );
     if let Err(e) = result {

@@ -2,10 +2,13 @@
 //! (group commit), so concurrent tool calls neither fight over SQLite's single write lock (whose busy
 //! handler sleeps in milliseconds) nor pay one commit each.
 //!
+//! The task keeps one connection of its own (detached from the pool), so SQLite's page cache stays warm
+//! between commits instead of being re-read by whichever pooled connection comes next.
+//!
 //! Strictness is unchanged: every caller waits for the commit that holds its record and gets that
 //! commit's result, so a call never answers before its audit record is durable in the store.
 
-use sqlx::SqlitePool;
+use sqlx::{Connection as _, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::AuditRecord;
@@ -54,8 +57,27 @@ impl AuditWriter {
 
 async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut own: Option<SqliteConnection> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match insert_all(&pool, &batch).await {
+        if pool.is_closed() {
+            // The store was closed: so is the writer's connection, and the acquire below says why.
+            own = None;
+        }
+        let conn = match &mut own {
+            Some(conn) => conn,
+            None => match pool.acquire().await {
+                Ok(conn) => own.insert(conn.detach()),
+                Err(e) => {
+                    // No connection now: these records fail, the next batch tries again.
+                    let message = e.to_string();
+                    for p in batch.drain(..) {
+                        let _ = p.done.send(Err(message.clone()));
+                    }
+                    continue;
+                }
+            },
+        };
+        match insert_all(conn, &batch).await {
             Ok(()) => {
                 for p in batch.drain(..) {
                     let _ = p.done.send(Ok(()));
@@ -65,7 +87,7 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
             // so each caller gets the answer for its own record.
             Err(_) if batch.len() > 1 => {
                 for p in batch.drain(..) {
-                    let result = insert_all(&pool, std::slice::from_ref(&p))
+                    let result = insert_all(conn, std::slice::from_ref(&p))
                         .await
                         .map_err(|e| e.to_string());
                     let _ = p.done.send(result);
@@ -83,12 +105,11 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
 
 /// Inserts the records in one transaction (a lone record in its own implicit one: one round trip to the
 /// store's connection instead of three).
-async fn insert_all(pool: &SqlitePool, batch: &[Pending]) -> Result<(), sqlx::Error> {
+async fn insert_all(conn: &mut SqliteConnection, batch: &[Pending]) -> Result<(), sqlx::Error> {
     if let [only] = batch {
-        let mut conn = pool.acquire().await?;
-        return insert(&mut conn, &only.record).await;
+        return insert(conn, &only.record).await;
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     for p in batch {
         insert(&mut tx, &p.record).await?;
     }

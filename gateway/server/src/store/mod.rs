@@ -95,6 +95,9 @@ impl Store {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A local file has no connection to lose: skip sqlx's ping before every acquire (a round trip
+            // to the connection's worker thread on every store access).
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;

@@ -24,6 +24,8 @@ use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
 struct Ran {
     audit: AuditFacts,
     statements: Vec<String>,
+    /// Governance's redaction of the last statement, kept for a call that runs only that one.
+    redacted: Option<sluice_governance::Redacted>,
     rows: u64,
 }
 
@@ -32,6 +34,7 @@ impl Ran {
         Ran {
             audit,
             statements: Vec::new(),
+            redacted: None,
             rows: 0,
         }
     }
@@ -53,6 +56,7 @@ impl Ran {
         }
         if let Some(sql) = outcome.audit.sql {
             self.statements.push(sql);
+            self.redacted = outcome.audit.sql_redacted;
         }
         self.rows += outcome.audit.rows.unwrap_or(0);
         outcome.result
@@ -62,6 +66,10 @@ impl Ran {
         if !self.statements.is_empty() {
             self.audit.sql = Some(self.statements.join(";\n"));
             self.audit.rows = Some(self.rows);
+        }
+        // One statement is audited as it ran, so governance's redaction of it applies.
+        if self.statements.len() == 1 {
+            self.audit.sql_redacted = self.redacted;
         }
         self.audit
     }
@@ -1086,6 +1094,10 @@ fn column_types(plan: &DatePlan) -> Vec<String> {
 /// back exactly as a direct `MIN`/`MAX` returns it (no cast to text, whose spelling differs per engine
 /// and time zone). A slot a table does not fill is `NULL`, typed where the engine needs it: PostgreSQL
 /// resolves `UNION` types pairwise and would make a column that starts with untyped `NULL`s text.
+///
+/// The statement carries its own `LIMIT` (one row per table) and is spelled as governance renders it, so
+/// governance has nothing to rewrite and knows its rendering parses back without parsing it again: for 40
+/// tables that halves the time governing the statement takes.
 fn boundaries_sql(dialect: Dialect, plans: &[DatePlan]) -> String {
     let q = super::quoting(dialect);
     let slots = Slots::of(
@@ -1126,6 +1138,7 @@ fn boundaries_sql(dialect: Dialect, plans: &[DatePlan]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
+        + &format!(" LIMIT {}", plans.len())
 }
 
 /// Whether a failed multi-table statement is worth retrying table by table. Governance refusing one
@@ -1876,27 +1889,25 @@ mod tests {
             "SELECT 0 AS k, COUNT(*) AS n, MIN(\"day\"\"s\"), MAX(\"day\"\"s\"), CAST(NULL AS TIMESTAMP), \
              CAST(NULL AS TIMESTAMP) FROM \"s\".\"odd name\" UNION ALL \
              SELECT 1 AS k, COUNT(*) AS n, MIN(\"shipped_on\"), MAX(\"shipped_on\"), MIN(\"ordered_at\"), \
-             MAX(\"ordered_at\") FROM \"s\".\"orders\""
+             MAX(\"ordered_at\") FROM \"s\".\"orders\" LIMIT 2"
         );
         // MySQL and SQLite take untyped NULLs (their UNION types come from all branches at once).
         assert!(
             boundaries_sql(Dialect::MySql, &plans).contains("MAX(`day\"s`), NULL, NULL FROM `s`.`odd name`")
         );
-        // Every dialect's governance accepts it.
+        // Every dialect's governance accepts it as it is: nothing to rewrite under the cap the tool
+        // passes (one row per table, plus one), and the text is its own rendering.
         for dialect in [
             Dialect::DuckDb,
             Dialect::PostgreSql,
             Dialect::MySql,
             Dialect::Sqlite,
         ] {
-            let verdict = sluice_governance::govern(
-                &boundaries_sql(dialect, &plans),
-                dialect,
-                &sluice_governance::Policy::default(),
-                3,
-            );
+            let sql = boundaries_sql(dialect, &plans);
+            let verdict = sluice_governance::govern(&sql, dialect, &sluice_governance::Policy::default(), 3);
             assert!(
-                crate::service::allowed_sql(&verdict).is_ok(),
+                matches!(&verdict.decision,
+                    sluice_governance::Decision::Allow { sql: allowed, rewritten: false, .. } if *allowed == sql),
                 "{dialect:?}: {verdict:?}"
             );
         }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    sock_filter,
 };
 
 /// What the filter does with one system call.
@@ -145,6 +146,8 @@ pub enum SeccompError {
     UnsupportedArch(&'static str),
     #[error("seccomp filter could not be compiled: {0}")]
     Compile(#[from] seccompiler::BackendError),
+    #[error("seccomp filter could not be laid out: {0}")]
+    Layout(String),
 }
 
 fn cond(
@@ -199,17 +202,47 @@ fn target_arch() -> Result<seccompiler::TargetArch, SeccompError> {
 /// calls marked [`Decision::NotImplemented`], then the allowlist (everything else `EPERM`). A filter has
 /// one match action, and the kernel applies the most restrictive answer of all installed filters; the
 /// allowlist goes last because it forbids installing further filters.
+///
+/// Each program finds the system call by a binary search ([`dispatched`]) rather than seccompiler's
+/// linear chain: the decisions are the same (a test compares both programs on every call number), but
+/// the kernel emulates a new filter for every call number when it is installed, to build its
+/// always-allowed cache, and a linear chain of ~250 calls made that the costliest step of a jail's set-up.
 pub fn compile() -> Result<Vec<BpfProgram>, SeccompError> {
-    let arch = target_arch()?;
-    let table = table();
+    let (allow, enosys) = split_table()?;
+    Ok(vec![
+        dispatched(
+            enosys,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+        )?,
+        dispatched(
+            allow,
+            SeccompAction::Errno(libc::EPERM as u32),
+            SeccompAction::Allow,
+        )?,
+    ])
+}
+
+type RuleMap = BTreeMap<i64, Vec<SeccompRule>>;
+
+/// The allowlist's rules, and the calls answered with `ENOSYS`.
+fn split_table() -> Result<(RuleMap, RuleMap), SeccompError> {
     let mut allow = BTreeMap::new();
     let mut enosys = BTreeMap::new();
-    for (_, nr, d) in &table {
+    for (_, nr, d) in &table() {
         allow.insert(*nr, rules_for(*d)?);
         if *d == Decision::NotImplemented {
             enosys.insert(*nr, vec![]);
         }
     }
+    Ok((allow, enosys))
+}
+
+/// seccompiler's own (linear) programs for the same table: the reference the tests compare against.
+#[cfg(test)]
+fn compile_linear() -> Result<Vec<BpfProgram>, SeccompError> {
+    let arch = target_arch()?;
+    let (allow, enosys) = split_table()?;
     let allowlist = SeccompFilter::new(
         allow,
         SeccompAction::Errno(libc::EPERM as u32),
@@ -223,6 +256,138 @@ pub fn compile() -> Result<Vec<BpfProgram>, SeccompError> {
         arch,
     )?;
     Ok(vec![fallback.try_into()?, allowlist.try_into()?])
+}
+
+const BPF_JA: u16 = 0x05;
+const BPF_JEQ_K: u16 = 0x15;
+const BPF_JGE_K: u16 = 0x35;
+const BPF_JGT_K: u16 = 0x25;
+const BPF_RET_K: u16 = 0x06;
+/// Instructions of seccompiler's prologue: load the arch, check it (else kill), load the call number.
+const PROLOGUE: usize = 4;
+
+fn ins(code: u16, jt: u8, jf: u8, k: u32) -> sock_filter {
+    sock_filter { code, jt, jf, k }
+}
+
+/// Where a jump of the search tree leads.
+#[derive(Clone, Copy)]
+enum Target {
+    /// The shared `return mismatch` (a call that is not in the table).
+    Mismatch,
+    /// The shared `return match` (a call in the table without argument checks).
+    Match,
+    /// The argument checks of the n-th call with rules.
+    Block(usize),
+}
+
+/// One filter as seccompiler would build it, but dispatching on the call number with a binary search.
+///
+/// Layout: seccompiler's prologue (arch check, load the number), the search tree (`jge` nodes; each leaf
+/// checks its number, or range of numbers, and jumps to its code or to the mismatch), `return mismatch`,
+/// `return match`,
+/// then for each call with argument rules seccompiler's own code for a filter holding only that call
+/// (copied verbatim after its prologue: it starts by comparing the number again, which holds there, and
+/// every path in it ends in a return). The tree only jumps, so the accumulator still holds the number.
+fn dispatched(
+    rules: RuleMap,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, SeccompError> {
+    let arch = target_arch()?;
+    let single = |nr: i64, r: Vec<SeccompRule>| -> Result<BpfProgram, SeccompError> {
+        Ok(
+            SeccompFilter::new(BTreeMap::from([(nr, r)]), mismatch.clone(), matched.clone(), arch)?
+                .try_into()?,
+        )
+    };
+    // Every filter seccompiler builds starts with the same prologue; take it from a one-call filter.
+    let head = |p: &BpfProgram| -> Result<BpfProgram, SeccompError> {
+        p.get(..PROLOGUE)
+            .map(<[sock_filter]>::to_vec)
+            .ok_or_else(|| SeccompError::Layout("seccompiler's prologue changed".into()))
+    };
+    let prologue = head(&single(0, vec![])?)?;
+    // Consecutive numbers without argument checks share one range leaf (x86_64 numbers many of the
+    // allowed calls consecutively), which keeps the program short: the kernel converts and JIT-compiles
+    // every instruction at each install.
+    let mut keys: Vec<(u32, u32, Target)> = Vec::new();
+    let mut blocks: Vec<BpfProgram> = Vec::new();
+    for (nr, r) in rules {
+        let k = u32::try_from(nr).map_err(|_| SeccompError::Layout(format!("call number {nr}")))?;
+        if r.is_empty() {
+            match keys.last_mut() {
+                Some((_, hi, Target::Match)) if *hi + 1 == k => *hi = k,
+                _ => keys.push((k, k, Target::Match)),
+            }
+        } else {
+            let p = single(nr, r)?;
+            if head(&p)? != prologue {
+                return Err(SeccompError::Layout("seccompiler's prologue changed".into()));
+            }
+            keys.push((k, k, Target::Block(blocks.len())));
+            blocks.push(p[PROLOGUE..].to_vec());
+        }
+    }
+    let mut prog = prologue;
+    let mut fixups: Vec<(usize, Target)> = Vec::new();
+    tree(&keys, &mut prog, &mut fixups);
+    let mismatch_at = prog.len();
+    prog.push(ins(BPF_RET_K, 0, 0, u32::from(mismatch)));
+    let match_at = prog.len();
+    prog.push(ins(BPF_RET_K, 0, 0, u32::from(matched)));
+    let mut block_at = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        block_at.push(prog.len());
+        prog.extend(b);
+    }
+    for (at, target) in fixups {
+        let to = match target {
+            Target::Mismatch => mismatch_at,
+            Target::Match => match_at,
+            Target::Block(i) => block_at[i],
+        };
+        prog[at].k = u32::try_from(to - at - 1).map_err(|_| SeccompError::Layout("jump too far".into()))?;
+    }
+    // The kernel's limit (BPF_MAXINSNS).
+    if prog.len() > 4096 {
+        return Err(SeccompError::Layout(format!("{} instructions", prog.len())));
+    }
+    Ok(prog)
+}
+
+/// Emits the search over `keys` (sorted, disjoint ranges `lo..=hi`): at a node, numbers at or above the
+/// middle range's start jump to the right half, the others fall through to the left half; a leaf checks
+/// both bounds of its range itself.
+fn tree(keys: &[(u32, u32, Target)], prog: &mut BpfProgram, fixups: &mut Vec<(usize, Target)>) {
+    match keys {
+        [] => {
+            fixups.push((prog.len(), Target::Mismatch));
+            prog.push(ins(BPF_JA, 0, 0, 0));
+        }
+        [(lo, hi, target)] => {
+            if lo == hi {
+                prog.push(ins(BPF_JEQ_K, 0, 1, *lo));
+            } else {
+                // Below the range, or above it: to the mismatch.
+                prog.push(ins(BPF_JGE_K, 0, 2, *lo));
+                prog.push(ins(BPF_JGT_K, 1, 0, *hi));
+            }
+            fixups.push((prog.len(), *target));
+            prog.push(ins(BPF_JA, 0, 0, 0));
+            fixups.push((prog.len(), Target::Mismatch));
+            prog.push(ins(BPF_JA, 0, 0, 0));
+        }
+        _ => {
+            let mid = keys.len() / 2;
+            prog.push(ins(BPF_JGE_K, 0, 1, keys[mid].0));
+            let jump_right = prog.len();
+            prog.push(ins(BPF_JA, 0, 0, 0));
+            tree(&keys[..mid], prog, fixups);
+            prog[jump_right].k = (prog.len() - jump_right - 1) as u32;
+            tree(&keys[mid..], prog, fixups);
+        }
+    }
 }
 
 /// A program as the hex string the zygote installs (`struct sock_filter` array, native byte order).
@@ -253,9 +418,13 @@ mod tests {
     /// A small classic-BPF interpreter, enough for what seccompiler emits, so the tests check the
     /// compiled programs rather than the table they came from.
     fn run(prog: &BpfProgram, nr: i64, args: [u64; 6]) -> u32 {
+        run_arch(prog, 0xC000_003E, nr, args) // AUDIT_ARCH_X86_64
+    }
+
+    fn run_arch(prog: &BpfProgram, arch: u32, nr: i64, args: [u64; 6]) -> u32 {
         let mut data = Vec::new();
         data.extend_from_slice(&(nr as u32).to_ne_bytes());
-        data.extend_from_slice(&0xC000_003Eu32.to_ne_bytes()); // AUDIT_ARCH_X86_64
+        data.extend_from_slice(&arch.to_ne_bytes());
         data.extend_from_slice(&0u64.to_ne_bytes());
         for a in args {
             data.extend_from_slice(&a.to_ne_bytes());
@@ -454,6 +623,84 @@ mod tests {
         for (name, nr, args, expected) in cases {
             check(name, nr, args, expected);
         }
+    }
+
+    /// The binary-search programs answer exactly as seccompiler's linear ones: every call number up to
+    /// 1024 (and x32, out-of-range and foreign-arch variants), with argument values on both sides of
+    /// every check (each socket family, each namespace flag, the ioctl and prctl lists, high words set).
+    #[test]
+    fn dispatched_programs_answer_as_the_linear_ones() {
+        let (fast, linear) = (compile().unwrap(), compile_linear().unwrap());
+        assert_eq!(fast.len(), linear.len());
+        // Shorter too: less for the kernel to check and JIT-compile at every install.
+        assert!(
+            fast[1].len() * 2 < linear[1].len(),
+            "{} vs {}",
+            fast[1].len(),
+            linear[1].len()
+        );
+        let mut values: Vec<u64> = vec![0, 1, 2, 17, u32::MAX as u64, u64::MAX, 1 << 32, (1 << 32) | 1];
+        values.extend((0..64).map(|b| 1u64 << b));
+        values.extend((0..46).map(|f| f as u64)); // socket families
+        values.extend([
+            TIOCSTI,
+            TIOCLINUX,
+            TIOCSTI | (1 << 32),
+            TIOCLINUX | (1 << 40),
+            0x5401,
+        ]);
+        values.extend(SAFE_PRCTL.iter().flat_map(|o| [*o, *o | (1 << 32), *o + 1]));
+        values.extend((0..80).map(|o| o as u64)); // prctl options
+        values.extend([0x0120_0011, 0x003d_0f00, CLONE_NEW_FLAGS, CLONE_NEW_FLAGS | 0x11]);
+        let mut nrs: Vec<i64> = (0..1024).collect();
+        nrs.extend((0..512).map(|n| n | 0x4000_0000));
+        nrs.extend([u32::MAX as i64, 0x7fff_ffff, 0x8000_0000]);
+        let mut checked = 0u64;
+        for (f, l) in fast.iter().zip(&linear) {
+            for &nr in &nrs {
+                for (i, &v) in values.iter().enumerate() {
+                    // The value in one argument slot at a time, and a neighbour in another.
+                    for slot in 0..2 {
+                        let mut args = [0u64; 6];
+                        args[slot] = v;
+                        args[1 - slot] = values[(i * 7 + 3) % values.len()];
+                        assert_eq!(run(f, nr, args), run(l, nr, args), "call {nr} args {args:?}");
+                        checked += 1;
+                    }
+                }
+                for arch in [0x4000_0003u32, 0xC000_00B7, 0] {
+                    assert_eq!(run_arch(f, arch, nr, [0; 6]), run_arch(l, arch, nr, [0; 6]));
+                }
+            }
+        }
+        assert!(checked > 1_000_000, "{checked}");
+    }
+
+    /// What the change is for: the kernel emulates a new filter for every call number when it installs
+    /// it; a binary search takes a few dozen instructions where the linear chain took hundreds.
+    #[test]
+    fn dispatch_takes_few_instructions_per_call() {
+        fn steps(prog: &BpfProgram, nr: u32) -> usize {
+            let mut pc = 4;
+            let mut n = 0;
+            loop {
+                n += 1;
+                let i = &prog[pc];
+                match i.code {
+                    0x06 | 0x20 => return n, // a return, or an argument load (the emulation stops)
+                    0x05 => pc += i.k as usize + 1,
+                    0x15 => pc += 1 + if nr == i.k { i.jt } else { i.jf } as usize,
+                    0x35 => pc += 1 + if nr >= i.k { i.jt } else { i.jf } as usize,
+                    0x25 => pc += 1 + if nr > i.k { i.jt } else { i.jf } as usize,
+                    other => panic!("unexpected {other:#x}"),
+                }
+            }
+        }
+        let (fast, linear) = (compile().unwrap(), compile_linear().unwrap());
+        let total = |p: &BpfProgram| (0..450u32).map(|nr| steps(p, nr)).sum::<usize>();
+        let (f, l) = (total(&fast[1]), total(&linear[1]));
+        assert!(f * 5 < l, "binary search {f} vs linear {l} emulated instructions");
+        assert!(f < 450 * 30, "{f}");
     }
 
     #[test]

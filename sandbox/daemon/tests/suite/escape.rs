@@ -553,6 +553,39 @@ fn no_state_crosses_sessions() {
     }
 }
 
+/// Every run is a fresh fork whose interpreter state was re-initialised for it: the zygote forks its own
+/// helpers without python's at-fork hooks, so this checks the jail's PID 1 still gets them (`random`
+/// reseeded, as site imports it before the fork on some hosts; `threading` knows its main thread).
+#[test]
+fn each_run_gets_a_reseeded_random_and_working_threads() {
+    let code = "import os, random, threading\nout = []\nt = threading.Thread(target=lambda: out.append(1))\n\
+                t.start(); t.join()\nprint(random.getrandbits(64), out, threading.current_thread() is \
+                threading.main_thread(), os.getpid())";
+    for kind in backends() {
+        eprintln!("backend: {kind:?}");
+        let d = Daemon::start_backend(kind, &[]);
+        let mut c = d.client();
+        let s = session("fork-state");
+        open(&mut c, &s);
+        let runs: Vec<Vec<String>> = (0..3)
+            .map(|_| {
+                let r = run(&mut c, &s, code, None);
+                assert_eq!(r.exit.code, Some(0), "{r:?}");
+                r.stdout.text.split_whitespace().map(str::to_string).collect()
+            })
+            .collect();
+        for r in &runs {
+            assert_eq!((r[1].as_str(), r[2].as_str()), ("[1]", "True"), "{r:?}");
+            if kind == Kind::Native {
+                assert_eq!(r[3], "1", "the run's code is PID 1 of its namespace");
+            }
+        }
+        let seeds: std::collections::BTreeSet<&String> = runs.iter().map(|r| &r[0]).collect();
+        assert_eq!(seeds.len(), 3, "random must differ between runs: {runs:?}");
+        d.assert_serving();
+    }
+}
+
 #[test]
 fn workspace_runs_round_trip_files() {
     for kind in backends() {
