@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::json;
+use sluice_e2e::raw::RawSession;
 use sluice_e2e::{Gateway, Launch, call};
 
 /// The allocator the `sluice` binary uses, so the in-process baseline runs DuckDB the same way.
@@ -159,90 +160,9 @@ async fn gateway_once(client: &Client) -> Result<(Duration, Duration)> {
     Ok((round_trip, added))
 }
 
-/// A minimal MCP client: plain HTTP/1.1 POSTs with the session header, reading the one SSE event that
-/// carries the answer. It shows what the gateway adds without a full client's own per-call work.
-struct RawSession {
-    http: reqwest::Client,
-    url: String,
-    key: String,
-    session: String,
-    body: String,
-}
-
-impl RawSession {
-    async fn open(gw: &Gateway) -> Result<RawSession> {
-        let http = reqwest::Client::new();
-        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-        let resp = http
-            .post(&gw.url)
-            .bearer_auth(&gw.key)
-            .header("accept", "application/json, text/event-stream")
-            .json(&init)
-            .send()
-            .await?;
-        let session = resp
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| anyhow::anyhow!("no session id"))?
-            .to_owned();
-        resp.bytes().await?;
-        let raw = RawSession {
-            http,
-            url: gw.url.clone(),
-            key: gw.key.clone(),
-            session,
-            body: json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
-                "name": "query_database",
-                "arguments": {"connection_name": "demo", "sql": sql(), "row_limit": 10}}})
-            .to_string(),
-        };
-        raw.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string())
-            .await?;
-        Ok(raw)
-    }
-
-    async fn post(&self, body: String) -> Result<bytes::Bytes> {
-        Ok(self
-            .http
-            .post(&self.url)
-            .bearer_auth(&self.key)
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-session-id", &self.session)
-            .header("mcp-protocol-version", "2025-06-18")
-            .body(body)
-            .send()
-            .await?
-            .bytes()
-            .await?)
-    }
-
-    /// (round trip, round trip minus the engine time the gateway measured)
-    async fn call(&self) -> Result<(Duration, Duration)> {
-        let t = Instant::now();
-        let body = self.post(self.body.clone()).await?;
-        let round_trip = t.elapsed();
-        let text = std::str::from_utf8(&body)?;
-        let event = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .find(|l| l.starts_with('{'))
-            .ok_or_else(|| anyhow::anyhow!("no answer in: {text}"))?;
-        let answer: serde_json::Value = serde_json::from_str(event)?;
-        let engine_ms = answer["result"]["structuredContent"]["elapsed_ms"]
-            .as_f64()
-            .ok_or_else(|| anyhow::anyhow!("no elapsed_ms in: {event}"))?;
-        Ok((
-            round_trip,
-            round_trip.saturating_sub(Duration::from_secs_f64(engine_ms / 1000.0)),
-        ))
-    }
-}
-
 async fn raw_sequential(gw: &Gateway, n: usize) -> Result<(Stats, Stats)> {
-    let raw = RawSession::open(gw).await?;
+    let args = json!({"connection_name": "demo", "sql": sql(), "row_limit": 10});
+    let raw = RawSession::open(gw, "query_database", args).await?;
     for _ in 0..WARMUP {
         raw.call().await?;
     }

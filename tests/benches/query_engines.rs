@@ -18,6 +18,7 @@ use anyhow::{Context as _, Result};
 use serde_json::json;
 use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
 use sluice_connectors::{ConnectorKind, PoolOptions, QueryOptions, Warehouse};
+use sluice_e2e::raw::RawSession;
 use sluice_e2e::{Gateway, Launch, call};
 
 /// The allocator the `sluice` binary uses, so the in-process baseline runs DuckDB the same way.
@@ -123,6 +124,28 @@ async fn through_gateway(
     Ok((samples, added))
 }
 
+/// The same calls from a minimal HTTP client ([`RawSession`]): round trips, and each minus the engine time
+/// the gateway measured. The difference from rmcp's client is that client's own work.
+async fn through_gateway_raw(
+    gw: &Gateway,
+    connection: &str,
+    sql: &str,
+) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let args = json!({"connection_name": connection, "sql": sql, "row_limit": 10});
+    let raw = RawSession::open(gw, "query_database", args).await?;
+    for _ in 0..WARMUP {
+        raw.call().await?;
+    }
+    let mut samples = Vec::with_capacity(CALLS);
+    let mut added = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let (round_trip, gateway_added) = raw.call().await?;
+        samples.push(round_trip);
+        added.push(gateway_added);
+    }
+    Ok((samples, added))
+}
+
 pub async fn run() -> Result<()> {
     let servers = tempfile::Builder::new().prefix("sluice-bench-").tempdir()?;
     // The servers run as their own users, which must reach their directories.
@@ -183,27 +206,35 @@ pub async fn run() -> Result<()> {
 
     println!("{CALLS} sequential calls per setup after {WARMUP} warm-up calls; one MCP session\n");
     println!(
-        "| engine | query | in-process p50 ms | gateway p50 ms | gateway p95 ms | gateway p99 ms | overhead p50 ms | added by the gateway p50 ms |"
+        "| engine | query | in-process p50 ms | gateway p50 ms | gateway p95 ms | gateway p99 ms | overhead p50 ms | added by the gateway p50 ms | minimal client: gateway p50 ms | overhead p50 ms | added p50 ms |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for (connection, sql, warehouse) in engines {
         let mut native = in_process(warehouse.as_ref(), sql).await?;
         // The in-process DuckDB instance holds the file: let it go before the gateway opens it.
         drop(warehouse);
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let (mut gateway, mut added) = through_gateway(&gw, connection, sql).await?;
-        native.sort();
-        gateway.sort();
-        added.sort();
-        let (n50, g50) = (percentile(&native, 0.5), percentile(&gateway, 0.5));
+        let (mut raw, mut raw_added) = through_gateway_raw(&gw, connection, sql).await?;
+        for samples in [&mut native, &mut gateway, &mut added, &mut raw, &mut raw_added] {
+            samples.sort();
+        }
+        let (n50, g50, r50) = (
+            percentile(&native, 0.5),
+            percentile(&gateway, 0.5),
+            percentile(&raw, 0.5),
+        );
         println!(
-            "| {connection} | `{sql}` | {} | {} | {} | {} | {} | {} |",
+            "| {connection} | `{sql}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             ms(n50),
             ms(g50),
             ms(percentile(&gateway, 0.95)),
             ms(percentile(&gateway, 0.99)),
             ms(g50.saturating_sub(n50)),
-            ms(percentile(&added, 0.5))
+            ms(percentile(&added, 0.5)),
+            ms(r50),
+            ms(r50.saturating_sub(n50)),
+            ms(percentile(&raw_added, 0.5))
         );
     }
     drop(gw);

@@ -2,6 +2,7 @@
 //! directory and connects real MCP clients to it.
 
 pub mod proxy;
+pub mod raw;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
