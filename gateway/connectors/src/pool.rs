@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 
-use crate::{ConnectorError, Dsn};
+use crate::{Cell, ConnectorError, Dsn};
 
 /// How a connection's pool behaves. One pool per connection; connections are checked with a ping before
 /// they are handed out, so a pool whose server restarted heals on the next call.
@@ -201,6 +201,24 @@ where
         conn.close_on_drop();
     }
     outcome.map_err(|e| query_error(e, timeout))
+}
+
+/// Reads at most `max_rows` rows of a result stream, and one more to know whether the result was cut:
+/// the rows as cells (made by `cells`), and whether there were more.
+pub(crate) async fn take_rows<R>(
+    mut rows: impl futures_util::Stream<Item = Result<R, sqlx::Error>> + Unpin,
+    max_rows: usize,
+    mut cells: impl FnMut(&R) -> Result<Vec<Cell>, sqlx::Error>,
+) -> Result<(Vec<Vec<Cell>>, bool), sqlx::Error> {
+    use futures_util::TryStreamExt as _;
+    let mut out = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        if out.len() == max_rows {
+            return Ok((out, true));
+        }
+        out.push(cells(&row)?);
+    }
+    Ok((out, false))
 }
 
 /// The engine's own answer to "is this a query?", asked before agent SQL runs: a statement the server

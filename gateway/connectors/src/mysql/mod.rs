@@ -16,13 +16,12 @@ mod introspect;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use futures_util::TryStreamExt as _;
 use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlDatabaseError, MySqlRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Column as _, ConnectOptions as _, Connection as _, Executor as _, Row as _, TypeInfo as _};
 use tokio::sync::OnceCell;
 
-use crate::pool::{Pooled, Refusal, Target, finish, require_columns};
+use crate::pool::{Pooled, Refusal, Target, finish, require_columns, take_rows};
 use crate::{
     Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -281,21 +280,13 @@ async fn fetch(
         return Ok(Err(refused));
     }
     let mut columns = None;
-    let mut rows = Vec::new();
-    let mut truncated = false;
-    {
-        let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .persistent(true)
-            .fetch(&mut *conn);
-        while let Some(row) = stream.try_next().await? {
-            let cols = columns.get_or_insert_with(|| columns_of(row.columns()));
-            if rows.len() == max_rows {
-                truncated = true;
-                break;
-            }
-            rows.push(row_cells(&row, cols)?);
-        }
-    }
+    let stream = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .persistent(true)
+        .fetch(&mut *conn);
+    let (rows, truncated) = take_rows(stream, max_rows, |row| {
+        row_cells(row, columns.get_or_insert_with(|| columns_of(row.columns())))
+    })
+    .await?;
     // The execution's own column definitions when a row came; else the prepare's, which may lack the
     // precise types the execution reports.
     let columns = columns.unwrap_or_else(|| columns_of(described));

@@ -16,12 +16,11 @@ mod introspect;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use futures_util::TryStreamExt as _;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind, Postgres};
 use sqlx::{Column as _, Executor as _, Row as _, TypeInfo as _, ValueRef as _};
 
-use crate::pool::{Pooled, Refusal, Target, finish, require_columns};
+use crate::pool::{Pooled, Refusal, Target, finish, require_columns, take_rows};
 use crate::{
     Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -228,18 +227,10 @@ async fn fetch(
         return Ok(Err(refused));
     }
     let (columns, readers) = columns_of(described);
-    let mut rows = Vec::new();
-    let mut truncated = false;
-    let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let stream = sqlx::query(sqlx::AssertSqlSafe(sql))
         .persistent(true)
         .fetch(&mut *conn);
-    while let Some(row) = stream.try_next().await? {
-        if rows.len() == max_rows {
-            truncated = true;
-            break;
-        }
-        rows.push(row_cells(&row, &readers)?);
-    }
+    let (rows, truncated) = take_rows(stream, max_rows, |row| row_cells(row, &readers)).await?;
     Ok(Ok(QueryResult {
         columns,
         rows,

@@ -16,12 +16,11 @@ use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::time::{Duration, Instant};
 
-use futures_util::TryStreamExt as _;
 use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteRow};
 use sqlx::{Column as _, Executor as _, Row as _, TypeInfo as _, ValueRef as _};
 
-use crate::pool::{Pooled, Target, require_columns};
+use crate::pool::{Pooled, Target, require_columns, take_rows};
 use crate::{
     Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -259,18 +258,10 @@ async fn fetch(
         return Ok(Err(refused));
     }
     let (columns, readers) = columns_of(described);
-    let mut rows = Vec::new();
-    let mut truncated = false;
-    let mut stream = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let stream = sqlx::query(sqlx::AssertSqlSafe(sql))
         .persistent(true)
         .fetch(&mut *conn);
-    while let Some(row) = stream.try_next().await? {
-        if rows.len() == max_rows {
-            truncated = true;
-            break;
-        }
-        rows.push(row_cells(&row, &readers)?);
-    }
+    let (rows, truncated) = take_rows(stream, max_rows, |row| row_cells(row, &readers)).await?;
     Ok(Ok(QueryResult {
         columns,
         rows,
