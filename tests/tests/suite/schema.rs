@@ -592,6 +592,29 @@ async fn demo_date_boundaries_equal_a_direct_min_max() -> Result<()> {
         tables.contains(&"main.orders") && tables.contains(&"main.web_sessions"),
         "{tables:?}"
     );
+    // The tool's one statement is audited as it ran, every literal redacted (its branch numbers and its
+    // own LIMIT), with the hash and length of the statement itself.
+    let out = gw.cli(&["audit", "--limit", "500"]).await?;
+    let records: Vec<Value> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let record = records
+        .iter()
+        .find(|r| r["tool"] == "get_date_boundaries")
+        .context("get_date_boundaries audited")?;
+    assert_eq!(record["system_query"], false, "{record}");
+    let sql = record["sql_redacted"].as_str().context("sql")?;
+    assert!(sql.contains("UNION ALL") && sql.ends_with("LIMIT ?"), "{sql}");
+    assert!(sql.starts_with("SELECT ? AS k, COUNT(*) AS n, MIN("), "{sql}");
+    assert!(!sql.contains(" 0 AS k") && !sql.contains(" 1 AS k"), "{sql}");
+    assert_eq!(record["sql_sha256"].as_str().map(str::len), Some(64), "{record}");
+    assert!(
+        record["sql_len"]
+            .as_u64()
+            .is_some_and(|n| n > sql.len() as u64 - 20),
+        "{record}"
+    );
     Ok(())
 }
 
