@@ -203,6 +203,27 @@ where
     outcome.map_err(|e| query_error(e, timeout))
 }
 
+/// Has the engine describe agent SQL before it runs: sqlx's `prepare`, which keeps the statement in the
+/// session's statement cache under its text, so the persistent run that follows costs no extra round
+/// trip. A statement without result columns is refused ([`require_columns`]), the inner error.
+pub(crate) async fn describe<DB>(
+    conn: &mut DB::Connection,
+    engine: &'static str,
+    sql: &str,
+) -> Result<Result<DB::Statement, ConnectorError>, sqlx::Error>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    let statement = sqlx::Executor::prepare(
+        &mut *conn,
+        sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)),
+    )
+    .await?;
+    let columns = sqlx::Statement::columns(&statement).len();
+    Ok(require_columns(engine, columns).map(|()| statement))
+}
+
 /// Reads at most `max_rows` rows of a result stream, and one more to know whether the result was cut:
 /// the rows as cells (made by `cells`), and whether there were more.
 pub(crate) async fn take_rows<R>(

@@ -205,34 +205,6 @@ fn main() {
 /// The tables of the `boundaries` group: the size curve of one statement.
 const BOUNDARY_TABLES: [usize; 6] = [5, 10, 20, 40, 80, 160];
 
-/// The date and timestamp columns of every table, as in the date-boundaries bench's synthetic warehouse
-/// (`tests/benches/date_boundaries.rs`): three DATE and three TIMESTAMP columns.
-const BOUNDARY_COLUMNS: [&str; 6] = [
-    "created_on",
-    "due_on",
-    "closed_on",
-    "created_at",
-    "updated_at",
-    "synced_at",
-];
-
-/// The statement `get_date_boundaries` sends for `tables` tables of [`BOUNDARY_COLUMNS`] (the shape of
-/// `boundaries_sql` in `gateway/server/src/tools/explore_data.rs`, without its `LIMIT`): a `UNION ALL` of
-/// one aggregate row per table. 40 tables make about 11 KB.
-fn boundaries_sql(schema: &str, tables: usize) -> String {
-    (0..tables)
-        .map(|k| {
-            let mut exprs = vec![format!("{k} AS k"), "COUNT(*) AS n".to_owned()];
-            for column in BOUNDARY_COLUMNS {
-                exprs.push(format!("MIN(\"{column}\")"));
-                exprs.push(format!("MAX(\"{column}\")"));
-            }
-            format!("SELECT {} FROM \"{schema}\".\"events_{k:03}\"", exprs.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
-}
-
 /// Group `boundaries/<dialect>/<tables>`: every step of governing the date-boundaries statement and
 /// redacting it for the audit, as a function of its size, to show how each step grows. The gateway passes
 /// a limit of one row per table plus one; the audit redacts the SQL that ran (governance's output).
@@ -254,7 +226,7 @@ fn boundaries(c: &mut Criterion) {
     ];
     for (name, schema, dialect, parser) in dialects {
         for tables in BOUNDARY_TABLES {
-            let sql = boundaries_sql(schema, tables);
+            let sql = bench_support::boundaries_sql(schema, tables);
             let sent = format!("{sql} LIMIT {tables}");
             let limit = tables as u64 + 1;
             let executed = match govern(&sql, dialect, &policy, limit).decision {

@@ -9,29 +9,6 @@
 
 use sluice_governance::{Decision, Dialect, Policy, bench_support, govern, govern_and_redact, redact};
 
-const COLUMNS: [&str; 6] = [
-    "created_on",
-    "due_on",
-    "closed_on",
-    "created_at",
-    "updated_at",
-    "synced_at",
-];
-
-fn statement(tables: usize) -> String {
-    (0..tables)
-        .map(|k| {
-            let mut exprs = vec![format!("{k} AS k"), "COUNT(*) AS n".to_owned()];
-            for column in COLUMNS {
-                exprs.push(format!("MIN(\"{column}\")"));
-                exprs.push(format!("MAX(\"{column}\")"));
-            }
-            format!("SELECT {} FROM \"main\".\"events_{k:03}\"", exprs.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ")
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let tables: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(40);
@@ -39,7 +16,7 @@ fn main() {
     let rounds: usize = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(10);
     let dialect = Dialect::DuckDb;
     let policy = Policy::default();
-    let sql = statement(tables);
+    let sql = bench_support::boundaries_sql("main", tables);
     let limited = format!("{sql} LIMIT {tables}");
     let limit = tables as u64 + 1;
     let mut passed = 0usize;

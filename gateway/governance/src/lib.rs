@@ -110,6 +110,34 @@ pub mod bench_support {
     use crate::lex::Positions;
     use crate::{Dialect, Policy};
 
+    /// The date and timestamp columns of every table of [`boundaries_sql`], as in the date-boundaries
+    /// bench's synthetic warehouse (`tests/benches/date_boundaries.rs`): three DATE, three TIMESTAMP.
+    pub const BOUNDARY_COLUMNS: [&str; 6] = [
+        "created_on",
+        "due_on",
+        "closed_on",
+        "created_at",
+        "updated_at",
+        "synced_at",
+    ];
+
+    /// The statement `get_date_boundaries` sends for `tables` tables of [`BOUNDARY_COLUMNS`] (the shape of
+    /// `boundaries_sql` in `gateway/server/src/tools/explore_data.rs`, without its `LIMIT`): a `UNION ALL`
+    /// of one aggregate row per table. 40 tables make about 11 KB.
+    pub fn boundaries_sql(schema: &str, tables: usize) -> String {
+        (0..tables)
+            .map(|k| {
+                let mut exprs = vec![format!("{k} AS k"), "COUNT(*) AS n".to_owned()];
+                for column in BOUNDARY_COLUMNS {
+                    exprs.push(format!("MIN(\"{column}\")"));
+                    exprs.push(format!("MAX(\"{column}\")"));
+                }
+                format!("SELECT {} FROM \"{schema}\".\"events_{k:03}\"", exprs.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ")
+    }
+
     /// Step 1, reading: tokenize, pre-scan and parse under the default policy, as the first pass of `govern`
     /// does (without positions). `true` when the text reads.
     pub fn read(sql: &str, dialect: Dialect) -> bool {

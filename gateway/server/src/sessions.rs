@@ -15,7 +15,7 @@ use futures_core::Stream;
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::WorkerTransport;
 use rmcp::transport::streamable_http_server::session::local::{
-    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker, SessionConfig,
+    LocalSessionManager, LocalSessionManagerError, LocalSessionWorker,
 };
 use rmcp::transport::streamable_http_server::session::{
     EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
@@ -63,15 +63,9 @@ pub struct Sessions {
 impl Sessions {
     /// Sessions that end after `idle` without a request (`[server] session_idle_secs`).
     pub fn new(state: SessionState, idle: Duration) -> Self {
-        let mut config = SessionConfig::default();
-        config.keep_alive = Some(idle);
-        Self::with_config(state, config)
-    }
-
-    /// Sessions with an explicit configuration (tests use a short keep-alive).
-    pub fn with_config(state: SessionState, config: SessionConfig) -> Self {
         let mut inner = LocalSessionManager::default();
-        inner.session_config = config;
+        // rmcp's `SessionConfig` is non-exhaustive: set the one field on its defaults.
+        inner.session_config.keep_alive = Some(idle);
         Sessions { inner, state }
     }
 }
@@ -169,9 +163,7 @@ mod tests {
 
     fn service(cursors: &Arc<Cursors>, keep_alive: Duration) -> Service {
         let sandbox = Arc::new(Sandbox::not_configured("not in this test", 30));
-        let mut config = SessionConfig::default();
-        config.keep_alive = Some(keep_alive);
-        let sessions = Sessions::with_config(SessionState::new(sandbox, Arc::clone(cursors)), config);
+        let sessions = Sessions::new(SessionState::new(sandbox, Arc::clone(cursors)), keep_alive);
         StreamableHttpService::new(
             || Ok(Bare),
             Arc::new(sessions),
@@ -233,6 +225,28 @@ mod tests {
         cursors.keep(owner, None, remainder).unwrap()
     }
 
+    /// Pings `session`; the response's status (the body read to its end).
+    async fn ping(svc: &Service, session: &str) -> http::StatusCode {
+        let ping = r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#;
+        let resp = svc
+            .clone()
+            .oneshot(request("POST", Some(session), ping))
+            .await
+            .unwrap();
+        let status = resp.status();
+        resp.into_body().collect().await.unwrap();
+        status
+    }
+
+    /// Ends `session` as a client does (`DELETE /mcp`); the response's status.
+    async fn delete(svc: &Service, session: &str) -> http::StatusCode {
+        svc.clone()
+            .oneshot(request("DELETE", Some(session), ""))
+            .await
+            .unwrap()
+            .status()
+    }
+
     async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(5);
         while !done() {
@@ -252,32 +266,13 @@ mod tests {
         keep_cursor(&cursors, &b);
         assert_eq!(cursors.usage().0, 3);
 
-        let resp = svc
-            .clone()
-            .oneshot(request("DELETE", Some(&a), ""))
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 202);
+        assert_eq!(delete(&svc, &a).await, 202);
         // Cursors go before the DELETE is answered; the session is gone for the transport too.
         assert_eq!(cursors.usage().0, 1);
-        let resp = svc
-            .clone()
-            .oneshot(request(
-                "POST",
-                Some(&a),
-                r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
-            ))
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 404);
+        assert_eq!(ping(&svc, &a).await, 404);
         // A DELETE of a session that does not exist (again, or never) touches nothing.
         for id in [a.as_str(), "no-such-session"] {
-            let resp = svc
-                .clone()
-                .oneshot(request("DELETE", Some(id), ""))
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 202);
+            assert_eq!(delete(&svc, id).await, 202);
         }
         assert_eq!(cursors.usage().0, 1);
     }
@@ -293,30 +288,11 @@ mod tests {
         // A session in use is not expired...
         for _ in 0..3 {
             tokio::time::sleep(keep_alive / 4).await;
-            let resp = svc
-                .clone()
-                .oneshot(request(
-                    "POST",
-                    Some(&id),
-                    r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
-                ))
-                .await
-                .unwrap();
-            assert_eq!(resp.status(), 200);
-            resp.into_body().collect().await.unwrap();
+            assert_eq!(ping(&svc, &id).await, 200);
         }
         assert_eq!(cursors.usage().0, 1);
         // ...an idle one is, through rmcp's keep-alive, and its state goes with it.
         wait_until("expiry", || cursors.usage().0 == 0).await;
-        let resp = svc
-            .clone()
-            .oneshot(request(
-                "POST",
-                Some(&id),
-                r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#,
-            ))
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 404);
+        assert_eq!(ping(&svc, &id).await, 404);
     }
 }

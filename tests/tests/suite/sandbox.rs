@@ -66,13 +66,22 @@ fn config_in(dir: &std::path::Path, config: &str) -> anyhow::Result<std::path::P
 async fn up_with(config: &str) -> anyhow::Result<(Gateway, tempfile::TempDir)> {
     let dir = tempfile::tempdir()?;
     let path = config_in(dir.path(), config)?;
-    let gw = Gateway::launch(Launch {
+    Ok((up_with_file(&path).await?, dir))
+}
+
+/// `sluice up` with the config file at `path`, sandbox on.
+async fn up_with_file(path: &std::path::Path) -> anyhow::Result<Gateway> {
+    Gateway::launch(Launch {
         args: vec!["--config".to_owned(), path.display().to_string()],
         env: sandbox_on(),
         ..Default::default()
     })
-    .await?;
-    Ok((gw, dir))
+    .await
+}
+
+/// The native sandbox section with the daemon's socket at `socket`.
+fn native_on_socket(socket: &std::path::Path) -> String {
+    format!("{}socket = \"{}\"\n", sandbox_section("native"), socket.display())
 }
 
 fn structured(r: &CallToolResult) -> Value {
@@ -557,12 +566,7 @@ async fn up_restarts_its_daemon_and_stops_it_on_shutdown() -> anyhow::Result<()>
     let cfg = tempfile::tempdir()?;
     let path = cfg.path().join("sluice.toml");
     std::fs::write(&path, sandbox_section("native"))?;
-    let gw = Gateway::launch(Launch {
-        args: vec!["--config".to_owned(), path.display().to_string()],
-        env: sandbox_on(),
-        ..Default::default()
-    })
-    .await?;
+    let gw = up_with_file(&path).await?;
     let socket = std::fs::canonicalize(&gw.data_dir)?.join("sandbox.sock");
     let client = gw.client().await?;
     run(&client, "print(1)", json!([])).await?;
@@ -785,31 +789,8 @@ async fn an_idle_mcp_session_expires_with_its_workspace() -> anyhow::Result<()> 
     let (gw, _cfg) = up_with(&config).await?;
     let observer = gw.client().await?;
     let key = gw.key.as_str();
-    let init = raw(&gw, key, reqwest::Method::POST, None)
-        .body(RAW_INIT)
-        .send()
-        .await?;
-    assert!(init.status().is_success(), "{}", init.status());
-    let session = init
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .expect("a session id");
-    let _ = init.text().await?;
-    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
-    raw(&gw, key, reqwest::Method::POST, Some(&session))
-        .body(initialized)
-        .send()
-        .await?;
-    let write = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fs_write_file","arguments":{"path":"idle.txt","content":"x"}}}"#;
-    let wrote = raw(&gw, key, reqwest::Method::POST, Some(&session))
-        .body(write)
-        .send()
-        .await?
-        .text()
-        .await?;
-    assert!(wrote.contains(r#""isError":false"#), "{wrote}");
+    let session = raw_session(&gw, key).await?;
+    let write = raw_write(&gw, key, &session, "idle.txt").await?;
     // The observer keeps its own session alive by asking; the idle one ends after ~1 s.
     let left = wait_for_sessions(&observer, 0, std::time::Duration::from_secs(4)).await?;
     assert_eq!(
@@ -823,6 +804,44 @@ async fn an_idle_mcp_session_expires_with_its_workspace() -> anyhow::Result<()> 
     assert_eq!(again.status(), reqwest::StatusCode::NOT_FOUND);
     assert_eq!(again.text().await?, "Not Found: Session not found");
     Ok(())
+}
+
+/// Opens an MCP session by hand (initialize, then the initialized notification) and returns its id.
+async fn raw_session(gw: &Gateway, key: &str) -> anyhow::Result<String> {
+    let resp = raw(gw, key, reqwest::Method::POST, None)
+        .body(RAW_INIT)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    resp.text().await?;
+    let resp = raw(gw, key, reqwest::Method::POST, Some(&session))
+        .body(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 202);
+    Ok(session)
+}
+
+/// Writes `path` in `session`'s workspace with `fs_write_file`, asserts it succeeded, and returns the
+/// request body (to send it again).
+async fn raw_write(gw: &Gateway, key: &str, session: &str, path: &str) -> anyhow::Result<String> {
+    let write = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"fs_write_file","arguments":{{"path":"{path}","content":"x"}}}}}}"#
+    );
+    let body = raw(gw, key, reqwest::Method::POST, Some(session))
+        .body(write.clone())
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(body.contains(r#""isError":false"#), "{body}");
+    Ok(write)
 }
 
 const RAW_INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
@@ -848,31 +867,8 @@ async fn ending_a_session_succeeds_while_the_daemon_is_down() -> anyhow::Result<
     let (gw, key, _dir) = serve_with(&daemon).await?;
 
     // A session by hand, so that the DELETE's own status can be checked.
-    let resp = raw(&gw, &key, reqwest::Method::POST, None)
-        .body(RAW_INIT)
-        .send()
-        .await?;
-    assert_eq!(resp.status(), 200);
-    let session = resp
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    resp.text().await?;
-    let resp = raw(&gw, &key, reqwest::Method::POST, Some(&session))
-        .body(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-        .send()
-        .await?;
-    assert_eq!(resp.status(), 202);
-    let write = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fs_write_file","arguments":{"path":"kept.txt","content":"x"}}}"#;
-    let body = raw(&gw, &key, reqwest::Method::POST, Some(&session))
-        .body(write)
-        .send()
-        .await?
-        .text()
-        .await?;
-    assert!(body.contains(r#""isError":false"#), "{body}");
+    let session = raw_session(&gw, &key).await?;
+    raw_write(&gw, &key, &session, "kept.txt").await?;
 
     daemon.kill().await?;
     let started = std::time::Instant::now();
@@ -969,20 +965,12 @@ async fn up_stops_a_daemon_left_behind_on_its_socket() -> anyhow::Result<()> {
     use std::os::unix::process::ExitStatusExt as _;
     let dir = tempfile::tempdir()?;
     let socket = dir.path().join("s.sock");
-    let config = config_in(
-        dir.path(),
-        &format!("{}socket = \"{}\"\n", sandbox_section("native"), socket.display()),
-    )?;
+    let config = config_in(dir.path(), &native_on_socket(&socket))?;
     let leftover_root = dir.path().join("leftover");
     let (old, exited) = leftover_daemon(&socket, &leftover_root).await?;
     assert_eq!(daemons_on(&socket).len(), 1);
 
-    let gw = Gateway::launch(Launch {
-        args: vec!["--config".to_owned(), config.display().to_string()],
-        env: sandbox_on(),
-        ..Default::default()
-    })
-    .await?;
+    let gw = up_with_file(&config).await?;
     // The leftover was asked to stop (SIGTERM, not killed after the 5 s grace) before the new one started.
     let status = tokio::time::timeout(std::time::Duration::from_secs(1), exited).await??;
     assert!(
@@ -1011,19 +999,11 @@ async fn up_stops_a_daemon_left_behind_on_its_socket() -> anyhow::Result<()> {
 async fn up_leaves_a_foreign_process_on_its_socket_alone() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let socket = dir.path().join("s.sock");
-    let config = config_in(
-        dir.path(),
-        &format!("{}socket = \"{}\"\n", sandbox_section("native"), socket.display()),
-    )?;
+    let config = config_in(dir.path(), &native_on_socket(&socket))?;
     // This test process listens on the socket: not our daemon binary, so it must not be signalled (if
     // it were, the test would die with it). The new daemon takes the path over.
     let listener = std::os::unix::net::UnixListener::bind(&socket)?;
-    let gw = Gateway::launch(Launch {
-        args: vec!["--config".to_owned(), config.display().to_string()],
-        env: sandbox_on(),
-        ..Default::default()
-    })
-    .await?;
+    let gw = up_with_file(&config).await?;
     assert!(
         gw.log()
             .contains("another process serves the sandbox socket; the new daemon takes it over"),

@@ -21,7 +21,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Column as _, ConnectOptions as _, Connection as _, Executor as _, Row as _, TypeInfo as _};
 use tokio::sync::OnceCell;
 
-use crate::pool::{Pooled, Refusal, Target, finish, require_columns, take_rows};
+use crate::pool::{Pooled, Refusal, Target, describe, finish, take_rows};
 use crate::{
     Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -272,13 +272,11 @@ async fn fetch(
     sql: &str,
     max_rows: usize,
 ) -> Result<Result<QueryResult, ConnectorError>, sqlx::Error> {
-    let statement = conn
-        .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)))
-        .await?;
+    let statement = match describe::<MySql>(conn, ENGINE, sql).await? {
+        Ok(statement) => statement,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let described = sqlx::Statement::columns(&statement);
-    if let Err(refused) = require_columns(ENGINE, described.len()) {
-        return Ok(Err(refused));
-    }
     let mut columns = None;
     let stream = sqlx::query(sqlx::AssertSqlSafe(sql))
         .persistent(true)

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind, Postgres};
-use sqlx::{Column as _, Executor as _, Row as _, TypeInfo as _, ValueRef as _};
+use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
 
-use crate::pool::{Pooled, Refusal, Target, finish, require_columns, take_rows};
+use crate::pool::{Pooled, Refusal, Target, describe, finish, take_rows};
 use crate::{
     Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -219,13 +219,11 @@ async fn fetch(
     sql: &str,
     max_rows: usize,
 ) -> Result<Result<QueryResult, ConnectorError>, sqlx::Error> {
-    let statement = conn
-        .prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql)))
-        .await?;
+    let statement = match describe::<Postgres>(conn, ENGINE, sql).await? {
+        Ok(statement) => statement,
+        Err(refused) => return Ok(Err(refused)),
+    };
     let described = sqlx::Statement::columns(&statement);
-    if let Err(refused) = require_columns(ENGINE, described.len()) {
-        return Ok(Err(refused));
-    }
     let (columns, readers) = columns_of(described);
     let stream = sqlx::query(sqlx::AssertSqlSafe(sql))
         .persistent(true)
