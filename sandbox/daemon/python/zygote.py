@@ -3,9 +3,12 @@
 The daemon (Rust) starts this script once, with a SOCK_SEQPACKET control socket as fd 0, and sends it a
 `config` message holding the isolation policy it computed (mounts, landlock rules, seccomp BPF, rlimits).
 Every later message asks for a fork: `session` (create a session's user + mount namespace and its size-limited
-workspace tmpfs), `prepare` (one native jail, waiting for its code) or `gvisor` (one gVisor container started by
-`runsc run` inside the session's namespaces, waiting for its code). The policy is decided and unit-tested in Rust; this file only
-applies it, step by step, in the child, before any user code runs.
+workspace tmpfs; on the native backend also the session's launcher) or `gvisor` (one gVisor container started by
+`runsc run` inside the session's namespaces, waiting for its code). A native session's jails come from its
+launcher: a process that lives in the session's namespaces as PID 1 of the session's own PID namespace, and on
+each `prepare` message forks one jail's PID 1 into a fresh PID namespace (one fork per run, instead of a fork
+from the zygote, `setns` into the session, and a second fork). The policy is decided and unit-tested in Rust;
+this file only applies it, step by step, in the child, before any user code runs.
 
 Invariants this file keeps:
 - The zygote never reads user code or data: code arrives in a memfd that only the forked child reads, and
@@ -14,7 +17,8 @@ Invariants this file keeps:
 - The zygote stays single-threaded (checked after the preload imports); unshare(CLONE_NEWUSER) and fork
   safety depend on it.
 - Anything the untrusted code could touch (the report fd) carries only self-reported, informational data.
-  The pid the daemon kills on timeout comes from the trusted intermediate child, never from user code.
+  The process the daemon kills on timeout comes from a trusted process (the launcher's pidfd, gVisor's
+  intermediate child's pid), never from user code.
 """
 
 import builtins
@@ -23,6 +27,7 @@ import gc
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import sys
@@ -158,10 +163,12 @@ def write_file(path, text):
         os.close(fd)
 
 
-# --- session: a user + mount namespace holding a size-limited tmpfs workspace -----------------------------
+# --- session: a user + mount namespace holding a size-limited tmpfs workspace, and its launcher ------------------
 
 def session_child(cfg, req, fds):
-    status, hold = fds
+    status, hold = fds[0], fds[1]
+    ctl = fds[2] if len(fds) > 2 else None
+    launcher_pid = None
     try:
         _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare user+mount namespace")
         write_file("/proc/self/setgroups", "deny")
@@ -171,6 +178,21 @@ def session_child(cfg, req, fds):
         opts = f"size={req['workspace_bytes']},nr_inodes={req['workspace_inodes']},mode=0700," \
                f"uid={cfg['uid_inside']},gid={cfg['gid_inside']}"
         mount("tmpfs", cfg["workspace_mountpoint"], "tmpfs", MS_NOSUID | MS_NODEV, opts)
+        if ctl is not None:
+            # The launcher is PID 1 of a PID namespace the session's user namespace owns: only there may it
+            # move its children's PID namespace back to its own after each jail (setns needs CAP_SYS_ADMIN
+            # over the target namespace's owner).
+            _check(libc.unshare(CLONE_NEWPID), "unshare session PID namespace")
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            launcher_pid = raw_fork()
+            if launcher_pid == 0:
+                try:
+                    os.close(status)
+                    os.close(hold)
+                    launcher(cfg, ctl)
+                finally:
+                    os._exit(0)
+            os.close(ctl)
         write_line(status, f"ready {os.getpid()}")
     except Exception as exc:  # noqa: BLE001 - any failure is reported to the daemon verbatim
         write_line(status, f"error session: {exc}")
@@ -181,43 +203,104 @@ def session_child(cfg, req, fds):
         os.read(hold, 1)
     except OSError:
         pass
+    if launcher_pid is not None:
+        # The launcher dies with this process (its parent-death signal), so this one stays until the launcher
+        # is done: the daemon closed the session's control socket, or the zygote went away.
+        try:
+            os.waitpid(launcher_pid, 0)
+        except OSError:
+            pass
     os._exit(0)
 
 
-# --- prepare: intermediate child (trusted) and the isolated grandchild -------------------------------------
+def launcher(cfg, ctl_fd):
+    """Forks the session's jails: one PID 1 per `prepare` message, each in a fresh PID namespace.
 
-def prepare_child(cfg, req, fds):
-    """Builds one locked-down jail for a session that then waits for its code (a pre-warmed run).
-
-    The intermediate child stays outside the run's PID namespace: it reports the grandchild's host pid
-    (the only pid the daemon ever kills) and its exit status.
+    Trusted code that never runs user code. It reports each jail's exit status on that jail's status pipe, and
+    hands the daemon a pidfd of each jail's PID 1 (the pid it sees here is in the session's PID namespace, not
+    the daemon's). When the daemon closes the control socket the launcher exits, and as PID 1 of the session's
+    PID namespace it takes every jail of the session with it.
     """
-    userns, mntns, status, go = fds
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    ctl = socket.socket(fileno=ctl_fd)
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    poller = select.poll()
+    poller.register(ctl_fd, select.POLLIN)
+    jails = {}  # pidfd -> (pid, status fd)
+    fresh = True  # children would still be born in the launcher's own PID namespace
+    while True:
+        for fd, _ in poller.poll():
+            if fd != ctl_fd:
+                pid, status = jails.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                _, wstatus, rusage = os.wait4(pid, 0)
+                report_exit(status, wstatus, rusage)
+                os.close(status)
+                continue
+            try:
+                msg, fds, _, _ = socket.recv_fds(ctl, 1 << 16, 4)
+            except OSError:
+                msg, fds = b"", []
+            if not msg:
+                os._exit(0)  # The session is closed: every jail dies with this PID namespace's init.
+            req = json.loads(msg)
+            status, go = fds
+            try:
+                if not fresh:
+                    _check(libc.setns(own_pidns, CLONE_NEWPID), "setns launcher PID namespace")
+                fresh = False
+                _check(libc.unshare(CLONE_NEWPID), "unshare run PID namespace")
+                pid = os.fork()
+            except Exception as exc:  # noqa: BLE001
+                write_line(status, f"error setup: {exc}")
+                os.close(status)
+                os.close(go)
+                continue
+            if pid == 0:
+                try:
+                    jail_init(cfg, req, status, go)
+                finally:
+                    os._exit(71)
+            try:
+                pidfd = os.pidfd_open(pid)
+                with socket.socket(fileno=os.dup(go)) as go_sock:
+                    socket.send_fds(go_sock, [b"pidfd"], [pidfd])
+            except OSError as exc:
+                write_line(status, f"error setup: pidfd: {exc}")
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                os.close(status)
+                os.close(go)
+                continue
+            os.close(go)
+            write_line(status, "child")
+            jails[pidfd] = (pid, status)
+            poller.register(pidfd, select.POLLIN)
+
+
+def report_exit(status, wstatus, rusage):
+    if os.WIFSIGNALED(wstatus):
+        write_line(status, f"exit signal {os.WTERMSIG(wstatus)} {rusage.ru_maxrss}")
+    else:
+        write_line(status, f"exit code {os.WEXITSTATUS(wstatus)} {rusage.ru_maxrss}")
+
+
+def jail_init(cfg, req, status, go):
+    """The freshly forked PID 1 of a run: leaves the launcher's other namespaces and descriptors, then jails itself."""
     try:
-        # If the zygote dies (it exits when the daemon goes away), this child and so the jail die too.
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
-        _check(libc.setns(userns, CLONE_NEWUSER), "setns user namespace")
-        _check(libc.setns(mntns, CLONE_NEWNS), "setns mount namespace")
-        os.close(userns)
-        os.close(mntns)
-        _check(libc.unshare(req["unshare_flags"]), "unshare run namespaces")
+        # Nothing of the launcher's stays open here: not its control socket, nor other jails' pipes and pidfds.
+        low = 3
+        for keep in sorted((status, go)):
+            os.closerange(low, keep)
+            low = keep + 1
+        os.closerange(low, 65536)
+        _check(libc.unshare(req["unshare_flags"] & ~CLONE_NEWPID), "unshare run namespaces")
     except Exception as exc:  # noqa: BLE001
         write_line(status, f"error setup: {exc}")
         os._exit(1)
-    write_line(status, f"pid {os.getpid()}")
-    gpid = os.fork()
-    if gpid == 0:
-        grandchild(cfg, req, status, go)
-    write_line(status, f"child {gpid}")
-    os.close(go)
-    _, wstatus, rusage = os.wait4(gpid, 0)
-    maxrss = rusage.ru_maxrss
-    if os.WIFSIGNALED(wstatus):
-        write_line(status, f"exit signal {os.WTERMSIG(wstatus)} {maxrss}")
-    else:
-        write_line(status, f"exit code {os.WEXITSTATUS(wstatus)} {maxrss}")
-    os._exit(0)
+    jail(cfg, req, status, go)
 
 
 class Applied:
@@ -362,7 +445,7 @@ def set_rlimits(limits):
     return None
 
 
-def grandchild(cfg, req, status, go):
+def jail(cfg, req, status, go):
     """PID 1 of the run's PID namespace: builds the jail around itself, waits for the code, runs it."""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
@@ -421,8 +504,8 @@ def grandchild(cfg, req, status, go):
 def gvisor_child(cfg, req, fds):
     """Starts one gVisor container for a session; its process waits for the run's code on stdin.
 
-    Like `prepare_child`, this intermediate child stays outside the run and reports the pid of the
-    run's PID 1 (here `runsc run` itself) and its exit status, which is the container's. Killing that
+    This intermediate child stays outside the run and reports the pid of the run's PID 1 (here `runsc run`
+    itself) and its exit status, which is the container's. Killing that
     PID 1 takes runsc's sandbox, gofer and every stub process with it: they all live in this run's PID
     namespace.
     """
@@ -533,7 +616,8 @@ def main():
     # Objects that exist now are never collected in a child: without this the first GC pass in every child
     # touches (and so copies) every page of the interpreter's heap.
     gc.freeze()
-    # Children are reaped by the kernel; the daemon learns exit statuses from the trusted intermediate child.
+    # Children are reaped by the kernel; the daemon learns exit statuses from the launchers and gVisor's
+    # intermediate children, which wait for the runs they started.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     ctl.sendall(json.dumps({"ready": True, "python": sys.version.split()[0], "pid": os.getpid()}).encode())
     while True:
@@ -552,8 +636,6 @@ def main():
                 ctl.close()
                 if req["op"] == "session":
                     session_child(cfg, req, fds)
-                elif req["op"] == "prepare":
-                    prepare_child(cfg, req, fds)
                 elif req["op"] == "gvisor":
                     gvisor_child(cfg, req, fds)
             finally:

@@ -2,13 +2,15 @@
 //! tmpfs workspace, and runs in per-run PID/network/IPC/UTS/cgroup/mount namespaces forked from the
 //! python zygote, each run in a jail prepared ahead of time.
 //!
-//! Life of a run: the zygote forks a trusted intermediate child, which joins the session's namespaces,
-//! unshares the run's own, and forks the jail's PID 1. On the native backend PID 1 builds the minimal
-//! root, drops every privilege, installs landlock and seccomp, says `ready` and waits for its code; on
-//! the gVisor backend PID 1 is `runsc run`, whose container process (`python/gvisor_runner.py`) says
-//! `ready` on its stdout and waits for the code on its stdin. That prepared jail is kept per session
-//! ("warm"), so a run only has to hand over the code; the next jail is prepared in the background
-//! while the current one runs.
+//! Life of a run, native backend: the session's launcher (forked from the zygote with the session, PID 1
+//! of the session's own PID namespace, trusted, never running user code) forks the jail's PID 1 into a
+//! fresh PID namespace and hands the daemon a pidfd on it; PID 1 unshares the run's other namespaces,
+//! builds the minimal root, drops every privilege, installs landlock and seccomp, says `ready` and waits
+//! for its code. gVisor backend: the zygote forks a trusted intermediate child, which joins the session's
+//! namespaces, unshares the run's own and starts `runsc run` as the run's PID 1; the container process
+//! (`python/gvisor_runner.py`) says `ready` on its stdout and waits for the code on its stdin. That
+//! prepared jail is kept per session ("warm"), so a run only has to hand over the code; the next jail is
+//! prepared in the background while the current one runs.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -35,7 +37,7 @@ use crate::gvisor;
 use crate::pidfd::PidFd;
 use crate::policy::{self, HostPath, Limits, Project, ProjectMount, SANDBOX_ID};
 use crate::workspace::{Snapshot, Workspace};
-use crate::zygote::{PythonFacts, Zygote, python_facts, send_with_fds, seqpacket_pair};
+use crate::zygote::{PythonFacts, Zygote, python_facts, recv_queued_fd, send_with_fds, seqpacket_pair};
 
 /// Namespaces each run gets of its own (the session contributes the user and the outer mount namespace).
 pub const RUN_NAMESPACES: u64 = (libc::CLONE_NEWNS
@@ -104,6 +106,9 @@ pub struct SessionNs {
     warm: tokio::sync::Mutex<Option<Jail>>,
     preparing: AtomicBool,
     closed: watch::Sender<bool>,
+    /// Native backend: the control socket of the session's launcher. Closing it ends the launcher and,
+    /// with it (PID 1 of the session's PID namespace), every jail of the session.
+    launcher: Mutex<Option<OwnedFd>>,
 }
 
 impl SessionNs {
@@ -114,6 +119,9 @@ impl SessionNs {
         // If the preparer holds the lock, it sees `closed` when done and drops its jail itself.
         if let Ok(mut w) = self.warm.try_lock() {
             w.take();
+        }
+        if let Ok(mut l) = self.launcher.lock() {
+            l.take();
         }
     }
 
@@ -409,11 +417,22 @@ impl Engine {
         let (status_r, status_w) = pipe_pair()?;
         let (hold_r, hold_w) = pipe_pair()?;
         let inodes = (workspace_bytes / 4096).clamp(1024, 1 << 20);
+        let mut fds = vec![status_w.as_raw_fd(), hold_r.as_raw_fd()];
+        // Native jails come from the session's own launcher; gVisor containers from the zygote.
+        let launcher = match self.backend() {
+            Backend::Native => {
+                let (ours, theirs) = seqpacket_pair()?;
+                fds.push(theirs.as_raw_fd());
+                Some((ours, theirs))
+            }
+            Backend::Gvisor => None,
+        };
         z.send(
             &json!({"op": "session", "workspace_bytes": workspace_bytes, "workspace_inodes": inodes}),
-            &[status_w.as_raw_fd(), hold_r.as_raw_fd()],
+            &fds,
         )?;
         drop((status_w, hold_r));
+        let launcher = launcher.map(|(ours, _theirs)| ours);
         let mut status = BufReader::new(receiver(status_r)?);
         let line = read_line_by(&mut status, Instant::now() + SETUP_TIMEOUT)
             .await?
@@ -450,6 +469,7 @@ impl Engine {
             warm: tokio::sync::Mutex::new(None),
             preparing: AtomicBool::new(false),
             closed: watch::channel(false).0,
+            launcher: Mutex::new(launcher),
         })
     }
 
@@ -547,19 +567,23 @@ impl Engine {
     }
 
     async fn prepare_native(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
-        let z = self.zygote().await?;
         let (status_r, status_w) = pipe_pair()?;
         let (go, go_theirs) = seqpacket_pair()?;
         let skip = self.skip.lock().map(|s| s.clone()).unwrap_or_default();
-        z.send(
+        let body = serde_json::to_vec(
             &json!({"op": "prepare", "unshare_flags": RUN_NAMESPACES, "probe": probe, "skip": skip}),
-            &[
-                s.userns.as_raw_fd(),
-                s.mntns.as_raw_fd(),
-                status_w.as_raw_fd(),
-                go_theirs.as_raw_fd(),
-            ],
-        )?;
+        )
+        .map_err(|e| OpError::internal(e.to_string()))?;
+        {
+            let launcher = s
+                .launcher
+                .lock()
+                .map_err(|_| OpError::internal("launcher lock poisoned"))?;
+            let Some(launcher) = launcher.as_ref() else {
+                return Err(unavailable("the sandbox session is closed"));
+            };
+            send_with_fds(launcher, &body, &[status_w.as_raw_fd(), go_theirs.as_raw_fd()])?;
+        }
         drop((status_w, go_theirs));
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + SETUP_TIMEOUT;
@@ -572,13 +596,11 @@ impl Engine {
             match word {
                 "pid" => {}
                 "child" => {
-                    let pid: i32 = rest
-                        .parse()
-                        .map_err(|_| OpError::internal(format!("bad status line {line:?}")))?;
-                    // PID 1 of the jail is blocked waiting for us (or has failed and is unreaped until its
-                    // parent reads the status we are about to see), so this pid is still the jail's.
+                    // The launcher queued a pidfd on the jail's PID 1 before it said `child` (the pid it
+                    // knows is in the session's PID namespace, meaningless here).
+                    let fd = recv_queued_fd(&go)?;
                     pidfd =
-                        Some(PidFd::open(pid).map_err(|e| OpError::internal(format!("pidfd_open: {e}")))?);
+                        Some(PidFd::adopt(fd).map_err(|e| OpError::internal(format!("jail pidfd: {e}")))?);
                 }
                 "probe" => probe_result = serde_json::from_str(rest).ok(),
                 "ready" => ready = true,

@@ -23,6 +23,19 @@ impl PidFd {
         Ok(PidFd { fd, pid })
     }
 
+    /// Adopts a pidfd another process opened and passed over a socket. The pid (for logs only; signals
+    /// go through the descriptor) is the kernel's view from this process's PID namespace, or -1 once the
+    /// process has been reaped.
+    pub fn adopt(fd: OwnedFd) -> std::io::Result<Self> {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+        let pid = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not a pidfd"))?;
+        Ok(PidFd { fd, pid })
+    }
+
     pub fn pid(&self) -> i32 {
         self.pid
     }

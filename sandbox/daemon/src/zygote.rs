@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, recv, sendmsg, socketpair,
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recv, recvmsg, sendmsg,
+    socketpair,
 };
 
 use crate::error::OpError;
@@ -78,6 +79,40 @@ pub fn send_with_fds(sock: &impl AsFd, json: &[u8], fds: &[RawFd]) -> Result<(),
         )
     })?;
     Ok(())
+}
+
+/// Takes one descriptor that is already queued on a seqpacket socket (without waiting for one): the
+/// message must carry exactly one descriptor, which arrives close-on-exec.
+#[allow(unsafe_code)]
+pub fn recv_queued_fd(sock: &impl AsFd) -> Result<OwnedFd, OpError> {
+    use std::os::fd::FromRawFd;
+    let mut buf = [0u8; 64];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_fd().as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| OpError::internal(format!("no descriptor from the sandbox worker: {e}")))?;
+    let mut fds = Vec::new();
+    for cmsg in msg
+        .cmsgs()
+        .map_err(|e| OpError::internal(format!("control message: {e}")))?
+    {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: the kernel installed these descriptors in this process for this message; nothing
+            // else owns them, so each is wrapped exactly once (and closed if it is not the one expected).
+            fds.extend(received.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+        }
+    }
+    match (fds.pop(), fds.is_empty()) {
+        (Some(fd), true) => Ok(fd),
+        _ => Err(OpError::internal(
+            "the sandbox worker sent a message without exactly one descriptor",
+        )),
+    }
 }
 
 impl Zygote {

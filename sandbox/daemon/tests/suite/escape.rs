@@ -400,6 +400,17 @@ fn kernel_attack_surface_is_filtered() {
                     "print(sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))",
                     "[1]",
                 ),
+                // The trusted processes the run was forked from (the zygote, the session's launcher) hold
+                // other runs' pipes and pidfds; none of it may reach user code.
+                a(
+                    "descriptors of the trusted processes",
+                    "def kind(f):\n    try:\n        return os.readlink('/proc/self/fd/' + f).split(':')[0]\n    \
+                     except OSError:\n        return None\n\
+                     print(sorted(k for k in map(kind, [f for f in os.listdir('/proc/self/fd') if int(f) > 2]) if k))",
+                    "['pipe']",
+                )
+                // gVisor's runner has no report pipe: only the standard streams.
+                .gv("[]"),
                 a(
                     "kill the daemon",
                     format!("attempt(lambda: os.kill({daemon_pid}, 9))"),

@@ -236,11 +236,11 @@ impl Daemon {
     }
 
     /// Processes of an idle daemon with one open session: the zygote and that session's warm jail
-    /// (natively an intermediate child and the jail's PID 1; under gVisor also runsc, its gofer, its
-    /// sandbox and the sandbox's stub processes).
+    /// (natively the session's process, its launcher and the jail's PID 1; under gVisor an intermediate
+    /// child, runsc, its gofer, its sandbox and the sandbox's stub processes).
     pub fn idle_processes(&self) -> usize {
         match self.kind {
-            Kind::Native => 3,
+            Kind::Native => 4,
             Kind::Gvisor => GVISOR_IDLE,
         }
     }

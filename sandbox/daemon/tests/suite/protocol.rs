@@ -168,8 +168,8 @@ fn client_disconnecting_mid_run_kills_the_run() {
     let s = session("gone");
     open(&mut c, &s);
     run(&mut c, &s, "print(1)", None);
-    // Zygote + the "gone" session's warm jail (two processes).
-    d.wait_processes(3);
+    // The zygote, the "gone" session's process and launcher, and its warm jail.
+    d.wait_idle();
     let mut raw = raw(&d);
     let frame = RequestFrame {
         v: PROTOCOL_VERSION,
@@ -185,13 +185,13 @@ fn client_disconnecting_mid_run_kills_the_run() {
     write_frame(&mut raw, &frame, DEFAULT_MAX_FRAME).unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert!(
-        d.sandbox_processes().len() >= 3 + 16,
+        d.sandbox_processes().len() >= d.idle_processes() + 16,
         "the run did not start: {:?}",
         d.sandbox_processes()
     );
     drop(raw);
-    // All 16 sleepers are gone; what remains is the zygote and the next warm jail.
-    d.wait_processes(3);
+    // All 16 sleepers are gone; what remains is the zygote, the session's processes and the next warm jail.
+    d.wait_idle();
     d.assert_serving();
 }
 
@@ -248,7 +248,8 @@ fn many_runs_leave_nothing_behind() {
         assert_eq!(r.stdout.text, format!("{i}\n"));
         times.push(r.duration_ms);
     }
-    d.wait_processes(3);
+    d.wait_idle();
     c.call(Request::CloseSession(SessionArgs { session: s })).unwrap();
+    // Closing the session ends its launcher, and with it every process of the session.
     d.wait_processes(1);
 }
