@@ -104,12 +104,60 @@ fn owned(value: Value) -> Cell {
     }
 }
 
+/// A column's value as the agent gets it: a `TIMESTAMP WITH TIME ZONE` is an instant, marked UTC as the
+/// server engines do, and DuckDB's JSON (VARCHAR underneath) is the parsed value, as from PostgreSQL.
+pub(crate) fn column_cell(value: ValueRef<'_>, zoned: bool, json: bool) -> Cell {
+    match value {
+        ValueRef::Timestamp(unit, v) if zoned => instant(unit, v),
+        ValueRef::Text(text) if json => crate::cell::json(text),
+        value => cell(value),
+    }
+}
+
+/// What naming a type needs from a DuckDB logical type. The crate's handle cannot be built from a raw
+/// pointer outside the crate, so the one-shot reader has a handle of its own; both go through the same
+/// `type_name`, which is what keeps the two paths' names identical.
+pub(crate) trait TypeInfo: Sized {
+    fn alias(&self) -> Option<String>;
+    /// The type id, or DuckDB's raw id when this crate version does not know it.
+    fn id(&self) -> Result<LogicalTypeId, u32>;
+    fn decimal_width(&self) -> u8;
+    fn decimal_scale(&self) -> u8;
+    fn num_children(&self) -> usize;
+    fn child_name(&self, index: usize) -> String;
+    fn child(&self, index: usize) -> Self;
+}
+
+impl TypeInfo for LogicalTypeHandle {
+    fn alias(&self) -> Option<String> {
+        self.get_alias()
+    }
+    fn id(&self) -> Result<LogicalTypeId, u32> {
+        self.try_id()
+    }
+    fn decimal_width(&self) -> u8 {
+        LogicalTypeHandle::decimal_width(self)
+    }
+    fn decimal_scale(&self) -> u8 {
+        LogicalTypeHandle::decimal_scale(self)
+    }
+    fn num_children(&self) -> usize {
+        LogicalTypeHandle::num_children(self)
+    }
+    fn child_name(&self, index: usize) -> String {
+        LogicalTypeHandle::child_name(self, index)
+    }
+    fn child(&self, index: usize) -> Self {
+        LogicalTypeHandle::child(self, index)
+    }
+}
+
 /// The SQL name of a result column's type, as DuckDB would print it.
-pub(crate) fn type_name(handle: &LogicalTypeHandle) -> String {
-    if let Some(alias) = handle.get_alias() {
+pub(crate) fn type_name<T: TypeInfo>(handle: &T) -> String {
+    if let Some(alias) = handle.alias() {
         return alias;
     }
-    let Ok(id) = handle.try_id() else {
+    let Ok(id) = handle.id() else {
         return "UNKNOWN".to_owned();
     };
     let name = match id {
@@ -153,7 +201,7 @@ pub(crate) fn type_name(handle: &LogicalTypeHandle) -> String {
     name.to_owned()
 }
 
-fn child_type(handle: &LogicalTypeHandle, index: usize) -> String {
+fn child_type<T: TypeInfo>(handle: &T, index: usize) -> String {
     if index < handle.num_children() {
         type_name(&handle.child(index))
     } else {

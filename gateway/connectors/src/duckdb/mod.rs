@@ -5,28 +5,33 @@
 //! read-only instance is reused while calls keep coming and closed once it has been idle for
 //! `release_after_idle` (zero closes it after every call). BENCHMARKS.md measures both choices.
 //!
-//! Every statement runs on a connection cloned from the open instance just for it and dropped right after
-//! (a clone costs microseconds). DuckDB keeps temporary tables, views, macros, sequences, variables and
+//! Every statement runs on a connection made on the open instance just for it and dropped right after
+//! (a connection costs microseconds). DuckDB keeps temporary tables, views, macros, sequences, variables and
 //! prepared statements per connection, and even a read-only instance lets a statement create them; a fresh
 //! connection per statement means none of that reaches the next statement, which may be another agent's
 //! (a temporary table named like a real one would otherwise shadow it).
+//!
+//! Agent statements go through DuckDB's C API (`oneshot`), which plans them once and refuses text of more
+//! than one statement; the gateway's fixed introspection SQL uses the `duckdb` crate's `Connection`.
 
 mod convert;
 pub mod demo;
 mod export;
 mod introspect;
+mod oneshot;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
-use duckdb::{AccessMode, Config, Connection};
+use duckdb::Connection;
+
+use oneshot::{Database, Interrupter};
 
 pub use export::csv_to_parquet;
 
 use crate::{
-    Column, ConnectorError, ConnectorKind, QueryOptions, QueryResult, TableDetail, TableRef, TableSummary,
-    Warehouse,
+    ConnectorError, ConnectorKind, QueryOptions, QueryResult, TableDetail, TableRef, TableSummary, Warehouse,
 };
 
 /// How a DuckDB connection behaves.
@@ -64,10 +69,10 @@ struct Inner {
 /// The open instance, if any, and who is using it.
 #[derive(Default)]
 struct Holder {
-    /// The instance's first connection; never handed out, only cloned (one clone per statement).
-    /// Dropping it together with every clone closes the database and releases the file lock.
-    root: Option<Connection>,
-    /// Clones currently running a statement.
+    /// The open instance; every statement's connection is made on it and holds it while it lives.
+    /// Dropping this together with every such holder closes the database and releases the file lock.
+    root: Option<Arc<Database>>,
+    /// Connections currently running a statement.
     in_use: usize,
     last_release: Option<Instant>,
 }
@@ -107,20 +112,30 @@ impl DuckDbWarehouse {
         lock(&self.inner.holder).root.is_some()
     }
 
-    /// Runs `work` on a fresh connection on the blocking pool, interrupting it at the timeout.
-    async fn with_connection<T, F>(&self, timeout: Duration, work: F) -> Result<T, ConnectorError>
+    /// Runs one agent statement on the calling thread, without a timeout, exactly as `query` runs it on
+    /// the blocking pool: for benchmarks and tools that run outside tokio (`examples/duckdb_query_paths.rs`).
+    pub fn query_blocking(&self, sql: &str, max_rows: usize) -> Result<QueryResult, ConnectorError> {
+        let db = self.inner.checkout()?;
+        let result = db
+            .session()
+            .and_then(|session| oneshot::run(&session, sql, max_rows));
+        self.inner.release(db);
+        result
+    }
+
+    /// Runs `work` on the open instance on the blocking pool, interrupting its statement at the timeout.
+    /// `work` makes its connection and hands its interrupter out before running anything.
+    async fn on_instance<T, F>(&self, timeout: Duration, work: F) -> Result<T, ConnectorError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, ConnectorError> + Send + 'static,
+        F: FnOnce(&Database, Arm) -> Result<T, ConnectorError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::task::spawn_blocking(move || {
-            let conn = inner.checkout()?;
-            // Hand the interrupt handle out before running, so a timeout can stop this very statement.
-            let _ = tx.send(conn.interrupt_handle());
-            let result = work(&conn);
-            inner.release(conn);
+            let db = inner.checkout()?;
+            let result = work(&db, Arm(tx));
+            inner.release(db);
             result
         });
         tokio::pin!(task);
@@ -129,14 +144,65 @@ impl DuckDbWarehouse {
         tokio::select! {
             joined = &mut task => joined.map_err(|e| ConnectorError::Internal(e.to_string()))?,
             () = &mut deadline => {
-                if let Ok(handle) = rx.await {
-                    handle.interrupt();
-                }
                 // Wait for the interrupted statement so its connection is released before we answer.
-                let _ = task.await;
+                match rx.await {
+                    // DuckDB clears a connection's interrupt when a statement begins, so one that lands
+                    // just before the statement starts would be lost and the statement would run to its
+                    // end; the interrupt is repeated until the work is over (a no-op once it is).
+                    Ok(stopper) => loop {
+                        stopper.interrupt();
+                        tokio::select! {
+                            _ = &mut task => break,
+                            () = tokio::time::sleep(REINTERRUPT) => {}
+                        }
+                    },
+                    Err(_) => {
+                        let _ = task.await;
+                    }
+                }
                 Err(ConnectorError::Timeout { timeout })
             }
         }
+    }
+
+    /// Runs `work` on a fresh crate `Connection` (the introspection paths), interrupting it at the timeout.
+    async fn with_connection<T, F>(&self, timeout: Duration, work: F) -> Result<T, ConnectorError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, ConnectorError> + Send + 'static,
+    {
+        self.on_instance(timeout, move |db, arm| {
+            let conn = db.connection()?;
+            arm.set(Stopper::Crate(conn.interrupt_handle()));
+            work(&conn)
+        })
+        .await
+    }
+}
+
+/// What a timeout uses to stop the running statement: either connection kind's interrupt handle, each
+/// a no-op once its connection is gone.
+enum Stopper {
+    Crate(Arc<duckdb::InterruptHandle>),
+    Raw(Arc<Interrupter>),
+}
+
+impl Stopper {
+    fn interrupt(&self) {
+        match self {
+            Stopper::Crate(handle) => handle.interrupt(),
+            Stopper::Raw(handle) => handle.interrupt(),
+        }
+    }
+}
+
+/// Where a statement's work hands out its stopper, before it runs anything.
+struct Arm(tokio::sync::oneshot::Sender<Stopper>);
+
+impl Arm {
+    fn set(self, stopper: Stopper) {
+        // The receiver is gone only when the caller stopped waiting; then nothing needs the stopper.
+        let _ = self.0.send(stopper);
     }
 }
 
@@ -167,34 +233,36 @@ fn spawn_reaper(inner: &Arc<Inner>) {
 }
 
 impl Inner {
-    fn config(&self) -> Result<Config, duckdb::Error> {
-        // Read-only at the engine, no file or network access from SQL, and the settings locked so that a
-        // statement cannot turn them back on: the second wall behind governance.
-        let mut config = Config::default()
-            .access_mode(AccessMode::ReadOnly)?
-            .enable_external_access(false)?
-            .enable_autoload_extension(false)?;
+    /// The instance's settings, applied in this order. Read-only at the engine, no file or network access
+    /// from SQL, no extension autoloading, and the settings locked last so that a statement cannot turn
+    /// them back on: the second wall behind governance.
+    fn settings(&self) -> Vec<(&'static str, String)> {
+        let mut settings = vec![
+            // What the `duckdb` crate reports when it opens a database; kept so that nothing an agent can
+            // read (`current_setting('duckdb_api')`) changed when the connector began opening it itself.
+            ("duckdb_api", "rust".to_owned()),
+            ("access_mode", "READ_ONLY".to_owned()),
+            ("enable_external_access", "false".to_owned()),
+            ("autoinstall_known_extensions", "0".to_owned()),
+            ("autoload_known_extensions", "0".to_owned()),
+        ];
         if let Some(threads) = self.options.threads {
-            config = config.threads(i64::from(threads))?;
+            settings.push(("threads", threads.to_string()));
         }
         if let Some(memory) = &self.options.max_memory {
-            config = config.max_memory(memory)?;
+            settings.push(("max_memory", memory.clone()));
         }
-        config.with("lock_configuration", "true")
+        settings.push(("lock_configuration", "true".to_owned()));
+        settings
     }
 
-    fn open(&self) -> Result<Connection, ConnectorError> {
+    fn open(&self) -> Result<Database, ConnectorError> {
         if !self.path.exists() {
             return Err(ConnectorError::NotFound {
                 path: self.path.clone(),
             });
         }
-        let config = self.config().map_err(|e| ConnectorError::Open {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })?;
-        Connection::open_with_flags(&self.path, config).map_err(|e| {
-            let message = e.to_string();
+        Database::open(&self.path, &self.settings()).map_err(|message| {
             if message.contains("Could not set lock") || message.contains("Conflicting lock") {
                 ConnectorError::Locked {
                     path: self.path.clone(),
@@ -208,32 +276,28 @@ impl Inner {
         })
     }
 
-    /// A new connection to the open instance, opening it first when needed. Blocking. Never a reused
-    /// one: whatever session state a statement created dies with its connection.
-    fn checkout(&self) -> Result<Connection, ConnectorError> {
+    /// The open instance, opening it first when needed, for one statement. Blocking. The statement makes
+    /// a connection of its own on it: whatever session state a statement created dies with it.
+    fn checkout(&self) -> Result<Arc<Database>, ConnectorError> {
         let mut guard = lock(&self.holder);
-        if guard.root.is_none() {
-            guard.root = Some(self.open()?);
-        }
-        let conn = match &guard.root {
-            Some(root) => root
-                .try_clone()
-                .map_err(|e| ConnectorError::Internal(e.to_string()))?,
+        let db = match &guard.root {
+            Some(db) => Arc::clone(db),
             None => {
-                return Err(ConnectorError::Internal(
-                    "instance vanished while opening".to_owned(),
-                ));
+                let db = Arc::new(self.open()?);
+                guard.root = Some(Arc::clone(&db));
+                db
             }
         };
         guard.in_use += 1;
-        Ok(conn)
+        Ok(db)
     }
 
-    /// Drops a statement's connection; closes the instance right away when the idle period is zero.
-    fn release(&self, conn: Connection) {
-        // Dropped before the lock is taken: closing a connection may take a moment, and nothing of it
-        // is kept.
-        drop(conn);
+    /// Gives back a statement's hold on the instance (its connection is already gone); closes the
+    /// instance right away when the idle period is zero.
+    fn release(&self, db: Arc<Database>) {
+        // Dropped before the lock is taken: when the instance was closed meanwhile, closing it may take a
+        // moment, and nothing of it is kept.
+        drop(db);
         let mut guard = lock(&self.holder);
         guard.in_use = guard.in_use.saturating_sub(1);
         guard.last_release = Some(Instant::now());
@@ -244,7 +308,11 @@ impl Inner {
 }
 
 fn query_error(e: duckdb::Error) -> ConnectorError {
-    let message = e.to_string();
+    query_message(e.to_string())
+}
+
+/// DuckDB's error message as the connector reports it.
+fn query_message(message: String) -> ConnectorError {
     if message.contains("INTERRUPT") || message.contains("Interrupted") {
         return ConnectorError::Query {
             message: "the query was interrupted".to_owned(),
@@ -253,57 +321,8 @@ fn query_error(e: duckdb::Error) -> ConnectorError {
     ConnectorError::Query { message }
 }
 
-/// Runs one statement and reads at most `max_rows` rows (one more is peeked to know about truncation).
-pub(crate) fn run_query(
-    conn: &Connection,
-    sql: &str,
-    max_rows: usize,
-) -> Result<QueryResult, ConnectorError> {
-    let mut stmt = conn.prepare(sql).map_err(query_error)?;
-    let mut rows = stmt.query([]).map_err(query_error)?;
-    let columns: Vec<Column> = match rows.as_ref() {
-        Some(stmt) => (0..stmt.column_count())
-            .map(|i| Column {
-                name: stmt
-                    .column_name(i)
-                    .cloned()
-                    .unwrap_or_else(|_| format!("column{i}")),
-                type_name: convert::type_name(&stmt.column_logical_type(i)),
-            })
-            .collect(),
-        None => Vec::new(),
-    };
-    let with_zone: Vec<bool> = columns
-        .iter()
-        .map(|c| c.type_name == "TIMESTAMP WITH TIME ZONE")
-        .collect();
-    let is_json: Vec<bool> = columns.iter().map(|c| c.type_name == "JSON").collect();
-    let mut out = Vec::new();
-    let mut truncated = false;
-    while let Some(row) = rows.next().map_err(query_error)? {
-        if out.len() == max_rows {
-            truncated = true;
-            break;
-        }
-        let mut cells = Vec::with_capacity(columns.len());
-        for (i, zoned) in with_zone.iter().enumerate() {
-            let value = row.get_ref(i).map_err(query_error)?;
-            cells.push(match value {
-                // An instant, not a wall-clock reading: mark it UTC as the server engines do.
-                duckdb::types::ValueRef::Timestamp(unit, v) if *zoned => convert::instant(unit, v),
-                // DuckDB's JSON is VARCHAR underneath; agents get the parsed value, as from PostgreSQL.
-                duckdb::types::ValueRef::Text(text) if is_json[i] => crate::cell::json(text),
-                value => convert::cell(value),
-            });
-        }
-        out.push(cells);
-    }
-    Ok(QueryResult {
-        columns,
-        rows: out,
-        truncated,
-    })
-}
+/// How often a timed-out statement's interrupt is repeated until it stops.
+const REINTERRUPT: Duration = Duration::from_millis(25);
 
 /// Introspection statements are fixed and small; they get a generous fixed budget.
 const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(30);
@@ -317,8 +336,12 @@ impl Warehouse for DuckDbWarehouse {
     async fn query(&self, sql: &str, options: QueryOptions) -> Result<QueryResult, ConnectorError> {
         let sql = sql.to_owned();
         let max_rows = options.max_rows;
-        self.with_connection(options.timeout, move |conn| run_query(conn, &sql, max_rows))
-            .await
+        self.on_instance(options.timeout, move |db, arm| {
+            let session = db.session()?;
+            arm.set(Stopper::Raw(session.interrupter()));
+            oneshot::run(&session, &sql, max_rows)
+        })
+        .await
     }
 
     async fn list_tables(&self) -> Result<Vec<TableSummary>, ConnectorError> {
@@ -357,5 +380,100 @@ pub fn engine_version() -> String {
     match version {
         Ok(v) => format!("DuckDB {v}"),
         Err(_) => "DuckDB (version unknown)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("held.duckdb");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t AS SELECT 1 AS x")
+            .unwrap();
+        (dir, path)
+    }
+
+    /// The instance the connector opens itself is let go as before: after every statement with a zero
+    /// idle period, and by the reaper after the idle period otherwise, whichever path ran.
+    #[tokio::test]
+    async fn the_instance_is_closed_when_idle() {
+        let (_dir, path) = file();
+        let now = DuckDbWarehouse::new(
+            &path,
+            DuckDbOptions {
+                release_after_idle: Duration::ZERO,
+                ..DuckDbOptions::default()
+            },
+        );
+        let result = now.query_blocking("SELECT x FROM t", 10).unwrap();
+        assert_eq!(result.rows, vec![vec![serde_json::json!(1)]]);
+        assert!(!now.is_open());
+        let options = QueryOptions {
+            max_rows: 10,
+            timeout: Duration::from_secs(5),
+        };
+        now.query("SELECT x FROM t", options).await.unwrap();
+        assert!(!now.is_open());
+        assert_eq!(now.list_tables().await.unwrap().len(), 1);
+        assert!(!now.is_open());
+
+        let later = DuckDbWarehouse::new(
+            &path,
+            DuckDbOptions {
+                release_after_idle: Duration::from_millis(100),
+                ..DuckDbOptions::default()
+            },
+        );
+        later.query("SELECT x FROM t", options).await.unwrap();
+        assert!(later.is_open());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while later.is_open() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!later.is_open(), "the idle instance was never closed");
+        // Closed for real: a writer can take the file (DuckDB refuses a second instance of a file that
+        // is still open in this process).
+        let writer = Connection::open(&path).unwrap();
+        writer.execute_batch("INSERT INTO t VALUES (2)").unwrap();
+    }
+
+    /// However early the timeout fires (before the statement has even begun), the statement stops.
+    #[tokio::test]
+    async fn a_timeout_stops_the_statement_however_early_it_fires() {
+        let (_dir, path) = file();
+        let w = DuckDbWarehouse::new(&path, DuckDbOptions::default());
+        let slow = "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b";
+        for micros in [1, 50, 200, 1_000, 5_000] {
+            let options = QueryOptions {
+                max_rows: 10,
+                timeout: Duration::from_micros(micros),
+            };
+            let started = Instant::now();
+            let error = w.query(slow, options).await.unwrap_err();
+            assert!(matches!(error, ConnectorError::Timeout { .. }), "{error:?}");
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{micros} us: {:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_file_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = DuckDbWarehouse::new(dir.path().join("nope.duckdb"), DuckDbOptions::default());
+        let error = missing.query_blocking("SELECT 1", 1).unwrap_err();
+        assert!(matches!(error, ConnectorError::NotFound { .. }), "{error:?}");
+        let garbage = dir.path().join("garbage.duckdb");
+        std::fs::write(&garbage, b"not a database").unwrap();
+        let error = DuckDbWarehouse::new(&garbage, DuckDbOptions::default())
+            .query_blocking("SELECT 1", 1)
+            .unwrap_err();
+        assert!(matches!(error, ConnectorError::Open { .. }), "{error:?}");
     }
 }
