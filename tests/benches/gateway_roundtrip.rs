@@ -1,5 +1,5 @@
 //! Benchmark: `query_database` round trips through the real gateway versus the same query run in-process
-//! on DuckDB, sequentially and with 4 concurrent clients, with the DuckDB instance kept open between
+//! through the gateway's own DuckDB connector, sequentially and with 4 concurrent clients, with the DuckDB instance kept open between
 //! calls and released after every call.
 //!
 //! Run: `cargo build --release -p sluice-gateway --bin sluice && cargo bench -p sluice-e2e --bench gateway_roundtrip`.
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::json;
+use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
 use sluice_e2e::raw::RawSession;
 use sluice_e2e::{Gateway, Launch, call};
 
@@ -79,52 +80,40 @@ fn row_added(s: &Stats) {
     );
 }
 
-/// One in-process execution: the same statement on the duckdb crate, every cell read into a JSON value
-/// (the gateway converts every cell too, so the baseline does the same work on the result).
-fn in_process_once(conn: &duckdb::Connection) -> Result<Duration> {
-    use duckdb::types::ValueRef;
+/// One in-process execution: the same statement through the gateway's own DuckDB connector, called
+/// directly (a fresh connection on the open instance, planned once, every cell converted to the JSON value
+/// the gateway sends), so the baseline does all the engine and conversion work the gateway does.
+fn in_process_once(warehouse: &DuckDbWarehouse) -> Result<Duration> {
     let t = Instant::now();
-    let mut stmt = conn.prepare(sql())?;
-    let mut rows = stmt.query([])?;
-    let columns = rows.as_ref().map_or(0, |s| s.column_count());
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        let mut cells = Vec::with_capacity(columns);
-        for i in 0..columns {
-            cells.push(match row.get_ref(i)? {
-                ValueRef::Null => serde_json::Value::Null,
-                ValueRef::Int(v) => json!(v),
-                ValueRef::BigInt(v) => json!(v),
-                ValueRef::Double(v) => json!(v),
-                ValueRef::Text(v) => json!(String::from_utf8_lossy(v)),
-                other => json!(format!("{other:?}")),
-            });
-        }
-        out.push(cells);
-    }
-    std::hint::black_box(out);
+    std::hint::black_box(warehouse.query_blocking(sql(), 10_000)?);
     Ok(t.elapsed())
 }
 
-fn read_only(path: &std::path::Path) -> Result<duckdb::Connection> {
-    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly)?;
-    Ok(duckdb::Connection::open_with_flags(path, config)?)
+/// The connector over `path`, its instance kept open for the whole bench (as the gateway keeps it open
+/// during a burst of calls).
+fn warehouse(path: &std::path::Path) -> DuckDbWarehouse {
+    DuckDbWarehouse::new(
+        path,
+        DuckDbOptions {
+            release_after_idle: Duration::from_secs(3_600),
+            ..DuckDbOptions::default()
+        },
+    )
 }
 
 /// The in-process baseline with `clients` threads.
 fn in_process(path: &std::path::Path, clients: usize, per_client: usize) -> Result<Stats> {
-    let root = read_only(path)?;
+    let warehouse = warehouse(path);
     for _ in 0..WARMUP {
-        in_process_once(&root)?;
+        in_process_once(&warehouse)?;
     }
     let wall = Instant::now();
     let samples = std::thread::scope(|scope| -> Result<Vec<Duration>> {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
-                let conn = root.try_clone();
+                let warehouse = &warehouse;
                 scope.spawn(move || -> Result<Vec<Duration>> {
-                    let conn = conn?;
-                    (0..per_client).map(|_| in_process_once(&conn)).collect()
+                    (0..per_client).map(|_| in_process_once(warehouse)).collect()
                 })
             })
             .collect();
@@ -179,7 +168,7 @@ async fn raw_sequential(gw: &Gateway, n: usize) -> Result<(Stats, Stats)> {
 /// Sequential calls, each gateway call paired with an in-process run right before it, so both see the
 /// same machine state. Returns (in-process, gateway round trip, gateway-added time per call).
 async fn paired(gw: &Gateway, path: &std::path::Path, n: usize) -> Result<(Stats, Stats, Stats)> {
-    let conn = read_only(path)?;
+    let conn = warehouse(path);
     let client = gw.client().await?;
     for _ in 0..WARMUP {
         in_process_once(&conn)?;
