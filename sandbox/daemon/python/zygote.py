@@ -229,6 +229,7 @@ def launcher(cfg, ctl_fd):
     poller.register(ctl_fd, select.POLLIN)
     jails = {}  # pidfd -> (pid, status fd)
     fresh = True  # children would still be born in the launcher's own PID namespace
+    root = None  # the session's jail root: (True, description) once built, (False, why) if that failed
     while True:
         for fd, _ in poller.poll():
             if fd != ctl_fd:
@@ -247,6 +248,13 @@ def launcher(cfg, ctl_fd):
                 os._exit(0)  # The session is closed: every jail dies with this PID namespace's init.
             req = json.loads(msg)
             status, go = fds
+            if root is None and (req["probe"] or "minimal_root" not in req["skip"]):
+                # Built on the first jail that needs it, so a degraded daemon that skips the minimal root
+                # never mounts it. Each jail's new mount namespace starts as a copy of this one.
+                try:
+                    root = (True, build_session_root(cfg))
+                except Exception as exc:  # noqa: BLE001 - reported by every jail that needs the root
+                    root = (False, str(exc))
             try:
                 if not fresh:
                     _check(libc.setns(own_pidns, CLONE_NEWPID), "setns launcher PID namespace")
@@ -260,7 +268,7 @@ def launcher(cfg, ctl_fd):
                 continue
             if pid == 0:
                 try:
-                    jail_init(cfg, req, status, go)
+                    jail_init(cfg, req, status, go, root)
                 finally:
                     os._exit(71)
             try:
@@ -287,7 +295,7 @@ def report_exit(status, wstatus, rusage):
         write_line(status, f"exit code {os.WEXITSTATUS(wstatus)} {rusage.ru_maxrss}")
 
 
-def jail_init(cfg, req, status, go):
+def jail_init(cfg, req, status, go, root):
     """The freshly forked PID 1 of a run: leaves the launcher's other namespaces and descriptors, then jails itself."""
     try:
         # Nothing of the launcher's stays open here: not its control socket, nor other jails' pipes and pidfds.
@@ -300,7 +308,7 @@ def jail_init(cfg, req, status, go):
     except Exception as exc:  # noqa: BLE001
         write_line(status, f"error setup: {exc}")
         os._exit(1)
-    jail(cfg, req, status, go)
+    jail(cfg, req, status, go, root)
 
 
 class Applied:
@@ -334,10 +342,16 @@ def ensure_dir(path):
         os.makedirs(path, mode=0o755, exist_ok=True)
 
 
-def build_root(cfg, req):
+def build_session_root(cfg):
+    """Builds the jails' root once per session, in the session's mount namespace (the launcher's).
+
+    A read-only tmpfs skeleton with read-only binds of the Python installation, the session's workspace
+    read-write, and empty mount points for `/tmp` and `/proc`. Every jail's mount namespace starts as a copy
+    of it, so a run adds only its own `/tmp` and `/proc` and pivots into it (`enter_root`), instead of
+    making every mount again. Nothing but the launcher and the jails lives in this mount namespace.
+    """
     root = cfg["jail"]
     r = cfg["root"]
-    mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={r['root_bytes']},mode=0755")
     for d in r["dirs"]:
         ensure_dir(root + d)
@@ -357,23 +371,32 @@ def build_root(cfg, req):
     ws = root + "/workspace"
     ensure_dir(ws)
     mount(cfg["workspace_mountpoint"], ws, None, MS_BIND)
+    for target, link in r["dev_symlinks"]:
+        os.symlink(target, root + link)
+    # The skeleton tmpfs itself becomes read-only: only /workspace and each run's /tmp are writable.
+    mount(None, root, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    return f"read-only root with {len(r['binds'])} read-only binds, /workspace, tmpfs /tmp, fresh /proc"
+
+
+def enter_root(cfg, req, root_built):
+    """Makes the session's root this run's `/`: a private `/tmp` and `/proc` on it, then `pivot_root`."""
+    built, detail = root_built or (False, "not built")
+    if not built:
+        raise StepError(f"the session's root could not be built: {detail}")
+    root = cfg["jail"]
+    r = cfg["root"]
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={r['tmp_bytes']},nr_inodes={r['tmp_inodes']},mode=1777")
     if req["unshare_flags"] & CLONE_NEWPID:
         # A fresh /proc shows only this run's PID namespace. It must be mounted while the host's /proc is
         # still visible in this mount namespace (the kernel refuses a proc mount that reveals more).
         mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    else:
-        os.makedirs(root + "/proc", exist_ok=True)
-    for target, link in r["dev_symlinks"]:
-        os.symlink(target, root + link)
     os.chdir(root)
     _check(libc.syscall(SYS_PIVOT_ROOT, b".", b"."), "pivot_root")
     _check(libc.umount2(b".", MNT_DETACH), "detach old root")
     os.chdir("/")
-    # The skeleton tmpfs itself becomes read-only: only /workspace and /tmp are writable.
-    mount(None, "/", None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    return f"read-only root with {len(r['binds'])} read-only binds, /workspace, tmpfs /tmp, fresh /proc"
+    return detail
 
 
 def drop_caps(last):
@@ -445,12 +468,12 @@ def set_rlimits(limits):
     return None
 
 
-def jail(cfg, req, status, go):
+def jail(cfg, req, status, go, root):
     """PID 1 of the run's PID namespace: builds the jail around itself, waits for the code, runs it."""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
         applied = Applied(req["skip"], req["probe"])
-        applied.step("minimal_root", lambda: build_root(cfg, req))
+        applied.step("minimal_root", lambda: enter_root(cfg, req, root))
         applied.step("uts_namespace", set_hostname)
         # Hard limits at the configured maxima now (raising them later needs a capability we drop);
         # each run lowers them to what it asked for.
