@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use nix::unistd::{Gid, Uid};
 use sluice_sandbox_protocol::{Protection, ProtectionState};
 
+use crate::cgroup::Cgroups;
 use crate::engine::{Engine, EngineConfig, JAIL_STEPS};
 use crate::host;
 use crate::policy::{Limits, Project};
@@ -158,6 +159,16 @@ fn prepare_root(root: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<PathBu
         .with_context(|| format!("resolving {}", root.display()))
 }
 
+/// The daemon's cgroup subtree for per-run limits, or why there is none (then runs have rlimits only).
+fn claim_cgroups(owner: Option<(u32, u32)>) -> Result<Arc<Cgroups>, String> {
+    let claimed = Cgroups::claim(owner).map(Arc::new);
+    match &claimed {
+        Ok(c) => tracing::info!("{}", c.describe()),
+        Err(e) => tracing::info!("no per-run cgroups: {e}"),
+    }
+    claimed
+}
+
 /// When root: switch to the unprivileged uid for good (all three uids, groups cleared).
 fn drop_privileges(common: &CommonArgs) -> anyhow::Result<()> {
     if !Uid::effective().is_root() {
@@ -208,6 +219,7 @@ fn probe_engine(
     root: &Path,
     limits: &Limits,
     runsc: Option<PathBuf>,
+    cgroups: &Result<Arc<Cgroups>, String>,
 ) -> anyhow::Result<(Arc<Engine>, host::ProbeOutcome)> {
     let engine = Arc::new(
         Engine::new(EngineConfig {
@@ -217,6 +229,7 @@ fn probe_engine(
             limits: limits.clone(),
             projects: common.projects.clone(),
             runsc,
+            cgroups: cgroups.clone(),
         })
         .map_err(|e| anyhow::anyhow!("{}", e.message))?,
     );
@@ -247,13 +260,14 @@ fn choose(
     common: &CommonArgs,
     root: &Path,
     limits: &Limits,
+    cgroups: &Result<Arc<Cgroups>, String>,
 ) -> anyhow::Result<Chosen> {
     let runsc = gvisor::find_runsc();
     if common.backend != BackendChoice::Native {
         match &runsc {
             Some(path) => {
                 let version = gvisor::runsc_version(path).unwrap_or_else(|e| e);
-                let (engine, outcome) = probe_engine(rt, common, root, limits, Some(path.clone()))?;
+                let (engine, outcome) = probe_engine(rt, common, root, limits, Some(path.clone()), cgroups)?;
                 let protections = host::protections(&outcome);
                 let failed: Vec<String> = missing(&protections)
                     .iter()
@@ -277,7 +291,7 @@ fn choose(
                 };
                 let why = format!("native (gVisor's self-test failed: {reason})");
                 tracing::warn!("{why}");
-                let (engine, outcome) = probe_engine(rt, common, root, limits, None)?;
+                let (engine, outcome) = probe_engine(rt, common, root, limits, None, cgroups)?;
                 return Ok(Chosen {
                     engine,
                     protections: host::protections(&outcome),
@@ -292,7 +306,7 @@ fn choose(
             None => {}
         }
     }
-    let (engine, outcome) = probe_engine(rt, common, root, limits, None)?;
+    let (engine, outcome) = probe_engine(rt, common, root, limits, None, cgroups)?;
     let why = match (common.backend, runsc) {
         (BackendChoice::Native, _) => "native (asked for with --backend native)".to_string(),
         (_, None) => "native (runsc is not installed)".to_string(),
@@ -320,12 +334,13 @@ fn print_protections(protections: &[Protection]) {
 fn doctor(common: CommonArgs) -> anyhow::Result<i32> {
     let owner = common.uid.map(|u| (u, common.gid.unwrap_or(u)));
     let root = prepare_root(&common.root, owner.filter(|_| Uid::effective().is_root()))?;
+    let cgroups = claim_cgroups(owner.filter(|_| Uid::effective().is_root()));
     drop_privileges(&common).or_else(|e| {
         // Doctor may look at a root host without dropping; the report then shows the missing uid.
         if common.uid.is_none() { Ok(()) } else { Err(e) }
     })?;
     let rt = runtime()?;
-    let chosen = choose(&rt, &common, &root, &Limits::default())?;
+    let chosen = choose(&rt, &common, &root, &Limits::default(), &cgroups)?;
     println!("backend: {}", chosen.why);
     println!(
         "python: {} ({})",
@@ -386,6 +401,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let listener = listener?;
     std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o600))?;
     let parent = nix::unistd::getppid();
+    // Claimed while still root (if started so): the subtree is then handed to the unprivileged uid.
+    let cgroups = claim_cgroups(owner);
     drop_privileges(&args.common)?;
     if args.exit_with_parent {
         exit_with_parent(parent)?;
@@ -396,7 +413,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         engine,
         protections,
         why,
-    } = choose(&rt, &args.common, &root, &args.limits())?;
+    } = choose(&rt, &args.common, &root, &args.limits(), &cgroups)?;
     tracing::info!("backend: {why}");
     let missing = missing(&protections);
     for p in &missing {

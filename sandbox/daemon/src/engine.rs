@@ -32,6 +32,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::unix::pipe;
 use tokio::sync::watch;
 
+use crate::cgroup::{Cgroups, RunCgroup};
 use crate::error::OpError;
 use crate::gvisor;
 use crate::pidfd::PidFd;
@@ -81,6 +82,8 @@ pub struct EngineConfig {
     pub projects: Vec<Project>,
     /// `runsc` for the gVisor backend; `None` runs the native backend.
     pub runsc: Option<PathBuf>,
+    /// The daemon's cgroup subtree for per-run limits (native backend), or why there is none.
+    pub cgroups: Result<Arc<Cgroups>, String>,
 }
 
 pub struct Engine {
@@ -149,6 +152,9 @@ pub struct Jail {
     status: BufReader<pipe::Receiver>,
     pidfd: PidFd,
     pub probe: Option<BTreeMap<String, String>>,
+    /// Native backend with cgroups: the run's group, which PID 1 entered before its set-up finished.
+    /// Dropped after the kill in `drop`, so it is removed once the run's processes are gone.
+    cgroup: Option<RunCgroup>,
 }
 
 impl Jail {
@@ -377,6 +383,21 @@ impl Engine {
         self.cfg.runsc.as_deref()
     }
 
+    /// Whether runs get a cgroup of their own: what is used, or why not.
+    pub fn cgroup_limits(&self) -> Result<String, String> {
+        match (self.backend(), &self.cfg.cgroups) {
+            (Backend::Gvisor, _) => Err(
+                "not applied under gVisor (runsc runs with --ignore-cgroups); each process of the run is \
+                 bounded by RLIMIT_AS and the run by RLIMIT_NPROC"
+                    .to_string(),
+            ),
+            (Backend::Native, Ok(c)) => Ok(c.describe()),
+            (Backend::Native, Err(e)) => Err(format!(
+                "{e}; each process of a run is bounded by RLIMIT_AS and the run by RLIMIT_NPROC"
+            )),
+        }
+    }
+
     /// Steps to skip from now on (only ever set in `--allow-degraded` mode, and reported by `status`).
     pub fn set_skip(&self, skip: Vec<String>) {
         if let Ok(mut s) = self.skip.lock() {
@@ -563,6 +584,7 @@ impl Engine {
             status,
             pidfd,
             probe: None,
+            cgroup: None,
         })
     }
 
@@ -588,6 +610,7 @@ impl Engine {
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + SETUP_TIMEOUT;
         let (mut pidfd, mut ready, mut probe_result) = (None, false, None);
+        let mut cgroup = None;
         while !(ready && pidfd.is_some()) {
             let Some(line) = read_line_by(&mut status, deadline).await? else {
                 return Err(unavailable("the sandbox worker exited while preparing a jail"));
@@ -599,8 +622,25 @@ impl Engine {
                     // The launcher queued a pidfd on the jail's PID 1 before it said `child` (the pid it
                     // knows is in the session's PID namespace, meaningless here).
                     let fd = recv_queued_fd(&go)?;
-                    pidfd =
-                        Some(PidFd::adopt(fd).map_err(|e| OpError::internal(format!("jail pidfd: {e}")))?);
+                    let pf = PidFd::adopt(fd).map_err(|e| OpError::internal(format!("jail pidfd: {e}")))?;
+                    // Into the run's cgroup while PID 1 still builds its jail: user code, and anything
+                    // it forks, only ever runs inside the group.
+                    if let Ok(cgroups) = &self.cfg.cgroups {
+                        let limits = &self.cfg.limits;
+                        let group = cgroups
+                            .create_run(limits.max_memory_mb << 20, limits.max_processes)
+                            .and_then(|g| g.enter(pf.pid()).map(|()| g))
+                            .map_err(|e| unavailable(format!("sandbox set-up failed: cgroup: {e}")));
+                        let group = match group {
+                            Ok(g) => g,
+                            Err(e) => {
+                                let _ = pf.kill();
+                                return Err(e);
+                            }
+                        };
+                        cgroup = Some(group);
+                    }
+                    pidfd = Some(pf);
                 }
                 "probe" => probe_result = serde_json::from_str(rest).ok(),
                 "ready" => ready = true,
@@ -614,6 +654,7 @@ impl Engine {
             status,
             pidfd,
             probe: probe_result,
+            cgroup,
         })
     }
 
@@ -647,7 +688,13 @@ impl Engine {
         jail: &mut Jail,
         code: &str,
         rlimits: &[policy::Rlimit],
+        memory_bytes: u64,
     ) -> Result<Option<(pipe::Receiver, pipe::Receiver, Option<pipe::Receiver>)>, OpError> {
+        if let Some(group) = &jail.cgroup {
+            group
+                .set_memory(memory_bytes)
+                .map_err(|e| OpError::internal(format!("cgroup memory limit: {e}")))?;
+        }
         let mut header = serde_json::to_vec(&json!({ "rlimits": rlimits }))
             .map_err(|e| OpError::internal(e.to_string()))?;
         match jail.go.take() {
@@ -709,7 +756,7 @@ impl Engine {
         let mut handed = None;
         if let Some(mut j) = warm {
             handed = self
-                .hand_over(&mut j, &req.code, &rlimits)?
+                .hand_over(&mut j, &req.code, &rlimits, limits.memory_mb << 20)?
                 .map(|pipes| (j, pipes));
         }
         let (mut jail, (out_r, err_r, rep)) = match handed {
@@ -717,7 +764,7 @@ impl Engine {
             None => {
                 let mut j = self.prepare(s, false).await?;
                 let pipes = self
-                    .hand_over(&mut j, &req.code, &rlimits)?
+                    .hand_over(&mut j, &req.code, &rlimits, limits.memory_mb << 20)?
                     .ok_or_else(|| unavailable("a freshly prepared sandbox died before its run"))?;
                 (j, pipes)
             }
@@ -796,6 +843,8 @@ impl Engine {
                 },
             }
         }
+        // The kernel's own count: the run's group hit its memory limit (trusted, unlike the report line).
+        memory |= jail.cgroup.as_ref().is_some_and(RunCgroup::oom_killed);
         drop(jail);
         let duration_ms = start.elapsed().as_secs_f64() * 1000.0;
         let exit = match (done, exit) {

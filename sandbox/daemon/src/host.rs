@@ -1,8 +1,7 @@
-//! What this host provides: the probe through the real jail, cgroup v2 delegation, and the resulting
+//! What this host provides: the probe through the real jail, per-run cgroup limits, and the resulting
 //! list of protections that `doctor` prints and `status` returns.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use sluice_sandbox_protocol::{Backend, ErrorKind, Protection, ProtectionState, RunPython, SessionKey};
@@ -31,7 +30,7 @@ pub struct ProbeOutcome {
     pub session: Result<(), String>,
     /// Preparing a jail: each step's result as the jail itself reported it.
     pub jail: Result<BTreeMap<String, String>, String>,
-    /// cgroup v2 delegation: what would be used, or why not.
+    /// Per-run cgroup limits: what is used, or why not.
     pub cgroup: Result<String, String>,
 }
 
@@ -151,62 +150,19 @@ pub fn protections(probe: &ProbeOutcome) -> Vec<Protection> {
         true,
         "fixed environment; nothing inherited from the daemon",
     ));
-    match &probe.cgroup {
-        Ok(d) => out.push(p(
-            "cgroup_v2",
-            false,
-            false,
-            format!("{d}, but this version does not use it yet; memory is limited by RLIMIT_AS"),
-        )),
-        Err(e) => out.push(p(
-            "cgroup_v2",
-            false,
-            false,
-            format!("{e}; memory is limited by RLIMIT_AS and processes by RLIMIT_NPROC"),
-        )),
-    }
+    // Optional: without it each process is still bounded by its rlimits, but not the run as a whole.
+    out.push(match &probe.cgroup {
+        Ok(d) => p("cgroup_limits", true, false, d.clone()),
+        Err(e) => p("cgroup_limits", false, false, e.clone()),
+    });
     out
-}
-
-/// Whether cgroup v2 memory and pids controllers are delegated to this process.
-pub fn cgroup_v2_delegation() -> Result<String, String> {
-    let own = std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
-    let rel = own
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .ok_or_else(|| "no cgroup v2 hierarchy for this process (cgroup v1 host)".to_string())?;
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(|e| format!("mountinfo: {e}"))?;
-    let mount = mounts
-        .lines()
-        .find(|l| l.contains(" - cgroup2 "))
-        .and_then(|l| l.split(' ').nth(4))
-        .ok_or_else(|| "cgroup v2 is not mounted".to_string())?;
-    let dir = Path::new(mount).join(rel.trim_start_matches('/'));
-    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
-    if !(has("memory") && has("pids")) {
-        return Err(format!(
-            "cgroup v2 at {} offers [{}], not memory and pids",
-            dir.display(),
-            controllers.trim()
-        ));
-    }
-    if nix::unistd::access(
-        &dir.join("cgroup.subtree_control"),
-        nix::unistd::AccessFlags::W_OK,
-    )
-    .is_err()
-    {
-        return Err(format!("cgroup {} is not delegated to this user", dir.display()));
-    }
-    Ok(format!("delegated at {}", dir.display()))
 }
 
 /// Runs the probe: a session and a jail built exactly as for real runs, with every step reported. For
 /// gVisor the probe is a real run (the self-test the `auto` backend choice depends on).
 pub async fn probe(engine: &Arc<Engine>) -> ProbeOutcome {
     let uid = nix::unistd::geteuid().as_raw();
-    let cgroup = cgroup_v2_delegation();
+    let cgroup = engine.cgroup_limits();
     let backend = engine.backend();
     let session = match engine.open_session(16 << 20).await {
         Ok(s) => Arc::new(s),
@@ -386,7 +342,7 @@ mod tests {
                     jail: Ok(gvisor_ok),
                     cgroup: Err("v1".into()),
                 },
-                vec!["cgroup_v2"],
+                vec!["cgroup_limits"],
             ),
             (
                 ProbeOutcome {
@@ -396,7 +352,7 @@ mod tests {
                     jail: Ok(gvisor_open),
                     cgroup: Err("v1".into()),
                 },
-                vec!["network_none", "cgroup_v2"],
+                vec!["network_none", "cgroup_limits"],
             ),
             (
                 ProbeOutcome {
@@ -415,7 +371,7 @@ mod tests {
                     "pid_namespace",
                     "rlimits",
                     "gvisor_seccomp",
-                    "cgroup_v2",
+                    "cgroup_limits",
                 ],
             ),
             (
@@ -426,7 +382,17 @@ mod tests {
                     jail: Ok(all_ok.clone()),
                     cgroup: Err("v1".into()),
                 },
-                vec!["cgroup_v2"],
+                vec!["cgroup_limits"],
+            ),
+            (
+                ProbeOutcome {
+                    backend: Backend::Native,
+                    uid: 1000,
+                    session: Ok(()),
+                    jail: Ok(all_ok.clone()),
+                    cgroup: Ok("cgroup v1 memory and pids limits per run".into()),
+                },
+                vec![],
             ),
             (
                 ProbeOutcome {
@@ -436,7 +402,7 @@ mod tests {
                     jail: Ok(landlock_missing),
                     cgroup: Err("v1".into()),
                 },
-                vec!["unprivileged_uid", "landlock", "cgroup_v2"],
+                vec!["unprivileged_uid", "landlock", "cgroup_limits"],
             ),
             (
                 ProbeOutcome {
@@ -461,7 +427,7 @@ mod tests {
                     "capabilities_dropped",
                     "landlock",
                     "seccomp",
-                    "cgroup_v2",
+                    "cgroup_limits",
                 ],
             ),
         ];
@@ -473,7 +439,7 @@ mod tests {
                 .map(|(n, _)| n)
                 .collect();
             assert_eq!(got_missing, missing, "{probe:?}");
-            assert!(got.iter().all(|p| p.required || p.name == "cgroup_v2"));
+            assert!(got.iter().all(|p| p.required || p.name == "cgroup_limits"));
         }
     }
 }

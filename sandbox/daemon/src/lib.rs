@@ -3,6 +3,7 @@
 //! minimal root, landlock, seccomp allowlist, rlimits), served over a Unix socket with the protocol of
 //! `sluice-sandbox-protocol`.
 
+pub mod cgroup;
 pub mod cli;
 pub mod engine;
 pub mod error;

@@ -455,6 +455,31 @@ fn resource_exhaustion_is_contained() {
         assert!(r.limits_hit.contains(&Limit::Memory), "{r:?}");
         assert_eq!(r.exit.code, Some(1));
 
+        // Many processes, each well under its own address-space limit, together far over the run's
+        // memory: the run's cgroup stops them (natively, where the daemon could claim cgroups: as root
+        // here, or with a delegated cgroup v2 subtree), and says so.
+        if kind == Kind::Native && is_root() {
+            let r = run_with(
+                &mut c,
+                &s,
+                "import os, time\nkids = []\nfor _ in range(6):\n    pid = os.fork()\n    if pid == 0:\n        block = b'x' * (100 << 20)\n        time.sleep(3)\n        os._exit(0)\n    kids.append(pid)\nkilled = 0\nfor pid in kids:\n    _, st = os.waitpid(pid, 0)\n    killed += os.WIFSIGNALED(st) and os.WTERMSIG(st) == 9\nprint('killed', killed)",
+                Some(20_000),
+                Some(256),
+            );
+            assert!(r.limits_hit.contains(&Limit::Memory), "{r:?}");
+            // The OOM killer picks the largest processes: children, or PID 1 with them.
+            let killed: u32 = r
+                .stdout
+                .text
+                .trim()
+                .strip_prefix("killed ")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            assert!(killed >= 3 || r.exit.signal == Some(9), "{r:?}");
+            let r = run(&mut c, &s, "print('still serving')", Some(5000));
+            assert_eq!(r.stdout.text, "still serving\n", "{r:?}");
+        }
+
         // CPU spin: killed at the wall clock.
         let r = run(&mut c, &s, "while True: pass", Some(1000));
         assert_eq!(

@@ -93,10 +93,10 @@ fn response_examples() -> Vec<ResponseBody> {
                     detail: "ABI 7, fully enforced".into(),
                 },
                 Protection {
-                    name: "cgroup_v2".into(),
+                    name: "cgroup_limits".into(),
                     state: ProtectionState::Missing,
                     required: false,
-                    detail: "memory and pids controllers are not delegated to this daemon".into(),
+                    detail: "no delegated cgroup v2 subtree and no writable cgroup v1 hierarchy".into(),
                 },
             ],
             capacity: Capacity {
