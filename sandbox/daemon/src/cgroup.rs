@@ -176,28 +176,36 @@ impl Cgroups {
         })
     }
 
-    /// cgroup v1: a `sluice-sandbox-PID` directory in the daemon's own memory and pids cgroups.
+    /// cgroup v1: in the daemon's own memory and pids cgroups, a `sluice-sandbox-uidUID` directory for
+    /// the uid the runs belong to, and in it a `d-PID` directory for this daemon. The daemon owns the
+    /// latter's parent, so it can remove its own directory when it stops, even after dropping root.
     fn claim_v1(located: &Located, owner: Option<(u32, u32)>) -> Result<Cgroups, String> {
-        let mut parents = Vec::new();
+        let uid = owner.map_or_else(|| nix::unistd::geteuid().as_raw(), |(u, _)| u);
+        let mut parents: Vec<PathBuf> = Vec::new();
         for controller in ["memory", "pids"] {
-            let dir = located
-                .v1
-                .get(controller)
-                .ok_or_else(|| format!("no {controller} hierarchy is mounted"))?;
-            sweep_stale(dir);
-            let own = dir.join(format!("sluice-sandbox-{}", std::process::id()));
-            match std::fs::create_dir(&own) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            let made = (|| {
+                let dir = located
+                    .v1
+                    .get(controller)
+                    .ok_or_else(|| format!("no {controller} hierarchy is mounted"))?;
+                let shared = dir.join(format!("sluice-sandbox-uid{uid}"));
+                mkdir(&shared)?;
+                chown(&shared, owner)?;
+                sweep_stale(&shared);
+                let own = shared.join(format!("d-{}", std::process::id()));
+                mkdir(&own)?;
+                chown(&own, owner)?;
+                Ok::<PathBuf, String>(own)
+            })();
+            match made {
+                Ok(own) => parents.push(own),
                 Err(e) => {
-                    for made in &parents {
-                        let _ = std::fs::remove_dir(made);
+                    for p in &parents {
+                        let _ = std::fs::remove_dir(p);
                     }
-                    return Err(io_at(&own, e));
+                    return Err(e);
                 }
             }
-            chown(&own, owner)?;
-            parents.push(own);
         }
         Ok(Cgroups {
             version: Version::V1,
@@ -272,26 +280,41 @@ impl Cgroups {
     }
 }
 
-impl Drop for Cgroups {
-    fn drop(&mut self) {
-        self.remove_leftovers();
+impl Cgroups {
+    /// Removes the daemon's groups. The last runs were killed just before: their processes get a moment
+    /// to exit, so that a daemon that stops cleanly leaves nothing behind (what a killed one leaves, the
+    /// next start removes). Called when the daemon stops, and again (harmlessly) on drop.
+    pub fn close(&self) {
+        for _ in 0..100 {
+            self.remove_leftovers();
+            if self.leftover.lock().map(|l| l.is_empty()).unwrap_or(true) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         for d in &self.own {
-            let _ = std::fs::remove_dir(d);
+            remove_tree(d);
         }
     }
 }
 
-/// Removes empty `sluice-sandbox-PID` groups of daemons that are gone (v1: they live beside the
-/// daemon's own cgroup and outlive a daemon that was killed).
-fn sweep_stale(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Removes the groups of daemons that are gone (`d-PID` and their runs): a daemon that was killed
+/// could not remove its own.
+fn sweep_stale(shared: &Path) {
+    let Ok(entries) = std::fs::read_dir(shared) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("sluice-sandbox-"))
+            .and_then(|n| n.strip_prefix("d-"))
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
@@ -299,15 +322,28 @@ fn sweep_stale(dir: &Path) {
         if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
             continue;
         }
-        if let Ok(runs) = std::fs::read_dir(entry.path()) {
-            for run in runs
-                .flatten()
-                .filter(|r| r.file_name().to_string_lossy().starts_with("run-"))
-            {
-                let _ = std::fs::remove_dir(run.path());
-            }
+        remove_tree(&entry.path());
+    }
+}
+
+/// Removes a daemon's group and its (empty) run groups.
+fn remove_tree(dir: &Path) {
+    if let Ok(runs) = std::fs::read_dir(dir) {
+        for run in runs
+            .flatten()
+            .filter(|r| r.file_name().to_string_lossy().starts_with("run-"))
+        {
+            let _ = std::fs::remove_dir(run.path());
         }
-        let _ = std::fs::remove_dir(entry.path());
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn mkdir(path: &Path) -> Result<(), String> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io_at(path, e)),
     }
 }
 

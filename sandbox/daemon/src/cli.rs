@@ -361,16 +361,22 @@ fn doctor(common: CommonArgs) -> anyhow::Result<i32> {
         .iter()
         .map(|p| p.name.as_str())
         .collect();
-    if missing.is_empty() {
+    let code = if missing.is_empty() {
         println!("verdict: all required protections are active");
-        Ok(0)
+        0
     } else {
         println!(
             "verdict: missing required protections: {} (serve needs --allow-degraded)",
             missing.join(", ")
         );
-        Ok(1)
+        1
+    };
+    drop(chosen);
+    drop(rt);
+    if let Ok(c) = &cgroups {
+        c.close();
     }
+    Ok(code)
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<i32> {
@@ -478,6 +484,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         }
     })?;
     std::fs::remove_file(&args.socket).ok();
+    // Every session's runs end with the runtime; then the daemon's cgroups can go.
+    drop(rt);
+    if let Ok(c) = &cgroups {
+        c.close();
+    }
     Ok(0)
 }
 

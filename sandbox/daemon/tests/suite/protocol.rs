@@ -133,6 +133,47 @@ fn status_reports_backend_protections_and_capacity() {
     }
 }
 
+/// Runs are in groups of their own, which go with the runs; the daemon's own groups go when it
+/// stops (as root, as CI runs, the daemon claims cgroup v1 groups before switching to `--uid`).
+#[test]
+fn a_stopped_daemon_leaves_no_cgroups_behind() {
+    if !is_root() {
+        eprintln!("note: not root, so the daemon claims no cgroups here; nothing to check");
+        return;
+    }
+    let d = Daemon::start();
+    let mut c = d.client();
+    let s = session("cgroups");
+    open(&mut c, &s);
+    // The run's own process is in a run group (seen from its cgroup namespace, rooted at the daemon's).
+    let r = run(
+        &mut c,
+        &s,
+        "print([l.split(':')[2] for l in open('/proc/self/cgroup') if ':memory:' in l][0].split('/')[-1][:4])",
+        Some(5000),
+    );
+    assert_eq!(r.stdout.text, "run-\n", "{r:?}");
+    let Response::Status(st) = c.call(Request::Status).unwrap() else {
+        panic!()
+    };
+    let detail = &st
+        .protections
+        .iter()
+        .find(|p| p.name == "cgroup_limits")
+        .expect("cgroup_limits reported")
+        .detail;
+    let dirs: Vec<std::path::PathBuf> = detail
+        .split_once(" under ")
+        .map(|(_, at)| at.split(" and ").map(Into::into).collect())
+        .unwrap_or_default();
+    assert!(!dirs.is_empty() && dirs.iter().all(|d| d.is_dir()), "{detail}");
+    drop(c);
+    drop(d);
+    for dir in &dirs {
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+}
+
 #[test]
 fn busy_when_every_slot_stays_taken() {
     let d = Daemon::start_with(&["--max-concurrency", "1", "--queue-timeout-ms", "300"]);
