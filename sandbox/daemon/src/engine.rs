@@ -626,11 +626,22 @@ impl Engine {
                     // Into the run's cgroup while PID 1 still builds its jail: user code, and anything
                     // it forks, only ever runs inside the group.
                     if let Ok(cgroups) = &self.cfg.cgroups {
-                        let limits = &self.cfg.limits;
-                        let group = cgroups
-                            .create_run(limits.max_memory_mb << 20, limits.max_processes)
-                            .and_then(|g| g.enter(pf.pid()).map(|()| g))
-                            .map_err(|e| unavailable(format!("sandbox set-up failed: cgroup: {e}")));
+                        // The default run's memory limit, so that most runs need no second write. On a
+                        // thread of its own: moving a process between cgroups may wait for an RCU grace
+                        // period (≈ 10 ms after a quiet spell), which must not stall a runtime worker.
+                        let (cgroups, pid) = (cgroups.clone(), pf.pid());
+                        let memory = self.cfg.limits.for_run(None, None).memory_mb << 20;
+                        let max_pids = self.cfg.limits.max_processes;
+                        let group = tokio::task::spawn_blocking(move || {
+                            let g = cgroups.create_run(memory, max_pids)?;
+                            g.enter(pid)?;
+                            Ok::<_, std::io::Error>(g)
+                        })
+                        .await
+                        .map_err(|e| OpError::internal(format!("cgroup task: {e}")))
+                        .and_then(|r| {
+                            r.map_err(|e| unavailable(format!("sandbox set-up failed: cgroup: {e}")))
+                        });
                         let group = match group {
                             Ok(g) => g,
                             Err(e) => {
