@@ -1,6 +1,6 @@
 //! Benchmark: `query_database` round trips through the real gateway versus the same query run in-process
-//! through the gateway's own DuckDB connector, sequentially and with 4 concurrent clients, with the DuckDB instance kept open between
-//! calls and released after every call.
+//! through the gateway's own DuckDB connector, sequentially and with 4 concurrent clients, with the DuckDB
+//! instance kept open between calls and released after every call.
 //!
 //! Run: `cargo build --release -p sluice-gateway --bin sluice && cargo bench -p sluice-e2e --bench gateway_roundtrip`.
 //! Results and method are recorded in BENCHMARKS.md.

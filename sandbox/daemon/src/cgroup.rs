@@ -82,8 +82,6 @@ pub fn locate(proc_self_cgroup: &str, mountinfo: &str) -> Located {
 pub struct Cgroups {
     version: Version,
     parents: Vec<PathBuf>,
-    /// v1: directories the daemon created for itself, removed when it exits.
-    own: Vec<PathBuf>,
     seq: AtomicU64,
     /// Run groups whose processes were still exiting when the run ended; removed later.
     leftover: Mutex<Vec<PathBuf>>,
@@ -169,7 +167,6 @@ impl Cgroups {
         Ok(Cgroups {
             version: Version::V2,
             parents: vec![dir.to_path_buf()],
-            own: vec![],
             seq: AtomicU64::new(0),
             leftover: Mutex::new(vec![]),
         })
@@ -208,7 +205,6 @@ impl Cgroups {
         }
         Ok(Cgroups {
             version: Version::V1,
-            own: parents.clone(),
             parents,
             seq: AtomicU64::new(0),
             leftover: Mutex::new(vec![]),
@@ -274,9 +270,7 @@ impl Cgroups {
             l.retain(|d| std::fs::remove_dir(d).is_err() && d.exists());
         }
     }
-}
 
-impl Cgroups {
     /// Removes the daemon's groups. The last runs were killed just before: their processes get a moment
     /// to exit, so that a daemon that stops cleanly leaves nothing behind (what a killed one leaves, the
     /// next start removes). Called when the daemon stops, and again (harmlessly) on drop.
@@ -288,8 +282,11 @@ impl Cgroups {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        for d in &self.own {
-            remove_tree(d);
+        // v1: the `d-PID` directories are the daemon's own; v2: the cgroup it was given stays.
+        if self.version == Version::V1 {
+            for d in &self.parents {
+                remove_tree(d);
+            }
         }
     }
 }
@@ -348,8 +345,7 @@ fn mkdir(path: &Path) -> Result<(), String> {
     }
 }
 
-/// One run's group. Dropping it removes the group, or leaves that to the subtree once the run's last
-/// process has exited.
+/// One run's group. Dropping it queues the group for removal by its `Cgroups`.
 #[derive(Debug)]
 pub struct RunCgroup {
     version: Version,

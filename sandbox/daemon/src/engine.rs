@@ -153,7 +153,7 @@ pub struct Jail {
     pidfd: PidFd,
     pub probe: Option<BTreeMap<String, String>>,
     /// Native backend with cgroups: the run's group, which PID 1 entered before its set-up finished.
-    /// Dropped after the kill in `drop`, so it is removed once the run's processes are gone.
+    /// Dropped after the kill in `drop`; the group is removed later, once the run's processes are gone.
     cgroup: Option<RunCgroup>,
 }
 
