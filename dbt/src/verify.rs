@@ -10,32 +10,7 @@ use serde::Serialize;
 
 use crate::project::Relation;
 
-/// How the connection's dialect quotes identifiers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QuoteStyle {
-    /// `"name"`: DuckDB, PostgreSQL, SQLite and the SQL standard.
-    Ansi,
-    /// `` `name` ``: MySQL and MariaDB.
-    Backtick,
-}
-
-/// Quotes one identifier, doubling the quote character inside it.
-pub fn quote_ident(style: QuoteStyle, name: &str) -> String {
-    let q = match style {
-        QuoteStyle::Ansi => '"',
-        QuoteStyle::Backtick => '`',
-    };
-    let mut out = String::with_capacity(name.len() + 2);
-    out.push(q);
-    for c in name.chars() {
-        if c == q {
-            out.push(q);
-        }
-        out.push(c);
-    }
-    out.push(q);
-    out
-}
+pub use sluice_dialect::Quoting;
 
 /// Why a name given by the caller cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,12 +98,8 @@ impl TableRef {
     }
 
     /// The quoted name for SQL.
-    pub fn sql(&self, style: QuoteStyle) -> String {
-        self.parts
-            .iter()
-            .map(|p| quote_ident(style, p))
-            .collect::<Vec<_>>()
-            .join(".")
+    pub fn sql(&self, style: Quoting) -> String {
+        style.path(&self.parts)
     }
 }
 
@@ -139,12 +110,12 @@ impl fmt::Display for TableRef {
 }
 
 /// Reads no rows, only the relation's columns and their types.
-pub fn probe_sql(table: &TableRef, style: QuoteStyle) -> String {
+pub fn probe_sql(table: &TableRef, style: Quoting) -> String {
     format!("SELECT * FROM {} LIMIT 0", table.sql(style))
 }
 
 /// One row: `row_count_0`, `row_count_1`, … for each table, in order.
-pub fn row_counts_sql(tables: &[TableRef], style: QuoteStyle) -> String {
+pub fn row_counts_sql(tables: &[TableRef], style: Quoting) -> String {
     let items: Vec<String> = tables
         .iter()
         .enumerate()
@@ -154,10 +125,10 @@ pub fn row_counts_sql(tables: &[TableRef], style: QuoteStyle) -> String {
 }
 
 /// One row: `row_count`, then `nulls_i` and `distinct_i` for each column, in order.
-pub fn column_profile_sql(table: &TableRef, columns: &[String], style: QuoteStyle) -> String {
+pub fn column_profile_sql(table: &TableRef, columns: &[String], style: Quoting) -> String {
     let mut items = vec!["count(*) AS row_count".to_owned()];
     for (i, c) in columns.iter().enumerate() {
-        let c = quote_ident(style, c);
+        let c = style.ident(c);
         items.push(format!("count(*) - count({c}) AS nulls_{i}"));
         items.push(format!("count(DISTINCT {c}) AS distinct_{i}"));
     }
@@ -282,25 +253,6 @@ mod tests {
     }
 
     #[test]
-    fn quoting() {
-        let cases = [
-            (QuoteStyle::Ansi, "orders", "\"orders\""),
-            (QuoteStyle::Ansi, "a\"b", "\"a\"\"b\""),
-            (
-                QuoteStyle::Ansi,
-                "x\"; drop table t; --",
-                "\"x\"\"; drop table t; --\"",
-            ),
-            (QuoteStyle::Backtick, "orders", "`orders`"),
-            (QuoteStyle::Backtick, "a`b", "`a``b`"),
-            (QuoteStyle::Backtick, "a\"b", "`a\"b`"),
-        ];
-        for (style, name, expected) in cases {
-            assert_eq!(quote_ident(style, name), expected, "{name}");
-        }
-    }
-
-    #[test]
     fn table_names() {
         let ok = [
             ("orders", "\"orders\""),
@@ -310,7 +262,7 @@ mod tests {
         ];
         for (name, expected) in ok {
             assert_eq!(
-                TableRef::parse(name).map(|t| t.sql(QuoteStyle::Ansi)),
+                TableRef::parse(name).map(|t| t.sql(Quoting::Double)),
                 Ok(expected.to_owned()),
                 "{name}"
             );
@@ -338,11 +290,11 @@ mod tests {
             relation_name: Some("\"jaffle\".\"main\".\"orders\"".into()),
         };
         assert_eq!(
-            TableRef::from_relation(&r).sql(QuoteStyle::Ansi),
+            TableRef::from_relation(&r).sql(Quoting::Double),
             "\"main\".\"orders\""
         );
         assert_eq!(
-            TableRef::from_relation(&r).sql(QuoteStyle::Backtick),
+            TableRef::from_relation(&r).sql(Quoting::Backtick),
             "`main`.`orders`"
         );
     }
@@ -352,16 +304,16 @@ mod tests {
         let t = TableRef::parse("main.orders").unwrap_or_else(|e| panic!("{e}"));
         let u = TableRef::parse("raw.raw_orders").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
-            probe_sql(&t, QuoteStyle::Ansi),
+            probe_sql(&t, Quoting::Double),
             "SELECT * FROM \"main\".\"orders\" LIMIT 0"
         );
         assert_eq!(
-            row_counts_sql(&[t.clone(), u], QuoteStyle::Backtick),
+            row_counts_sql(&[t.clone(), u], Quoting::Backtick),
             "SELECT (SELECT count(*) FROM `main`.`orders`) AS row_count_0, \
              (SELECT count(*) FROM `raw`.`raw_orders`) AS row_count_1"
         );
         assert_eq!(
-            column_profile_sql(&t, &s(&["order_id", "we\"ird"]), QuoteStyle::Ansi),
+            column_profile_sql(&t, &s(&["order_id", "we\"ird"]), Quoting::Double),
             "SELECT count(*) AS row_count, count(*) - count(\"order_id\") AS nulls_0, \
              count(DISTINCT \"order_id\") AS distinct_0, count(*) - count(\"we\"\"ird\") AS nulls_1, \
              count(DISTINCT \"we\"\"ird\") AS distinct_1 FROM \"main\".\"orders\""

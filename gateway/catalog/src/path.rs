@@ -389,7 +389,7 @@ fn tie_key(path: &JoinPath) -> Vec<(&TableId, &[String], &[String])> {
 pub fn join_sql(tables: &[TableId], steps: &[JoinStep], quoting: Quoting) -> String {
     let mut sql = String::from("SELECT *\n");
     if let Some(first) = tables.first() {
-        sql.push_str(&format!("FROM {} AS t0", quoting.table(first)));
+        sql.push_str(&format!("FROM {} AS t0", first.sql(quoting)));
     }
     for (i, step) in steps.iter().enumerate() {
         let conditions: Vec<String> = step
@@ -400,7 +400,7 @@ pub fn join_sql(tables: &[TableId], steps: &[JoinStep], quoting: Quoting) -> Str
             .collect();
         sql.push_str(&format!(
             "\nJOIN {} AS t{} ON {}",
-            quoting.table(&step.right),
+            step.right.sql(quoting),
             i + 1,
             conditions.join(" AND ")
         ));

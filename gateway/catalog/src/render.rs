@@ -12,35 +12,7 @@ use crate::graph::{EdgeOrigin, JoinEdge};
 use crate::link::{LinkRole, SchemaLink};
 use crate::path::PathSearch;
 use crate::snapshot::{Table, TableId, TableKind};
-
-/// How identifiers are quoted in generated SQL: ANSI double quotes (PostgreSQL, DuckDB, SQLite) or
-/// backticks (MySQL, MariaDB). Identifiers are always quoted, so that names are used exactly as introspected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Quoting {
-    Double,
-    Backtick,
-}
-
-impl Quoting {
-    /// Quotes one identifier, doubling the quote character inside it.
-    pub fn ident(self, name: &str) -> String {
-        let q = match self {
-            Quoting::Double => '"',
-            Quoting::Backtick => '`',
-        };
-        let escaped = name.replace(q, &format!("{q}{q}"));
-        format!("{q}{escaped}{q}")
-    }
-
-    pub fn table(self, id: &TableId) -> String {
-        format!("{}.{}", self.ident(&id.schema), self.ident(&id.name))
-    }
-
-    fn list(self, names: &[String]) -> String {
-        names.iter().map(|n| self.ident(n)).collect::<Vec<_>>().join(", ")
-    }
-}
+pub use sluice_dialect::Quoting;
 
 /// Options for DDL rendering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,7 +225,7 @@ fn table_ddl(catalog: &Catalog, table: &Table, options: &DdlOptions) -> String {
             format!(
                 "FOREIGN KEY ({}) REFERENCES {} ({})",
                 q.list(&fk.columns),
-                q.table(&fk.references),
+                fk.references.sql(q),
                 q.list(&fk.referenced_columns)
             ),
             None,
@@ -261,7 +233,7 @@ fn table_ddl(catalog: &Catalog, table: &Table, options: &DdlOptions) -> String {
     }
     if options.compress {
         let body: Vec<String> = parts.into_iter().map(|(l, _)| l).collect();
-        return format!("CREATE {keyword} {} ({});", q.table(&table.id), body.join(", "));
+        return format!("CREATE {keyword} {} ({});", table.id.sql(q), body.join(", "));
     }
     let mut out = String::new();
     let mut about: Vec<String> = Vec::new();
@@ -276,7 +248,7 @@ fn table_ddl(catalog: &Catalog, table: &Table, options: &DdlOptions) -> String {
     if !about.is_empty() {
         out.push_str(&format!("-- {}\n", about.join("; ")));
     }
-    out.push_str(&format!("CREATE {keyword} {} (\n", q.table(&table.id)));
+    out.push_str(&format!("CREATE {keyword} {} (\n", table.id.sql(q)));
     let last = parts.len().saturating_sub(1);
     for (i, (line, comment)) in parts.iter().enumerate() {
         let comma = if i < last { "," } else { "" };
@@ -291,7 +263,7 @@ fn table_ddl(catalog: &Catalog, table: &Table, options: &DdlOptions) -> String {
             "\nCREATE {}INDEX {} ON {} ({});",
             if index.unique { "UNIQUE " } else { "" },
             q.ident(&index.name),
-            q.table(&table.id),
+            table.id.sql(q),
             q.list(&index.columns)
         ));
     }
@@ -301,7 +273,7 @@ fn table_ddl(catalog: &Catalog, table: &Table, options: &DdlOptions) -> String {
                 "\n-- inferred join ({:.2}): ({}) -> {} ({}); {}",
                 edge.confidence,
                 q.list(&edge.from_columns),
-                q.table(&edge.to),
+                edge.to.sql(q),
                 q.list(&edge.to_columns),
                 edge.reason
             ));

@@ -24,6 +24,11 @@ impl TableId {
             name: name.into(),
         }
     }
+
+    /// `schema.name`, each part quoted.
+    pub fn sql(&self, quoting: sluice_dialect::Quoting) -> String {
+        quoting.path(&[&self.schema, &self.name])
+    }
 }
 
 impl fmt::Display for TableId {

@@ -25,57 +25,8 @@ pub use pool::PoolOptions;
 pub use result::{Cell, Column, QueryResult};
 pub use schema::{ColumnInfo, ForeignKey, TableDetail, TableKind, TableRef, TableSummary};
 
-/// The engines Sluice can talk to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConnectorKind {
-    /// DuckDB files opened read-only in-process.
-    DuckDb,
-    /// PostgreSQL servers (and wire-compatible ones), over a pool.
-    Postgres,
-    /// MySQL and MariaDB servers, over a pool; the flavour is detected from the server's version.
-    MySql,
-    /// SQLite files opened read-only.
-    Sqlite,
-}
-
-impl ConnectorKind {
-    /// Every kind this build supports, for `server_info` and the CLI.
-    pub const ALL: &'static [ConnectorKind] = &[
-        ConnectorKind::DuckDb,
-        ConnectorKind::Postgres,
-        ConnectorKind::MySql,
-        ConnectorKind::Sqlite,
-    ];
-
-    /// The kind's stable name, as used in config files, the CLI and the store.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnectorKind::DuckDb => "duckdb",
-            ConnectorKind::Postgres => "postgres",
-            ConnectorKind::MySql => "mysql",
-            ConnectorKind::Sqlite => "sqlite",
-        }
-    }
-
-    /// Parses a kind name; `None` for kinds this build does not support.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "duckdb" => Some(ConnectorKind::DuckDb),
-            "postgres" | "postgresql" => Some(ConnectorKind::Postgres),
-            // MariaDB speaks the MySQL protocol; one connector serves both and tells them apart at run time.
-            "mysql" | "mariadb" => Some(ConnectorKind::MySql),
-            "sqlite" => Some(ConnectorKind::Sqlite),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for ConnectorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// The engine kinds live with the rest of the dialect and engine knowledge (EXPLAIN form, capabilities).
+pub use sluice_dialect::ConnectorKind;
 
 /// Per-query limits the caller has already decided (the smallest of tool, policy and connection limits).
 #[derive(Clone, Copy, Debug)]
@@ -108,24 +59,4 @@ pub trait Warehouse: Send + Sync + 'static {
 
     /// Checks that the warehouse can be reached and opened.
     async fn ping(&self) -> Result<(), ConnectorError>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pretty_assertions::assert_eq;
-
-    #[test]
-    fn kinds_parse_their_names_and_aliases() {
-        for kind in ConnectorKind::ALL {
-            assert_eq!(ConnectorKind::parse(kind.as_str()), Some(*kind));
-        }
-        assert_eq!(
-            ConnectorKind::parse(" PostgreSQL "),
-            Some(ConnectorKind::Postgres)
-        );
-        assert_eq!(ConnectorKind::parse("mariadb"), Some(ConnectorKind::MySql));
-        assert_eq!(ConnectorKind::parse("sqlite3"), None);
-        assert_eq!(ConnectorKind::parse("oracle"), None);
-    }
 }

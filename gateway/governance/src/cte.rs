@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{Cte, Ident, ObjectNamePart, Query, Statement, visit_relations};
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::policy::Policy;
 use crate::rules;
 use crate::verdict::Finding;

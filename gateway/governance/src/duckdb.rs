@@ -6,7 +6,7 @@ use sqlparser::ast::{GroupByExpr, Query, Select, SetExpr, Statement, TableWithJo
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Whitespace};
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::lex;
 use crate::rules;
 use crate::verdict::Finding;

@@ -1,6 +1,6 @@
 //! Built-in function deny lists per dialect, and how a called name is judged against them and the policy.
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::names::{Entries, any_matches};
 use crate::policy::Policy;
 use crate::rules;

@@ -4,7 +4,7 @@
 use sqlparser::ast::{Query, Spanned, Statement, Visit};
 use sqlparser::tokenizer::{Token, TokenWithSpan};
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::duckdb::{self, Pivot, Special, Summarize};
 use crate::lex::{self, Positions};
 use crate::limit::{self, WRAP_ALIAS};

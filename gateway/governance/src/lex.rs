@@ -6,7 +6,7 @@ use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError, ParserOptions};
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace};
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::rules;
 use crate::verdict::{Finding, Span};
 

@@ -6,7 +6,7 @@ use sqlparser::ast::{
     TopQuantity, Value,
 };
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::rules;
 use crate::verdict::Finding;
 

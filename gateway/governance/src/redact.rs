@@ -8,7 +8,7 @@ use sqlparser::ast::{
     ValueWithSpan, VisitMut, VisitorMut,
 };
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::duckdb::{self, Summarize};
 use crate::govern::{Parsed, Prescan, front};
 use crate::lex::Positions;

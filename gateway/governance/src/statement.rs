@@ -3,7 +3,7 @@
 
 use sqlparser::ast::{DescribeAlias, Expr, ObjectName, ShowCreateObject, Statement, UtilityOption, Value};
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::rules;
 use crate::verdict::{Finding, StatementKind};
 use crate::walk::span;

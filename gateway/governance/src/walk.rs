@@ -10,7 +10,7 @@ use sqlparser::ast::{
     Statement, TableFactor, TableWithJoins, Visit, Visitor, WildcardAdditionalOptions,
 };
 
-use crate::dialect::Dialect;
+use crate::Dialect;
 use crate::functions::{self, FunctionVerdict, Why};
 use crate::lex::Positions;
 use crate::names::{self, Entries, any_matches, entry_matches, parse_entry};

@@ -196,7 +196,7 @@ pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, Gatewa
         .iter()
         .map(|&kind| ConnectorInfo {
             kind: kind.as_str().to_owned(),
-            dialect: crate::registry::dialect_for(kind).name().to_owned(),
+            dialect: kind.dialect().name().to_owned(),
             engine: match kind {
                 ConnectorKind::DuckDb => sluice_connectors::duckdb::engine_version(),
                 ConnectorKind::Postgres => "PostgreSQL via sqlx".to_owned(),

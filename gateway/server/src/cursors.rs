@@ -177,9 +177,28 @@ fn new_id() -> String {
     )
 }
 
-/// The size of a row as JSON, which is what it costs in the structured result.
+/// The size of a row as JSON (plus its separator), which is what it costs in the structured result.
+/// The row is encoded into a counter, not a buffer: nothing is allocated.
 pub fn row_bytes(row: &[Value]) -> u64 {
-    serde_json::to_vec(row).map_or(0, |v| v.len() as u64 + 1)
+    let mut counter = ByteCounter(0);
+    match serde_json::to_writer(&mut counter, row) {
+        Ok(()) => counter.0 + 1,
+        Err(_) => 0,
+    }
+}
+
+/// An `io::Write` that only counts what it is given.
+struct ByteCounter(u64);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// How many leading rows fit in `max_bytes` (at least one, so that every page makes progress).
@@ -200,6 +219,28 @@ pub fn page_len(sizes: impl Iterator<Item = u64>, max_bytes: u64) -> usize {
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    /// The counted size is the size of the row's JSON encoding plus one separator, for every kind of cell.
+    #[test]
+    fn row_bytes_counts_the_json_encoding() {
+        let rows = [
+            vec![],
+            vec![Value::Null],
+            vec![
+                serde_json::json!(1),
+                serde_json::json!("a \"quoted\" ✓"),
+                serde_json::json!(2.5),
+            ],
+            vec![
+                serde_json::json!({"k": [1, 2, {"x": null}]}),
+                serde_json::json!(true),
+            ],
+        ];
+        for row in rows {
+            let encoded = serde_json::to_vec(&row).unwrap();
+            assert_eq!(row_bytes(&row), encoded.len() as u64 + 1, "{row:?}");
+        }
+    }
 
     fn owner(session: &str) -> Owner {
         Owner {

@@ -122,8 +122,10 @@ fn is_json_rpc(value: &serde_json::Value) -> bool {
     }
 }
 
-/// Validates POSTed MCP bodies before rmcp sees them: unparsable JSON is a -32700 parse error, and JSON
-/// that is not a JSON-RPC message is a -32600 invalid request, each with the reason.
+/// Turns rmcp's bare 415 for a body it cannot decode into a JSON-RPC error saying what was wrong:
+/// unparsable JSON is a -32700 parse error, and JSON that is not a JSON-RPC message a -32600 invalid
+/// request. The body is collected here (bounded, so that an oversized stream gets a 413) and handed to
+/// rmcp, which parses it once; only when rmcp refuses it is it parsed again, to find the reason.
 async fn check_json_rpc(max_body: usize, request: Request, next: Next) -> Response {
     if request.method() != axum::http::Method::POST {
         return next.run(request).await;
@@ -151,19 +153,22 @@ async fn check_json_rpc(max_body: usize, request: Request, next: Next) -> Respon
         }
     }
     let bytes = axum::body::Bytes::from(bytes);
-    match serde_json::from_slice::<serde_json::Value>(&bytes) {
-        Err(e) => return json_rpc_error(-32700, format!("Parse error: the body is not valid JSON ({e})")),
-        Ok(value) if !is_json_rpc(&value) => {
-            return json_rpc_error(
-                -32600,
-                "Invalid Request: expected a JSON-RPC 2.0 message with \"jsonrpc\": \"2.0\" and a method"
-                    .to_owned(),
-            );
-        }
-        Ok(_) => {}
+    let response = next
+        .run(Request::from_parts(parts, axum::body::Body::from(bytes.clone())))
+        .await;
+    // rmcp answers 415 for a body it cannot decode as an MCP message (and for a wrong Content-Type).
+    if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return response;
     }
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
-        .await
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Err(e) => json_rpc_error(-32700, format!("Parse error: the body is not valid JSON ({e})")),
+        Ok(value) if !is_json_rpc(&value) => json_rpc_error(
+            -32600,
+            "Invalid Request: expected a JSON-RPC 2.0 message with \"jsonrpc\": \"2.0\" and a method"
+                .to_owned(),
+        ),
+        Ok(_) => response,
+    }
 }
 
 /// The process is up.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cursors;
 pub mod dbt_parse;
 pub mod error;
+pub mod governed;
 pub mod health;
 pub mod http;
 pub mod mcp;

@@ -18,6 +18,13 @@ use crate::tools::{Pending, ToolOutput};
 pub struct CallContext {
     pub auth: AuthContext,
     pub session_id: Option<String>,
+    /// This call's id in the gateway's logs (see [`request_id`]).
+    pub request_id: String,
+}
+
+/// A fresh id for one call: 64 random bits in hex, to find a call's log lines among concurrent ones.
+pub fn request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 pub struct Pipeline {
@@ -31,7 +38,10 @@ impl Pipeline {
     }
 
     /// Runs one tool call through every stage and writes its audit record.
-    #[tracing::instrument(skip_all, fields(tool, org = %ctx.auth.org_id, key = %ctx.auth.key_prefix))]
+    #[tracing::instrument(
+        skip_all,
+        fields(tool = %tool, org = %ctx.auth.org_id, key = %ctx.auth.key_prefix, request = %ctx.request_id)
+    )]
     pub async fn run(
         &self,
         ctx: &CallContext,
@@ -286,6 +296,47 @@ mod strict_audit {
                 .await
                 .is_ok()
         );
+    }
+
+    /// The call's span names the tool, org, key prefix and request id, so every line logged inside the
+    /// call (here, the closing "tool call ok") carries them.
+    #[tokio::test]
+    async fn the_call_span_records_who_and_what() {
+        #[derive(Clone, Default)]
+        struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (p, c, _store, _dir) = setup(true).await;
+        let ctx = testing::ctx();
+        let (spec, pending) = c.prepare("server_info", ctx.clone(), None).unwrap();
+        p.run(&ctx, "server_info", spec.scope, pending).await.unwrap();
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("tool call ok"))
+            .unwrap_or_default();
+        for field in [
+            "tool=server_info".to_owned(),
+            "org=local".to_owned(),
+            "key=sluice_test".to_owned(),
+            format!("request={}", ctx.request_id),
+        ] {
+            assert!(line.contains(&field), "{field} missing from: {text}");
+        }
     }
 
     #[tokio::test]

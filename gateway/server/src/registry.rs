@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use sluice_connectors::ConnectorKind;
 use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
-use sluice_connectors::{ConnectorKind, Warehouse};
 use sluice_governance::{Dialect, Policy};
 
 use crate::config::{ConnectionConfig, Settings};
 use crate::error::GatewayError;
+use crate::governed::Engine;
 use crate::secrets::{MasterKey, Secret};
 use crate::store::{LOCAL_ORG, Store};
 
@@ -38,7 +39,8 @@ pub struct Connection {
     pub policy: Policy,
     /// Pool settings (server engines and SQLite; DuckDB has its own instance handling).
     pub pool: sluice_connectors::PoolOptions,
-    pub warehouse: Arc<dyn Warehouse>,
+    /// The engine; only the governed path can run statements on it (see [`crate::governed`]).
+    pub engine: Engine,
     /// What the warehouse was built from, to reuse it across reloads.
     fingerprint: [u8; 32],
 }
@@ -51,16 +53,6 @@ impl std::fmt::Debug for Connection {
             .field("kind", &self.kind)
             .field("source", &self.source)
             .finish_non_exhaustive()
-    }
-}
-
-/// The dialect governance must use for a connector: decided by the kind, never guessed.
-pub fn dialect_for(kind: ConnectorKind) -> Dialect {
-    match kind {
-        ConnectorKind::DuckDb => Dialect::DuckDb,
-        ConnectorKind::Postgres => Dialect::PostgreSql,
-        ConnectorKind::MySql => Dialect::MySql,
-        ConnectorKind::Sqlite => Dialect::Sqlite,
     }
 }
 
@@ -160,8 +152,8 @@ impl Registry {
         for d in definitions {
             let key = (d.org_id.clone(), d.name.clone());
             let fingerprint = d.fingerprint();
-            let warehouse = match previous.get(&key) {
-                Some(old) if old.fingerprint == fingerprint => Arc::clone(&old.warehouse),
+            let engine = match previous.get(&key) {
+                Some(old) if old.fingerprint == fingerprint => old.engine.clone(),
                 _ => self.open(&d),
             };
             next.insert(
@@ -170,14 +162,14 @@ impl Registry {
                     org_id: d.org_id,
                     name: d.name,
                     kind: d.kind,
-                    dialect: dialect_for(d.kind),
+                    dialect: d.kind.dialect(),
                     description: d.description,
                     source: d.source,
                     max_rows: d.max_rows,
                     timeout: d.timeout,
                     policy: d.policy,
                     pool: d.pool,
-                    warehouse,
+                    engine,
                     fingerprint,
                 }),
             );
@@ -186,8 +178,8 @@ impl Registry {
         Ok(())
     }
 
-    fn open(&self, d: &Definition) -> Arc<dyn Warehouse> {
-        match d.kind {
+    fn open(&self, d: &Definition) -> Engine {
+        Engine::new(match d.kind {
             ConnectorKind::DuckDb => Arc::new(DuckDbWarehouse::new(
                 d.dsn.expose().clone(),
                 DuckDbOptions {
@@ -199,7 +191,7 @@ impl Registry {
             ConnectorKind::Postgres | ConnectorKind::MySql | ConnectorKind::Sqlite => {
                 sluice_connectors::open_pooled_or_report(d.kind, d.dsn.expose().as_str(), d.pool.clone())
             }
-        }
+        })
     }
 
     pub fn get(&self, org_id: &str, name: &str) -> Option<Arc<Connection>> {

@@ -82,7 +82,7 @@ impl std::fmt::Debug for SchemaCache {
 }
 
 fn warehouse_id(conn: &Connection) -> usize {
-    Arc::as_ptr(&conn.warehouse) as *const () as usize
+    conn.engine.id()
 }
 
 impl SchemaCache {
@@ -128,7 +128,7 @@ impl SchemaCache {
         if !refresh && let Some(hit) = self.fresh(&key, conn) {
             return Ok(hit);
         }
-        let snapshot = conn.warehouse.snapshot().await?;
+        let snapshot = conn.engine.snapshot().await?;
         let (catalog, findings) = tokio::task::spawn_blocking(move || Catalog::build(snapshot))
             .await
             .map_err(|e| ConnectorError::Internal(format!("building the schema catalog failed: {e}")))?;

@@ -1,18 +1,20 @@
 //! What every tool shares, independent of MCP: errors phrased for agents, audit facts, connection lookup,
-//! row caps and the governed query every SQL-running tool goes through.
+//! row caps, and the typed entry points to the one governed path ([`crate::governed`]) that every
+//! SQL-running tool goes through.
 //!
 //! Each operation returns an [`Outcome`]: its result plus the facts the audit log records about it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::Serialize;
-use sluice_connectors::{Column, ConnectorError, QueryOptions};
-use sluice_governance::{Decision, Finding, Policy, Verdict};
+use sluice_connectors::{Column, ConnectorError};
+use sluice_governance::{Decision, Finding, Verdict};
 
 use crate::auth::AuthContext;
 use crate::config::Settings;
+use crate::governed::{self, Mode};
 use crate::registry::{Connection, Registry};
 use crate::store::Store;
 
@@ -194,14 +196,6 @@ impl Services {
         })
     }
 
-    /// The connection's policy with the effective row maximum.
-    pub fn policy(&self, conn: &Connection) -> Policy {
-        Policy {
-            max_rows: self.row_cap(conn, self.settings.max_rows),
-            ..conn.policy.clone()
-        }
-    }
-
     /// The row cap that applies: the smallest of the caller's, the connection's and the server's.
     pub fn row_cap(&self, conn: &Connection, requested: u64) -> u64 {
         let mut cap = requested.min(self.settings.max_rows);
@@ -226,8 +220,8 @@ impl Services {
         self.query_in(auth, None, connection, sql, row_limit).await
     }
 
-    /// Governs and runs one agent statement: governance → budget → execution (timed, for health) →
-    /// spend. `session` is the MCP session the budget spend is booked to.
+    /// Governs and runs one agent statement on the one governed path ([`crate::governed::run`]).
+    /// `session` is the MCP session the budget spend is booked to.
     pub async fn query_in(
         &self,
         auth: &AuthContext,
@@ -236,98 +230,82 @@ impl Services {
         sql: &str,
         row_limit: u64,
     ) -> Outcome<QueryOutput> {
-        let mut audit = AuditFacts {
-            connection: Some(connection.to_owned()),
-            sql: Some(sql.to_owned()),
-            ..Default::default()
-        };
-        let conn = match self.connection(auth, connection) {
-            Ok(c) => c,
-            Err(e) => return Outcome::fail(e, audit),
-        };
-        audit.dialect = Some(conn.dialect);
-        let cap = self.row_cap(&conn, row_limit);
-        // One row beyond the cap tells us whether the result was cut.
-        let (verdict, redacted) = sluice_governance::govern_and_redact(
-            sql,
-            conn.dialect,
-            &self.policy(&conn),
-            cap.saturating_add(1),
-        );
-        let executed = match allowed_sql(&verdict) {
-            Ok(sql) => sql,
-            Err(e) => {
-                audit.rule = e.rule.clone();
-                return Outcome::fail(e, audit);
-            }
-        };
-        audit.sql = Some(executed.clone());
-        audit.sql_redacted = redacted;
-        let session = session.unwrap_or_default();
-        // The budget is checked before the engine sees anything.
-        // A query the budget already counted at admission is not counted again with its spend.
-        let to_count = match self.budgets.admit(auth, session).await {
-            Ok(reserved) => u64::from(!reserved),
-            Err(e) => {
-                audit.rule = e.rule.clone();
-                return Outcome::fail(e, audit);
-            }
-        };
-        let started = Instant::now();
-        let options = QueryOptions {
-            max_rows: usize::try_from(cap).unwrap_or(usize::MAX),
-            timeout: self.timeout(&conn),
-        };
-        let result = conn.warehouse.query(&executed, options).await;
-        let elapsed = started.elapsed();
-        self.health
-            .record(&auth.org_id, &conn.name, elapsed, result.is_ok());
-        let result = match result {
-            Ok(r) => r,
-            Err(e) => {
-                self.budgets
-                    .spend(
-                        auth,
-                        session,
-                        crate::store::budgets::Usage {
-                            queries: to_count,
-                            seconds: elapsed.as_secs_f64(),
-                            ..Default::default()
-                        },
-                    )
-                    .await;
-                return Outcome::fail(e.into(), audit);
-            }
-        };
-        let row_count = result.rows.len() as u64;
-        let bytes: u64 = result.rows.iter().map(|r| crate::cursors::row_bytes(r)).sum();
-        self.budgets
-            .spend(
-                auth,
-                session,
-                crate::store::budgets::Usage {
-                    queries: to_count,
-                    rows: row_count,
-                    bytes,
-                    seconds: elapsed.as_secs_f64(),
-                },
-            )
+        let outcome = self
+            .query_sized_in(auth, session, connection, sql, row_limit)
             .await;
-        audit.rows = Some(row_count);
         Outcome {
-            result: Ok(QueryOutput {
-                connection: conn.name.clone(),
-                columns: result.columns.into_iter().map(ColumnOut::from).collect(),
-                rows: result.rows,
-                row_count,
-                truncated: result.truncated,
-                row_limit: cap,
-                elapsed_ms: elapsed.as_secs_f64() * 1000.0,
-                sql_executed: executed,
-            }),
-            audit,
+            result: outcome.result.map(|(output, _)| output),
+            audit: outcome.audit,
         }
     }
+
+    /// As [`Services::query_in`], with each row's size as JSON (measured once, for the budget), which
+    /// paging reuses.
+    pub async fn query_sized_in(
+        &self,
+        auth: &AuthContext,
+        session: Option<&str>,
+        connection: &str,
+        sql: &str,
+        row_limit: u64,
+    ) -> Outcome<(QueryOutput, Vec<u64>)> {
+        let outcome = governed::run(self, auth, session, connection, sql, Mode::Run { row_limit }).await;
+        let result = outcome.result.map(|ran| {
+            let output = QueryOutput {
+                connection: ran.conn.name.clone(),
+                columns: ran.result.columns.into_iter().map(ColumnOut::from).collect(),
+                row_count: ran.result.rows.len() as u64,
+                rows: ran.result.rows,
+                truncated: ran.result.truncated,
+                row_limit: ran.cap,
+                elapsed_ms: ran.elapsed.as_secs_f64() * 1000.0,
+                sql_executed: ran.governed,
+            };
+            (output, ran.row_bytes)
+        });
+        Outcome {
+            result,
+            audit: outcome.audit,
+        }
+    }
+
+    /// Governs one agent statement as [`Services::query_in`] would run it and has the engine plan it
+    /// (its own EXPLAIN, never `ANALYZE`): the same path, budget included.
+    pub async fn explain_in(
+        &self,
+        auth: &AuthContext,
+        session: Option<&str>,
+        connection: &str,
+        sql: &str,
+    ) -> Outcome<Explained> {
+        let outcome = governed::run(self, auth, session, connection, sql, Mode::Explain).await;
+        let result = outcome.result.map(|ran| {
+            let (facts, plan) = ran.conn.kind.read_plan(&ran.result.rows);
+            Explained {
+                connection: ran.conn.name.clone(),
+                engine: ran.conn.kind.as_str().to_owned(),
+                sql_explained: ran.governed,
+                facts,
+                plan,
+            }
+        });
+        Outcome {
+            result,
+            audit: outcome.audit,
+        }
+    }
+}
+
+/// What the engine's planner said about a governed statement.
+#[derive(Clone, Debug)]
+pub struct Explained {
+    pub connection: String,
+    pub engine: String,
+    /// The governed SQL that was planned (as `query_database` would run it).
+    pub sql_explained: String,
+    pub facts: sluice_dialect::PlanFacts,
+    /// The engine's plan (JSON or text as the engine gives it, shortened when long).
+    pub plan: String,
 }
 
 pub fn allowed_sql(verdict: &Verdict) -> Result<String, ToolError> {

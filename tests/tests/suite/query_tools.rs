@@ -537,6 +537,27 @@ async fn budget_exhaustion_refuses_before_execution() {
     assert_eq!(s["session_usage"]["queries"], json!(0));
 }
 
+/// explain_query and estimate_query_cost run on the governed path, so a budget counts them: each spends a
+/// query (and no rows: a plan is not data), and an exhausted budget refuses them before the engine.
+#[tokio::test]
+async fn explain_and_cost_calls_count_against_the_budget() {
+    let (gw, _dir) = gateway("[budgets]\nqueries_per_day = 2\nrows_per_day = 1000000\n", &[]).await;
+    let client = gw.client().await.unwrap();
+    let sql = json!({"connection_name": "demo", "sql": "SELECT * FROM orders"});
+    ok(&client, "explain_query", sql.clone()).await;
+    ok(&client, "estimate_query_cost", sql.clone()).await;
+    let (s, _) = ok(&client, "check_budget", json!({})).await;
+    assert_eq!(s["dimensions"][0]["used"], json!(2.0), "{s}");
+    assert_eq!(s["dimensions"][1]["used"], json!(0.0), "{s}");
+    for tool in ["explain_query", "estimate_query_cost", "query_database"] {
+        let t = error(&client, tool, sql.clone()).await;
+        assert!(
+            t.contains("the daily budget of API key 'local-admin' is exhausted: 2 of 2 queries used today"),
+            "{tool}: {t}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_keys_own_budget_applies_to_that_key_only() {
     let (gw, _dir) = gateway("[budgets.keys.ci-bot]\nrows_per_day = 5\n", &[]).await;

@@ -67,7 +67,11 @@ fn call_context(context: &RequestContext<RoleServer>) -> Result<CallContext, Err
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    Ok(CallContext { auth, session_id })
+    Ok(CallContext {
+        auth,
+        session_id,
+        request_id: crate::pipeline::request_id(),
+    })
 }
 
 fn success(out: ToolOutput) -> CallToolResult {

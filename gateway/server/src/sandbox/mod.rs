@@ -478,6 +478,7 @@ mod tests {
                 scopes: Scopes::all(),
             },
             session_id: Some(session.into()),
+            request_id: "test-request".into(),
         }
     }
 

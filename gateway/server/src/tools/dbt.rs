@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use sluice_dbt::files::{ProjectConfig, ProjectFile};
 use sluice_dbt::render::map::{Focus, MapOptions, render_map};
 use sluice_dbt::render::report::{Format, ReportOptions, Summary, render};
-use sluice_dbt::verify::{self, QuoteStyle, TableRef};
+use sluice_dbt::verify::{self, TableRef};
 use sluice_dbt::{Analysis, Direction, Finding, NodeKind, Rule, Severity, analyze};
-use sluice_governance::Dialect;
+use sluice_dialect::Quoting;
 
 use crate::auth::{AuthContext, Scope};
 use crate::dbt_parse::{self, ParseCommand, ParseStatus};
@@ -855,13 +855,6 @@ async fn load_dir(s: &Services, auth: &AuthContext, project_dir: String) -> Resu
     .await
 }
 
-fn quote_style(dialect: Dialect) -> QuoteStyle {
-    match dialect {
-        Dialect::MySql => QuoteStyle::Backtick,
-        _ => QuoteStyle::Ansi,
-    }
-}
-
 /// The projects bound to a connection, analysed.
 async fn bound(
     s: &Services,
@@ -1518,10 +1511,10 @@ async fn prepare(
     s: &Services,
     ctx: &CallContext,
     connection: &str,
-) -> Result<(QuoteStyle, Vec<(String, Loaded)>), ToolError> {
+) -> Result<(Quoting, Vec<(String, Loaded)>), ToolError> {
     let conn = s.connection(&ctx.auth, connection)?;
     let bound = bound(s, &ctx.auth, connection).await?;
-    Ok((quote_style(conn.dialect), bound))
+    Ok((conn.dialect.quoting(), bound))
 }
 
 async fn check_model_schema(s: &Services, ctx: &CallContext, args: CheckSchemaArgs) -> Outcome<SchemaCheck> {

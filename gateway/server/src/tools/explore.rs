@@ -20,7 +20,6 @@ use sluice_catalog::{
     Budget, Catalog, DdlOptions, LinkFormat, LinkOptions, PathOptions, Quoting, RelationshipFormat, Rendered,
     Table, TableId, TableKind, Window, render,
 };
-use sluice_governance::Dialect;
 
 use crate::auth::{AuthContext, Scope};
 use crate::registry::Connection;
@@ -36,14 +35,6 @@ fn window(page: Option<usize>) -> Window {
     Window::new(Budget::tokens(BUDGET_TOKENS)).page(page.unwrap_or(1).max(1))
 }
 
-/// How generated SQL quotes identifiers on this connection.
-pub fn quoting(dialect: Dialect) -> Quoting {
-    match dialect {
-        Dialect::MySql | Dialect::BigQuery | Dialect::Databricks => Quoting::Backtick,
-        _ => Quoting::Double,
-    }
-}
-
 /// The connection and its schema snapshot, with the audit facts of a system (introspection) call.
 pub(crate) struct Snapshot {
     pub conn: Arc<Connection>,
@@ -56,7 +47,7 @@ impl Snapshot {
     }
 
     pub fn quoting(&self) -> Quoting {
-        quoting(self.conn.dialect)
+        self.conn.dialect.quoting()
     }
 
     /// Resolves an agent's table name to one table of the snapshot, or says which names exist.
@@ -796,7 +787,7 @@ pub async fn explore_table(
         let sql = format!(
             "SELECT {} FROM {} LIMIT {SAMPLE_ROWS}",
             select.join(", "),
-            quoting.table(&table.id)
+            table.id.sql(quoting)
         );
         let outcome = s.query(auth, &snap.conn.name, &sql, SAMPLE_ROWS).await;
         audit = AuditFacts {
@@ -1172,13 +1163,13 @@ pub async fn find_join_path(s: &Services, auth: &AuthContext, a: JoinPathArgs) -
         Err(e) => return Outcome::fail(ToolError::invalid(e.to_string()), audit),
     };
     // Every path's SQL must pass this connection's governance, so an agent can run it as returned.
-    let policy = s.policy(&snap.conn);
+    let policy = &snap.conn.policy;
     let cap = s.row_cap(&snap.conn, crate::config::DEFAULT_ROW_LIMIT);
     let paths: Vec<PathOut> = search
         .paths
         .iter()
         .map(|p| {
-            let verdict = sluice_governance::govern(&p.sql, snap.conn.dialect, &policy, cap);
+            let verdict = sluice_governance::govern(&p.sql, snap.conn.dialect, policy, cap);
             let governance = match crate::service::allowed_sql(&verdict) {
                 Ok(_) => "allowed".to_owned(),
                 Err(e) => format!("refused: {}", e.message),

@@ -82,27 +82,12 @@ impl Ran {
     }
 }
 
-/// A string literal for the dialect. MySQL and MariaDB treat a backslash as an escape in literals by
-/// default, so it is doubled there as well as the quote.
+/// The agent's pattern as a string literal for the dialect (escaping is the dialect's, see
+/// `sluice_dialect::Dialect::string_literal`).
 fn literal(dialect: Dialect, text: &str) -> Result<String, ToolError> {
-    if text.contains('\0') {
-        return Err(ToolError::invalid("the pattern must not contain NUL characters"));
-    }
-    let mut escaped = text.replace('\'', "''");
-    if dialect == Dialect::MySql {
-        escaped = escaped.replace('\\', "\\\\");
-    }
-    Ok(format!("'{escaped}'"))
-}
-
-/// `CAST(expr AS <text>)` in the dialect.
-fn as_text(dialect: Dialect, expr: &str) -> String {
-    let target = match dialect {
-        Dialect::DuckDb => "VARCHAR",
-        Dialect::MySql => "CHAR",
-        _ => "TEXT",
-    };
-    format!("CAST({expr} AS {target})")
+    dialect
+        .string_literal(text)
+        .map_err(|_| ToolError::invalid("the pattern must not contain NUL characters"))
 }
 
 /// What aggregates a column's type allows everywhere: PostgreSQL has no MIN of booleans and no equality
@@ -251,7 +236,7 @@ async fn explore_column_in(
     let q = snap.quoting();
     let dialect = snap.conn.dialect;
     let name = q.ident(&col.name);
-    let from = q.table(&table.id);
+    let from = table.id.sql(q);
 
     let distinct = if aggregates(&col.data_type) == Aggregates::CountOnly {
         "NULL".to_owned()
@@ -268,7 +253,7 @@ async fn explore_column_in(
     let mut filter = String::new();
     if !a.filter_pattern.is_empty() {
         let pattern = literal(dialect, &format!("%{}%", a.filter_pattern.to_lowercase()))?;
-        filter = format!(" AND LOWER({}) LIKE {pattern}", as_text(dialect, &name));
+        filter = format!(" AND LOWER({}) LIKE {pattern}", dialect.cast_to_text(&name));
     }
     let values_sql = format!(
         "SELECT {name}, COUNT(*) FROM {from} WHERE {name} IS NOT NULL{filter} \
@@ -460,7 +445,7 @@ async fn explore_columns_in(
         ),
     };
     let q = snap.quoting();
-    let from = q.table(&table.id);
+    let from = table.id.sql(q);
     let mut out: Vec<ColumnStats> = chosen
         .iter()
         .map(|c| ColumnStats {
@@ -606,17 +591,6 @@ impl Render for JoinComparison {
     }
 }
 
-fn parser_dialect(dialect: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {
-    use sqlparser::dialect as d;
-    match dialect {
-        Dialect::DuckDb => Box::new(d::DuckDbDialect {}),
-        Dialect::PostgreSql | Dialect::Redshift => Box::new(d::PostgreSqlDialect {}),
-        Dialect::MySql => Box::new(d::MySqlDialect {}),
-        Dialect::Sqlite => Box::new(d::SQLiteDialect {}),
-        _ => Box::new(d::GenericDialect {}),
-    }
-}
-
 /// Agent text this long is refused before parsing; real keys and filters are far shorter.
 const MAX_CLAUSE_CHARS: usize = 4_000;
 
@@ -626,8 +600,7 @@ fn parse_expr(dialect: Dialect, text: &str, what: &str) -> Result<sqlparser::ast
             "{what} is longer than {MAX_CLAUSE_CHARS} characters"
         )));
     }
-    let d = parser_dialect(dialect);
-    let mut parser = sqlparser::parser::Parser::new(d.as_ref())
+    let mut parser = sqlparser::parser::Parser::new(dialect.parser())
         .try_with_sql(text)
         .map_err(|e| ToolError::invalid(format!("cannot read {what} '{text}': {e}")))?;
     let expr = parser
@@ -822,7 +795,7 @@ async fn compare_join_types_in(
     let on = on.join(" AND ");
     let (left_filter, right_filter) = side_filters(dialect, &a.where_clause)?;
     let source = |table: &Table, alias: &str, filters: &[String]| {
-        let mut sql = format!("SELECT * FROM {} AS {alias}", q.table(&table.id));
+        let mut sql = format!("SELECT * FROM {} AS {alias}", table.id.sql(q));
         if !filters.is_empty() {
             let _ = write!(sql, " WHERE {}", filters.join(" AND "));
         }
@@ -1099,7 +1072,7 @@ fn column_types(plan: &DatePlan) -> Vec<String> {
 /// governance has nothing to rewrite and knows its rendering parses back without parsing it again: for 40
 /// tables that halves the time governing the statement takes.
 fn boundaries_sql(dialect: Dialect, plans: &[DatePlan]) -> String {
-    let q = super::quoting(dialect);
+    let q = dialect.quoting();
     let slots = Slots::of(
         plans
             .iter()
@@ -1108,10 +1081,7 @@ fn boundaries_sql(dialect: Dialect, plans: &[DatePlan]) -> String {
             .iter()
             .map(Vec::as_slice),
     );
-    let null = |data_type: &str| match dialect {
-        Dialect::PostgreSql | Dialect::DuckDb => format!("CAST(NULL AS {data_type})"),
-        _ => "NULL".to_owned(),
-    };
+    let null = |data_type: &str| dialect.null_of(data_type);
     plans
         .iter()
         .enumerate()
@@ -1134,7 +1104,7 @@ fn boundaries_sql(dialect: Dialect, plans: &[DatePlan]) -> String {
                     at += 1;
                 }
             }
-            format!("SELECT {} FROM {}", exprs.join(", "), q.table(&plan.table.id))
+            format!("SELECT {} FROM {}", exprs.join(", "), plan.table.id.sql(q))
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ")
@@ -1545,7 +1515,7 @@ fn sample_candidates(catalog: &sluice_catalog::Catalog) -> Vec<(usize, usize)> {
 /// [`SAMPLE_ROWS_SCANNED`] rows of its table: branch `k` returns the values of `columns[k]`. Values are
 /// cast to text so that every branch has the same types.
 fn samples_sql(dialect: Dialect, catalog: &sluice_catalog::Catalog, columns: &[(usize, usize)]) -> String {
-    let q = super::quoting(dialect);
+    let q = dialect.quoting();
     columns
         .iter()
         .enumerate()
@@ -1555,8 +1525,8 @@ fn samples_sql(dialect: Dialect, catalog: &sluice_catalog::Catalog, columns: &[(
             format!(
                 "SELECT {k} AS k, v FROM (SELECT DISTINCT {} AS v FROM (SELECT {name} AS v FROM {} LIMIT \
                  {SAMPLE_ROWS_SCANNED}) AS r{k} WHERE r{k}.v IS NOT NULL LIMIT {}) AS d{k}",
-                as_text(dialect, &format!("r{k}.v")),
-                q.table(&table.id),
+                dialect.cast_to_text(&format!("r{k}.v")),
+                table.id.sql(q),
                 SAMPLE_DISTINCT + 1
             )
         })
@@ -2000,9 +1970,10 @@ mod tests {
     }
 
     #[test]
-    fn literals_escape_quotes_for_each_dialect() {
-        assert_eq!(literal(Dialect::PostgreSql, "o'brien\\").unwrap(), "'o''brien\\'");
-        assert_eq!(literal(Dialect::MySql, "o'brien\\").unwrap(), "'o''brien\\\\'");
-        assert!(literal(Dialect::DuckDb, "a\0b").is_err());
+    fn a_pattern_with_nul_is_refused_with_a_reason() {
+        assert_eq!(
+            literal(Dialect::DuckDb, "a\0b").unwrap_err().message,
+            "the pattern must not contain NUL characters"
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_connectors::ConnectorKind;
+use sluice_dialect::Capabilities;
 
 use crate::health::LatencyStats;
 use crate::pipeline::CallContext;
@@ -83,27 +84,6 @@ impl Render for HealthReport {
         }
         text.trim_end().to_owned()
     }
-}
-
-/// What a connector can do.
-#[derive(Clone, Debug, Serialize, JsonSchema)]
-pub struct Capabilities {
-    pub kind: String,
-    pub dialect: String,
-    pub explain: bool,
-    /// How the gateway asks for the plan.
-    pub explain_format: String,
-    pub estimates_rows: bool,
-    pub estimates_bytes: bool,
-    pub estimates_cost: bool,
-    /// A query past its timeout is stopped by the engine, not just abandoned.
-    pub server_side_cancel: bool,
-    pub cancel_mechanism: String,
-    pub read_only_mechanism: String,
-    pub tls: bool,
-    pub pooled: bool,
-    pub foreign_keys: bool,
-    pub result_paging: bool,
 }
 
 /// One connection's capabilities and settings.
@@ -191,68 +171,12 @@ impl Render for CapabilitiesReport {
     }
 }
 
-pub fn capabilities(kind: ConnectorKind) -> Capabilities {
-    let dialect = crate::registry::dialect_for(kind).name().to_owned();
-    let base = Capabilities {
-        kind: kind.as_str().to_owned(),
-        dialect,
-        explain: true,
-        explain_format: String::new(),
-        estimates_rows: true,
-        estimates_bytes: false,
-        estimates_cost: false,
-        server_side_cancel: true,
-        cancel_mechanism: String::new(),
-        read_only_mechanism: String::new(),
-        tls: false,
-        pooled: true,
-        foreign_keys: true,
-        result_paging: true,
-    };
-    match kind {
-        ConnectorKind::DuckDb => Capabilities {
-            explain_format: "EXPLAIN (FORMAT JSON): estimated cardinalities".to_owned(),
-            cancel_mechanism: "the statement is interrupted in the engine".to_owned(),
-            read_only_mechanism: "file opened read-only, external access off, configuration locked"
-                .to_owned(),
-            pooled: false,
-            ..base
-        },
-        ConnectorKind::Postgres => Capabilities {
-            explain_format: "EXPLAIN (FORMAT JSON): rows, width, cost".to_owned(),
-            estimates_bytes: true,
-            estimates_cost: true,
-            cancel_mechanism: "SET LOCAL statement_timeout (the server cancels)".to_owned(),
-            read_only_mechanism: "default_transaction_read_only + BEGIN READ ONLY".to_owned(),
-            tls: true,
-            ..base
-        },
-        ConnectorKind::MySql => Capabilities {
-            explain_format: "EXPLAIN FORMAT=JSON: rows, cost; bytes read on MySQL only".to_owned(),
-            estimates_bytes: true,
-            estimates_cost: true,
-            cancel_mechanism: "max_execution_time (MySQL) / max_statement_time (MariaDB), then KILL QUERY"
-                .to_owned(),
-            read_only_mechanism: "SET SESSION TRANSACTION READ ONLY + START TRANSACTION READ ONLY".to_owned(),
-            tls: true,
-            ..base
-        },
-        ConnectorKind::Sqlite => Capabilities {
-            explain_format: "EXPLAIN QUERY PLAN: access paths only".to_owned(),
-            estimates_rows: false,
-            cancel_mechanism: "a progress handler aborts the statement at its deadline".to_owned(),
-            read_only_mechanism: "file opened mode=ro + PRAGMA query_only".to_owned(),
-            ..base
-        },
-    }
-}
-
 fn connection_capabilities(s: &Services, c: &Connection) -> ConnectionCapabilities {
     let pooled = c.kind != ConnectorKind::DuckDb;
     let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     ConnectionCapabilities {
         connection: c.name.clone(),
-        capabilities: capabilities(c.kind),
+        capabilities: c.kind.capabilities(),
         timeout_ms: millis(s.timeout(c)),
         max_rows: s.row_cap(c, s.settings.max_rows),
         pool_size: pooled.then_some(c.pool.max_connections),
@@ -276,7 +200,7 @@ fn selected(
 
 async fn ping(c: Arc<Connection>) -> PingResult {
     let started = Instant::now();
-    let outcome = tokio::time::timeout(PING_TIMEOUT, c.warehouse.ping()).await;
+    let outcome = tokio::time::timeout(PING_TIMEOUT, c.engine.ping()).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let error = match outcome {
         Ok(Ok(())) => None,
@@ -376,7 +300,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
                         connectors: if named {
                             Vec::new()
                         } else {
-                            ConnectorKind::ALL.iter().map(|k| capabilities(*k)).collect()
+                            ConnectorKind::ALL.iter().map(|k| k.capabilities()).collect()
                         },
                         connections: connections
                             .iter()

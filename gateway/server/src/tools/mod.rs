@@ -256,6 +256,7 @@ pub(crate) mod testing {
                 scopes: Scopes::all(),
             },
             session_id: None,
+            request_id: "test-request".into(),
         }
     }
 }

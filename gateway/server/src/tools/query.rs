@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sluice_governance::{Decision, Finding};
 
 use crate::auth::{AuthContext, Scope};
-use crate::cursors::{CursorError, Owner, Remainder, page_len, row_bytes};
+use crate::cursors::{CursorError, Owner, Remainder, page_len};
 use crate::mcp::render;
 use crate::pipeline::CallContext;
 use crate::service::{AuditFacts, Outcome, QueryOutput, Services, ToolError};
@@ -196,7 +196,7 @@ pub fn validate(s: &Services, auth: &AuthContext, connection: &str, sql: &str) -
     };
     audit.dialect = Some(conn.dialect);
     let cap = s.row_cap(&conn, s.settings.max_rows);
-    let verdict = sluice_governance::govern(sql, conn.dialect, &s.policy(&conn), cap.saturating_add(1));
+    let verdict = sluice_governance::govern(sql, conn.dialect, &conn.policy, cap.saturating_add(1));
     let rewritten_sql = match &verdict.decision {
         Decision::Allow { sql, .. } => Some(sql.clone()),
         Decision::Deny => None,
@@ -287,7 +287,7 @@ pub async fn query_page(s: &Services, ctx: &CallContext, a: QueryDatabaseArgs) -
         }
         None => {
             let outcome = s
-                .query_in(
+                .query_sized_in(
                     &ctx.auth,
                     ctx.session_id.as_deref(),
                     &a.connection_name,
@@ -296,7 +296,7 @@ pub async fn query_page(s: &Services, ctx: &CallContext, a: QueryDatabaseArgs) -
                 )
                 .await;
             let audit = outcome.audit;
-            let q = match outcome.result {
+            let (q, sizes) = match outcome.result {
                 Ok(q) => q,
                 Err(e) => return Outcome::fail(e, audit),
             };
@@ -307,14 +307,8 @@ pub async fn query_page(s: &Services, ctx: &CallContext, a: QueryDatabaseArgs) -
                 sql_executed: q.sql_executed,
                 columns: q.columns,
                 total_rows: q.rows.len() as u64,
-                rows: q
-                    .rows
-                    .into_iter()
-                    .map(|r| {
-                        let size = row_bytes(&r);
-                        (r, size)
-                    })
-                    .collect(),
+                // The sizes the governed path measured for the budget: no row is encoded twice.
+                rows: q.rows.into_iter().zip(sizes).collect(),
                 offset: 0,
                 truncated: q.truncated,
                 row_limit: q.row_limit,

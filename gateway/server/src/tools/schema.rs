@@ -177,7 +177,7 @@ pub async fn list_tables(s: &Services, auth: &AuthContext, connection: &str) -> 
         Ok(c) => c,
         Err(e) => return Outcome::fail(e, audit),
     };
-    match conn.warehouse.list_tables().await {
+    match conn.engine.list_tables().await {
         Ok(tables) => {
             audit.rows = Some(tables.len() as u64);
             let tables = tables.into_iter().map(table_out).collect();
@@ -216,7 +216,7 @@ pub async fn describe_table(
             audit,
         );
     };
-    match conn.warehouse.describe_table(&table_ref).await {
+    match conn.engine.describe_table(&table_ref).await {
         Ok(Some(detail)) => {
             audit.rows = Some(detail.columns.len() as u64);
             Outcome {
@@ -225,7 +225,7 @@ pub async fn describe_table(
             }
         }
         Ok(None) => {
-            let names = match conn.warehouse.list_tables().await {
+            let names = match conn.engine.list_tables().await {
                 Ok(tables) => tables
                     .iter()
                     .take(50)
