@@ -43,31 +43,20 @@ impl Dsn {
         out
     }
 
-    /// The string with every password replaced by `***`. A string that is not a URL (a SQLite path) has
-    /// no password and is returned unchanged.
+    /// The string with every password replaced by `***`: the URL's userinfo password and every secret
+    /// parameter (`password=`, `pwd=`, …), also when the text is not a URL the `url` crate accepts (a
+    /// broken URL or libpq's `key=value` form, which error messages quote). A SQLite path has no password
+    /// and is returned unchanged.
     pub fn redacted(&self) -> String {
-        let Ok(mut url) = url::Url::parse(&self.0) else {
-            // Unparsable text may still hold `user:secret@`; hide everything between `:` and `@` then.
-            return redact_unparsed(&self.0);
+        let url = match url::Url::parse(&self.0) {
+            // `scheme:user:secret@host` parses as an opaque path with no password; read it as text.
+            Ok(url) if !url.cannot_be_a_base() => url,
+            _ => {
+                let url_like = scheme_end(&self.0).is_some();
+                return redact_params(&redact_userinfo(&self.0), url_like);
+            }
         };
-        if url.password().is_some() {
-            let _ = url.set_password(Some("***"));
-        }
-        if url.query_pairs().any(|(k, _)| is_secret(&k)) {
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if is_secret(&k) {
-                        "***".to_owned()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            url.query_pairs_mut().clear().extend_pairs(pairs);
-        }
-        url.to_string()
+        redact_params(&redact_url(url), true)
     }
 
     /// `host:port/database` (or the file path): what error messages name so that an operator knows which
@@ -88,22 +77,102 @@ fn is_secret(key: &str) -> bool {
     SECRET_PARAMS.iter().any(|s| key.eq_ignore_ascii_case(s))
 }
 
-fn redact_unparsed(text: &str) -> String {
-    match (text.find("://"), text.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &text[scheme_end + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &text[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &text[at..]
-                ),
-                None => text.to_owned(),
+/// The parsed URL with its password and secret query parameters replaced.
+fn redact_url(mut url: url::Url) -> String {
+    if url.password().is_some() && url.set_password(Some("***")).is_err() {
+        // A URL that has a password but refuses a new one is not worth trusting: hide it as text.
+        return redact_userinfo(url.as_str());
+    }
+    if url.query_pairs().any(|(k, _)| is_secret(&k)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret(&k) {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.into()
+}
+
+/// Where the text's `scheme:` ends (the byte after the colon), when it starts with one.
+fn scheme_end(text: &str) -> Option<usize> {
+    let colon = text.find(':')?;
+    let scheme = &text[..colon];
+    let valid = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then_some(colon + 1)
+}
+
+/// Text that the `url` crate refused may still hold `scheme://user:secret@host`; everything between the
+/// user's `:` and the last `@` is hidden then. Hiding too much of a broken URL is harmless; too little is not.
+fn redact_userinfo(text: &str) -> String {
+    let Some(scheme_end) = scheme_end(text) else {
+        return text.to_owned();
+    };
+    let start = if text[scheme_end..].starts_with("//") {
+        scheme_end + 2
+    } else {
+        scheme_end
+    };
+    let Some(at) = text.rfind('@').filter(|&at| at >= start) else {
+        return text.to_owned();
+    };
+    let userinfo = &text[start..at];
+    match userinfo.find(':') {
+        Some(colon) => format!("{}{}:***{}", &text[..start], &userinfo[..colon], &text[at..]),
+        None => text.to_owned(),
+    }
+}
+
+/// Hides the value of every secret `key=value` pair in `text`: query parameters the `url` crate does not
+/// split (`;` separated, or in a URL it refused) and libpq's `key=value` words. A value ends at whitespace,
+/// and in URL-like text also at `&`; a single-quoted libpq value ends at its closing quote.
+fn redact_params(text: &str, url_like: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let key_start = rest[..eq]
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| matches!(c, '?' | '&' | ';') || c.is_whitespace())
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let secret = is_secret(&rest[key_start..eq]);
+        out.push_str(&rest[..=eq]);
+        rest = &rest[eq + 1..];
+        if secret {
+            out.push_str("***");
+            rest = &rest[value_end(rest, url_like)..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of the parameter value at the start of `value`.
+fn value_end(value: &str, url_like: bool) -> usize {
+    if let Some(quoted) = value.strip_prefix('\'') {
+        // libpq escapes a quote inside a quoted value with a backslash.
+        let mut escaped = false;
+        for (i, c) in quoted.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '\'' if !escaped => return i + 2,
+                _ => escaped = false,
             }
         }
-        _ => text.to_owned(),
+        return value.len();
     }
+    value
+        .find(|c: char| c.is_whitespace() || (url_like && c == '&'))
+        .unwrap_or(value.len())
 }
 
 impl std::fmt::Display for Dsn {
@@ -127,6 +196,14 @@ impl From<String> for Dsn {
 impl From<&str> for Dsn {
     fn from(value: &str) -> Self {
         Dsn(value.to_owned())
+    }
+}
+
+/// A DSN is read from a plain string (a config file's `dsn = "…"`), so it is a `Dsn`, and redacted, from
+/// the moment it is parsed. There is deliberately no `Serialize`: writing one out would expose it.
+impl<'de> serde::Deserialize<'de> for Dsn {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Dsn)
     }
 }
 
@@ -186,5 +263,77 @@ mod tests {
             "postgres://app:***@[bad host/db",
             "postgres://app:***@[bad host/db",
         );
+        // Parameter names are matched whatever their case, and every secret one is hidden.
+        check(
+            "postgres://app@db/sales?PassWord=s3cret&sslpassword=s3cret&sslmode=require",
+            "postgres://app@db/sales?PassWord=***&sslpassword=***&sslmode=require",
+            "db/sales",
+        );
+        // A password holding `@` or percent-escapes is still the password.
+        check(
+            "postgres://app:s3cret@x@db/sales",
+            "postgres://app:***@db/sales",
+            "db/sales",
+        );
+        check(
+            "postgres://app:s3cret%2F1@db/sales",
+            "postgres://app:***@db/sales",
+            "db/sales",
+        );
+        // The `url` crate splits parameters on `&` only; `;` separated ones are hidden too.
+        check(
+            "mysql://app@db/shop?ssl-mode=REQUIRED;password=s3cret",
+            "mysql://app@db/shop?ssl-mode=REQUIRED;password=***",
+            "db/shop",
+        );
+        // A URL the `url` crate refuses keeps neither its userinfo password nor its secret parameters.
+        check(
+            "mysql://app@[bad host/shop?pwd=s3cret&ssl-mode=REQUIRED",
+            "mysql://app@[bad host/shop?pwd=***&ssl-mode=REQUIRED",
+            "mysql://app@[bad host/shop?pwd=***&ssl-mode=REQUIRED",
+        );
+        check(
+            "postgres://app:s3cret@[bad host/db?password=s3cret",
+            "postgres://app:***@[bad host/db?password=***",
+            "postgres://app:***@[bad host/db?password=***",
+        );
+        // Without `//` the URL is opaque to the `url` crate: the userinfo is found in the text.
+        check(
+            "postgres:app:s3cret@db/sales",
+            "postgres:app:***@db/sales",
+            "postgres:app:***@db/sales",
+        );
+        // libpq's `key=value` form, which the connectors refuse with an error quoting the DSN.
+        check(
+            "host=db user=app password=s3cret dbname=sales",
+            "host=db user=app password=*** dbname=sales",
+            "host=db user=app password=*** dbname=sales",
+        );
+        check(
+            r"host=db password='s3cret \' s3cret' dbname=sales",
+            "host=db password=*** dbname=sales",
+            "host=db password=*** dbname=sales",
+        );
+        // A path that merely contains `=` or `@` is not a credential.
+        check(
+            "sqlite:///data/a=b@c.db",
+            "sqlite:///data/a=b@c.db",
+            "sqlite:///data/a=b@c.db",
+        );
+    }
+
+    #[test]
+    fn deserializes_from_a_string() {
+        let dsn: Dsn = serde_json::from_str(r#""postgres://app:s3cret@db/sales""#).unwrap();
+        assert_eq!(dsn.expose(), "postgres://app:s3cret@db/sales");
+        assert_eq!(dsn.to_string(), "postgres://app:***@db/sales");
+        #[derive(Debug, serde::Deserialize)]
+        struct Connection {
+            dsn: Dsn,
+        }
+        let c: Connection = serde_json::from_str(r#"{"dsn": "/var/data/app.db"}"#).unwrap();
+        assert_eq!(c.dsn, Dsn::new("/var/data/app.db"));
+        let err = serde_json::from_str::<Dsn>("3").unwrap_err().to_string();
+        assert!(err.contains("expected a string"), "{err}");
     }
 }

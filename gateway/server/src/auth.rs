@@ -391,7 +391,7 @@ mod tests {
     #[test]
     fn keys_are_long_random_and_prefixed() {
         let hasher = crate::secrets::MasterKey::load_or_create(
-            Some(&"11".repeat(32)),
+            Some(&crate::secrets::Secret::new("11".repeat(32))),
             std::path::Path::new("/nonexistent"),
         )
         .unwrap()

@@ -1,14 +1,19 @@
-//! The `sluice` command line: run the gateway, manage connections and API keys.
+//! The `sluice` command line: run the gateway, show its configuration, manage connections and API keys.
+//!
+//! Every argument struct derives `Debug`, so a secret is typed where it is parsed: clap parses `--dsn` into
+//! a redacting [`Dsn`], and `SLUICE_MASTER_KEY` is wrapped in a [`Secret`] as it is read.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use sluice_connectors::Dsn;
 
 use crate::app::{self, Context};
 use crate::auth::{Scope, Scopes};
 use crate::config::{Overrides, Settings};
+use crate::secrets::Secret;
 use crate::store::LOCAL_ORG;
 
 #[derive(Debug, Parser)]
@@ -71,6 +76,9 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Show the configuration a gateway would run with.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Manage database connections.
     #[command(subcommand)]
     Connection(ConnectionCommand),
@@ -94,6 +102,18 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration (defaults, config file, SLUICE_* variables and flags, resolved as
+    /// `serve` resolves them), one `key = value` per line, secrets redacted.
+    Show {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ConnectionCommand {
     /// Add a connection; its DSN is sealed with the master key before it is stored.
     Add {
@@ -105,8 +125,9 @@ pub enum ConnectionCommand {
         #[arg(long)]
         kind: String,
         /// For duckdb and sqlite: the database file's path; for postgres and mysql: the server's URL.
+        // Parsed straight into a `Dsn`, so that this struct's `Debug` hides the password.
         #[arg(long)]
-        dsn: String,
+        dsn: Dsn,
         #[arg(long)]
         description: Option<String>,
         /// Row cap for this connection (the smaller of this and the server's applies).
@@ -213,7 +234,10 @@ fn settings(common: &Common, serve: Option<&ServeArgs>) -> Result<Settings> {
     let mut overrides = Overrides {
         config: common.config.clone(),
         data_dir: common.data_dir.clone(),
-        master_key: std::env::var("SLUICE_MASTER_KEY").ok().filter(|k| !k.is_empty()),
+        master_key: std::env::var("SLUICE_MASTER_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(Secret::new),
         ..Overrides::default()
     };
     if let Some(s) = serve {
@@ -231,6 +255,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Up { common, serve } => up(settings(&common, Some(&serve))?, true).await,
         Command::Serve { common, serve } => up(settings(&common, Some(&serve))?, false).await,
+        Command::Config(ConfigCommand::Show { common, serve }) => {
+            // Only resolved, never opened: showing the configuration creates no data directory or key.
+            let settings = settings(&common, Some(&serve))?;
+            let mut out = std::io::stdout().lock();
+            write!(out, "{settings}")?;
+            out.flush()?;
+            Ok(())
+        }
         Command::Connection(cmd) => connection(cmd).await,
         Command::Key(cmd) => key(cmd).await,
         Command::Project(cmd) => project(cmd).await,
@@ -500,4 +532,39 @@ fn dbt(cmd: &sluice_dbt::cli::Command) -> Result<()> {
         std::process::exit(output.code);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+    use pretty_assertions::assert_eq;
+
+    use super::{Cli, Command, ConnectionCommand};
+
+    /// The parsed command line derives `Debug`; a DSN given with `--dsn` must not show its password there.
+    #[test]
+    fn parsed_arguments_do_not_print_a_dsn_password() {
+        let cli = Cli::try_parse_from([
+            "sluice",
+            "connection",
+            "add",
+            "--name",
+            "sales",
+            "--kind",
+            "postgres",
+            "--dsn",
+            "postgres://app:hunter2@pg.internal/sales",
+        ])
+        .unwrap();
+        let printed = format!("{cli:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(
+            printed.contains("postgres://app:***@pg.internal/sales"),
+            "{printed}"
+        );
+        let Command::Connection(ConnectionCommand::Add { dsn, .. }) = cli.command else {
+            panic!("parsed as {printed}");
+        };
+        assert_eq!(dsn.expose(), "postgres://app:hunter2@pg.internal/sales");
+    }
 }

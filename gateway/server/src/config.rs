@@ -1,15 +1,24 @@
 //! Configuration: defaults < TOML file < `SLUICE_*` environment < command-line flags.
 //!
 //! The CLI (clap, with `env` fallbacks) produces [`Overrides`]; [`Settings::resolve`] lays them over the
-//! file. Everything the gateway reads at run time is in [`Settings`].
+//! file. Everything the gateway reads at run time is in [`Settings`], whose `Display` (`sluice config
+//! show`) is in `show.rs`.
+//!
+//! Secrets are typed from the moment they are read: a DSN is a [`Dsn`] as soon as the TOML is parsed and
+//! the master key a [`Secret`] as soon as the environment is read, so `Debug` and `Display` of any of these
+//! structs cannot print them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sluice_connectors::Dsn;
 
 use crate::error::GatewayError;
+use crate::secrets::Secret;
+
+mod show;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3300";
 pub const DEFAULT_DATA_DIR: &str = ".sluice";
@@ -237,7 +246,8 @@ impl BudgetsSection {
 pub struct ConnectionConfig {
     pub name: String,
     pub kind: String,
-    pub dsn: String,
+    /// Redacted in `Debug` and `Display`; only the registry exposes it, to open the warehouse.
+    pub dsn: Dsn,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
@@ -300,7 +310,8 @@ pub struct Overrides {
     pub query_timeout_ms: Option<u64>,
     pub stateless: Option<bool>,
     pub allowed_hosts: Option<Vec<String>>,
-    pub master_key: Option<String>,
+    /// `SLUICE_MASTER_KEY`, wrapped where the environment is read.
+    pub master_key: Option<Secret<String>>,
     /// Overrides `[sandbox] enabled`.
     pub sandbox: Option<bool>,
 }
@@ -339,7 +350,7 @@ pub struct Settings {
     pub max_cursor_bytes: u64,
     pub budgets: BudgetsSection,
     /// Never printed: `Settings` derives Debug, so the key is wrapped.
-    pub master_key: Option<crate::secrets::Secret<String>>,
+    pub master_key: Option<Secret<String>>,
 }
 
 pub const DEFAULT_MAX_ROWS: u64 = 10_000;
@@ -526,7 +537,7 @@ impl Settings {
             max_cursors: file.limits.max_cursors.unwrap_or(DEFAULT_MAX_CURSORS),
             max_cursor_bytes: file.limits.max_cursor_bytes.unwrap_or(DEFAULT_MAX_CURSOR_BYTES),
             budgets: file.budgets,
-            master_key: overrides.master_key.map(crate::secrets::Secret::new),
+            master_key: overrides.master_key,
         })
     }
 

@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sluice_connectors::ConnectorKind;
 use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
+use sluice_connectors::{ConnectorKind, Dsn};
 use sluice_governance::{Dialect, Policy};
 
 use crate::config::{ConnectionConfig, Settings};
 use crate::error::GatewayError;
 use crate::governed::Engine;
-use crate::secrets::{MasterKey, Secret};
+use crate::secrets::MasterKey;
 use crate::store::{LOCAL_ORG, Store};
 
 /// Where a connection was defined.
@@ -61,7 +61,7 @@ struct Definition {
     org_id: String,
     name: String,
     kind: ConnectorKind,
-    dsn: Secret<String>,
+    dsn: Dsn,
     description: Option<String>,
     source: Source,
     max_rows: Option<u64>,
@@ -117,8 +117,9 @@ impl Registry {
                 tracing::warn!(connection = %record.name, kind = %record.kind, "stored connection of an unsupported kind ignored");
                 continue;
             };
+            // The opened plaintext becomes a `Dsn` at once, so that nothing after this line can print it.
             let dsn = master.open(&record.id, &record.dsn_sealed)?;
-            let dsn = String::from_utf8(dsn).map_err(|_| GatewayError::Crypto)?;
+            let dsn = Dsn::new(String::from_utf8(dsn).map_err(|_| GatewayError::Crypto)?);
             let setting = |key: &str| record.settings.get(key).and_then(serde_json::Value::as_u64);
             let policy = match record.settings.get("policy") {
                 Some(p) => serde_json::from_value::<Policy>(p.clone()).map_err(|e| {
@@ -133,7 +134,7 @@ impl Registry {
                 org_id: record.org_id.clone(),
                 name: record.name.clone(),
                 kind,
-                dsn: Secret::new(dsn),
+                dsn,
                 description: record.description.clone(),
                 source: Source::Store,
                 max_rows: fold_policy_rows(setting("max_rows"), &policy),
@@ -180,8 +181,9 @@ impl Registry {
 
     fn open(&self, d: &Definition) -> Engine {
         Engine::new(match d.kind {
+            // A DuckDB DSN is the file's path, which the engine needs as such.
             ConnectorKind::DuckDb => Arc::new(DuckDbWarehouse::new(
-                d.dsn.expose().clone(),
+                d.dsn.expose(),
                 DuckDbOptions {
                     release_after_idle: self.settings.duckdb_release_after_idle,
                     threads: self.settings.duckdb_threads,
@@ -189,7 +191,7 @@ impl Registry {
                 },
             )),
             ConnectorKind::Postgres | ConnectorKind::MySql | ConnectorKind::Sqlite => {
-                sluice_connectors::open_pooled_or_report(d.kind, d.dsn.expose().as_str(), d.pool.clone())
+                sluice_connectors::open_pooled_or_report(d.kind, d.dsn.clone(), d.pool.clone())
             }
         })
     }
@@ -228,7 +230,7 @@ fn config_definition(c: &ConnectionConfig) -> Result<Definition, GatewayError> {
         org_id: LOCAL_ORG.to_owned(),
         name: c.name.clone(),
         kind,
-        dsn: Secret::new(c.dsn.clone()),
+        dsn: c.dsn.clone(),
         description: c.description.clone(),
         source: Source::Config,
         max_rows: fold_policy_rows(c.max_rows, &c.policy),

@@ -55,9 +55,9 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// From `SLUICE_MASTER_KEY` (base64 or hex of 32 bytes) when given, else from `<data>/master.key`,
     /// generating that file (mode 0600) on first use.
-    pub fn load_or_create(from_env: Option<&str>, data_dir: &Path) -> Result<Self, GatewayError> {
+    pub fn load_or_create(from_env: Option<&Secret<String>>, data_dir: &Path) -> Result<Self, GatewayError> {
         if let Some(text) = from_env {
-            return Self::decode(text).ok_or_else(|| {
+            return Self::decode(text.expose()).ok_or_else(|| {
                 GatewayError::Config("SLUICE_MASTER_KEY must be 32 bytes, base64 or hex encoded".to_owned())
             });
         }

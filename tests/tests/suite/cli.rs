@@ -143,6 +143,54 @@ async fn stored_dsns_are_sealed() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `config show` prints the settings `serve` would run with (file, environment and flags layered), and never a
+/// secret: a DSN shows `***` for its password, the master key is not printed, and nothing is created on disk.
+#[tokio::test]
+async fn config_show_prints_the_settings_without_secrets() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().join("data");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nmax_rows = 50\n\n[[connections]]\nname = \"sales\"\nkind = \"postgres\"\n\
+         dsn = \"postgres://app:hunter2@pg.internal:5432/sales?sslmode=require\"\n",
+    )?;
+    let master_key = "ab".repeat(32);
+    let out = tokio::process::Command::new(sluice_e2e::sluice_bin())
+        .args(["config", "show", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--query-timeout-ms", "1234"])
+        .env("SLUICE_MASTER_KEY", &master_key)
+        .env("SLUICE_MAX_ROWS", "20")
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .await?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout)?;
+    for secret in ["hunter2", master_key.as_str()] {
+        assert!(
+            !stdout.contains(secret),
+            "config show printed {secret}:\n{stdout}"
+        );
+    }
+    for line in [
+        "dsn = \"postgres://app:***@pg.internal:5432/sales?sslmode=require\"",
+        "name = \"sales\"",
+        "max_rows = 20",
+        "query_timeout_ms = 1234",
+        "# master key: from SLUICE_MASTER_KEY (not shown)",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no line {line:?} in:\n{stdout}"
+        );
+    }
+    assert!(!data.exists(), "config show created the data directory");
+    Ok(())
+}
+
 #[tokio::test]
 async fn serve_layers_config_env_and_flags() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
