@@ -10,11 +10,13 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use sluice_connectors::Dsn;
 
-use crate::app::{self, Context};
-use crate::auth::{Scope, Scopes};
-use crate::config::{Overrides, Settings};
-use crate::secrets::Secret;
-use crate::store::LOCAL_ORG;
+use sluice_core::setup::{self, Context};
+
+use crate::app;
+use sluice_core::auth::{Scope, Scopes};
+use sluice_core::config::{Overrides, Settings};
+use sluice_core::secrets::Secret;
+use sluice_core::store::LOCAL_ORG;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -285,7 +287,7 @@ async fn up(settings: Settings, local: bool) -> Result<()> {
     let data_dir =
         std::fs::canonicalize(&ctx.settings.data_dir).unwrap_or_else(|_| ctx.settings.data_dir.clone());
     let bootstrap = if local {
-        Some(app::bootstrap_local(&ctx).await?)
+        Some(setup::bootstrap_local(&ctx).await?)
     } else {
         None
     };
@@ -490,7 +492,7 @@ async fn project(cmd: ProjectCommand) -> Result<()> {
         } => {
             let ctx = Context::open(settings(&common, None)?).await?;
             let record =
-                crate::projects::add(&ctx, &name, &dir, connection.as_deref(), description.as_deref())
+                sluice_core::projects::add(&ctx, &name, &dir, connection.as_deref(), description.as_deref())
                     .await?;
             println!("added project '{}' ({})", record.name, record.dir);
             Ok(())
@@ -498,7 +500,7 @@ async fn project(cmd: ProjectCommand) -> Result<()> {
         ProjectCommand::List { common } => {
             let ctx = Context::open(settings(&common, None)?).await?;
             let mut out = std::io::stdout().lock();
-            for p in crate::projects::list(&ctx.settings, &ctx.store, LOCAL_ORG).await? {
+            for p in sluice_core::projects::list(&ctx.settings, &ctx.store, LOCAL_ORG).await? {
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}\t{}",
@@ -513,7 +515,7 @@ async fn project(cmd: ProjectCommand) -> Result<()> {
         }
         ProjectCommand::Remove { common, name } => {
             let ctx = Context::open(settings(&common, None)?).await?;
-            crate::projects::remove(&ctx, &name).await?;
+            sluice_core::projects::remove(&ctx, &name).await?;
             println!("removed project '{name}'");
             Ok(())
         }

@@ -11,11 +11,13 @@ use axum::routing::get;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Authenticator, require_key};
-use crate::config::Settings;
+use sluice_core::auth::Authenticator;
+
+use crate::bearer::require_key;
 use crate::mcp::SluiceMcp;
 use crate::sessions::Sessions;
-use crate::store::Store;
+use sluice_core::config::Settings;
+use sluice_core::store::Store;
 
 /// Builds the router. Everything except the health endpoints requires an API key. `sessions` holds the MCP
 /// sessions and removes a session's workspaces and cursors when it ends.

@@ -1,27 +1,14 @@
-//! The Sluice gateway: MCP over streamable HTTP in front of governed, audited warehouse access.
+//! The Sluice gateway's front doors: MCP over streamable HTTP and the `sluice` CLI, on top of the
+//! MCP-free core (`sluice-core`).
 //!
-//! Request path: [`http`] (auth) → [`mcp`] (decode) → [`pipeline`] (scope → governance → execution →
-//! audit) → [`service`] (operations) → connectors. See ARCHITECTURE.md.
+//! Request path: [`http`] (API key, body limits) → [`mcp`] (decode, tool list) → the core's pipeline
+//! (scope → the tool's operation → audit) → connectors. Only this crate knows rmcp and axum. See
+//! ARCHITECTURE.md.
 
-pub mod app;
-pub mod auth;
-pub mod budgets;
+mod app;
+mod bearer;
 pub mod cli;
-pub mod config;
-pub mod cursors;
-pub mod dbt_parse;
-pub mod error;
-pub mod governed;
-pub mod health;
-pub mod http;
-pub mod mcp;
-pub mod pipeline;
-pub mod projects;
-pub mod registry;
-pub mod sandbox;
-pub mod schema_cache;
-pub mod secrets;
-pub mod service;
-pub mod sessions;
-pub mod store;
-pub mod tools;
+mod http;
+mod mcp;
+mod sessions;
+mod tools;

@@ -21,8 +21,8 @@ use rmcp::transport::streamable_http_server::session::{
     EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
 };
 
-use crate::cursors::Cursors;
-use crate::sandbox::Sandbox;
+use sluice_core::cursors::Cursors;
+use sluice_core::sandbox::Sandbox;
 
 /// The session-scoped state that goes when a session ends.
 #[derive(Clone)]
@@ -149,7 +149,7 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::cursors::{Owner, Remainder};
+    use sluice_core::cursors::{Owner, Remainder};
 
     /// The session lifecycle does not depend on what the server does with calls; this handler answers
     /// `initialize` with rmcp's defaults and nothing else.

@@ -18,9 +18,9 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use crate::auth::AuthContext;
-use crate::pipeline::{CallContext, Pipeline};
 use crate::tools::{Catalogue, ToolOutput};
+use sluice_core::auth::AuthContext;
+use sluice_core::pipeline::{CallContext, Pipeline};
 
 /// Protocol revisions this server negotiates, oldest first.
 pub const SUPPORTED_PROTOCOLS: &[ProtocolVersion] = ProtocolVersion::KNOWN_VERSIONS;
@@ -70,7 +70,7 @@ fn call_context(context: &RequestContext<RoleServer>) -> Result<CallContext, Err
     Ok(CallContext {
         auth,
         session_id,
-        request_id: crate::pipeline::request_id(),
+        request_id: sluice_core::pipeline::request_id(),
     })
 }
 

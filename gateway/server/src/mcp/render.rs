@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::service::{ErrorKind, QueryOutput, ToolError};
 use crate::tools::schema::TableDescription;
+use sluice_core::service::{ErrorKind, QueryOutput, ToolError};
 
 /// Rows and characters shown as text; the structured result always carries every row.
 const TEXT_MAX_ROWS: usize = 200;
@@ -187,9 +187,9 @@ pub fn describe(d: &TableDescription) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::ColumnOut;
     use pretty_assertions::assert_eq;
     use serde_json::json;
+    use sluice_core::service::ColumnOut;
 
     fn q(rows: Vec<Vec<Value>>, truncated: bool) -> QueryOutput {
         QueryOutput {

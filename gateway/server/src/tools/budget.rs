@@ -7,10 +7,10 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::budgets::{BudgetStatus, trim};
-use crate::pipeline::CallContext;
-use crate::service::{AuditFacts, Outcome, Services};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
+use sluice_core::budgets::{BudgetStatus, trim};
+use sluice_core::pipeline::CallContext;
+use sluice_core::service::{AuditFacts, Outcome, Services};
 
 fn default_session() -> String {
     "default".to_owned()

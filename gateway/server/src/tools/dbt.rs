@@ -20,12 +20,12 @@ use sluice_dbt::verify::{self, TableRef};
 use sluice_dbt::{Analysis, Direction, Finding, NodeKind, Rule, Severity, analyze};
 use sluice_dialect::Quoting;
 
-use crate::auth::{AuthContext, Scope};
-use crate::dbt_parse::{self, ParseCommand, ParseStatus};
-use crate::pipeline::CallContext;
-use crate::projects::{ProjectEntry, resolve_dir};
-use crate::service::{AuditFacts, Outcome, QueryOutput, Services, ToolError};
 use crate::tools::{Effect, Meta, NoArgs, Render, ToolSpec, spec};
+use sluice_core::auth::{AuthContext, Scope};
+use sluice_core::dbt_parse::{self, ParseCommand, ParseStatus};
+use sluice_core::pipeline::CallContext;
+use sluice_core::projects::{ProjectEntry, resolve_dir};
+use sluice_core::service::{AuditFacts, Outcome, QueryOutput, Services, ToolError};
 
 // ---------------------------------------------------------------------------------------------------------
 // Arguments
@@ -819,7 +819,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn projects(s: &Services, auth: &AuthContext) -> Result<Vec<ProjectEntry>, ToolError> {
-    crate::projects::list(&s.settings, &s.store, &auth.org_id)
+    sluice_core::projects::list(&s.settings, &s.store, &auth.org_id)
         .await
         .map_err(|e| ToolError::failed(format!("could not read the registered projects: {e}")))
 }

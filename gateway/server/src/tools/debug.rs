@@ -12,11 +12,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::Scope;
 use crate::mcp::render;
-use crate::pipeline::CallContext;
-use crate::service::{AuditFacts, ErrorKind, Outcome, Services, ToolError};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
+use sluice_core::auth::Scope;
+use sluice_core::pipeline::CallContext;
+use sluice_core::service::{AuditFacts, ErrorKind, Outcome, Services, ToolError};
 
 fn default_sample_rows() -> u64 {
     5

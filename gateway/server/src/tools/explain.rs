@@ -13,10 +13,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_dialect::PlanFacts;
 
-use crate::auth::Scope;
-use crate::pipeline::CallContext;
-use crate::service::{Explained, Outcome, Services};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
+use sluice_core::auth::Scope;
+use sluice_core::pipeline::CallContext;
+use sluice_core::service::{Explained, Outcome, Services};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

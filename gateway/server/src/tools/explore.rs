@@ -21,11 +21,11 @@ use sluice_catalog::{
     Table, TableId, TableKind, Window, render,
 };
 
-use crate::auth::{AuthContext, Scope};
-use crate::registry::Connection;
-use crate::schema_cache::Lookup;
-use crate::service::{AuditFacts, Outcome, Services, ToolError};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
+use sluice_core::auth::{AuthContext, Scope};
+use sluice_core::registry::Connection;
+use sluice_core::schema_cache::Lookup;
+use sluice_core::service::{AuditFacts, Outcome, Services, ToolError};
 
 /// Every schema text these tools return fits this many estimated tokens (four characters each); what does
 /// not fit is named in a footer and reachable with `page`.
@@ -1164,13 +1164,13 @@ pub async fn find_join_path(s: &Services, auth: &AuthContext, a: JoinPathArgs) -
     };
     // Every path's SQL must pass this connection's governance, so an agent can run it as returned.
     let policy = &snap.conn.policy;
-    let cap = s.row_cap(&snap.conn, crate::config::DEFAULT_ROW_LIMIT);
+    let cap = s.row_cap(&snap.conn, sluice_core::config::DEFAULT_ROW_LIMIT);
     let paths: Vec<PathOut> = search
         .paths
         .iter()
         .map(|p| {
             let verdict = sluice_governance::govern(&p.sql, snap.conn.dialect, policy, cap);
-            let governance = match crate::service::allowed_sql(&verdict) {
+            let governance = match sluice_core::service::allowed_sql(&verdict) {
                 Ok(_) => "allowed".to_owned(),
                 Err(e) => format!("refused: {}", e.message),
             };

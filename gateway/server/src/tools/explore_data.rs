@@ -16,9 +16,9 @@ use sluice_catalog::{Table, TableKind};
 use sluice_governance::Dialect;
 
 use super::{Snapshot, cell, column, one_line, snapshot, system_audit};
-use crate::auth::{AuthContext, Scope};
-use crate::service::{AuditFacts, ErrorKind, Outcome, QueryOutput, Services, ToolError};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
+use sluice_core::auth::{AuthContext, Scope};
+use sluice_core::service::{AuditFacts, ErrorKind, Outcome, QueryOutput, Services, ToolError};
 
 /// The statements one call ran, for its single audit record.
 struct Ran {
@@ -1118,7 +1118,7 @@ fn boundaries_sql(dialect: Dialect, plans: &[DatePlan]) -> String {
 /// timeout would only fail again, many times over, so those are not retried.
 fn retry_per_table(e: &ToolError, elapsed: std::time::Duration, timeout: std::time::Duration) -> bool {
     match e.kind {
-        ErrorKind::Denied => e.rule.as_deref() != Some(crate::budgets::BUDGET_EXHAUSTED),
+        ErrorKind::Denied => e.rule.as_deref() != Some(sluice_core::budgets::BUDGET_EXHAUSTED),
         ErrorKind::Failed => elapsed < timeout,
         ErrorKind::Invalid => false,
     }
@@ -1567,7 +1567,7 @@ pub(super) async fn link_samples(
     auth: &AuthContext,
     snap: &Snapshot,
     audit: AuditFacts,
-) -> (Arc<crate::schema_cache::Sampled>, AuditFacts) {
+) -> (Arc<sluice_core::schema_cache::Sampled>, AuditFacts) {
     let mut ran = Ran::new(audit);
     let sampled = snap
         .lookup
@@ -1584,7 +1584,7 @@ async fn read_samples(
     auth: &AuthContext,
     snap: &Snapshot,
     ran: &mut Ran,
-) -> Arc<crate::schema_cache::Sampled> {
+) -> Arc<sluice_core::schema_cache::Sampled> {
     let catalog = snap.catalog();
     let candidates = sample_candidates(catalog);
     let started = std::time::Instant::now();
@@ -1664,7 +1664,7 @@ async fn read_samples(
             catalog.clone()
         }
     };
-    Arc::new(crate::schema_cache::Sampled {
+    Arc::new(sluice_core::schema_cache::Sampled {
         catalog: sampled,
         columns,
         candidates: candidates.len(),
@@ -1942,7 +1942,7 @@ mod tests {
             let verdict =
                 sluice_governance::govern(&sql, dialect, &sluice_governance::Policy::default(), 2_041);
             assert!(
-                crate::service::allowed_sql(&verdict).is_ok(),
+                sluice_core::service::allowed_sql(&verdict).is_ok(),
                 "{dialect:?}: {verdict:?}"
             );
         }

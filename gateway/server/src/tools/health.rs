@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use sluice_connectors::ConnectorKind;
 use sluice_dialect::Capabilities;
 
-use crate::health::LatencyStats;
-use crate::pipeline::CallContext;
-use crate::registry::Connection;
-use crate::service::{AuditFacts, Outcome, Services};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
+use sluice_core::health::LatencyStats;
+use sluice_core::pipeline::CallContext;
+use sluice_core::registry::Connection;
+use sluice_core::service::{AuditFacts, Outcome, Services};
 
 /// A ping that takes longer than this is reported as failed.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -190,7 +190,7 @@ fn selected(
     s: &Services,
     ctx: &CallContext,
     name: &str,
-) -> Result<Vec<Arc<Connection>>, crate::service::ToolError> {
+) -> Result<Vec<Arc<Connection>>, sluice_core::service::ToolError> {
     if name.trim().is_empty() {
         Ok(s.registry.list(&ctx.auth.org_id))
     } else {
@@ -204,7 +204,7 @@ async fn ping(c: Arc<Connection>) -> PingResult {
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let error = match outcome {
         Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(crate::pipeline::redact_message(&e.to_string())),
+        Ok(Err(e)) => Some(sluice_core::pipeline::redact_message(&e.to_string())),
         Err(_) => Some(format!("no answer within {} s", PING_TIMEOUT.as_secs())),
     };
     PingResult {

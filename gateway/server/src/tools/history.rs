@@ -7,10 +7,10 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Scope;
-use crate::pipeline::CallContext;
-use crate::service::{AuditFacts, Outcome, Services, ToolError};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
+use sluice_core::auth::Scope;
+use sluice_core::pipeline::CallContext;
+use sluice_core::service::{AuditFacts, Outcome, Services, ToolError};
 
 /// The tools whose calls are governed agent queries.
 const QUERY_TOOLS: &[&str] = &[

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::auth::AuthContext;
-use crate::service::{AuditFacts, Outcome, Services};
 use crate::tools::{Effect, Meta, NoArgs, Render, ToolSpec, spec};
+use sluice_core::auth::AuthContext;
+use sluice_core::service::ConnectorInfo;
+use sluice_core::service::{AuditFacts, Outcome, Services};
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ServerInfo {
@@ -19,14 +20,6 @@ pub struct ServerInfo {
     pub sandbox: SandboxInfo,
     pub limits: LimitsInfo,
     pub caller: CallerInfo,
-}
-
-#[derive(Clone, Debug, Serialize, JsonSchema)]
-pub struct ConnectorInfo {
-    pub kind: String,
-    pub dialect: String,
-    pub engine: String,
-    pub read_only: bool,
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -88,7 +81,7 @@ pub fn server_info(s: &Services, auth: &AuthContext, sandbox: SandboxInfo) -> Ou
         sandbox,
         limits: LimitsInfo {
             max_rows: s.settings.max_rows,
-            default_row_limit: crate::config::DEFAULT_ROW_LIMIT.min(s.settings.max_rows),
+            default_row_limit: sluice_core::config::DEFAULT_ROW_LIMIT.min(s.settings.max_rows),
             query_timeout_ms: u64::try_from(s.settings.query_timeout.as_millis()).unwrap_or(u64::MAX),
             max_request_bytes: s.settings.max_request_bytes as u64,
         },

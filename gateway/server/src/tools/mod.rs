@@ -3,7 +3,7 @@
 //! Tools come in families, one module each (`query`, `schema`, `info`, …). A family builds [`ToolSpec`]s
 //! with [`spec`], capturing the state it needs; the MCP adapter looks a spec up by name, decodes the
 //! arguments (bad arguments are protocol errors, JSON-RPC -32602) and hands the pending call to the
-//! [`Pipeline`](crate::pipeline::Pipeline), which checks the scope before the handler does any work and
+//! [`Pipeline`](sluice_core::pipeline::Pipeline), which checks the scope before the handler does any work and
 //! audits the outcome. Names and parameters follow SignalPilot's gateway so that its users' skills keep
 //! working.
 
@@ -30,9 +30,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::auth::Scope;
-use crate::pipeline::CallContext;
-use crate::service::{Outcome, Services, ToolError};
+use sluice_core::auth::Scope;
+use sluice_core::pipeline::CallContext;
+use sluice_core::service::{Outcome, Services, ToolError};
 
 /// A successful tool result: the structured value (matching the tool's output schema) and its text.
 #[derive(Debug)]
@@ -207,64 +207,10 @@ impl Catalogue {
 }
 
 #[cfg(test)]
-pub(crate) mod testing {
-    //! A catalogue over an empty registry, for unit tests of decoding and the pipeline.
-
-    use std::sync::Arc;
-
-    use crate::auth::{AuthContext, Scopes};
-    use crate::config::{Overrides, Settings};
-    use crate::pipeline::CallContext;
-    use crate::registry::Registry;
-    use crate::service::Services;
-    use crate::store::Store;
-
-    pub async fn services() -> (Arc<Services>, Store, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("sluice.db")).await.unwrap();
-        let settings = Arc::new(Settings::resolve(Overrides::default()).unwrap());
-        let services = Arc::new(Services {
-            registry: Arc::new(Registry::new(Arc::clone(&settings))),
-            settings,
-            engines: vec![],
-            store: store.clone(),
-            sandbox: Arc::new(crate::sandbox::Sandbox::not_configured(
-                "no sandbox daemon in unit tests",
-                300,
-            )),
-            schema_cache: Arc::new(crate::schema_cache::SchemaCache::new(
-                std::time::Duration::from_secs(300),
-            )),
-            cursors: Arc::new(crate::cursors::Cursors::new(
-                std::time::Duration::from_secs(600),
-                16,
-                1 << 20,
-            )),
-            budgets: Arc::new(crate::budgets::Budgets::new(Default::default(), store.clone())),
-            health: Arc::new(crate::health::Health::default()),
-        });
-        (services, store, dir)
-    }
-
-    pub fn ctx() -> CallContext {
-        CallContext {
-            auth: AuthContext {
-                org_id: "local".into(),
-                key_id: "k".into(),
-                key_name: "test".into(),
-                key_prefix: "sluice_test".into(),
-                scopes: Scopes::all(),
-            },
-            session_id: None,
-            request_id: "test-request".into(),
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+    use sluice_core::testing;
 
     fn args(v: serde_json::Value) -> Option<JsonObject> {
         v.as_object().cloned()

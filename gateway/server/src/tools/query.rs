@@ -7,15 +7,15 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_governance::{Decision, Finding};
 
-use crate::auth::{AuthContext, Scope};
-use crate::cursors::{CursorError, Owner, Remainder, page_len};
 use crate::mcp::render;
-use crate::pipeline::CallContext;
-use crate::service::{AuditFacts, Outcome, QueryOutput, Services, ToolError};
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
+use sluice_core::auth::{AuthContext, Scope};
+use sluice_core::cursors::{CursorError, Owner, Remainder, page_len};
+use sluice_core::pipeline::CallContext;
+use sluice_core::service::{AuditFacts, Outcome, QueryOutput, Services, ToolError};
 
 fn default_row_limit() -> u64 {
-    crate::config::DEFAULT_ROW_LIMIT
+    sluice_core::config::DEFAULT_ROW_LIMIT
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -398,8 +398,8 @@ fn single_page(r: Remainder, page_bytes: u64, elapsed_ms: f64, mut audit: AuditF
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::ColumnOut;
     use serde_json::json;
+    use sluice_core::service::ColumnOut;
 
     fn page(offset: u64, rows: u64, total: u64, cursor: Option<&str>, has_more: bool) -> QueryPage {
         QueryPage {

@@ -18,11 +18,11 @@ use sluice_sandbox_protocol::{
     Request, Response, RunPython, SearchFiles, TreeArgs, TreeNode, WriteFile,
 };
 
-use crate::auth::Scope;
-use crate::pipeline::CallContext;
-use crate::sandbox::{OP_TIMEOUT, Sandbox, State, Workspace};
-use crate::service::{AuditFacts, CodeDigest, Outcome, Services, ToolError};
 use crate::tools::{Effect, Meta, NoArgs, Render, ToolSpec, spec};
+use sluice_core::auth::Scope;
+use sluice_core::pipeline::CallContext;
+use sluice_core::sandbox::{OP_TIMEOUT, Sandbox, State, Workspace};
+use sluice_core::service::{AuditFacts, CodeDigest, Outcome, Services, ToolError};
 
 const DEFAULT_TIMEOUT_SECS: u64 = 30;
 /// Inputs per run: enough for any analysis, few enough that one call cannot queue unbounded queries.
@@ -472,7 +472,7 @@ async fn execute_code(s: Arc<Services>, ctx: CallContext, a: ExecuteCodeArgs) ->
             }
         };
         let columns: Vec<String> = result.columns.iter().map(|c| c.name.clone()).collect();
-        let csv = crate::sandbox::csv::encode(&columns, &result.rows);
+        let csv = sluice_core::sandbox::csv::encode(&columns, &result.rows);
         let parquet = q.file.to_ascii_lowercase().ends_with(".parquet");
         let content = if parquet {
             match tokio::task::spawn_blocking(move || sluice_connectors::duckdb::csv_to_parquet(&csv)).await {

@@ -10,11 +10,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_connectors::{TableDetail, TableRef, TableSummary};
 
-use crate::auth::{AuthContext, Scope};
 use crate::mcp::render;
-use crate::registry::Source;
-use crate::service::{AuditFacts, Outcome, Services, ToolError};
 use crate::tools::{Effect, Meta, NoArgs, Render, ToolSpec, spec};
+use sluice_core::auth::{AuthContext, Scope};
+use sluice_core::registry::Source;
+use sluice_core::service::{AuditFacts, Outcome, Services, ToolError};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

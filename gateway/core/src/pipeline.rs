@@ -1,17 +1,17 @@
 //! The request pipeline, in one place: auth → scope → (rate limit) → governance → execution → audit.
 //!
 //! Authentication happens at the HTTP edge (no request without a valid key reaches MCP); everything after
-//! it happens here, for every tool, in this order. Tools (see [`crate::tools`]) decode their arguments
-//! into a pending call; this module checks the key's scope before the call does any work, runs it, and
-//! writes exactly one audit record for it.
+//! it happens here, for every tool and every front door, in this order. A front door decodes a call's
+//! arguments into a pending operation (a future that does nothing until polled); this module checks the
+//! key's scope before the operation does any work, runs it, and writes exactly one audit record for it.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::{AuthContext, Scope};
 use crate::service::{AuditFacts, CodeDigest, ErrorKind, Outcome, ToolError};
 use crate::store::{AuditRecord, Store};
-use crate::tools::{Pending, ToolOutput};
 
 /// Who is calling, from where.
 #[derive(Clone, Debug)]
@@ -42,13 +42,13 @@ impl Pipeline {
         skip_all,
         fields(tool = %tool, org = %ctx.auth.org_id, key = %ctx.auth.key_prefix, request = %ctx.request_id)
     )]
-    pub async fn run(
+    pub async fn run<T>(
         &self,
         ctx: &CallContext,
         tool: &str,
         scope: Option<Scope>,
-        call: Pending,
-    ) -> Result<ToolOutput, ToolError> {
+        call: impl Future<Output = Outcome<T>>,
+    ) -> Result<T, ToolError> {
         let started = Instant::now();
         let outcome = self.execute(ctx, tool, scope, call).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -71,13 +71,13 @@ impl Pipeline {
         outcome.result
     }
 
-    async fn execute(
+    async fn execute<T>(
         &self,
         ctx: &CallContext,
         tool: &str,
         scope: Option<Scope>,
-        call: Pending,
-    ) -> Outcome<ToolOutput> {
+        call: impl Future<Output = Outcome<T>>,
+    ) -> Outcome<T> {
         if let Some(scope) = scope
             && !ctx.auth.scopes.contains(scope)
         {
@@ -99,12 +99,7 @@ impl Pipeline {
     }
 }
 
-fn audit_record(
-    ctx: &CallContext,
-    tool: &str,
-    outcome: &Outcome<ToolOutput>,
-    duration_ms: f64,
-) -> AuditRecord {
+fn audit_record<T>(ctx: &CallContext, tool: &str, outcome: &Outcome<T>, duration_ms: f64) -> AuditRecord {
     let facts = &outcome.audit;
     let (sql_redacted, sql_sha256, sql_len) = match (&facts.sql, facts.dialect) {
         (Some(sql), dialect) => {
@@ -206,10 +201,10 @@ mod tests {
     /// any other SQL (e.g. several statements a tool joined) is redacted from its text.
     #[test]
     fn governance_redaction_is_used_only_for_its_own_text() {
-        use super::{AuditFacts, CodeDigest, Outcome, ToolError, ToolOutput, audit_record};
+        use super::{AuditFacts, CodeDigest, Outcome, ToolError, audit_record};
         use sluice_governance::{Dialect, Redacted};
         let record = |sql: &str, redacted: Redacted| {
-            let outcome = Outcome::<ToolOutput> {
+            let outcome = Outcome::<()> {
                 result: Err(ToolError::failed("x")),
                 audit: AuditFacts {
                     sql: Some(sql.to_owned()),
@@ -218,7 +213,7 @@ mod tests {
                     ..Default::default()
                 },
             };
-            audit_record(&crate::tools::testing::ctx(), "query_database", &outcome, 1.0)
+            audit_record(&crate::testing::ctx(), "query_database", &outcome, 1.0)
         };
         let sql = "SELECT a FROM t WHERE b = 'secret' LIMIT 11";
         let digest = CodeDigest::of(sql);
@@ -247,40 +242,30 @@ mod strict_audit {
     use std::sync::Arc;
 
     use super::*;
-    use crate::tools::{Catalogue, testing};
+    use crate::service::Services;
+    use crate::testing;
 
-    async fn run(
-        p: &Pipeline,
-        c: &Catalogue,
-        tool: &str,
-        args: serde_json::Value,
-    ) -> Result<ToolOutput, ToolError> {
-        let (spec, pending) = c
-            .prepare(tool, testing::ctx(), args.as_object().cloned())
-            .unwrap();
-        p.run(&testing::ctx(), tool, spec.scope, pending).await
+    /// An operation that succeeds and records nothing beyond the call itself.
+    async fn nothing() -> Outcome<()> {
+        Outcome {
+            result: Ok(()),
+            audit: AuditFacts::default(),
+        }
     }
 
-    async fn setup(strict: bool) -> (Arc<Pipeline>, Catalogue, Store, tempfile::TempDir) {
+    async fn setup(strict: bool) -> (Arc<Pipeline>, Arc<Services>, Store, tempfile::TempDir) {
         let (services, store, dir) = testing::services().await;
-        (
-            Pipeline::new(store.clone(), strict),
-            Catalogue::new(&services),
-            store,
-            dir,
-        )
+        (Pipeline::new(store.clone(), strict), services, store, dir)
     }
 
     #[tokio::test]
     async fn a_failed_audit_write_fails_the_call_when_strict() {
-        let (strict, c, store, _dir) = setup(true).await;
-        assert!(
-            run(&strict, &c, "server_info", serde_json::json!({}))
-                .await
-                .is_ok()
-        );
+        let (strict, _s, store, _dir) = setup(true).await;
+        let ctx = testing::ctx();
+        assert!(strict.run(&ctx, "server_info", None, nothing()).await.is_ok());
         store.close().await;
-        let err = run(&strict, &c, "server_info", serde_json::json!({}))
+        let err = strict
+            .run(&ctx, "server_info", None, nothing())
             .await
             .unwrap_err();
         assert!(
@@ -289,13 +274,9 @@ mod strict_audit {
             err.message
         );
 
-        let (lenient, c, store, _dir) = setup(false).await;
+        let (lenient, _s, store, _dir) = setup(false).await;
         store.close().await;
-        assert!(
-            run(&lenient, &c, "server_info", serde_json::json!({}))
-                .await
-                .is_ok()
-        );
+        assert!(lenient.run(&ctx, "server_info", None, nothing()).await.is_ok());
     }
 
     /// The call's span names the tool, org, key prefix and request id, so every line logged inside the
@@ -320,10 +301,9 @@ mod strict_audit {
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
-        let (p, c, _store, _dir) = setup(true).await;
+        let (p, _s, _store, _dir) = setup(true).await;
         let ctx = testing::ctx();
-        let (spec, pending) = c.prepare("server_info", ctx.clone(), None).unwrap();
-        p.run(&ctx, "server_info", spec.scope, pending).await.unwrap();
+        p.run(&ctx, "server_info", None, nothing()).await.unwrap();
         let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         let line = text
             .lines()
@@ -341,16 +321,18 @@ mod strict_audit {
 
     #[tokio::test]
     async fn every_call_writes_one_record() {
-        let (p, c, store, _dir) = setup(true).await;
-        run(&p, &c, "server_info", serde_json::json!({})).await.unwrap();
-        let denied = run(
-            &p,
-            &c,
-            "query_database",
-            serde_json::json!({"connection_name": "nope", "sql": "SELECT 'secret'", "row_limit": 5}),
-        )
-        .await
-        .unwrap_err();
+        let (p, s, store, _dir) = setup(true).await;
+        let ctx = testing::ctx();
+        p.run(&ctx, "server_info", None, nothing()).await.unwrap();
+        let denied = p
+            .run(
+                &ctx,
+                "query_database",
+                Some(Scope::Query),
+                s.query(&ctx.auth, "nope", "SELECT 'secret'", 5),
+            )
+            .await
+            .unwrap_err();
         assert!(
             denied.message.contains("unknown connection 'nope'"),
             "{}",
@@ -362,5 +344,25 @@ mod strict_audit {
         assert_eq!(records[0].decision, "error");
         assert_eq!(records[0].sql_redacted.as_deref(), Some("SELECT ?"));
         assert_eq!(records[1].tool, "server_info");
+    }
+
+    /// A key without the tool's scope is refused before the operation runs, and the refusal is audited.
+    #[tokio::test]
+    async fn a_missing_scope_refuses_before_the_operation_runs() {
+        let (p, _s, store, _dir) = setup(true).await;
+        let mut ctx = testing::ctx();
+        ctx.auth.scopes = crate::auth::Scopes::parse_list("schema").unwrap();
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let err = p
+            .run(&ctx, "query_database", Some(Scope::Query), async {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                nothing().await
+            })
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("lacks the 'query' scope"), "{}", err.message);
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+        let records = store.recent_audit("local", 10).await.unwrap();
+        assert_eq!(records[0].rule.as_deref(), Some("missing_scope"));
     }
 }

@@ -1,5 +1,5 @@
 //! The sandbox daemon as the gateway's tools see it: session workspaces keyed by org + key + MCP session
-//! (closed when the MCP session ends, see `crate::sessions`), calls that reconnect by themselves, live
+//! (closed when the MCP session ends, see the front door's `sessions`), calls that reconnect by themselves, live
 //! status, and "sandbox unavailable" errors that say why and what to do.
 //!
 //! `sluice up` starts the daemon as a child process ([`daemon::Supervisor`]); `sluice serve` connects to

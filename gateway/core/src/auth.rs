@@ -1,4 +1,5 @@
-//! API-key authentication: key generation, scopes, a cached lookup, and the HTTP middleware.
+//! API-key authentication: key generation, scopes and a cached lookup (the HTTP middleware that reads a
+//! presented key is the front door's).
 //!
 //! Keys are 256 bits from the OS RNG, shown once, stored as an HMAC-SHA-256 under a key derived from the
 //! master key. Verified keys are cached in memory, so a request never scans or writes the key table;
@@ -9,10 +10,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use rand::RngCore as _;
 
@@ -163,7 +160,8 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    fn message(&self) -> &'static str {
+    /// What the caller is told.
+    pub fn message(&self) -> &'static str {
         match self {
             AuthFailure::Missing => {
                 "missing API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>` (create one with `sluice key create`)"
@@ -174,27 +172,6 @@ impl AuthFailure {
                 "this API key has been revoked; create a new one with `sluice key create`"
             }
         }
-    }
-}
-
-impl IntoResponse for AuthFailure {
-    fn into_response(self) -> Response {
-        let (error, description) = match self {
-            AuthFailure::Missing => (None, self.message()),
-            _ => (Some("invalid_token"), self.message()),
-        };
-        let challenge = match error {
-            Some(error) => {
-                format!("Bearer realm=\"sluice\", error=\"{error}\", error_description=\"{description}\"")
-            }
-            None => "Bearer realm=\"sluice\"".to_owned(),
-        };
-        let body = serde_json::json!({ "error": error.unwrap_or("unauthorized"), "message": description });
-        let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-        if let Ok(value) = HeaderValue::from_str(&challenge.replace('`', "'")) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
     }
 }
 
@@ -319,49 +296,6 @@ impl Authenticator {
         }
         cache.entries.insert(hash, entry);
         result
-    }
-}
-
-/// Pulls the presented key from `Authorization: Bearer …` or `X-API-Key`.
-fn presented_key(request: &Request) -> Result<String, AuthFailure> {
-    let headers = request.headers();
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let text = value.to_str().map_err(|_| AuthFailure::Malformed)?;
-        let (scheme, rest) = text.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") || rest.trim().is_empty() {
-            return Err(AuthFailure::Malformed);
-        }
-        return Ok(rest.trim().to_owned());
-    }
-    if let Some(value) = headers.get("x-api-key") {
-        return value
-            .to_str()
-            .map(|s| s.trim().to_owned())
-            .map_err(|_| AuthFailure::Malformed);
-    }
-    Err(AuthFailure::Missing)
-}
-
-/// The axum middleware: authenticates or answers 401; on success the [`AuthContext`] rides along in the
-/// request extensions, where the MCP handler reads it.
-pub async fn require_key(
-    State(auth): State<Arc<Authenticator>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let ctx = match presented_key(&request) {
-        Ok(key) => auth.verify(&key).await,
-        Err(failure) => Err(failure),
-    };
-    match ctx {
-        Ok(ctx) => {
-            request.extensions_mut().insert(ctx);
-            next.run(request).await
-        }
-        Err(failure) => {
-            tracing::info!(reason = ?failure, path = %request.uri().path(), "rejected unauthenticated request");
-            failure.into_response()
-        }
     }
 }
 

@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::app::Context;
 use crate::config::Settings;
 use crate::error::GatewayError;
+use crate::setup::Context;
 use crate::store::projects::ProjectRecord;
 use crate::store::{LOCAL_ORG, Store};
 

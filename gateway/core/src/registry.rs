@@ -216,6 +216,35 @@ impl Registry {
     }
 }
 
+/// Reloads connections when the store's connection revision changes (e.g. `sluice connection add`).
+pub fn watch(
+    registry: Arc<Registry>,
+    store: Store,
+    master: Arc<MasterKey>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut seen = store.connection_revision().await.ok();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let Ok(revision) = store.connection_revision().await else {
+                continue;
+            };
+            if seen != Some(revision) {
+                seen = Some(revision);
+                match registry.reload(&store, &master).await {
+                    Ok(()) => tracing::info!("connections reloaded"),
+                    Err(e) => tracing::error!(error = %e, "connection reload failed"),
+                }
+            }
+        }
+    });
+}
+
 fn config_definition(c: &ConnectionConfig) -> Result<Definition, GatewayError> {
     let kind = ConnectorKind::parse(&c.kind).ok_or_else(|| {
         GatewayError::Config(format!(

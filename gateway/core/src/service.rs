@@ -157,12 +157,42 @@ pub struct QueryOutput {
     pub sql_executed: String,
 }
 
+// A connector kind this build supports, as `server_info` reports it. (A plain comment: a doc comment would
+// become part of the tool's published output schema.)
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ConnectorInfo {
+    pub kind: String,
+    pub dialect: String,
+    pub engine: String,
+    pub read_only: bool,
+}
+
+impl ConnectorInfo {
+    /// Every kind this build supports.
+    pub fn all() -> Vec<ConnectorInfo> {
+        sluice_connectors::ConnectorKind::ALL
+            .iter()
+            .map(|&kind| ConnectorInfo {
+                kind: kind.as_str().to_owned(),
+                dialect: kind.dialect().name().to_owned(),
+                engine: match kind {
+                    sluice_connectors::ConnectorKind::DuckDb => sluice_connectors::duckdb::engine_version(),
+                    sluice_connectors::ConnectorKind::Postgres => "PostgreSQL via sqlx".to_owned(),
+                    sluice_connectors::ConnectorKind::MySql => "MySQL/MariaDB via sqlx".to_owned(),
+                    sluice_connectors::ConnectorKind::Sqlite => "SQLite via sqlx".to_owned(),
+                },
+                read_only: true,
+            })
+            .collect()
+    }
+}
+
 /// The services behind the tools.
 pub struct Services {
     pub settings: Arc<Settings>,
     pub registry: Arc<Registry>,
     /// The connector kinds this build supports, as `server_info` reports them.
-    pub engines: Vec<crate::tools::info::ConnectorInfo>,
+    pub engines: Vec<ConnectorInfo>,
     pub store: Store,
     /// The sandbox daemon (possibly not configured or down; its tools say so).
     pub sandbox: Arc<crate::sandbox::Sandbox>,

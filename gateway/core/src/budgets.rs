@@ -313,7 +313,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("sluice.db")).await.unwrap();
         let budgets = Budgets::new(BudgetsSection::default(), store.clone());
-        let auth = crate::tools::testing::ctx().auth;
+        let auth = crate::testing::ctx().auth;
         let one = Usage {
             queries: 1,
             rows: 10,

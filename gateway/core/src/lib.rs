@@ -1,0 +1,27 @@
+//! The gateway's core, free of MCP: everything a call does after its front door (MCP over HTTP or stdio,
+//! the CLI) has decoded it.
+//!
+//! [`pipeline`] runs a call through scope → (rate limit) → the operation → one audit record; the
+//! operations use [`service::Services`] (connections, budgets, cursors, schema cache, sandbox, store), and
+//! every statement carrying agent input runs on the one governed path, [`governed::run`]. This crate has
+//! no rmcp and no axum among its dependencies, so the compiler keeps MCP out. See ARCHITECTURE.md.
+
+pub mod auth;
+pub mod budgets;
+pub mod config;
+pub mod cursors;
+pub mod dbt_parse;
+pub mod error;
+pub mod governed;
+pub mod health;
+pub mod pipeline;
+pub mod projects;
+pub mod registry;
+pub mod sandbox;
+pub mod schema_cache;
+pub mod secrets;
+pub mod service;
+pub mod setup;
+pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -1,0 +1,162 @@
+//! Opening a data directory (settings, master key, store) and the first-run set-up `sluice up` does: the
+//! local admin key and the demo warehouse.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sluice_connectors::{ConnectorKind, Dsn};
+
+use crate::auth::{Scopes, generate_key};
+use crate::config::Settings;
+use crate::error::GatewayError;
+use crate::registry::validate_name;
+use crate::secrets::{MasterKey, Secret, write_private};
+use crate::store::{ConnectionRecord, LOCAL_ORG, Store, now};
+
+/// The opened data directory: settings, master key and store.
+pub struct Context {
+    pub settings: Arc<Settings>,
+    pub master: Arc<MasterKey>,
+    pub store: Store,
+}
+
+impl Context {
+    /// Creates the data directory (mode 0700) if needed and opens the master key and the store.
+    pub async fn open(settings: Settings) -> Result<Context, GatewayError> {
+        let dir = &settings.data_dir;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| GatewayError::io(dir, e))?;
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| GatewayError::io(dir, e))?;
+        }
+        let master = MasterKey::load_or_create(settings.master_key.as_ref(), dir)?;
+        let store = Store::open(&settings.store_path()).await?;
+        store.ensure_org(LOCAL_ORG).await?;
+        Ok(Context {
+            settings: Arc::new(settings),
+            master: Arc::new(master),
+            store,
+        })
+    }
+
+    /// Creates an API key; the secret is returned once and never stored.
+    pub async fn create_key(&self, name: &str, scopes: &Scopes) -> Result<Secret<String>, GatewayError> {
+        if name.trim().is_empty() {
+            return Err(GatewayError::Invalid("a key needs a name (--name)".to_owned()));
+        }
+        let key = generate_key(&self.master.api_key_hasher());
+        self.store
+            .insert_key(LOCAL_ORG, name, &key.prefix, &key.hash, scopes)
+            .await?;
+        Ok(key.secret)
+    }
+
+    /// Seals and stores a connection. The DSN's plaintext is exposed only to be sealed (and, for a file
+    /// path, to be made absolute).
+    pub async fn add_connection(
+        &self,
+        name: &str,
+        kind: &str,
+        dsn: &Dsn,
+        description: Option<String>,
+        settings: serde_json::Value,
+    ) -> Result<(), GatewayError> {
+        validate_name(name)?;
+        let kind = ConnectorKind::parse(kind).ok_or_else(|| {
+            GatewayError::Invalid(format!(
+                "unsupported connection kind '{kind}' (supported: {})",
+                crate::registry::supported_kinds()
+            ))
+        })?;
+        if self.settings.connections.iter().any(|c| c.name == name) {
+            return Err(GatewayError::Conflict(format!(
+                "'{name}' is defined in the config file; config connections cannot be shadowed"
+            )));
+        }
+        let dsn = match kind {
+            // Store an absolute path, so the connection works whatever directory the gateway starts in.
+            ConnectorKind::DuckDb => Dsn::new(absolute(Path::new(dsn.expose()))?.display().to_string()),
+            // A bare SQLite path is made absolute like a DuckDB one; URLs pass through unchanged.
+            ConnectorKind::Sqlite if !dsn.expose().starts_with("sqlite:") => {
+                Dsn::new(absolute(Path::new(dsn.expose()))?.display().to_string())
+            }
+            ConnectorKind::Sqlite | ConnectorKind::Postgres | ConnectorKind::MySql => dsn.clone(),
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let sealed = self.master.seal(&id, dsn.expose().as_bytes())?;
+        self.store
+            .insert_connection(&ConnectionRecord {
+                id,
+                org_id: LOCAL_ORG.to_owned(),
+                name: name.to_owned(),
+                kind: kind.as_str().to_owned(),
+                dsn_sealed: sealed,
+                description,
+                settings,
+                created_at: now(),
+            })
+            .await
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, GatewayError> {
+    if path.is_absolute() {
+        return Ok(path.to_owned());
+    }
+    let cwd = std::env::current_dir().map_err(|e| GatewayError::io(path, e))?;
+    Ok(cwd.join(path))
+}
+
+/// What `sluice up` prepared on this run.
+pub struct Bootstrap {
+    /// The admin key, only on the run that created it.
+    pub new_admin_key: Option<Secret<String>>,
+    pub demo_created: bool,
+}
+
+/// First-run set-up for `sluice up`: the local admin key and the demo warehouse.
+pub async fn bootstrap_local(ctx: &Context) -> Result<Bootstrap, GatewayError> {
+    let key_file = ctx.settings.key_file();
+    let mut new_admin_key = None;
+    if !key_file.exists() {
+        let keys = ctx.store.list_keys(LOCAL_ORG).await?;
+        let name = if keys.iter().any(|k| k.name == "local-admin") {
+            format!("local-admin-{}", keys.len() + 1)
+        } else {
+            "local-admin".to_owned()
+        };
+        let secret = ctx.create_key(&name, &Scopes::all()).await?;
+        write_private(&key_file, format!("{}\n", secret.expose()).as_bytes())?;
+        new_admin_key = Some(secret);
+    }
+
+    let demo = ctx.settings.demo_path();
+    let mut demo_created = false;
+    if !demo.exists() {
+        tracing::info!(path = %demo.display(), "generating the demo warehouse");
+        sluice_connectors::duckdb::demo::create(&demo)?;
+        demo_created = true;
+    }
+    let registered = ctx
+        .store
+        .list_connections(LOCAL_ORG)
+        .await?
+        .iter()
+        .any(|c| c.name == "demo")
+        || ctx.settings.connections.iter().any(|c| c.name == "demo");
+    if !registered {
+        ctx.add_connection(
+            "demo",
+            "duckdb",
+            &Dsn::new(demo.display().to_string()),
+            Some("Demo retail warehouse (generated by Sluice)".to_owned()),
+            serde_json::json!({}),
+        )
+        .await?;
+    }
+    Ok(Bootstrap {
+        new_admin_key,
+        demo_created,
+    })
+}
