@@ -14,6 +14,7 @@ pub mod dbt_parse;
 pub mod error;
 pub mod governed;
 pub mod health;
+pub mod ops;
 pub mod pipeline;
 pub mod projects;
 pub mod registry;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::tools::schema::TableDescription;
+use sluice_core::ops::schema::TableDescription;
 use sluice_core::service::{ErrorKind, QueryOutput, ToolError};
 
 /// Rows and characters shown as text; the structured result always carries every row.

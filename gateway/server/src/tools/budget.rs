@@ -1,29 +1,13 @@
-//! `check_budget`: the calling key's daily budget (queries, rows, bytes, engine seconds), what is spent
-//! and what remains, with one session's share.
+//! `check_budget`: its description and rendering; the operation is `sluice_core::ops::budget`.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use schemars::JsonSchema;
-use serde::Deserialize;
-
 use crate::tools::{Effect, Meta, Render, ToolSpec, spec};
 use sluice_core::budgets::{BudgetStatus, trim};
+use sluice_core::ops::budget::{CheckBudgetArgs, check_budget};
 use sluice_core::pipeline::CallContext;
-use sluice_core::service::{AuditFacts, Outcome, Services};
-
-fn default_session() -> String {
-    "default".to_owned()
-}
-
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CheckBudgetArgs {
-    /// The MCP session whose share to show; "default" = the calling session. Budgets themselves are per
-    /// API key and UTC day.
-    #[serde(default = "default_session")]
-    pub session_id: String,
-}
+use sluice_core::service::Services;
 
 impl Render for BudgetStatus {
     fn render(&self) -> String {
@@ -79,17 +63,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
         },
         move |ctx: CallContext, a: CheckBudgetArgs| {
             let s = Arc::clone(&s);
-            async move {
-                let session = if a.session_id == "default" {
-                    ctx.session_id.clone().unwrap_or_default()
-                } else {
-                    a.session_id
-                };
-                Outcome {
-                    result: s.budgets.status(&ctx.auth, &session).await,
-                    audit: AuditFacts::default(),
-                }
-            }
+            async move { check_budget(&s, &ctx, a).await }
         },
     )]
 }
