@@ -8,4 +8,5 @@ pub mod health;
 pub mod history;
 pub mod info;
 pub mod query;
+pub mod sandbox;
 pub mod schema;

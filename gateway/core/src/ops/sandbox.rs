@@ -1,0 +1,945 @@
+//! Sandbox operations: `execute_code` (Python in the caller's workspace, with governed query results
+//! placed there as inputs), `sandbox_status`, and the workspace file operations, named and parameterised
+//! like the MCP reference filesystem server (`path`, `content`, `source`, `destination`, `pattern`).
+//!
+//! Every tool needs the `sandbox` scope; the ones that change files need `fs_write` too, and a query
+//! input needs `query`, so that the sandbox is never a way around a key's scopes. Code is audited as its
+//! SHA-256 and length only.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use sluice_sandbox_protocol::{
+    Backend, Change, FileInfo, FileKind, InputFile, Limit, MoveFile, PathArgs, ProtectionState, ReadFile,
+    Request, Response, RunPython, SearchFiles, TreeArgs, TreeNode, WriteFile,
+};
+
+use crate::auth::Scope;
+use crate::pipeline::CallContext;
+use crate::sandbox::{OP_TIMEOUT, Sandbox, State, Workspace};
+use crate::service::{AuditFacts, CodeDigest, Outcome, Services, ToolError};
+
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// Inputs per run: enough for any analysis, few enough that one call cannot queue unbounded queries.
+const MAX_INPUTS: usize = 16;
+
+fn default_timeout() -> u64 {
+    DEFAULT_TIMEOUT_SECS
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteCodeArgs {
+    /// Python 3 code. It runs in the session's workspace directory (files persist between calls of one MCP
+    /// session), without network access, with pandas, numpy, pyarrow and duckdb available when installed.
+    pub code: String,
+    /// Wall-clock limit in seconds (default 30; at most the server's maximum, 300 unless configured).
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1))]
+    pub timeout: u64,
+    /// Files the code reads. Each is either the name of a file already in the workspace, or
+    /// `{connection_name, sql, file}`: the gateway runs the query (governed exactly like query_database)
+    /// and writes the result to `file` in the workspace before the code runs, as CSV, or as Parquet
+    /// when `file` ends in `.parquet`.
+    #[serde(default)]
+    pub inputs: Vec<Input>,
+}
+
+/// A file the code reads.
+#[derive(Debug, JsonSchema)]
+#[schemars(untagged)]
+pub enum Input {
+    /// The workspace path of a file that is already there.
+    File(String),
+    /// A query result the gateway writes into the workspace.
+    Query(QueryInput),
+}
+
+// By hand rather than `untagged`, so that a bad input gets a message naming the problem instead of
+// "did not match any variant".
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Input::File(s)),
+            v @ serde_json::Value::Object(_) => serde_json::from_value(v)
+                .map(Input::Query)
+                .map_err(|e| D::Error::custom(format!("input {{connection_name, sql, file}}: {e}"))),
+            other => Err(D::Error::custom(format!(
+                "each input is a workspace file name (a string) or {{connection_name, sql, file}}, not {other}"
+            ))),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryInput {
+    /// Name of the connection (see list_database_connections).
+    pub connection_name: String,
+    /// One read-only SQL statement in the connection's dialect.
+    pub sql: String,
+    /// Workspace path for the result: CSV, or Parquet when it ends in `.parquet`.
+    pub file: String,
+    /// Most rows to write (default: the server's maximum).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub row_limit: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ExecuteCodeOutput {
+    /// The process's exit code; absent when a signal ended it.
+    pub exit_code: Option<i32>,
+    /// The signal that ended the process, if one did.
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stdout_truncated: bool,
+    /// Bytes the code wrote to stdout in total (more than kept when truncated).
+    pub stdout_bytes: u64,
+    pub stderr: String,
+    pub stderr_truncated: bool,
+    pub stderr_bytes: u64,
+    /// Workspace files the run created or modified.
+    pub files: Vec<ProducedFileOut>,
+    /// The inputs placed in (or found in) the workspace before the run.
+    pub inputs: Vec<InputOut>,
+    pub duration_ms: f64,
+    /// `native` or `gvisor`.
+    pub backend: String,
+    /// Limits that stopped or cut the run: `timeout`, `cpu`, `memory`, `output`, `file_size`.
+    pub limits_hit: Vec<String>,
+    /// False when the call had no MCP session: its workspace was removed after the run.
+    pub workspace_kept: bool,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ProducedFileOut {
+    pub path: String,
+    pub size: u64,
+    /// `created` or `modified`.
+    pub change: String,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct InputOut {
+    pub file: String,
+    /// `csv`, `parquet`, or `workspace` for a file that was already there.
+    pub format: String,
+    pub bytes: u64,
+    pub connection: Option<String>,
+    pub rows: Option<u64>,
+    /// True when the query had more rows than its row limit allowed.
+    pub truncated: bool,
+}
+
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::Native => "native",
+        Backend::Gvisor => "gvisor",
+    }
+}
+
+fn limit_name(l: Limit) -> &'static str {
+    match l {
+        Limit::Timeout => "timeout",
+        Limit::Cpu => "cpu",
+        Limit::Memory => "memory",
+        Limit::Output => "output",
+        Limit::FileSize => "file_size",
+    }
+}
+
+fn kind_name(k: FileKind) -> &'static str {
+    match k {
+        FileKind::File => "file",
+        FileKind::Directory => "directory",
+        FileKind::Symlink => "symlink",
+        FileKind::Other => "other",
+    }
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct SandboxStatusOutput {
+    /// `available`, `unavailable` or `not_configured`.
+    pub status: String,
+    /// What is running, or why the sandbox is unavailable and what to do.
+    pub detail: String,
+    pub socket: Option<String>,
+    pub backend: Option<String>,
+    /// True when the daemon runs without a required protection (started with allow_degraded).
+    pub degraded: Option<bool>,
+    pub daemon_version: Option<String>,
+    pub python: Option<String>,
+    pub protections: Vec<ProtectionOut>,
+    pub capacity: Option<CapacityOut>,
+    /// The largest execute_code timeout, in seconds.
+    pub max_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ProtectionOut {
+    pub name: String,
+    /// `active` or `missing`.
+    pub state: String,
+    pub required: bool,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct CapacityOut {
+    pub max_concurrency: u32,
+    pub running: u32,
+    pub sessions: u32,
+    pub max_sessions: u32,
+}
+
+pub async fn status(sandbox: &Sandbox) -> SandboxStatusOutput {
+    let state = sandbox.state().await;
+    let mut out = SandboxStatusOutput {
+        status: state.name().to_owned(),
+        detail: state.detail(),
+        socket: sandbox.socket().map(|p| p.display().to_string()),
+        backend: None,
+        degraded: None,
+        daemon_version: None,
+        python: None,
+        protections: Vec::new(),
+        capacity: None,
+        max_timeout_secs: sandbox.max_timeout_secs,
+    };
+    if let State::Available(s) = state {
+        out.backend = Some(backend_name(s.backend).to_owned());
+        out.degraded = Some(s.degraded);
+        out.daemon_version = Some(s.version);
+        out.python = Some(s.python);
+        out.protections = s
+            .protections
+            .into_iter()
+            .map(|p| ProtectionOut {
+                name: p.name,
+                state: match p.state {
+                    ProtectionState::Active => "active",
+                    ProtectionState::Missing => "missing",
+                }
+                .to_owned(),
+                required: p.required,
+                detail: p.detail,
+            })
+            .collect();
+        out.capacity = Some(CapacityOut {
+            max_concurrency: s.capacity.max_concurrency,
+            running: s.capacity.running,
+            sessions: s.capacity.sessions,
+            max_sessions: s.capacity.max_sessions,
+        });
+    }
+    out
+}
+
+fn require(ctx: &CallContext, scope: Scope, what: &str) -> Result<(), ToolError> {
+    if ctx.auth.scopes.contains(scope) {
+        return Ok(());
+    }
+    Err(ToolError::invalid(format!(
+        "this API key lacks the '{}' scope needed by {what}; create a key with `sluice key create --scope {}`",
+        scope.as_str(),
+        scope.as_str()
+    )))
+}
+
+fn scope_refusal<T>(e: ToolError, mut audit: AuditFacts) -> Outcome<T> {
+    audit.rule = Some("missing_scope".to_owned());
+    Outcome::fail(e, audit)
+}
+
+/// Merges the audit facts of the query inputs into the call's facts: one input's as they are; several
+/// as the list of connections and statements.
+fn merge_query_facts(audit: &mut AuditFacts, facts: &[AuditFacts]) {
+    match facts {
+        [] => {}
+        [one] => {
+            let code = audit.code.take();
+            *audit = one.clone();
+            audit.code = code;
+        }
+        many => {
+            let names: Vec<&str> = many.iter().filter_map(|f| f.connection.as_deref()).collect();
+            audit.connection = Some(names.join(", "));
+            let sql: Vec<&str> = many.iter().filter_map(|f| f.sql.as_deref()).collect();
+            audit.sql = Some(sql.join(";\n"));
+            let first = many[0].dialect;
+            audit.dialect = if many.iter().all(|f| f.dialect == first) {
+                first
+            } else {
+                None
+            };
+            audit.rows = Some(many.iter().filter_map(|f| f.rows).sum());
+            audit.rule = many.iter().find_map(|f| f.rule.clone());
+        }
+    }
+}
+
+pub async fn execute_code(
+    s: Arc<Services>,
+    ctx: CallContext,
+    a: ExecuteCodeArgs,
+) -> Outcome<ExecuteCodeOutput> {
+    let mut audit = AuditFacts {
+        code: Some(CodeDigest::of(&a.code)),
+        ..Default::default()
+    };
+    let max = s.sandbox.max_timeout_secs;
+    if a.code.trim().is_empty() {
+        return Outcome::fail(
+            ToolError::invalid("code is empty; pass the Python code to run"),
+            audit,
+        );
+    }
+    if a.timeout == 0 || a.timeout > max {
+        return Outcome::fail(
+            ToolError::invalid(format!(
+                "timeout must be between 1 and {max} seconds (got {})",
+                a.timeout
+            )),
+            audit,
+        );
+    }
+    if a.inputs.len() > MAX_INPUTS {
+        return Outcome::fail(
+            ToolError::invalid(format!(
+                "at most {MAX_INPUTS} inputs per run (got {})",
+                a.inputs.len()
+            )),
+            audit,
+        );
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for input in &a.inputs {
+        let name = match input {
+            Input::File(f) => f,
+            Input::Query(q) => &q.file,
+        };
+        if name.trim().is_empty() {
+            return Outcome::fail(ToolError::invalid("an input has an empty file name"), audit);
+        }
+        if !seen.insert(name.clone()) {
+            return Outcome::fail(
+                ToolError::invalid(format!("input file '{name}' is named twice")),
+                audit,
+            );
+        }
+        if matches!(input, Input::Query(q) if q.row_limit == Some(0)) {
+            return Outcome::fail(
+                ToolError::invalid("an input's row_limit must be at least 1"),
+                audit,
+            );
+        }
+    }
+    if a.inputs.iter().any(|i| matches!(i, Input::Query(_)))
+        && let Err(e) = require(&ctx, Scope::Query, "execute_code inputs that run SQL")
+    {
+        return scope_refusal(e, audit);
+    }
+
+    // The queries run first: a refused or failed one stops the call before any code runs.
+    let mut files = Vec::new();
+    let mut described = Vec::new();
+    let mut facts = Vec::new();
+    for input in &a.inputs {
+        let Input::Query(q) = input else { continue };
+        let limit = q.row_limit.unwrap_or(s.settings.max_rows);
+        let outcome = s.query(&ctx.auth, &q.connection_name, &q.sql, limit).await;
+        facts.push(outcome.audit);
+        let result = match outcome.result {
+            Ok(r) => r,
+            Err(mut e) => {
+                merge_query_facts(&mut audit, &facts);
+                e.message = format!("input '{}': {}", q.file, e.message);
+                return Outcome::fail(e, audit);
+            }
+        };
+        let columns: Vec<String> = result.columns.iter().map(|c| c.name.clone()).collect();
+        let csv = crate::sandbox::csv::encode(&columns, &result.rows);
+        let parquet = q.file.to_ascii_lowercase().ends_with(".parquet");
+        let content = if parquet {
+            match tokio::task::spawn_blocking(move || sluice_connectors::duckdb::csv_to_parquet(&csv)).await {
+                Ok(Ok(bytes)) => bytes,
+                Ok(Err(e)) => {
+                    merge_query_facts(&mut audit, &facts);
+                    return Outcome::fail(ToolError::failed(format!("input '{}': {e}", q.file)), audit);
+                }
+                Err(e) => {
+                    merge_query_facts(&mut audit, &facts);
+                    return Outcome::fail(
+                        ToolError::failed(format!("input '{}': the Parquet conversion failed: {e}", q.file)),
+                        audit,
+                    );
+                }
+            }
+        } else {
+            csv
+        };
+        described.push(InputOut {
+            file: q.file.clone(),
+            format: if parquet { "parquet" } else { "csv" }.to_owned(),
+            bytes: content.len() as u64,
+            connection: Some(result.connection.clone()),
+            rows: Some(result.row_count),
+            truncated: result.truncated,
+        });
+        files.push(InputFile {
+            path: q.file.clone(),
+            content: content.into(),
+        });
+    }
+    merge_query_facts(&mut audit, &facts);
+
+    let ws = s.sandbox.workspace(&ctx);
+    let result = run(&ws, &a, files, described).await;
+    ws.finish().await;
+    Outcome { result, audit }
+}
+
+async fn run(
+    ws: &Workspace<'_>,
+    a: &ExecuteCodeArgs,
+    files: Vec<InputFile>,
+    mut described: Vec<InputOut>,
+) -> Result<ExecuteCodeOutput, ToolError> {
+    // Files named as inputs must already be in the workspace; say which one is missing before running.
+    for input in &a.inputs {
+        let Input::File(path) = input else { continue };
+        let info = ws
+            .call(
+                |session| {
+                    Request::GetFileInfo(PathArgs {
+                        session,
+                        path: path.clone(),
+                    })
+                },
+                OP_TIMEOUT,
+            )
+            .await
+            .map_err(|mut e| {
+                e.message = format!("input '{path}': {}", e.message);
+                if ws.ephemeral() {
+                    e.message.push_str(
+                        " (this call has no MCP session, so its workspace is new and empty; pass the data as a \
+                         {connection_name, sql, file} input instead)",
+                    );
+                }
+                e
+            })?;
+        let Response::GetFileInfo(info) = info else {
+            return Err(unexpected("get_file_info"));
+        };
+        if info.kind != FileKind::File {
+            return Err(ToolError::invalid(format!(
+                "input '{path}' is a {}, not a file",
+                kind_name(info.kind)
+            )));
+        }
+        described.push(InputOut {
+            file: path.clone(),
+            format: "workspace".to_owned(),
+            bytes: info.size,
+            connection: None,
+            rows: None,
+            truncated: false,
+        });
+    }
+    let timeout = Duration::from_secs(a.timeout);
+    let response = ws
+        .call(
+            |session| {
+                Request::RunPython(RunPython {
+                    session,
+                    code: a.code.clone(),
+                    inputs: files.clone(),
+                    timeout_ms: Some(a.timeout.saturating_mul(1000)),
+                    memory_mb: None,
+                })
+            },
+            Sandbox::run_deadline(timeout),
+        )
+        .await?;
+    let Response::RunPython(r) = response else {
+        return Err(unexpected("run_python"));
+    };
+    Ok(ExecuteCodeOutput {
+        exit_code: r.exit.code,
+        signal: r.exit.signal,
+        stdout_truncated: r.stdout.truncated,
+        stdout_bytes: r.stdout.total_bytes,
+        stdout: r.stdout.text,
+        stderr_truncated: r.stderr.truncated,
+        stderr_bytes: r.stderr.total_bytes,
+        stderr: r.stderr.text,
+        files: r
+            .files
+            .into_iter()
+            .map(|f| ProducedFileOut {
+                path: f.path,
+                size: f.size,
+                change: match f.change {
+                    Change::Created => "created",
+                    Change::Modified => "modified",
+                }
+                .to_owned(),
+            })
+            .collect(),
+        inputs: described,
+        duration_ms: r.duration_ms,
+        backend: backend_name(r.backend).to_owned(),
+        limits_hit: r
+            .limits_hit
+            .into_iter()
+            .map(|l| limit_name(l).to_owned())
+            .collect(),
+        workspace_kept: !ws.ephemeral(),
+    })
+}
+
+fn unexpected(op: &str) -> ToolError {
+    ToolError::failed(format!("the sandbox answered {op} with an unexpected response"))
+}
+
+// ---- file tools ----
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PathArg {
+    /// Path relative to the workspace root (`.` is the root); absolute paths and `..` are refused.
+    pub path: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteFileArgs {
+    /// Path relative to the workspace root; missing parent directories are created.
+    pub path: String,
+    /// The file's new content (UTF-8 text); an existing file is replaced.
+    pub content: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveFileArgs {
+    /// The file or directory to move, relative to the workspace root.
+    pub source: String,
+    /// Its new path; it must not exist yet.
+    pub destination: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFilesArgs {
+    /// Directory to search below, relative to the workspace root (`.` is the root).
+    pub path: String,
+    /// Glob: `*` and `?` within a name, `**` across directories; without `/` it matches file names at any
+    /// depth (`*.csv`).
+    pub pattern: String,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct FileInfoOut {
+    pub path: String,
+    /// `file`, `directory`, `symlink` or `other`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: u64,
+    /// Permission bits in octal, e.g. `644`.
+    pub permissions: String,
+    /// Last modification, RFC 3339.
+    pub modified: String,
+}
+
+impl From<FileInfo> for FileInfoOut {
+    fn from(i: FileInfo) -> Self {
+        FileInfoOut {
+            path: i.path,
+            kind: kind_name(i.kind).to_owned(),
+            size: i.size,
+            permissions: format!("{:o}", i.mode & 0o7777),
+            modified: chrono::DateTime::from_timestamp_millis(i.modified_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The result of a tool that changed the workspace.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ChangeOut {
+    pub message: String,
+    pub file: FileInfoOut,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ReadOut {
+    pub path: String,
+    /// The content: text when it is UTF-8, else base64.
+    pub content: String,
+    /// `utf-8` or `base64`.
+    pub encoding: String,
+    pub size: u64,
+    /// True when the file is larger than what was read.
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct EntryOut {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ListingOut {
+    pub path: String,
+    pub entries: Vec<EntryOut>,
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TreeNodeOut {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<TreeNodeOut>,
+}
+
+impl From<TreeNode> for TreeNodeOut {
+    fn from(n: TreeNode) -> Self {
+        TreeNodeOut {
+            name: n.name,
+            kind: kind_name(n.kind).to_owned(),
+            children: n.children.into_iter().map(TreeNodeOut::from).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct TreeOut {
+    pub root: TreeNodeOut,
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct SearchOut {
+    pub pattern: String,
+    pub matches: Vec<String>,
+    pub truncated: bool,
+}
+
+/// Runs one file operation in the caller's workspace, checking the scopes first.
+async fn file_op<T, F, G>(
+    s: Arc<Services>,
+    ctx: CallContext,
+    tool: &'static str,
+    write: bool,
+    make: F,
+    convert: G,
+) -> Outcome<T>
+where
+    F: Fn(sluice_sandbox_protocol::SessionKey) -> Request,
+    G: FnOnce(Response) -> Option<T>,
+{
+    // The pipeline checked the tool's own scope (fs_write for writers); writers need sandbox as well.
+    if write && let Err(e) = require(&ctx, Scope::Sandbox, tool) {
+        return scope_refusal(e, AuditFacts::default());
+    }
+    let result = s
+        .sandbox
+        .call(&ctx, make, OP_TIMEOUT)
+        .await
+        .and_then(|r| convert(r).ok_or_else(|| unexpected(tool)));
+    Outcome {
+        result,
+        audit: AuditFacts::default(),
+    }
+}
+
+fn text_or_base64(content: Vec<u8>) -> (String, String) {
+    match String::from_utf8(content) {
+        Ok(text) => (text, "utf-8".to_owned()),
+        Err(e) => {
+            use base64::Engine as _;
+            (
+                base64::engine::general_purpose::STANDARD.encode(e.into_bytes()),
+                "base64".to_owned(),
+            )
+        }
+    }
+}
+
+/// `fs_read_file`.
+pub async fn read_file(s: Arc<Services>, ctx: CallContext, a: PathArg) -> Outcome<ReadOut> {
+    file_op(
+        s,
+        ctx,
+        "fs_read_file",
+        false,
+        move |session| {
+            Request::ReadFile(ReadFile {
+                session,
+                path: a.path.clone(),
+                max_bytes: None,
+            })
+        },
+        |r| match r {
+            Response::ReadFile(f) => {
+                let (content, encoding) = text_or_base64(f.content.0);
+                Some(ReadOut {
+                    path: f.path,
+                    content,
+                    encoding,
+                    size: f.size,
+                    truncated: f.truncated,
+                })
+            }
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// `fs_write_file`.
+pub async fn write_file(s: Arc<Services>, ctx: CallContext, a: WriteFileArgs) -> Outcome<ChangeOut> {
+    let len = a.content.len();
+    file_op(
+        s,
+        ctx,
+        "fs_write_file",
+        true,
+        move |session| {
+            Request::WriteFile(WriteFile {
+                session,
+                path: a.path.clone(),
+                content: a.content.as_str().into(),
+                create_parents: true,
+            })
+        },
+        move |r| match r {
+            Response::WriteFile(f) => Some(ChangeOut {
+                message: format!("Wrote {len} bytes to {}", f.path),
+                file: f.into(),
+            }),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// `fs_list_directory`.
+pub async fn list_directory(s: Arc<Services>, ctx: CallContext, a: PathArg) -> Outcome<ListingOut> {
+    file_op(
+        s,
+        ctx,
+        "fs_list_directory",
+        false,
+        move |session| {
+            Request::ListDirectory(PathArgs {
+                session,
+                path: a.path.clone(),
+            })
+        },
+        |r| match r {
+            Response::ListDirectory(l) => Some(ListingOut {
+                path: l.path,
+                entries: l
+                    .entries
+                    .into_iter()
+                    .map(|e| EntryOut {
+                        name: e.name,
+                        kind: kind_name(e.kind).to_owned(),
+                        size: e.size,
+                    })
+                    .collect(),
+                truncated: l.truncated,
+            }),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// `fs_directory_tree`.
+pub async fn directory_tree(s: Arc<Services>, ctx: CallContext, a: PathArg) -> Outcome<TreeOut> {
+    file_op(
+        s,
+        ctx,
+        "fs_directory_tree",
+        false,
+        move |session| {
+            Request::DirectoryTree(TreeArgs {
+                session,
+                path: a.path.clone(),
+                max_depth: None,
+            })
+        },
+        |r| match r {
+            Response::DirectoryTree(t) => Some(TreeOut {
+                root: t.root.into(),
+                truncated: t.truncated,
+            }),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// `fs_search_files`.
+pub async fn search_files(s: Arc<Services>, ctx: CallContext, a: SearchFilesArgs) -> Outcome<SearchOut> {
+    let pattern = a.pattern.clone();
+    file_op(
+        s,
+        ctx,
+        "fs_search_files",
+        false,
+        move |session| {
+            Request::SearchFiles(SearchFiles {
+                session,
+                path: a.path.clone(),
+                pattern: a.pattern.clone(),
+                max_results: None,
+            })
+        },
+        move |r| match r {
+            Response::SearchFiles(m) => Some(SearchOut {
+                pattern,
+                matches: m.matches,
+                truncated: m.truncated,
+            }),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// `fs_get_file_info`.
+pub async fn get_file_info(s: Arc<Services>, ctx: CallContext, a: PathArg) -> Outcome<FileInfoOut> {
+    file_op(
+        s,
+        ctx,
+        "fs_get_file_info",
+        false,
+        move |session| {
+            Request::GetFileInfo(PathArgs {
+                session,
+                path: a.path.clone(),
+            })
+        },
+        |r| match r {
+            Response::GetFileInfo(f) => Some(FileInfoOut::from(f)),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// `fs_create_directory`.
+pub async fn create_directory(s: Arc<Services>, ctx: CallContext, a: PathArg) -> Outcome<ChangeOut> {
+    file_op(
+        s,
+        ctx,
+        "fs_create_directory",
+        true,
+        move |session| {
+            Request::CreateDirectory(PathArgs {
+                session,
+                path: a.path.clone(),
+            })
+        },
+        |r| match r {
+            Response::CreateDirectory(f) => Some(ChangeOut {
+                message: format!("Created directory {}", f.path),
+                file: f.into(),
+            }),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// `fs_move_file`.
+pub async fn move_file(s: Arc<Services>, ctx: CallContext, a: MoveFileArgs) -> Outcome<ChangeOut> {
+    let source = a.source.clone();
+    file_op(
+        s,
+        ctx,
+        "fs_move_file",
+        true,
+        move |session| {
+            Request::MoveFile(MoveFile {
+                session,
+                source: a.source.clone(),
+                destination: a.destination.clone(),
+            })
+        },
+        move |r| match r {
+            Response::MoveFile(f) => Some(ChangeOut {
+                message: format!("Moved {source} to {}", f.path),
+                file: f.into(),
+            }),
+            _ => None,
+        },
+    )
+    .await
+}
+
+/// `sandbox_status`: whether the sandbox is available, its backend, protections and capacity.
+pub async fn sandbox_status(s: &Services) -> Outcome<SandboxStatusOutput> {
+    Outcome {
+        result: Ok(status(&s.sandbox).await),
+        audit: AuditFacts::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn inputs_decode_with_clear_errors() {
+        let ok: ExecuteCodeArgs = serde_json::from_value(serde_json::json!({
+            "code": "print(1)",
+            "inputs": ["a.csv", {"connection_name": "demo", "sql": "select 1", "file": "b.parquet"}]
+        }))
+        .unwrap();
+        assert_eq!(ok.timeout, 30);
+        assert!(matches!(&ok.inputs[0], Input::File(f) if f == "a.csv"));
+        assert!(matches!(&ok.inputs[1], Input::Query(q) if q.file == "b.parquet" && q.row_limit.is_none()));
+        let cases = [
+            (
+                serde_json::json!({"code": "x", "inputs": [5]}),
+                "each input is a workspace file name",
+            ),
+            (
+                serde_json::json!({"code": "x", "inputs": [{"connection_name": "demo", "sql": "select 1"}]}),
+                "input {connection_name, sql, file}: missing field `file`",
+            ),
+            (
+                serde_json::json!({"code": "x", "inputs": [{"connection": "demo", "sql": "s", "file": "f"}]}),
+                "unknown field `connection`",
+            ),
+            (
+                serde_json::json!({"code": "x", "timout": 3}),
+                "unknown field `timout`",
+            ),
+        ];
+        for (value, expected) in cases {
+            let err = serde_json::from_value::<ExecuteCodeArgs>(value)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+}
