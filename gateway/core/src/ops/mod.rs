@@ -3,6 +3,7 @@
 //! these; nothing here knows MCP.
 
 pub mod budget;
+pub mod dbt;
 pub mod debug;
 pub mod health;
 pub mod history;
