@@ -15,7 +15,7 @@ use sluice_governance::{Decision, StatementKind};
 
 use crate::auth::AuthContext;
 use crate::registry::Connection;
-use crate::service::{AuditFacts, Outcome, Services, ToolError, allowed_sql};
+use crate::service::{Outcome, Services, ToolError, allowed_sql};
 use crate::store::budgets::Usage;
 
 /// The most plan rows an EXPLAIN may return (plans are a few rows; this bounds a pathological one).
@@ -101,16 +101,11 @@ pub async fn run(
     sql: &str,
     mode: Mode,
 ) -> Outcome<Ran> {
-    let mut audit = AuditFacts {
-        connection: Some(connection.to_owned()),
-        sql: Some(sql.to_owned()),
-        ..Default::default()
-    };
-    let conn = match s.connection(auth, connection) {
+    let (mut audit, conn) = s.sql_target(auth, connection, sql);
+    let conn = match conn {
         Ok(c) => c,
         Err(e) => return Outcome::fail(e, audit),
     };
-    audit.dialect = Some(conn.dialect);
     let cap = match mode {
         Mode::Run { row_limit } => s.row_cap(&conn, row_limit),
         Mode::Explain => s.row_cap(&conn, s.settings.max_rows),

@@ -226,6 +226,27 @@ impl Services {
         })
     }
 
+    /// The connection a statement of agent SQL names, with the audit facts every such call starts from
+    /// (connection, SQL and, once the connection is known, its dialect): the governed path and
+    /// `validate_sql` begin the same way.
+    pub fn sql_target(
+        &self,
+        auth: &AuthContext,
+        connection: &str,
+        sql: &str,
+    ) -> (AuditFacts, Result<Arc<Connection>, ToolError>) {
+        let mut audit = AuditFacts {
+            connection: Some(connection.to_owned()),
+            sql: Some(sql.to_owned()),
+            ..Default::default()
+        };
+        let conn = self.connection(auth, connection);
+        if let Ok(c) = &conn {
+            audit.dialect = Some(c.dialect);
+        }
+        (audit, conn)
+    }
+
     /// The row cap that applies: the smallest of the caller's, the connection's and the server's.
     pub fn row_cap(&self, conn: &Connection, requested: u64) -> u64 {
         let mut cap = requested.min(self.settings.max_rows);

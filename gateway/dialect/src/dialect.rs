@@ -147,11 +147,6 @@ impl Dialect {
         }
     }
 
-    /// Quotes one identifier for this dialect.
-    pub fn ident(&self, name: &str) -> String {
-        self.quoting().ident(name)
-    }
-
     fn backslash(&self) -> Backslash {
         match self {
             Dialect::MySql | Dialect::Snowflake | Dialect::Redshift => Backslash::EscapesAndDoubledQuote,

@@ -80,16 +80,11 @@ pub struct FindingOut {
 }
 
 pub fn validate(s: &Services, auth: &AuthContext, connection: &str, sql: &str) -> Outcome<ValidationOutput> {
-    let mut audit = AuditFacts {
-        connection: Some(connection.to_owned()),
-        sql: Some(sql.to_owned()),
-        ..Default::default()
-    };
-    let conn = match s.connection(auth, connection) {
+    let (mut audit, conn) = s.sql_target(auth, connection, sql);
+    let conn = match conn {
         Ok(c) => c,
         Err(e) => return Outcome::fail(e, audit),
     };
-    audit.dialect = Some(conn.dialect);
     let cap = s.row_cap(&conn, s.settings.max_rows);
     let verdict = sluice_governance::govern(sql, conn.dialect, &conn.policy, cap.saturating_add(1));
     let rewritten_sql = match &verdict.decision {
