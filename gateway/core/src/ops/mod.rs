@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod dbt;
 pub mod debug;
+pub mod explore;
 pub mod health;
 pub mod history;
 pub mod info;

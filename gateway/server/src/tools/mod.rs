@@ -12,6 +12,7 @@ pub mod dbt;
 pub mod debug;
 pub mod explain;
 pub mod explore;
+pub mod explore_data;
 pub mod health;
 pub mod history;
 pub mod info;
@@ -166,6 +167,7 @@ impl Catalogue {
         let mut specs = Vec::new();
         specs.extend(schema::tools(services));
         specs.extend(explore::tools(services));
+        specs.extend(explore_data::tools(services));
         specs.extend(query::tools(services));
         specs.extend(explain::tools(services));
         specs.extend(debug::tools(services));
