@@ -343,7 +343,8 @@ pub struct MacroInfo {
 }
 
 /// Which way to walk lineage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Towards sources.
     Upstream,

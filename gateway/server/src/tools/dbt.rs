@@ -6,9 +6,24 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use sluice_core::auth::Scope;
-use sluice_core::ops::dbt::*;
+use sluice_core::ops::dbt::authoring::{
+    ErrorParserArgs, ParsedErrors, Skeleton, SkeletonArgs, parse_errors, skeleton,
+};
+use sluice_core::ops::dbt::lineage::{Lineage, LineageArgs, lineage};
+use sluice_core::ops::dbt::project::{
+    GetProjectArgs, ProjectDetail, ProjectList, ProjectMap, ProjectMapArgs, get_project, list_projects,
+    project_map,
+};
+use sluice_core::ops::dbt::validate::{ProjectDirArgs, ValidationReport, validate};
+use sluice_core::ops::dbt::warehouse::grain::{Grain, GrainArgs, analyze_grain};
+use sluice_core::ops::dbt::warehouse::rows::{
+    AuditSourcesArgs, OutputValidation, SourceAudit, ValidateOutputArgs, audit_model_sources,
+    validate_model_output,
+};
+use sluice_core::ops::dbt::warehouse::schema::{CheckSchemaArgs, SchemaCheck, check_model_schema};
 use sluice_core::service::Services;
-use sluice_dbt::verify;
+use sluice_dbt::Direction;
+use sluice_dbt::verify::RatioVerdict;
 
 use crate::tools::{Effect, Meta, NoArgs, Render, ToolSpec, spec};
 
@@ -87,15 +102,23 @@ impl Render for Lineage {
     fn render(&self) -> String {
         let mut out = format!("Lineage of {} ({})\n", self.node, self.unique_id);
         for (title, side, shown) in [
-            ("Upstream", &self.upstream, self.direction != "downstream"),
-            ("Downstream", &self.downstream, self.direction != "upstream"),
+            (
+                "Upstream",
+                &self.upstream,
+                self.direction != Direction::Downstream,
+            ),
+            (
+                "Downstream",
+                &self.downstream,
+                self.direction != Direction::Upstream,
+            ),
         ] {
             if !shown {
                 continue;
             }
             let _ = writeln!(out, "\n{title} ({}):", side.len());
             for n in side {
-                let _ = writeln!(out, "  {:>2}  {:<9} {}", n.depth, n.kind, n.name);
+                let _ = writeln!(out, "  {:>2}  {:<9} {}", n.depth, n.kind.as_str(), n.name);
             }
         }
         out.trim_end().to_owned()
@@ -192,7 +215,7 @@ impl Render for OutputValidation {
                 self.source_relation.as_deref().unwrap_or(name),
                 rows
             );
-            let advice = self.verdict.as_deref().map(verdict_advice).unwrap_or_default();
+            let advice = self.verdict.map(RatioVerdict::advice).unwrap_or_default();
             match self.ratio {
                 Some(r) => {
                     let _ = write!(out, "\n  Ratio model/source: {r:.2}x ({advice})");
@@ -213,16 +236,6 @@ impl Render for OutputValidation {
     }
 }
 
-fn verdict_advice(v: &str) -> &'static str {
-    let v = match v {
-        "over_filtered" => verify::RatioVerdict::OverFiltered,
-        "fan_out" => verify::RatioVerdict::FanOut,
-        "empty_source" => verify::RatioVerdict::EmptySource,
-        _ => verify::RatioVerdict::Ok,
-    };
-    v.advice()
-}
-
 impl Render for SourceAudit {
     fn render(&self) -> String {
         let mut out = format!(
@@ -238,7 +251,7 @@ impl Render for SourceAudit {
                 s.relation,
                 s.row_count,
                 ratio,
-                verdict_advice(&s.verdict)
+                s.verdict.advice()
             );
         }
         if !self.columns.is_empty() {
@@ -322,11 +335,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
         },
         move |ctx, _: NoArgs| {
             let s = Arc::clone(&s);
-            async move {
-                ok(projects(&s, &ctx.auth).await.map(|p| ProjectList {
-                    projects: p.iter().map(ProjectOut::from).collect(),
-                }))
-            }
+            async move { list_projects(&s, &ctx.auth).await }
         },
     ));
     let s = Arc::clone(services);
@@ -341,7 +350,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
         },
         move |ctx, args: GetProjectArgs| {
             let s = Arc::clone(&s);
-            async move { ok(get_project(&s, &ctx.auth, args.name).await) }
+            async move { get_project(&s, &ctx.auth, args.name).await }
         },
     ));
     let s = Arc::clone(services);
@@ -358,7 +367,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
         },
         move |ctx, args: ProjectMapArgs| {
             let s = Arc::clone(&s);
-            async move { ok(project_map(&s, &ctx.auth, args).await) }
+            async move { project_map(&s, &ctx.auth, args).await }
         },
     ));
     let s = Arc::clone(services);
@@ -377,7 +386,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
         },
         move |ctx, args: ProjectDirArgs| {
             let s = Arc::clone(&s);
-            async move { ok(validate(&s, &ctx.auth, args.project_dir).await) }
+            async move { validate(&s, &ctx.auth, args.project_dir).await }
         },
     ));
     let s = Arc::clone(services);
@@ -392,7 +401,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
         },
         move |ctx, args: LineageArgs| {
             let s = Arc::clone(&s);
-            async move { ok(lineage(&s, &ctx.auth, args).await) }
+            async move { lineage(&s, &ctx.auth, args).await }
         },
     ));
     out.push(spec(
@@ -405,8 +414,8 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
             effect: Effect::ReadOnly,
         },
         move |_ctx, args: ErrorParserArgs| {
-            let result = parse_errors(&args.error_output);
-            async move { ok(result) }
+            let out = parse_errors(&args.error_output);
+            async move { out }
         },
     ));
     out.push(spec(
@@ -495,6 +504,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+    use sluice_core::ops::dbt::warehouse::grain::KeyCheck;
 
     #[test]
     fn renders_read_well() {
@@ -518,7 +528,5 @@ mod tests {
              payment_id: 3 distinct, 0 NULL (NOT unique: ~1.33 rows per value)\n  Recommendation: no candidate \
              is unique; the grain may be a combination of columns, or the model duplicates rows."
         );
-        assert_eq!(verdict_name(verify::RatioVerdict::FanOut), "fan_out");
-        assert_eq!(verdict_advice("fan_out"), verify::RatioVerdict::FanOut.advice());
     }
 }
