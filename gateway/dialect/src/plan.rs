@@ -287,18 +287,7 @@ pub fn duckdb_facts(json: &Value) -> PlanFacts {
             .get("extra_info")
             .and_then(|e| e.get("Estimated Cardinality")))
     };
-    // The root is often a projection without an estimate: take the first node down that has one.
-    let mut node = Some(top);
-    while let Some(n) = node {
-        if let Some(c) = cardinality(n) {
-            f.estimated_rows = Some(c as u64);
-            break;
-        }
-        node = n
-            .get("children")
-            .and_then(Value::as_array)
-            .and_then(|c| c.first());
-    }
+    f.estimated_rows = duckdb_rows(top).map(|rows| rows as u64);
     let mut scanned = 0.0;
     let mut stack = vec![top];
     while let Some(n) = stack.pop() {
@@ -323,6 +312,39 @@ pub fn duckdb_facts(json: &Value) -> PlanFacts {
     );
     judge(&mut f);
     f
+}
+
+/// The rows a DuckDB plan node is estimated to produce. DuckDB leaves the estimate out on some nodes (a
+/// projection, a cross product) and writes 0 on a `LIMIT` above a node without one, so: a positive
+/// estimate as written; a limit caps its input (or is the bound when the input's is unknown); a cross
+/// product multiplies its inputs; a node with one input passes its input's; a leaf's 0 is a real 0 (an
+/// empty table).
+fn duckdb_rows(node: &Value) -> Option<f64> {
+    let extra = node.get("extra_info");
+    let written = num(extra.and_then(|e| e.get("Estimated Cardinality")));
+    let children: &[Value] = node
+        .get("children")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    if let Some(rows) = written
+        && (rows > 0.0 || children.is_empty())
+    {
+        return Some(rows);
+    }
+    let name = node
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim();
+    if let Some(limit) = num(extra.and_then(|e| e.get("Limit"))) {
+        let input = children.first().and_then(duckdb_rows);
+        return Some(input.map_or(limit, |rows| rows.min(limit)));
+    }
+    match children {
+        [only] => duckdb_rows(only),
+        [_, ..] if name == "CROSS_PRODUCT" => children.iter().map(duckdb_rows).product(),
+        _ => written,
+    }
 }
 
 /// SQLite's `EXPLAIN QUERY PLAN`: one line per step (`SCAN t`, `SEARCH t USING INDEX …`), no estimates.
@@ -371,6 +393,32 @@ mod tests {
             (Some(101), Some(4040), Some(6_000_000))
         );
         assert_eq!(f.tables, vec!["orders".to_owned()]);
+        // What DuckDB 2.0 writes for a governed cross join: a 0 on the limit, nothing on the product.
+        let scan = |table: &str, rows: &str| json!({"name": "SEQ_SCAN", "children": [], "extra_info": {"Table": table, "Estimated Cardinality": rows}});
+        let limited = |limit: &str, child: Value| {
+            json!([{"name": "STREAMING_LIMIT", "children": [child],
+                "extra_info": {"Limit": limit, "Estimated Cardinality": "0"}}])
+        };
+        let product = json!({"name": "CROSS_PRODUCT", "children": [scan("s", "10000"), scan("i", "17158")],
+            "extra_info": {}});
+        let cases = [
+            (limited("10001", product.clone()), Some(10_001), Some(27_158)),
+            (limited("100000000000", product), Some(171_580_000), Some(27_158)),
+            (limited("5", scan("empty", "0")), Some(0), Some(0)),
+            (
+                limited(
+                    "7",
+                    json!({"name": "HASH_JOIN", "children": [scan("a", "3"), scan("b", "4")],
+                    "extra_info": {}}),
+                ),
+                Some(7),
+                Some(7),
+            ),
+        ];
+        for (plan, rows, scanned) in cases {
+            let f = duckdb_facts(&plan);
+            assert_eq!((f.estimated_rows, f.scanned_rows), (rows, scanned), "{plan}");
+        }
         assert!(f.is_expensive && f.expensive_reasons.len() == 2, "{f:?}");
         assert!(
             !postgres_facts(&json!([{"Plan": {"Plan Rows": 3, "Plan Width": 8, "Total Cost": 1.0}}]))
