@@ -8,6 +8,7 @@
 # Output (stdout, one KEY=VALUE per line, so callers can `eval "$(install.sh)"` or parse it):
 #   SLUICE_NODE=<path of the node binary>
 #   SLUICE_CONFORMANCE=<path of the suite's CLI entry point, run as: $SLUICE_NODE $SLUICE_CONFORMANCE ...>
+#   SLUICE_NODE_MODULES=<the installed node_modules, where strict-schemas.mjs finds Ajv>
 # npm's own output goes to stderr.
 #
 # Environment: SLUICE_CACHE (default $HOME/.cache/sluice) chooses the cache; the install lands in
@@ -61,3 +62,4 @@ fi
 
 echo "SLUICE_NODE=$node"
 echo "SLUICE_CONFORMANCE=$cli"
+echo "SLUICE_NODE_MODULES=$prefix/node_modules"

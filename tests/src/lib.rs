@@ -1,6 +1,7 @@
 //! Harness for the end-to-end suites: starts the real `sluice` binary on a free port in a temporary data
 //! directory and connects real MCP clients to it.
 
+pub mod plugin;
 pub mod proxy;
 pub mod raw;
 

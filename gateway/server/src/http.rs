@@ -47,6 +47,7 @@ pub fn router(
         .layer(axum::middleware::from_fn(move |req, next| {
             check_json_rpc(max_body, req, next)
         }))
+        .layer(axum::middleware::from_fn(end_session))
         .layer(axum::middleware::from_fn_with_state(auth, require_key))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -99,6 +100,18 @@ async fn limit_body(max_body: usize, request: Request, next: Next) -> Response {
         }
         _ => next.run(request).await,
     }
+}
+
+/// A session ended with `DELETE` answers 204 No Content, not rmcp's 202 Accepted: the session is gone
+/// when the response leaves (its cursors dropped, its workspaces closing), and clients expect 200 or 204
+/// (the Python SDK logs "Session termination failed: 202" otherwise).
+async fn end_session(request: Request, next: Next) -> Response {
+    let delete = request.method() == axum::http::Method::DELETE;
+    let response = next.run(request).await;
+    if delete && response.status() == StatusCode::ACCEPTED {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    response
 }
 
 /// JSON-RPC error bodies for messages rmcp would reject with a bare HTTP status: clients (and agents) get

@@ -10,6 +10,9 @@ checks on their results, and calls the other four tools once each. The SDK check
 result's `structuredContent` against the tool's declared `outputSchema`, so a mismatch there is a gateway
 bug and is reported as one, with the tool, the offending field and the schema it broke.
 
+Anything the SDK logs at WARNING or above is a failure too (for example "Session termination failed: 202"
+when a clean disconnect is not answered as the SDK expects), so a client that complains fails the test.
+
 Prints one `ok:` line per passed check on stdout; on the first failure prints `FAIL: …` on stderr and
 exits 1 (2 for bad usage).
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import logging
 import sys
 import traceback
 from typing import Any
@@ -194,6 +198,17 @@ async def scenario(url: str, key: str, mode: str) -> None:
             ok(mode, f"{', '.join(others)}: structuredContent valid against their outputSchemas")
 
 
+class Complaints(logging.Handler):
+    """Collects every record logged at WARNING or above, by the SDK or anything it uses."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
 def describe(error: BaseException) -> str:
     """A readable reason, unwrapping the exception groups anyio's task groups wrap errors in."""
     if isinstance(error, Failure):
@@ -216,6 +231,8 @@ def failures_in(error: BaseException) -> list[Failure]:
 
 
 async def main(url: str, key: str) -> int:
+    complaints = Complaints()
+    logging.getLogger().addHandler(complaints)
     for mode in ("auto", "legacy"):
         try:
             await scenario(url, key, mode)
@@ -225,6 +242,10 @@ async def main(url: str, key: str) -> int:
             reason = "\n".join(str(f) for f in found) if found else describe(e)
             print(f"FAIL: [{mode}] {reason}", file=sys.stderr, flush=True)
             return 1
+    if complaints.records:
+        print("FAIL: the SDK logged warnings:\n" + "\n".join(complaints.records), file=sys.stderr, flush=True)
+        return 1
+    ok("both", "the SDK logged no warning (clean disconnects included)")
     print("ok: all checks passed", flush=True)
     return 0
 

@@ -122,8 +122,13 @@ impl Claude {
     }
 
     async fn claude(&self, args: &[&str]) -> Output {
+        self.claude_with(args, &[]).await
+    }
+
+    /// `claude` with some environment variables on top of the clean environment.
+    async fn claude_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = self.command(&self.bin);
-        cmd.args(args);
+        cmd.args(args).envs(env.iter().copied());
         run(cmd, CLIENT_TIMEOUT, &format!("claude {}", args.join(" "))).await
     }
 
@@ -149,6 +154,20 @@ fn find_server(value: &Value, name: &str) -> Option<Value> {
         Value::Array(items) => items.iter().find_map(|v| find_server(v, name)),
         _ => None,
     }
+}
+
+/// Whether a client's output carries a warning about the server (schema formats it does not know, a
+/// failed clean disconnect).
+fn complains(out: &Output) -> bool {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .to_lowercase();
+    ["unknown format", "warning", "ignored in schema"]
+        .iter()
+        .any(|w| all.contains(w))
 }
 
 /// The line of `claude mcp list` output about server `name` (`name: URL (HTTP) - STATUS`).
@@ -204,6 +223,8 @@ async fn claude_code_connects_with_the_printed_line() -> anyhow::Result<()> {
         show(&out),
         gw.log()
     );
+    // Connecting prints nothing else about the server: no schema warnings ("unknown format …").
+    assert!(!complains(&out), "claude mcp list complained: {}", show(&out));
 
     // The same server with a wrong key must not be reported as connected.
     let out = claude
@@ -243,6 +264,115 @@ async fn claude_code_connects_with_the_printed_line() -> anyhow::Result<()> {
     assert_eq!(
         status_line(&listing, "sluice"),
         Some(expected.as_str()),
+        "{}",
+        show(&out)
+    );
+    Ok(())
+}
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The plugin in `skills/` as a user gets it: Claude Code's own validator passes it and the marketplace at
+/// the repository's root, it installs from that marketplace with every skill and agent, and its MCP
+/// server, configured from `SLUICE_URL` and `SLUICE_API_KEY`, connects to a running gateway.
+#[tokio::test]
+async fn the_plugin_validates_installs_and_connects() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let claude = Claude {
+        bin: install("claude").await,
+        home: tempfile::tempdir()?,
+    };
+    let repo = repository();
+    let plugin = repo.join("skills");
+    for dir in [&plugin, &repo] {
+        let dir = dir.display().to_string();
+        let out = claude.claude(&["plugin", "validate", "--strict", &dir]).await;
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Validation passed"),
+            "claude plugin validate {dir}: {}",
+            show(&out)
+        );
+    }
+
+    let out = claude
+        .claude(&["plugin", "marketplace", "add", &repo.display().to_string()])
+        .await;
+    assert!(out.status.success(), "marketplace add: {}", show(&out));
+    let out = claude.claude(&["plugin", "install", "sluice@sluice"]).await;
+    assert!(out.status.success(), "plugin install: {}", show(&out));
+
+    // Every skill folder and agent file of the checkout is found by the installed plugin.
+    let out = claude.claude(&["plugin", "details", "sluice@sluice"]).await;
+    let details = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "plugin details: {}", show(&out));
+    let mut expected = Vec::new();
+    for entry in std::fs::read_dir(&plugin)? {
+        let path = entry?.path();
+        if path.join("SKILL.md").is_file() {
+            expected.push(
+                path.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    for entry in std::fs::read_dir(plugin.join("agents"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "md") {
+            expected.push(
+                path.file_stem()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    assert!(
+        expected.len() >= 9,
+        "skills and agents in the checkout: {expected:?}"
+    );
+    let skills = expected.len() - 1;
+    assert!(
+        details.contains(&format!("Skills ({skills})")) && details.contains("Agents (1)"),
+        "{details}"
+    );
+    for name in &expected {
+        assert!(
+            details.contains(name.as_str()),
+            "the installed plugin lacks {name}: {details}"
+        );
+    }
+
+    // The plugin's server reads the gateway's address and key from the environment.
+    let env = [
+        ("SLUICE_URL", gw.url.as_str()),
+        ("SLUICE_API_KEY", gw.key.as_str()),
+    ];
+    let out = claude.claude_with(&["mcp", "list"], &env).await;
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let expected = format!("plugin:sluice:sluice: {} (HTTP) - ✔ Connected", gw.url);
+    assert_eq!(
+        status_line(&listing, "plugin:sluice:sluice"),
+        Some(expected.as_str()),
+        "{}\n--- gateway log ---\n{}",
+        show(&out),
+        gw.log()
+    );
+    assert!(!complains(&out), "claude mcp list complained: {}", show(&out));
+    // Without a key the server is not reported as connected.
+    let out = claude
+        .claude_with(&["mcp", "list"], &[("SLUICE_URL", gw.url.as_str())])
+        .await;
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = status_line(&listing, "plugin:sluice:sluice").unwrap_or_default();
+    assert!(
+        line.contains("Failed to connect") && !line.contains("Connected"),
         "{}",
         show(&out)
     );

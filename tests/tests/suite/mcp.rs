@@ -377,6 +377,98 @@ async fn sessions_negotiate_versions_and_stream_sse_on_both_paths() -> anyhow::R
 }
 
 #[tokio::test]
+async fn ending_a_session_answers_204_and_the_session_is_gone() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    for path in ["/mcp", "/"] {
+        let resp = post(&gw, path).body(INIT).send().await?;
+        let session = resp.headers()["mcp-session-id"].to_str()?.to_owned();
+        resp.text().await?;
+        let end = || {
+            reqwest::Client::new()
+                .delete(format!("http://{}{path}", gw.addr))
+                .header("authorization", format!("Bearer {}", gw.key))
+                .header("mcp-session-id", &session)
+                .header("mcp-protocol-version", "2025-06-18")
+        };
+        // Clients expect 200 or 204 for a clean end (the Python SDK logs a failure for 202).
+        let resp = end().send().await?;
+        assert_eq!(resp.status(), 204, "{path}");
+        assert_eq!(resp.text().await?, "", "{path}");
+        // The session no longer exists: a call on it is refused rather than served.
+        let resp = post(&gw, path)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#)
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 404, "{path}: {}", resp.text().await?);
+    }
+    Ok(())
+}
+
+/// Runs `tests/conformance/strict-schemas.mjs` (Ajv in strict mode, the pinned tree the conformance
+/// install provides) on a `tools/list` result; its status and output.
+async fn strict_check(tools: &serde_json::Value) -> anyhow::Result<(bool, String)> {
+    use tokio::io::AsyncWriteExt as _;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("conformance");
+    let install = tokio::process::Command::new(dir.join("install.sh"))
+        .output()
+        .await?;
+    anyhow::ensure!(
+        install.status.success(),
+        "tests/conformance/install.sh failed: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let vars = String::from_utf8(install.stdout)?;
+    let var = |name: &str| {
+        vars.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("install.sh printed no {name}: {vars}"))
+    };
+    let mut child = tokio::process::Command::new(var("SLUICE_NODE")?)
+        .arg(dir.join("strict-schemas.mjs"))
+        .env("SLUICE_NODE_MODULES", var("SLUICE_NODE_MODULES")?)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().ok_or_else(|| anyhow::anyhow!("no stdin"))?;
+    stdin.write_all(&serde_json::to_vec(tools)?).await?;
+    drop(stdin);
+    let out = child.wait_with_output().await?;
+    Ok((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+#[tokio::test]
+async fn tool_schemas_pass_a_strict_validator() -> anyhow::Result<()> {
+    // The check itself: schemars' integer formats are what Claude Code warned about on connect.
+    let foreign = json!([{"name": "t", "inputSchema": {"type": "object",
+        "properties": {"n": {"type": "integer", "format": "uint64", "minimum": 0}}}}]);
+    let (passed, output) = strict_check(&foreign).await?;
+    assert!(
+        !passed && output.contains(r#"unknown format "uint64" ignored"#),
+        "{output}"
+    );
+
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let tools = serde_json::to_value(client.list_all_tools().await?)?;
+    client.cancel().await?;
+    let (passed, output) = strict_check(&tools).await?;
+    assert!(passed, "tool schemas a strict validator warns about:\n{output}");
+    assert!(output.contains(" 0 problems"), "{output}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn stateless_mode_answers_json_without_sessions() -> anyhow::Result<()> {
     let gw = Gateway::launch(Launch {
         args: vec!["--stateless".into(), "true".into()],

@@ -8,6 +8,7 @@ mod dbt;
 mod errors;
 mod governance;
 mod mcp;
+mod plugin;
 mod query_tools;
 mod sandbox;
 mod schema;

@@ -109,6 +109,58 @@ fn annotations(meta: &Meta) -> ToolAnnotations {
     a
 }
 
+/// The `format` values JSON Schema itself defines (2020-12, "Defined Formats").
+const STANDARD_FORMATS: &[&str] = &[
+    "date-time",
+    "date",
+    "time",
+    "duration",
+    "email",
+    "idn-email",
+    "hostname",
+    "idn-hostname",
+    "ipv4",
+    "ipv6",
+    "uri",
+    "uri-reference",
+    "iri",
+    "iri-reference",
+    "uuid",
+    "uri-template",
+    "json-pointer",
+    "relative-json-pointer",
+    "regex",
+];
+
+/// The schema without the integer and number formats schemars adds (`uint64`, `uint`, `int32`, `double`,
+/// …): they are not JSON Schema's, so strict validators such as the one in Claude Code warn about each
+/// ("unknown format \"uint64\" ignored"). The bounds stay (`minimum: 0` for unsigned types).
+fn standard_formats(schema: Arc<JsonObject>) -> Arc<JsonObject> {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                // A property named `format` is an object here, not a string, so it is never removed.
+                if map
+                    .get("format")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|f| !STANDARD_FORMATS.contains(&f))
+                {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(walk);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::Value::Object(Arc::unwrap_or_clone(schema));
+    walk(&mut value);
+    match value {
+        serde_json::Value::Object(map) => Arc::new(map),
+        _ => Arc::new(JsonObject::new()),
+    }
+}
+
 /// Builds a tool from its description and an async handler taking the decoded arguments.
 pub fn spec<I, O, F, Fut>(meta: Meta, handler: F) -> ToolSpec
 where
@@ -120,9 +172,9 @@ where
     // The argument types are plain structs; a schema failure is a programming error caught by the
     // tools/list snapshot test, so fall back to an empty object schema rather than panicking.
     let input = schema_for_input::<I>().unwrap_or_else(|_| Arc::new(JsonObject::new()));
-    let tool = Tool::new(meta.name, meta.description, input)
+    let tool = Tool::new(meta.name, meta.description, standard_formats(input))
         .with_title(meta.title)
-        .with_raw_output_schema(schema_for_output::<O>())
+        .with_raw_output_schema(standard_formats(schema_for_output::<O>()))
         .with_annotations(annotations(&meta));
     let name = meta.name;
     let handler = move |ctx: CallContext, args: serde_json::Value| -> Result<Pending, ErrorData> {
@@ -213,6 +265,39 @@ mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
     use sluice_core::testing;
+
+    #[test]
+    fn schemas_keep_only_json_schema_formats() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "properties": {
+                "rows": {"type": "integer", "format": "uint64", "minimum": 0},
+                "ratio": {"type": ["number", "null"], "format": "double"},
+                "at": {"type": "string", "format": "date-time"},
+                "format": {"type": "string", "description": "a parameter named format"},
+                "items": {"type": "array", "items": {"type": "integer", "format": "int32"}}
+            },
+            "$defs": {"D": {"anyOf": [{"type": "integer", "format": "uint"}, {"type": "null"}]}}
+        });
+        let serde_json::Value::Object(map) = schema else {
+            unreachable!()
+        };
+        let out = serde_json::Value::Object((*standard_formats(Arc::new(map))).clone());
+        assert_eq!(
+            out,
+            serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "rows": {"type": "integer", "minimum": 0},
+                    "ratio": {"type": ["number", "null"]},
+                    "at": {"type": "string", "format": "date-time"},
+                    "format": {"type": "string", "description": "a parameter named format"},
+                    "items": {"type": "array", "items": {"type": "integer"}}
+                },
+                "$defs": {"D": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}
+            })
+        );
+    }
 
     fn args(v: serde_json::Value) -> Option<JsonObject> {
         v.as_object().cloned()
