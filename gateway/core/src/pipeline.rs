@@ -9,6 +9,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::auth::{AuthContext, Scope};
 use crate::service::{AuditFacts, CodeDigest, ErrorKind, Outcome, ToolError};
 use crate::store::{AuditRecord, Store};
@@ -20,6 +22,9 @@ pub struct CallContext {
     pub session_id: Option<String>,
     /// This call's id in the gateway's logs (see [`request_id`]).
     pub request_id: String,
+    /// Cancelled when the client gives the call up (`notifications/cancelled`, a closed connection or
+    /// stdin): the pipeline stops the work, which interrupts the engine statement or kills the sandbox run.
+    pub cancel: CancellationToken,
 }
 
 /// A fresh id for one call: 64 random bits in hex, to find a call's log lines among concurrent ones.
@@ -30,11 +35,46 @@ pub fn request_id() -> String {
 pub struct Pipeline {
     pub store: Store,
     pub audit_strict: bool,
+    /// Calls between their start and their audit record, so that a front door that is ending can wait for
+    /// their records before it closes the store.
+    in_flight: std::sync::atomic::AtomicUsize,
+    settled: tokio::sync::Notify,
+}
+
+/// Counts a call as in flight while it lives.
+struct InFlight<'a>(&'a Pipeline);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.0.settled.notify_waiters();
+        }
+    }
 }
 
 impl Pipeline {
     pub fn new(store: Store, audit_strict: bool) -> Arc<Self> {
-        Arc::new(Pipeline { store, audit_strict })
+        Arc::new(Pipeline {
+            store,
+            audit_strict,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            settled: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// Waits until no call is in flight (each has written its audit record), for at most `limit`; whether
+    /// that happened.
+    pub async fn settle(&self, limit: std::time::Duration) -> bool {
+        let wait = async {
+            loop {
+                let notified = self.settled.notified();
+                if self.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
     }
 
     /// Runs one tool call through every stage and writes its audit record.
@@ -49,6 +89,8 @@ impl Pipeline {
         scope: Option<Scope>,
         call: impl Future<Output = Outcome<T>>,
     ) -> Result<T, ToolError> {
+        self.in_flight.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let _in_flight = InFlight(self);
         let started = Instant::now();
         let outcome = self.execute(ctx, tool, scope, call).await;
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -95,7 +137,17 @@ impl Pipeline {
             };
         }
         // Rate limiting slots in here (a later issue): after the scope check, before any work.
-        call.await
+        // A cancelled call's work is dropped where it stands: each connector stops its statement when the
+        // future running it goes (DuckDB interrupt, PostgreSQL cancel, MariaDB KILL QUERY, SQLite
+        // interrupt), and a sandbox run is killed.
+        tokio::select! {
+            biased;
+            () = ctx.cancel.cancelled() => Outcome {
+                result: Err(ToolError::cancelled()),
+                audit: AuditFacts::default(),
+            },
+            outcome = call => outcome,
+        }
     }
 }
 
@@ -118,6 +170,7 @@ fn audit_record<T>(ctx: &CallContext, tool: &str, outcome: &Outcome<T>, duration
     };
     let (decision, error, rule) = match &outcome.result {
         Ok(_) => ("ok", None, facts.rule.clone()),
+        Err(e) if e.kind == ErrorKind::Cancelled => ("cancelled", Some(e.message.clone()), None),
         Err(e) if e.kind == ErrorKind::Denied => ("denied", Some(redact_message(&e.message)), e.rule.clone()),
         Err(e) => (
             "error",

@@ -62,9 +62,18 @@ struct Entry {
     previous: Option<Arc<Cached>>,
 }
 
+/// A connection whose schema changed between two snapshots (MCP clients are told their resource list
+/// changed: the overview and table resources read differently now).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Changed {
+    pub org_id: String,
+    pub connection: String,
+}
+
 /// Snapshots keyed by org and connection name.
 pub struct SchemaCache {
     ttl: Duration,
+    changes: tokio::sync::broadcast::Sender<Changed>,
     entries: Mutex<HashMap<Key, Entry>>,
     /// One introspection at a time per connection, so a burst of calls after expiry introspects once.
     fills: tokio::sync::Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
@@ -89,9 +98,16 @@ impl SchemaCache {
     pub fn new(ttl: Duration) -> SchemaCache {
         SchemaCache {
             ttl,
+            // Receivers that fall this far behind miss changes, and are told so (`Lagged`).
+            changes: tokio::sync::broadcast::channel(64).0,
             entries: Mutex::new(HashMap::new()),
             fills: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Every later schema change, as it is noticed (when a snapshot replaces one that differs from it).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Changed> {
+        self.changes.subscribe()
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
@@ -138,20 +154,32 @@ impl SchemaCache {
             samples: tokio::sync::OnceCell::new(),
             fetched: Instant::now(),
         });
-        let mut entries = self.entries();
         let warehouse = warehouse_id(conn);
-        let previous = entries
-            .remove(&key)
-            .filter(|old| old.warehouse == warehouse)
-            .map(|old| old.current);
-        entries.insert(
-            key,
-            Entry {
-                warehouse,
-                current: Arc::clone(&current),
-                previous: previous.clone(),
-            },
-        );
+        let previous = {
+            let mut entries = self.entries();
+            let previous = entries
+                .remove(&key)
+                .filter(|old| old.warehouse == warehouse)
+                .map(|old| old.current);
+            entries.insert(
+                key.clone(),
+                Entry {
+                    warehouse,
+                    current: Arc::clone(&current),
+                    previous: previous.clone(),
+                },
+            );
+            previous
+        };
+        if let Some(old) = &previous
+            && !sluice_catalog::diff(old.snapshot(), current.snapshot()).is_empty()
+        {
+            // Nobody listening is not an error: no MCP session is open.
+            let _ = self.changes.send(Changed {
+                org_id: key.0,
+                connection: key.1,
+            });
+        }
         Ok(Lookup {
             current,
             previous,

@@ -37,6 +37,8 @@ pub enum ErrorKind {
     Denied,
     Invalid,
     Failed,
+    /// The client gave the call up before it finished.
+    Cancelled,
 }
 
 impl ToolError {
@@ -54,6 +56,15 @@ impl ToolError {
             kind: ErrorKind::Failed,
             rule: None,
             message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
+    pub fn cancelled() -> Self {
+        ToolError {
+            kind: ErrorKind::Cancelled,
+            rule: None,
+            message: "the client cancelled the call; its work was stopped".to_owned(),
             line: None,
             column: None,
         }

@@ -56,5 +56,6 @@ pub fn ctx() -> CallContext {
         },
         session_id: None,
         request_id: "test-request".into(),
+        cancel: tokio_util::sync::CancellationToken::new(),
     }
 }

@@ -17,20 +17,28 @@ use tokio_util::sync::CancellationToken;
 use crate::mcp::SluiceMcp;
 use crate::tools::Catalogue;
 
-/// A running gateway's parts.
-pub struct Server {
-    pub router: axum::Router,
+/// What every front door shares: the core's services behind the pipeline and the tool catalogue, the
+/// key check, and what must be stopped at the end.
+pub struct Core {
+    pub pipeline: Arc<Pipeline>,
+    pub catalogue: Arc<Catalogue>,
+    pub prompts: Arc<crate::mcp::prompts::Prompts>,
+    pub services: Arc<Services>,
+    pub auth: Arc<Authenticator>,
+    pub settings: Arc<sluice_core::config::Settings>,
     pub shutdown: CancellationToken,
+    /// What goes when an MCP session ends (its cursors and sandbox workspaces).
+    pub sessions: crate::sessions::SessionState,
     registry: Arc<Registry>,
     store: Store,
-    /// The sandbox daemon `sluice up` runs beside the gateway; stopped after the HTTP drain.
+    /// The sandbox daemon `sluice up` (and `sluice stdio`) runs beside the gateway.
     sandbox_daemon: Option<sluice_core::sandbox::daemon::Supervisor>,
     sandbox: Arc<sluice_core::sandbox::Sandbox>,
 }
 
-/// Wires everything the server needs. With `launch_sandbox` (`sluice up`) the sandbox daemon is started
-/// as a child process and awaited; otherwise the configured daemon socket is used.
-pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, GatewayError> {
+/// Wires the core. With `launch_sandbox` (`sluice up`, `sluice stdio`) the sandbox daemon is started as a
+/// child process and awaited; otherwise the configured daemon socket is used.
+pub async fn assemble(ctx: &Context, launch_sandbox: bool) -> Result<Core, GatewayError> {
     let settings = Arc::clone(&ctx.settings);
     let (sandbox, sandbox_plan) = sluice_core::sandbox::daemon::configure(&settings, launch_sandbox);
     let sandbox_daemon = match sandbox_plan {
@@ -73,22 +81,16 @@ pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, Gatewa
         Arc::clone(&ctx.master),
         shutdown.clone(),
     );
-
-    let sessions = crate::sessions::Sessions::new(
-        crate::sessions::SessionState::new(Arc::clone(&sandbox), Arc::clone(&services.cursors)),
-        settings.session_idle,
-    );
-    let router = crate::http::router(
-        &settings,
-        ctx.store.clone(),
+    let sessions = crate::sessions::SessionState::new(Arc::clone(&sandbox), Arc::clone(&services.cursors));
+    Ok(Core {
+        pipeline,
+        catalogue,
+        prompts: Arc::new(crate::mcp::prompts::Prompts::embedded()),
+        services: Arc::clone(&services),
         auth,
-        move || SluiceMcp::new(Arc::clone(&pipeline), Arc::clone(&catalogue)),
-        sessions,
-        shutdown.clone(),
-    );
-    Ok(Server {
-        router,
+        settings,
         shutdown,
+        sessions,
         registry,
         store: ctx.store.clone(),
         sandbox_daemon,
@@ -96,16 +98,77 @@ pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, Gatewa
     })
 }
 
-impl Server {
-    /// One line on the sandbox for `sluice up` to print: its state, and why when it is not available.
+impl Core {
+    /// The MCP service for one session (HTTP: one per session; stdio: the one).
+    pub fn mcp(&self) -> SluiceMcp {
+        SluiceMcp::new(
+            Arc::clone(&self.pipeline),
+            Arc::clone(&self.catalogue),
+            Arc::clone(&self.prompts),
+            Arc::clone(&self.services),
+        )
+    }
+
+    /// One line on the sandbox: its state, and why when it is not available.
     pub async fn sandbox_summary(&self) -> String {
         let state = self.sandbox.state().await;
         format!("sandbox {}: {}", state.name(), state.detail())
     }
 
+    /// Stops what the core started: the sandbox daemon, the registry's engines, the store.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        if let Some(daemon) = self.sandbox_daemon {
+            daemon.stop().await;
+        }
+        drop(self.registry);
+        self.store.close().await;
+    }
+}
+
+/// A running HTTP gateway's parts.
+pub struct Server {
+    pub router: axum::Router,
+    core: Core,
+}
+
+/// Wires everything the HTTP server needs.
+pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, GatewayError> {
+    let core = assemble(ctx, launch_sandbox).await?;
+    let sessions = crate::sessions::Sessions::new(core.sessions.clone(), core.settings.session_idle);
+    let (pipeline, catalogue, prompts, services) = (
+        Arc::clone(&core.pipeline),
+        Arc::clone(&core.catalogue),
+        Arc::clone(&core.prompts),
+        Arc::clone(&core.services),
+    );
+    let router = crate::http::router(
+        &core.settings,
+        ctx.store.clone(),
+        Arc::clone(&core.auth),
+        move || {
+            SluiceMcp::new(
+                Arc::clone(&pipeline),
+                Arc::clone(&catalogue),
+                Arc::clone(&prompts),
+                Arc::clone(&services),
+            )
+        },
+        sessions,
+        core.shutdown.clone(),
+    );
+    Ok(Server { router, core })
+}
+
+impl Server {
+    /// One line on the sandbox for `sluice up` to print: its state, and why when it is not available.
+    pub async fn sandbox_summary(&self) -> String {
+        self.core.sandbox_summary().await
+    }
+
     /// Serves until `shutdown` is cancelled or SIGINT/SIGTERM arrives, then drains for up to 10 s.
     pub async fn serve(self, listener: tokio::net::TcpListener) -> Result<(), GatewayError> {
-        let shutdown = self.shutdown.clone();
+        let shutdown = self.core.shutdown.clone();
         tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -136,16 +199,12 @@ impl Server {
             Ok(Err(e)) => tracing::error!(error = %e, "server task failed"),
             Err(_) => tracing::warn!("connections still open after 10 s; closing them"),
         }
-        if let Some(daemon) = self.sandbox_daemon {
-            daemon.stop().await;
-        }
-        drop(self.registry);
-        self.store.close().await;
+        self.core.stop().await;
         Ok(())
     }
 }
 
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

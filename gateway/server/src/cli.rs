@@ -78,6 +78,15 @@ pub enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Serve MCP on stdin/stdout for one local user (Claude Code: `claude mcp add sluice -- sluice stdio`).
+    /// Sets the data directory up on first run like `up`, starts the sandbox daemon, logs to stderr only.
+    Stdio {
+        #[command(flatten)]
+        common: Common,
+        /// File holding the API key to run as [default: <data dir>/local_api_key].
+        #[arg(long, env = "SLUICE_KEY_FILE")]
+        key_file: Option<PathBuf>,
+    },
     /// Show the configuration a gateway would run with.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -257,6 +266,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Up { common, serve } => up(settings(&common, Some(&serve))?, true).await,
         Command::Serve { common, serve } => up(settings(&common, Some(&serve))?, false).await,
+        Command::Stdio { common, key_file } => stdio(settings(&common, None)?, key_file).await,
         Command::Config(ConfigCommand::Show { common, serve }) => {
             // Only resolved, never opened: showing the configuration creates no data directory or key.
             let settings = settings(&common, Some(&serve))?;
@@ -356,6 +366,29 @@ async fn up(settings: Settings, local: bool) -> Result<()> {
     drop(out);
     server.serve(listener).await?;
     Ok(())
+}
+
+/// `sluice stdio`: never a byte on stdout but protocol messages, so the first run's set-up (key, demo
+/// warehouse) is reported on stderr, and the new key only written to its file.
+async fn stdio(settings: Settings, key_file: Option<PathBuf>) -> Result<()> {
+    let ctx = Context::open(settings)
+        .await
+        .context("opening the data directory")?;
+    let key_file = match key_file {
+        Some(path) => path,
+        None => {
+            let bootstrap = setup::bootstrap_local(&ctx).await?;
+            if bootstrap.new_admin_key.is_some() {
+                tracing::info!(
+                    path = %ctx.settings.key_file().display(),
+                    "created the admin API key (saved to the file, not printed)"
+                );
+            }
+            ctx.settings.key_file()
+        }
+    };
+    let key = crate::stdio::read_key(&key_file)?;
+    crate::stdio::serve(&ctx, &key).await
 }
 
 async fn connection(cmd: ConnectionCommand) -> Result<()> {

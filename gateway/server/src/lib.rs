@@ -1,4 +1,4 @@
-//! The Sluice gateway's front doors: MCP over streamable HTTP and the `sluice` CLI, on top of the
+//! The Sluice gateway's front doors: MCP over streamable HTTP, MCP over stdio and the `sluice` CLI, on top of the
 //! MCP-free core (`sluice-core`).
 //!
 //! Request path: [`http`] (API key, body limits) → [`mcp`] (decode, tool list) → the core's pipeline
@@ -11,4 +11,5 @@ pub mod cli;
 mod http;
 mod mcp;
 mod sessions;
+mod stdio;
 mod tools;

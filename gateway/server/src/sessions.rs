@@ -40,17 +40,26 @@ impl SessionState {
     /// (or the expiry) never waits on the daemon, and a daemon that is down fails nothing.
     fn ended(&self, id: &str) {
         let cursors = self.cursors.drop_session(id);
-        let sandbox = Arc::clone(&self.sandbox);
+        let state = self.clone();
         let id = id.to_owned();
-        tokio::spawn(async move {
-            let workspaces = sandbox.close_session_workspaces(&id).await;
-            // Session ids are bearer-like: the log gets a prefix, enough to follow one session.
-            let short: String = id.chars().take(8).collect();
-            tracing::info!(
-                session = %short,
-                "MCP session ended: dropped {cursors} result cursors, closed {workspaces} sandbox workspaces"
-            );
-        });
+        tokio::spawn(async move { state.close_workspaces(&id, cursors).await });
+    }
+
+    /// Drops the session's cursors and closes its sandbox workspaces, waiting for the daemon (a stdio
+    /// session ends with the process, so nothing may be left to a background task).
+    pub async fn end(&self, id: &str) {
+        let cursors = self.cursors.drop_session(id);
+        self.close_workspaces(id, cursors).await;
+    }
+
+    async fn close_workspaces(&self, id: &str, cursors: usize) {
+        let workspaces = self.sandbox.close_session_workspaces(id).await;
+        // Session ids are bearer-like: the log gets a prefix, enough to follow one session.
+        let short: String = id.chars().take(8).collect();
+        tracing::info!(
+            session = %short,
+            "MCP session ended: dropped {cursors} result cursors, closed {workspaces} sandbox workspaces"
+        );
     }
 }
 

@@ -1,6 +1,7 @@
 """Drives a running Sluice gateway with the official Python MCP SDK (PyPI `mcp`) over streamable HTTP.
 
 Usage: client.py URL KEY
+       client.py --stdio SLUICE_BINARY DATA_DIR   (the SDK starts `sluice stdio --data-dir DATA_DIR`)
 
 It connects twice: in the SDK's default mode (`auto`: a `server/discover` probe, which the gateway answers
 with the 2026-07-28 revision, falling back to the `initialize` handshake on a 2025-era server; what a
@@ -25,10 +26,12 @@ import json
 import logging
 import sys
 import traceback
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx2
 from mcp import Client, MCPError
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, Tool
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -106,96 +109,110 @@ async def list_all_tools(client: Client) -> dict[str, Tool]:
     raise Failure("tools/list still returned a next cursor after 100 pages")
 
 
-async def scenario(url: str, key: str, mode: str) -> None:
+@asynccontextmanager
+async def connect(target: tuple[str, str, str], mode: str):
+    """A connected SDK client: over streamable HTTP (`("http", url, key)`) or by starting
+    `sluice stdio` (`("stdio", binary, data_dir)`)."""
+    kind, first, second = target
+    if kind == "stdio":
+        server = StdioServerParameters(command=first, args=["stdio", "--data-dir", second])
+        async with Client(stdio_client(server), mode=mode) as client:
+            yield client
+        return
     # The SDK takes headers through the HTTP client it is handed; the timeouts are the SDK's own defaults
     # (30 s, and 300 s to read a response stream).
-    headers = {"Authorization": f"Bearer {key}"}
+    headers = {"Authorization": f"Bearer {second}"}
     timeout = httpx2.Timeout(30.0, read=300.0)
     async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            session = client.session
-            if mode == "legacy":
-                check(session.initialize_result is not None, "legacy mode connected without initialize")
+        async with Client(streamable_http_client(first, http_client=http), mode=mode) as client:
+            yield client
+
+
+async def scenario(target: tuple[str, str, str], mode: str) -> None:
+    async with connect(target, mode) as client:
+        session = client.session
+        if mode == "legacy":
+            check(session.initialize_result is not None, "legacy mode connected without initialize")
+            check(
+                client.protocol_version in HANDSHAKE_PROTOCOLS,
+                f"initialize negotiated {client.protocol_version!r}, expected one of {HANDSHAKE_PROTOCOLS}",
+            )
+            how = "initialize"
+        else:
+            # The gateway answers `server/discover` (rmcp's newest revision), so the probe settles on a
+            # 2026-era version; a fallback to initialize would be fine too, as long as it lands somewhere.
+            if session.discover_result is not None:
                 check(
-                    client.protocol_version in HANDSHAKE_PROTOCOLS,
-                    f"initialize negotiated {client.protocol_version!r}, expected one of {HANDSHAKE_PROTOCOLS}",
+                    client.protocol_version in MODERN_PROTOCOL_VERSIONS,
+                    f"discover adopted {client.protocol_version!r}, not one of {MODERN_PROTOCOL_VERSIONS}",
                 )
-                how = "initialize"
+                how = "server/discover"
             else:
-                # The gateway answers `server/discover` (rmcp's newest revision), so the probe settles on a
-                # 2026-era version; a fallback to initialize would be fine too, as long as it lands somewhere.
-                if session.discover_result is not None:
-                    check(
-                        client.protocol_version in MODERN_PROTOCOL_VERSIONS,
-                        f"discover adopted {client.protocol_version!r}, not one of {MODERN_PROTOCOL_VERSIONS}",
-                    )
-                    how = "server/discover"
-                else:
-                    check(session.initialize_result is not None, "auto mode connected without discover or initialize")
-                    how = "initialize (after the discover probe)"
-            info = client.server_info
-            check(info is not None and info.name == "sluice", f"serverInfo is {info!r}, expected name 'sluice'")
-            ok(mode, f"{how}: {info.name} {info.version}, protocol {client.protocol_version}")
+                check(session.initialize_result is not None, "auto mode connected without discover or initialize")
+                how = "initialize (after the discover probe)"
+        info = client.server_info
+        check(info is not None and info.name == "sluice", f"serverInfo is {info!r}, expected name 'sluice'")
+        ok(mode, f"{how}: {info.name} {info.version}, protocol {client.protocol_version}")
 
-            tools = await list_all_tools(client)
-            missing = [name for name in EXPECTED_TOOLS if name not in tools]
-            check(not missing, f"tools/list lacks {missing}; it has {sorted(tools)}")
-            for name in EXPECTED_TOOLS:
-                schema = tools[name].output_schema
-                check(schema is not None, f"tool {name!r} declares no outputSchema")
-                check(schema.get("type") == "object", f"tool {name!r} outputSchema root is not an object: {dump(schema)}")
-            ok(mode, f"tools/list: {len(tools)} tools, the six expected ones each with an outputSchema")
+        tools = await list_all_tools(client)
+        missing = [name for name in EXPECTED_TOOLS if name not in tools]
+        check(not missing, f"tools/list lacks {missing}; it has {sorted(tools)}")
+        for name in EXPECTED_TOOLS:
+            schema = tools[name].output_schema
+            check(schema is not None, f"tool {name!r} declares no outputSchema")
+            check(schema.get("type") == "object", f"tool {name!r} outputSchema root is not an object: {dump(schema)}")
+        ok(mode, f"tools/list: {len(tools)} tools, the six expected ones each with an outputSchema")
 
-            args = {"connection_name": "demo", "sql": "SELECT count(*) AS n FROM customers"}
-            result = await call(client, tools, "query_database", args)
-            check(not result.is_error, f"query_database returned isError: {text_of(result)}")
-            structured = result.structured_content
-            check(isinstance(structured, dict), f"query_database has no structuredContent object: {structured!r}")
-            check(
-                structured.get("rows") == [[CUSTOMERS]],
-                f"query_database rows are {structured.get('rows')!r}, expected [[{CUSTOMERS}]]",
-            )
-            ok(mode, f"query_database: rows == [[{CUSTOMERS}]], structuredContent valid against its outputSchema")
+        args = {"connection_name": "demo", "sql": "SELECT count(*) AS n FROM customers"}
+        result = await call(client, tools, "query_database", args)
+        check(not result.is_error, f"query_database returned isError: {text_of(result)}")
+        structured = result.structured_content
+        check(isinstance(structured, dict), f"query_database has no structuredContent object: {structured!r}")
+        check(
+            structured.get("rows") == [[CUSTOMERS]],
+            f"query_database rows are {structured.get('rows')!r}, expected [[{CUSTOMERS}]]",
+        )
+        ok(mode, f"query_database: rows == [[{CUSTOMERS}]], structuredContent valid against its outputSchema")
 
-            args = {"connection_name": "demo", "sql": "DROP TABLE customers"}
-            result = await call(client, tools, "query_database", args)
-            check(result.is_error, f"DROP TABLE was not refused: {text_of(result)!r} {result.structured_content!r}")
-            check(
-                "Refused by governance" in text_of(result),
-                f"refusal text lacks 'Refused by governance': {text_of(result)!r}",
-            )
-            ok(mode, "query_database: DROP TABLE refused by governance (isError)")
+        args = {"connection_name": "demo", "sql": "DROP TABLE customers"}
+        result = await call(client, tools, "query_database", args)
+        check(result.is_error, f"DROP TABLE was not refused: {text_of(result)!r} {result.structured_content!r}")
+        check(
+            "Refused by governance" in text_of(result),
+            f"refusal text lacks 'Refused by governance': {text_of(result)!r}",
+        )
+        ok(mode, "query_database: DROP TABLE refused by governance (isError)")
 
-            args = {"connection_name": "demo", "table_name": "orders"}
-            result = await call(client, tools, "describe_table", args)
-            check(not result.is_error, f"describe_table returned isError: {text_of(result)}")
-            structured = result.structured_content
-            check(isinstance(structured, dict), f"describe_table has no structuredContent object: {structured!r}")
-            fks = structured.get("foreign_keys")
-            check(isinstance(fks, list) and fks, f"describe_table orders has no foreign_keys: {dump(structured)}")
-            to_customers = [
-                fk
-                for fk in fks
-                if fk.get("columns") == ["customer_id"]
-                and str(fk.get("references", "")).split(".")[-1] == "customers"
-                and fk.get("referenced_columns") == ["customer_id"]
-            ]
-            check(bool(to_customers), f"no foreign key orders(customer_id) -> customers(customer_id) in {dump(fks)}")
-            ok(mode, f"describe_table orders: {len(fks)} foreign keys, including customer_id -> customers")
+        args = {"connection_name": "demo", "table_name": "orders"}
+        result = await call(client, tools, "describe_table", args)
+        check(not result.is_error, f"describe_table returned isError: {text_of(result)}")
+        structured = result.structured_content
+        check(isinstance(structured, dict), f"describe_table has no structuredContent object: {structured!r}")
+        fks = structured.get("foreign_keys")
+        check(isinstance(fks, list) and fks, f"describe_table orders has no foreign_keys: {dump(structured)}")
+        to_customers = [
+            fk
+            for fk in fks
+            if fk.get("columns") == ["customer_id"]
+            and str(fk.get("references", "")).split(".")[-1] == "customers"
+            and fk.get("referenced_columns") == ["customer_id"]
+        ]
+        check(bool(to_customers), f"no foreign key orders(customer_id) -> customers(customer_id) in {dump(fks)}")
+        ok(mode, f"describe_table orders: {len(fks)} foreign keys, including customer_id -> customers")
 
-            # The SDK validates every successful result against its tool's outputSchema, so calling the other
-            # four tools once each checks their schemas too.
-            others = {
-                "list_database_connections": {},
-                "list_tables": {"connection_name": "demo"},
-                "validate_sql": {"connection_name": "demo", "sql": "SELECT * FROM orders"},
-                "server_info": {},
-            }
-            for name, args in others.items():
-                result = await call(client, tools, name, args)
-                check(not result.is_error, f"{name} returned isError: {text_of(result)}")
-                check(isinstance(result.structured_content, dict), f"{name} has no structuredContent object")
-            ok(mode, f"{', '.join(others)}: structuredContent valid against their outputSchemas")
+        # The SDK validates every successful result against its tool's outputSchema, so calling the other
+        # four tools once each checks their schemas too.
+        others = {
+            "list_database_connections": {},
+            "list_tables": {"connection_name": "demo"},
+            "validate_sql": {"connection_name": "demo", "sql": "SELECT * FROM orders"},
+            "server_info": {},
+        }
+        for name, args in others.items():
+            result = await call(client, tools, name, args)
+            check(not result.is_error, f"{name} returned isError: {text_of(result)}")
+            check(isinstance(result.structured_content, dict), f"{name} has no structuredContent object")
+        ok(mode, f"{', '.join(others)}: structuredContent valid against their outputSchemas")
 
 
 class Complaints(logging.Handler):
@@ -230,12 +247,12 @@ def failures_in(error: BaseException) -> list[Failure]:
     return []
 
 
-async def main(url: str, key: str) -> int:
+async def main(target: tuple[str, str, str]) -> int:
     complaints = Complaints()
     logging.getLogger().addHandler(complaints)
     for mode in ("auto", "legacy"):
         try:
-            await scenario(url, key, mode)
+            await scenario(target, mode)
         except Exception as e:  # noqa: BLE001 - every failure is reported, with its trace when unexpected
             # A Failure raised inside the SDK's task groups arrives wrapped; show it alone when it is there.
             found = failures_in(e)
@@ -251,7 +268,11 @@ async def main(url: str, key: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        print("usage: client.py URL KEY", file=sys.stderr)
+    if len(sys.argv) == 4 and sys.argv[1] == "--stdio":
+        target = ("stdio", sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 3 and not sys.argv[1].startswith("-"):
+        target = ("http", sys.argv[1], sys.argv[2])
+    else:
+        print("usage: client.py URL KEY | client.py --stdio SLUICE_BINARY DATA_DIR", file=sys.stderr)
         sys.exit(2)
-    sys.exit(asyncio.run(main(sys.argv[1], sys.argv[2])))
+    sys.exit(asyncio.run(main(target)))

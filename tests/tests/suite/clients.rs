@@ -90,6 +90,24 @@ async fn python_sdk_client_passes_its_scenario() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[tokio::test]
+async fn python_sdk_client_passes_its_scenario_over_stdio() -> anyhow::Result<()> {
+    let data = tempfile::tempdir()?;
+    let python = install("python").await;
+    let mut cmd = Command::new(&python);
+    cmd.arg(clients_dir().join("python").join("client.py"))
+        .arg("--stdio")
+        .arg(sluice_e2e::sluice_bin())
+        .arg(data.path().join("sluice"));
+    let out = run(cmd, CLIENT_TIMEOUT, "the Python MCP SDK client over stdio").await;
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok: all checks passed"),
+        "the Python MCP SDK client over stdio failed: {}",
+        show(&out)
+    );
+    Ok(())
+}
+
 /// A Claude Code CLI confined to a throw-away home: its config (`~/.claude.json`) and caches land there,
 /// never in the real user's, and its telemetry, error reports and auto-updates are switched off.
 struct Claude {
@@ -376,5 +394,37 @@ async fn the_plugin_validates_installs_and_connects() -> anyhow::Result<()> {
         "{}",
         show(&out)
     );
+    Ok(())
+}
+
+/// `claude mcp add sluice -- <path>/sluice stdio --data-dir D`: Claude Code starts the gateway itself and
+/// reports it Connected (the first start sets the data directory up, as `up` does).
+#[tokio::test]
+async fn claude_code_connects_over_stdio() -> anyhow::Result<()> {
+    let claude = Claude {
+        bin: install("claude").await,
+        home: tempfile::tempdir()?,
+    };
+    let data = claude.home.path().join("sluice-data");
+    let bin = sluice_e2e::sluice_bin();
+    let (bin, data) = (bin.display().to_string(), data.display().to_string());
+    let out = claude
+        .claude(&["mcp", "add", "sluice", "--", &bin, "stdio", "--data-dir", &data])
+        .await;
+    assert!(
+        out.status.success(),
+        "claude mcp add (stdio) failed: {}",
+        show(&out)
+    );
+    let out = claude.claude(&["mcp", "list"]).await;
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let expected = format!("sluice: {bin} stdio --data-dir {data} - ✔ Connected");
+    assert_eq!(
+        status_line(&listing, "sluice"),
+        Some(expected.as_str()),
+        "{}",
+        show(&out)
+    );
+    assert!(!complains(&out), "claude mcp list complained: {}", show(&out));
     Ok(())
 }

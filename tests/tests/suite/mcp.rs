@@ -32,6 +32,63 @@ async fn tools_list_snapshot() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every skill of the plugin is an MCP prompt, rendered from the same SKILL.md the plugin ships.
+#[tokio::test]
+async fn skills_are_served_as_prompts() -> anyhow::Result<()> {
+    use rmcp::model::GetPromptRequestParams;
+    let gw = Gateway::up().await?;
+    let client = gw.client().await?;
+    let info = client.peer_info().expect("server info after initialize");
+    assert!(info.capabilities.prompts.is_some(), "prompts capability");
+    let prompts = client.list_all_prompts().await?;
+    let skills = std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../skills"))?
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("SKILL.md").is_file())
+        .count();
+    assert_eq!(prompts.len(), skills, "{prompts:?}");
+    let explore = prompts
+        .iter()
+        .find(|p| p.name == "explore-warehouse")
+        .expect("explore-warehouse");
+    let args: Vec<&str> = explore
+        .arguments
+        .iter()
+        .flatten()
+        .map(|a| a.name.as_str())
+        .collect();
+    assert_eq!(args, ["connection_name", "question"]);
+
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("connection_name".into(), json!("demo"));
+    arguments.insert("question".into(), json!("revenue by category"));
+    let got = client
+        .get_prompt(GetPromptRequestParams::new("explore-warehouse").with_arguments(arguments))
+        .await?;
+    let text = got.messages[0]
+        .content
+        .as_text()
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    let skill = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../skills/explore-warehouse/SKILL.md"),
+    )?;
+    let body = skill.splitn(3, "---\n").nth(2).unwrap_or_default().trim_start();
+    assert!(
+        text.starts_with("Apply this guide to:\n- connection_name: demo\n- question: revenue by category"),
+        "{text}"
+    );
+    assert!(text.ends_with(body), "the prompt is not the SKILL.md body");
+
+    let err = client
+        .get_prompt(GetPromptRequestParams::new("no-such-prompt"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown prompt 'no-such-prompt'"), "{err}");
+    client.cancel().await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn query_database_returns_text_and_structured_rows() -> anyhow::Result<()> {
     let gw = Gateway::up().await?;
@@ -403,6 +460,64 @@ async fn ending_a_session_answers_204_and_the_session_is_gone() -> anyhow::Resul
             .await?;
         assert_eq!(resp.status(), 404, "{path}: {}", resp.text().await?);
     }
+    Ok(())
+}
+
+/// `notifications/cancelled` stops a running statement: the call ends within a second or two instead of
+/// running for minutes, its audit record says `cancelled`, and the connection serves the next call.
+#[tokio::test]
+async fn a_cancelled_call_stops_its_statement() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let resp = post(&gw, "/mcp").body(INIT).send().await?;
+    let session = resp.headers()["mcp-session-id"].to_str()?.to_owned();
+    resp.text().await?;
+    let on_session = |body: String| {
+        post(&gw, "/mcp")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body)
+    };
+    on_session(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned())
+        .send()
+        .await?;
+    let long = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "query_database",
+        "arguments": {"connection_name": "demo",
+            "sql": "SELECT count(*) FROM range(100000000000) AS a(x) WHERE x % 7 = 3"}}});
+    let started = std::time::Instant::now();
+    let call = tokio::spawn(on_session(long.to_string()).send());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 7, "reason": "the user changed their mind"}});
+    let resp = on_session(cancel.to_string()).send().await?;
+    assert_eq!(resp.status(), 202);
+    // The call's stream ends once its work is stopped (rmcp sends no response for a cancelled request).
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let resp = call.await??;
+        anyhow::Ok(resp.text().await?)
+    })
+    .await;
+    assert!(ended.is_ok(), "the cancelled call was still running after 10 s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the cancelled call took {:?}",
+        started.elapsed()
+    );
+    // The connection serves the next call at once.
+    let next = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "query_database",
+        "arguments": {"connection_name": "demo", "sql": "SELECT 41 + 1 AS n"}}});
+    let body = on_session(next.to_string()).send().await?.text().await?;
+    assert!(body.contains(r#""rows":[[42]]"#), "{body}");
+    let audit = gw.cli(&["audit", "--limit", "5"]).await?;
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains(r#""decision":"cancelled""#) && l.contains("query_database")),
+        "{audit}"
+    );
+    // A cancel for a request that does not exist is ignored, as the protocol says.
+    let stray = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 999}});
+    assert_eq!(on_session(stray.to_string()).send().await?.status(), 202);
     Ok(())
 }
 

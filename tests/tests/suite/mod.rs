@@ -12,3 +12,4 @@ mod plugin;
 mod query_tools;
 mod sandbox;
 mod schema;
+mod stdio;

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result, bail};
 use pretty_assertions::assert_eq;
@@ -1106,5 +1107,95 @@ async fn awkward_identifiers_are_quoted_everywhere() -> Result<()> {
     )
     .await?;
     assert_eq!(out["inner_join_rows"], 1, "{t}");
+    Ok(())
+}
+
+/// The schema as MCP resources: listed per caller, read through the same operations (and audit) as the
+/// tools, a table template, clear errors for what does not exist, and `notifications/resources/list_changed`
+/// when a snapshot of the schema changes.
+#[tokio::test]
+async fn the_schema_is_readable_as_resources_and_changes_are_announced() -> Result<()> {
+    use rmcp::model::ReadResourceRequestParams;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    /// A client that counts `notifications/resources/list_changed`.
+    #[derive(Clone)]
+    struct Watcher(Arc<tokio::sync::Notify>);
+    impl rmcp::ClientHandler for Watcher {
+        async fn on_resource_list_changed(
+            &self,
+            _context: rmcp::service::NotificationContext<rmcp::RoleClient>,
+        ) {
+            self.0.notify_one();
+        }
+    }
+
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("two.duckdb");
+    two_schema_warehouse(&file)?;
+    let gw = gateway_with(dir.path(), &[("two", "duckdb", file.display().to_string())]).await?;
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(gw.url.clone()).auth_header(gw.key.clone()),
+    );
+    let client = rmcp::ServiceExt::serve(Watcher(Arc::clone(&changed)), transport).await?;
+
+    let resources = client.list_all_resources().await?;
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert!(
+        uris.contains(&"sluice://connections") && uris.contains(&"sluice://two/overview"),
+        "{uris:?}"
+    );
+    let templates = client.list_all_resource_templates().await?;
+    assert_eq!(templates[0].uri_template, "sluice://{connection}/tables/{table}");
+
+    let read = |uri: &str| client.read_resource(ReadResourceRequestParams::new(uri));
+    let body = |r: &rmcp::model::ReadResourceResult| match &r.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents { text, .. } => text.clone(),
+        other => format!("{other:?}"),
+    };
+    let connections = read("sluice://connections").await?;
+    assert!(
+        body(&connections).contains("two (duckdb"),
+        "{}",
+        body(&connections)
+    );
+    let table = read("sluice://two/tables/sales.customers").await?;
+    assert!(
+        body(&table).contains("customer_id") || body(&table).contains("id"),
+        "{}",
+        body(&table)
+    );
+    let overview = read("sluice://two/overview").await?;
+    assert!(body(&overview).contains("sales"), "{}", body(&overview));
+    // Reads are audited like tool calls.
+    let audit = gw.cli(&["audit", "--limit", "5"]).await?;
+    assert!(
+        String::from_utf8_lossy(&audit.stdout).contains(r#""tool":"resources/read""#),
+        "{}",
+        String::from_utf8_lossy(&audit.stdout)
+    );
+    for (uri, reason) in [
+        ("sluice://nowhere/overview", "nowhere"),
+        ("sluice://two/tables/sales.nothing", "nothing"),
+        ("file:///etc/passwd", "Sluice serves sluice://connections"),
+    ] {
+        let err = read(uri).await.unwrap_err().to_string();
+        assert!(err.contains(reason), "{uri}: {err}");
+    }
+
+    // The schema changes underneath; the next refresh announces it.
+    alter(&file, "CREATE TABLE sales.refunds (id INTEGER PRIMARY KEY);").await?;
+    let mut args = serde_json::Map::new();
+    args.insert("connection_name".into(), json!("two"));
+    let diff = client
+        .call_tool(rmcp::model::CallToolRequestParams::new("schema_diff").with_arguments(args))
+        .await?;
+    assert!(text(&diff).contains("sales.refunds"), "{}", text(&diff));
+    tokio::time::timeout(std::time::Duration::from_secs(10), changed.notified())
+        .await
+        .context("no notifications/resources/list_changed within 10 s of the schema change")?;
+    client.cancel().await?;
     Ok(())
 }

@@ -21,6 +21,7 @@ mod introspect;
 mod oneshot;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -83,10 +84,10 @@ impl Holder {
     }
 }
 
-fn lock(holder: &Mutex<Holder>) -> MutexGuard<'_, Holder> {
-    // A panic while holding the lock cannot leave the holder inconsistent in a way that matters: the
-    // worst case is an instance closed one idle period late.
-    holder.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the holder inconsistent in a way that matters (the
+    // worst case is an instance closed one idle period late), nor a stopper slot.
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl DuckDbWarehouse {
@@ -123,46 +124,49 @@ impl DuckDbWarehouse {
         result
     }
 
-    /// Runs `work` on the open instance on the blocking pool, interrupting its statement at the timeout.
-    /// `work` makes its connection and hands its interrupter out before running anything.
+    /// Runs `work` on the open instance on the blocking pool, interrupting its statement at the timeout,
+    /// or when the caller stops waiting (its call was cancelled: the future is dropped). `work` makes its
+    /// connection and hands its interrupter out before running anything.
     async fn on_instance<T, F>(&self, timeout: Duration, work: F) -> Result<T, ConnectorError>
     where
         T: Send + 'static,
         F: FnOnce(&Database, Arm) -> Result<T, ConnectorError> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let watch = Arc::new(Watch::default());
+        let arm = Arm(Arc::clone(&watch));
+        let ended = Arc::clone(&watch);
         let task = tokio::task::spawn_blocking(move || {
             let db = inner.checkout()?;
-            let result = work(&db, Arm(tx));
+            let result = work(&db, arm);
             inner.release(db);
+            ended.done.store(true, Ordering::SeqCst);
             result
         });
+        // From here on, a dropped future stops the statement instead of leaving it running.
+        let guard = StopOnDrop(Arc::clone(&watch));
         tokio::pin!(task);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        tokio::select! {
+        let result = tokio::select! {
             joined = &mut task => joined.map_err(|e| ConnectorError::Internal(e.to_string()))?,
             () = &mut deadline => {
                 // Wait for the interrupted statement so its connection is released before we answer.
-                match rx.await {
-                    // DuckDB clears a connection's interrupt when a statement begins, so one that lands
-                    // just before the statement starts would be lost and the statement would run to its
-                    // end; the interrupt is repeated until the work is over (a no-op once it is).
-                    Ok(stopper) => loop {
-                        stopper.interrupt();
-                        tokio::select! {
-                            _ = &mut task => break,
-                            () = tokio::time::sleep(REINTERRUPT) => {}
-                        }
-                    },
-                    Err(_) => {
-                        let _ = task.await;
+                // DuckDB clears a connection's interrupt when a statement begins, so one that lands just
+                // before the statement starts would be lost and the statement would run to its end; the
+                // interrupt is repeated until the work is over (a no-op once it is).
+                loop {
+                    watch.interrupt();
+                    tokio::select! {
+                        _ = &mut task => break,
+                        () = tokio::time::sleep(REINTERRUPT) => {}
                     }
                 }
                 Err(ConnectorError::Timeout { timeout })
             }
-        }
+        };
+        drop(guard);
+        result
     }
 
     /// Runs `work` on a fresh crate `Connection` (the introspection paths), interrupting it at the timeout.
@@ -196,13 +200,56 @@ impl Stopper {
     }
 }
 
+/// A statement's stopper, once its work has made its connection, and whether the work is over.
+#[derive(Default)]
+struct Watch {
+    stopper: Mutex<Option<Stopper>>,
+    done: AtomicBool,
+}
+
+impl Watch {
+    /// Interrupts the statement, if it has begun (a no-op once its connection is gone).
+    fn interrupt(&self) {
+        if let Some(stopper) = lock(&self.stopper).as_ref() {
+            stopper.interrupt();
+        }
+    }
+}
+
 /// Where a statement's work hands out its stopper, before it runs anything.
-struct Arm(tokio::sync::oneshot::Sender<Stopper>);
+struct Arm(Arc<Watch>);
 
 impl Arm {
     fn set(self, stopper: Stopper) {
-        // The receiver is gone only when the caller stopped waiting; then nothing needs the stopper.
-        let _ = self.0.send(stopper);
+        *lock(&self.0.stopper) = Some(stopper);
+    }
+}
+
+/// Stops the statement when the caller stops waiting for it (a cancelled call drops its future). The
+/// interrupts come from a thread of their own, repeated until the work is over (see `on_instance`) and for
+/// at most [`CANCEL_GRACE`]: a process that is exiting runs no more tasks, but it waits for the blocking
+/// pool, so the statement must end without help from the runtime.
+struct StopOnDrop(Arc<Watch>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if self.0.done.load(Ordering::SeqCst) {
+            return;
+        }
+        self.0.interrupt();
+        let watch = Arc::clone(&self.0);
+        let spawned = std::thread::Builder::new()
+            .name("duckdb-cancel".to_owned())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                while !watch.done.load(Ordering::SeqCst) && started.elapsed() < CANCEL_GRACE {
+                    watch.interrupt();
+                    std::thread::sleep(REINTERRUPT);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the thread that stops a cancelled DuckDB statement");
+        }
     }
 }
 
@@ -323,6 +370,8 @@ fn query_message(message: String) -> ConnectorError {
 
 /// How often a timed-out statement's interrupt is repeated until it stops.
 const REINTERRUPT: Duration = Duration::from_millis(25);
+/// How long a cancelled statement's interrupt is repeated at most (it stops within milliseconds).
+const CANCEL_GRACE: Duration = Duration::from_secs(30);
 
 /// Introspection statements are fixed and small; they get a generous fixed budget.
 const INTROSPECTION_TIMEOUT: Duration = Duration::from_secs(30);

@@ -479,6 +479,7 @@ mod tests {
             },
             session_id: Some(session.into()),
             request_id: "test-request".into(),
+            cancel: tokio_util::sync::CancellationToken::new(),
         }
     }
 

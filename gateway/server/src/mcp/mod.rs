@@ -5,22 +5,26 @@
 // clients speak today (2025-06-18, 2025-11-25) define it and the conformance suite tests it.
 #![allow(deprecated)]
 
+pub mod prompts;
 pub mod render;
+pub mod resources;
 
 use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
-    LoggingLevel, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig,
-    SetLevelRequestParams, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, LoggingLevel, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::tools::{Catalogue, ToolOutput};
 use sluice_core::auth::AuthContext;
 use sluice_core::pipeline::{CallContext, Pipeline};
+use sluice_core::service::Services;
 
 /// Protocol revisions this server negotiates, oldest first.
 pub const SUPPORTED_PROTOCOLS: &[ProtocolVersion] = ProtocolVersion::KNOWN_VERSIONS;
@@ -36,25 +40,58 @@ statement without running it.";
 pub struct SluiceMcp {
     pipeline: Arc<Pipeline>,
     catalogue: Arc<Catalogue>,
+    prompts: Arc<prompts::Prompts>,
+    services: Arc<Services>,
     log_level: Arc<RwLock<LoggingLevel>>,
+    /// The caller and session of a transport without requests of its own (stdio): one key, one session.
+    fixed: Option<Arc<(AuthContext, String)>>,
 }
 
 impl SluiceMcp {
-    pub fn new(pipeline: Arc<Pipeline>, catalogue: Arc<Catalogue>) -> Self {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        catalogue: Arc<Catalogue>,
+        prompts: Arc<prompts::Prompts>,
+        services: Arc<Services>,
+    ) -> Self {
         SluiceMcp {
             pipeline,
             catalogue,
+            prompts,
+            services,
             log_level: Arc::new(RwLock::new(LoggingLevel::Info)),
+            fixed: None,
+        }
+    }
+
+    /// Every call of this service is made by `auth` in session `session` (stdio, where the process is the
+    /// session and its key was checked at start).
+    #[must_use]
+    pub fn for_one_caller(mut self, auth: AuthContext, session: String) -> Self {
+        self.fixed = Some(Arc::new((auth, session)));
+        self
+    }
+
+    /// The authenticated caller and session: from the HTTP request rmcp hands along, or the fixed ones.
+    fn call_context(&self, context: &RequestContext<RoleServer>) -> Result<CallContext, ErrorData> {
+        match (&self.fixed, context.extensions.get::<http::request::Parts>()) {
+            (_, Some(parts)) => http_call_context(parts, context),
+            (Some(fixed), None) => Ok(CallContext {
+                auth: fixed.0.clone(),
+                session_id: Some(fixed.1.clone()),
+                request_id: sluice_core::pipeline::request_id(),
+                cancel: context.ct.clone(),
+            }),
+            (None, None) => Err(ErrorData::internal_error("request without HTTP context", None)),
         }
     }
 }
 
-/// The authenticated caller and session, from the HTTP request rmcp hands along.
-fn call_context(context: &RequestContext<RoleServer>) -> Result<CallContext, ErrorData> {
-    let parts = context
-        .extensions
-        .get::<http::request::Parts>()
-        .ok_or_else(|| ErrorData::internal_error("request without HTTP context", None))?;
+/// The authenticated caller and session, from the HTTP request.
+fn http_call_context(
+    parts: &http::request::Parts,
+    context: &RequestContext<RoleServer>,
+) -> Result<CallContext, ErrorData> {
     let auth = parts
         .extensions
         .get::<AuthContext>()
@@ -71,6 +108,7 @@ fn call_context(context: &RequestContext<RoleServer>) -> Result<CallContext, Err
         auth,
         session_id,
         request_id: sluice_core::pipeline::request_id(),
+        cancel: context.ct.clone(),
     })
 }
 
@@ -87,6 +125,9 @@ impl ServerHandler for SluiceMcp {
                 .enable_logging()
                 .enable_completions()
                 .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_list_changed()
                 .build(),
         )
         .with_server_info(
@@ -111,6 +152,88 @@ impl ServerHandler for SluiceMcp {
         ))
     }
 
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(self.prompts.list()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.prompts.get(&request.name, request.arguments).map(Into::into)
+    }
+
+    /// Tells this session when a schema it can read changes (`notifications/resources/list_changed`), from
+    /// the schema cache's change feed, until the session's transport closes.
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        let org = match (&self.fixed, context.extensions.get::<http::request::Parts>()) {
+            (_, Some(parts)) => parts.extensions.get::<AuthContext>().map(|a| a.org_id.clone()),
+            (Some(fixed), None) => Some(fixed.0.org_id.clone()),
+            (None, None) => None,
+        };
+        let Some(org) = org else {
+            return;
+        };
+        let mut changes = self.services.schema_cache.subscribe();
+        let peer = context.peer;
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            let mut check = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                let notify = tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok(changed) => changed.org_id == org,
+                        // Changes were missed: one of them may have been this org's.
+                        Err(RecvError::Lagged(_)) => true,
+                        Err(RecvError::Closed) => return,
+                    },
+                    _ = check.tick() => false,
+                };
+                if peer.is_transport_closed() {
+                    return;
+                }
+                if notify && peer.notify_resource_list_changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let ctx = self.call_context(&context)?;
+        Ok(ListResourcesResult::with_all_items(
+            resources::list(&self.services, &ctx).await?,
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(resources::templates()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let ctx = self.call_context(&context)?;
+        resources::read(&self.services, &self.pipeline, &ctx, &request.uri)
+            .await
+            .map(Into::into)
+    }
+
     fn get_tool(&self, name: &str) -> Option<Tool> {
         self.catalogue.get(name).map(|s| s.tool.clone())
     }
@@ -120,7 +243,7 @@ impl ServerHandler for SluiceMcp {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let ctx = call_context(&context)?;
+        let ctx = self.call_context(&context)?;
         let (spec, call) = self
             .catalogue
             .prepare(&request.name, ctx.clone(), request.arguments)?;

@@ -23,6 +23,7 @@ pub fn error(tool: &str, e: &ToolError) -> String {
         ),
         ErrorKind::Invalid => format!("Error in {tool}: {}", e.message),
         ErrorKind::Failed => format!("{tool} failed: {}", e.message),
+        ErrorKind::Cancelled => format!("{tool} cancelled: {}", e.message),
     };
     if let (Some(line), Some(column)) = (e.line, e.column) {
         let _ = write!(text, " (line {line}, column {column})");

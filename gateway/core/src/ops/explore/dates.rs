@@ -126,7 +126,7 @@ fn retry_per_table(e: &ToolError, elapsed: std::time::Duration, timeout: std::ti
     match e.kind {
         ErrorKind::Denied => e.rule.as_deref() != Some(crate::budgets::BUDGET_EXHAUSTED),
         ErrorKind::Failed => elapsed < timeout,
-        ErrorKind::Invalid => false,
+        ErrorKind::Invalid | ErrorKind::Cancelled => false,
     }
 }
 

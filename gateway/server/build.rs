@@ -1,0 +1,31 @@
+//! Embeds the Claude Code plugin's skills (`skills/*/SKILL.md` at the repository's root) into the binary,
+//! so the gateway serves each one as an MCP prompt from the same file the plugin ships: one source, no copy.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+fn main() {
+    let skills = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../skills");
+    // A directory: cargo reruns this when anything under it changes (a skill added, edited or removed).
+    println!("cargo::rerun-if-changed={}", skills.display());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&skills)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path().join("SKILL.md"))
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    let mut code =
+        String::from("/// Every `skills/*/SKILL.md`, in folder order.\npub const SKILLS: &[&str] = &[\n");
+    for path in &found {
+        let _ = writeln!(code, "    include_str!({:?}),", path.display().to_string());
+    }
+    code.push_str("];\n");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("skills.rs");
+    if let Err(e) = std::fs::write(&out, code) {
+        println!("cargo::error=cannot write {}: {e}", out.display());
+    }
+}
