@@ -165,6 +165,59 @@ impl<DB: sqlx::Database> Pooled<DB> {
     }
 }
 
+/// A pooled session running one call's statement. Dropped before [`Running::done`] (the caller gave the call
+/// up: a cancelled MCP call drops its future mid-statement), it closes the session rather than return it to
+/// the pool in the middle of a result, and runs `stop` in the background, which asks the server to stop the
+/// statement from a second session (PostgreSQL `pg_cancel_backend`, MySQL `KILL QUERY`): closing a socket
+/// alone is noticed by the server only when it next writes.
+pub(crate) struct Running<DB: sqlx::Database> {
+    conn: Option<PoolConnection<DB>>,
+    stop: Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>,
+}
+
+impl<DB: sqlx::Database> Running<DB> {
+    pub(crate) fn new(conn: PoolConnection<DB>, stop: impl Future<Output = ()> + Send + 'static) -> Self {
+        Running {
+            conn: Some(conn),
+            stop: Some(Box::pin(stop)),
+        }
+    }
+
+    /// The session, for the statement.
+    pub(crate) fn conn(&mut self) -> Result<&mut PoolConnection<DB>, ConnectorError> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| ConnectorError::Internal("the session was already handed back".to_owned()))
+    }
+
+    /// The statement is over: the session is the caller's again, and nothing is stopped.
+    pub(crate) fn done(mut self) -> Result<PoolConnection<DB>, ConnectorError> {
+        self.stop = None;
+        self.conn
+            .take()
+            .ok_or_else(|| ConnectorError::Internal("the session was already handed back".to_owned()))
+    }
+}
+
+impl<DB: sqlx::Database> Drop for Running<DB> {
+    fn drop(&mut self) {
+        let Some(stop) = self.stop.take() else {
+            return;
+        };
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(stop);
+            }
+            Err(_) => {
+                tracing::warn!("a dropped statement could not be stopped: no runtime to run the stop on")
+            }
+        }
+    }
+}
+
 /// Ends a call's read-only transaction and turns the outcome of its work, bounded by the client-side
 /// grace timer, into the caller's result. `on_timeout` runs when the server did not answer in time, before
 /// the session is closed (MySQL kills the query from a second session there).

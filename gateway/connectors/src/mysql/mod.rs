@@ -21,7 +21,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Column as _, ConnectOptions as _, Connection as _, Executor as _, Row as _, TypeInfo as _};
 use tokio::sync::OnceCell;
 
-use crate::pool::{Pooled, Refusal, Target, describe, finish, take_rows};
+use crate::pool::{Pooled, Refusal, Running, Target, describe, finish, take_rows};
 use crate::{
     Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -130,17 +130,30 @@ impl MySqlWarehouse {
 
     /// Asks a fresh connection to kill whatever `connection_id` is running.
     async fn kill_query(&self, connection_id: u64) {
-        let killed = async {
-            let mut conn = self.pool.connect_options().connect().await?;
-            conn.execute(sqlx::AssertSqlSafe(format!("KILL QUERY {connection_id}")))
-                .await?;
-            conn.close().await
-        };
-        if let Err(error) = tokio::time::timeout(Duration::from_secs(5), killed)
-            .await
-            .unwrap_or(Err(sqlx::Error::PoolTimedOut))
-        {
-            tracing::warn!(target = %self.pool.dsn().target(), %error, "could not kill a timed-out query");
+        self.killer(connection_id).await;
+    }
+
+    /// What kills `connection_id`'s statement from a second session (after a timeout, or for a call
+    /// dropped mid-statement).
+    fn killer(&self, connection_id: u64) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let options = self.pool.connect_options().clone();
+        let target = self.pool.dsn().target();
+        async move {
+            if connection_id == 0 {
+                return;
+            }
+            let killed = async {
+                let mut conn = options.connect().await?;
+                conn.execute(sqlx::AssertSqlSafe(format!("KILL QUERY {connection_id}")))
+                    .await?;
+                conn.close().await
+            };
+            if let Err(error) = tokio::time::timeout(Duration::from_secs(5), killed)
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
+            {
+                tracing::warn!(%target, %error, "could not kill a query");
+            }
         }
     }
 
@@ -302,12 +315,15 @@ impl Warehouse for MySqlWarehouse {
     }
 
     async fn query(&self, sql: &str, options: QueryOptions) -> Result<QueryResult, ConnectorError> {
-        let mut session = self.begin(options.timeout).await?;
+        let (conn, connection_id) = self.begin(options.timeout).await?;
+        // From here until the statement is over, a dropped call kills the statement on the server.
+        let mut running = Running::new(conn, self.killer(connection_id));
         let outcome = tokio::time::timeout(
             options.timeout + CLIENT_GRACE,
-            fetch(&mut session.0, sql, options.max_rows),
+            fetch(running.conn()?, sql, options.max_rows),
         )
         .await;
+        let session = (running.done()?, connection_id);
         self.finish(session, outcome, options.timeout)
             .await
             .and_then(|refused_or_rows| refused_or_rows)

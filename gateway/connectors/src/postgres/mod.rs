@@ -20,7 +20,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind, Postgres};
 use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
 
-use crate::pool::{Pooled, Refusal, Target, describe, finish, take_rows};
+use crate::pool::{Pooled, Refusal, Running, Target, describe, finish, take_rows};
 use crate::{
     Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -94,34 +94,72 @@ impl PostgresWarehouse {
     /// Takes a pooled connection and opens a read-only transaction on it whose statements the server
     /// cancels after `timeout`.
     async fn begin(&self, timeout: Duration) -> Result<PoolConnection<Postgres>, ConnectorError> {
+        self.begin_session(timeout).await.map(|(conn, _)| conn)
+    }
+
+    /// [`Self::begin`], also returning the session's backend process id (for `pg_cancel_backend`).
+    async fn begin_session(
+        &self,
+        timeout: Duration,
+    ) -> Result<(PoolConnection<Postgres>, i32), ConnectorError> {
         let mut conn = self.pool.acquire().await?;
         let full = sqlx::Connection::cached_statements_size(&*conn) > STATEMENT_CACHE_CLEAR_AT;
-        if let Err(e) = open_transaction(&mut conn, timeout, full).await {
-            conn.close_on_drop();
-            return Err(query_error(e, timeout));
+        match open_transaction(&mut conn, timeout, full).await {
+            Ok(pid) => Ok((conn, pid)),
+            Err(e) => {
+                conn.close_on_drop();
+                Err(query_error(e, timeout))
+            }
         }
-        Ok(conn)
+    }
+
+    /// What stops this session's statement from a second session, for a call dropped mid-statement.
+    fn stop(&self, pid: i32) -> impl Future<Output = ()> + Send + 'static {
+        let options = self.pool.connect_options().clone();
+        let target = self.pool.dsn().target();
+        async move {
+            let cancelled = async {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?;
+                // The pid is an integer formatted into our own statement.
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("SELECT pg_cancel_backend({pid})")))
+                    .execute(&mut conn)
+                    .await?;
+                sqlx::Connection::close(conn).await
+            };
+            match tokio::time::timeout(Duration::from_secs(5), cancelled).await {
+                Ok(Ok(())) => tracing::debug!(%target, pid, "cancelled the statement of a dropped call"),
+                Ok(Err(error)) => {
+                    tracing::warn!(%target, %error, "could not cancel the statement of a dropped call")
+                }
+                Err(_) => tracing::warn!(%target, "cancelling the statement of a dropped call timed out"),
+            }
+        }
     }
 }
 
-/// Opens the read-only transaction on `conn`, first closing every cached statement when `clear`.
+/// Opens the read-only transaction on `conn`, first closing every cached statement when `clear`; the
+/// session's backend process id.
 async fn open_transaction(
     conn: &mut sqlx::PgConnection,
     timeout: Duration,
     clear: bool,
-) -> Result<(), sqlx::Error> {
+) -> Result<i32, sqlx::Error> {
     if clear {
         sqlx::Connection::clear_cached_statements(&mut *conn).await?;
     }
     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
     // The timeout is a literal formatted from an integer: SET takes no bind parameters.
     // The trailing SELECT takes the transaction's snapshot, after which no statement can switch it
-    // back with `SET TRANSACTION READ WRITE`.
-    let begin = format!("BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {ms}; SELECT 1");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
+    // back with `SET TRANSACTION READ WRITE`; it also says which backend serves the session.
+    let begin =
+        format!("BEGIN TRANSACTION READ ONLY; SET LOCAL statement_timeout = {ms}; SELECT pg_backend_pid()");
+    let rows = sqlx::raw_sql(sqlx::AssertSqlSafe(begin))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(rows
+        .first()
+        .and_then(|row| sqlx::Row::try_get::<i32, _>(row, 0).ok())
+        .unwrap_or(0))
 }
 
 /// Whether the server refused to run a cached statement because a table under it changed shape since it
@@ -243,23 +281,28 @@ impl Warehouse for PostgresWarehouse {
     }
 
     async fn query(&self, sql: &str, options: QueryOptions) -> Result<QueryResult, ConnectorError> {
-        let mut conn = self.begin(options.timeout).await?;
+        let (conn, pid) = self.begin_session(options.timeout).await?;
+        // From here until the statement is over, a dropped call cancels the statement on the server.
+        let mut running = Running::new(conn, self.stop(pid));
         let budget = options.timeout + CLIENT_GRACE;
-        let mut outcome = tokio::time::timeout(budget, fetch(&mut conn, sql, options.max_rows)).await;
+        let mut outcome = tokio::time::timeout(budget, fetch(running.conn()?, sql, options.max_rows)).await;
         if stale_plan(&outcome) {
             // Agent statements stay prepared on the session, so the same text can meet a table that was
             // rebuilt since: drop the failed transaction and every cached statement, then describe and run
             // it afresh, once.
+            let conn = running.conn()?;
             let reopened = async {
-                sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await?;
-                open_transaction(&mut conn, options.timeout, true).await
+                sqlx::raw_sql("ROLLBACK").execute(&mut **conn).await?;
+                open_transaction(conn, options.timeout, true).await
             };
             if let Err(e) = reopened.await {
+                let mut conn = running.done()?;
                 conn.close_on_drop();
                 return Err(query_error(e, options.timeout));
             }
-            outcome = tokio::time::timeout(budget, fetch(&mut conn, sql, options.max_rows)).await;
+            outcome = tokio::time::timeout(budget, fetch(running.conn()?, sql, options.max_rows)).await;
         }
+        let conn = running.done()?;
         finish(conn, outcome, options.timeout, query_error, async {})
             .await
             .and_then(|refused_or_rows| refused_or_rows)

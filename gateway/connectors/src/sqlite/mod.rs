@@ -14,6 +14,8 @@ mod wall;
 
 use std::path::PathBuf;
 use std::str::FromStr as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
@@ -89,6 +91,16 @@ impl SqliteWarehouse {
 
     /// Takes a pooled connection whose statements the engine aborts at `timeout` from now.
     async fn begin(&self, timeout: Duration) -> Result<(PoolConnection<Sqlite>, Instant), ConnectorError> {
+        self.begin_stoppable(timeout, Arc::new(AtomicBool::new(false)))
+            .await
+    }
+
+    /// [`Self::begin`], whose statements the engine also aborts once `stop` is set.
+    async fn begin_stoppable(
+        &self,
+        timeout: Duration,
+        stop: Arc<AtomicBool>,
+    ) -> Result<(PoolConnection<Sqlite>, Instant), ConnectorError> {
         let mut conn = self.pool.acquire().await?;
         // A previous statement may have turned query_only off on this pooled connection; the file is
         // read-only anyway, but each call starts from the full wall.
@@ -98,7 +110,9 @@ impl SqliteWarehouse {
         }
         let deadline = Instant::now() + timeout;
         let mut handle = conn.lock_handle().await.map_err(query_error)?;
-        handle.set_progress_handler(PROGRESS_STEPS, move || Instant::now() < deadline);
+        handle.set_progress_handler(PROGRESS_STEPS, move || {
+            Instant::now() < deadline && !stop.load(Ordering::Relaxed)
+        });
         drop(handle);
         Ok((conn, deadline))
     }
@@ -133,6 +147,35 @@ impl SqliteWarehouse {
     /// The database file this warehouse reads.
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+}
+
+/// Sets its flag when dropped before [`StopOnDrop::disarm`]: the statement of a call given up stops at the
+/// progress handler's next check.
+struct StopOnDrop {
+    flag: Arc<AtomicBool>,
+    armed: bool,
+}
+
+impl StopOnDrop {
+    fn new() -> Self {
+        StopOnDrop {
+            flag: Arc::new(AtomicBool::new(false)),
+            armed: true,
+        }
+    }
+
+    /// The statement is over: nothing to stop.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if self.armed {
+            self.flag.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -276,8 +319,13 @@ impl Warehouse for SqliteWarehouse {
     }
 
     async fn query(&self, sql: &str, options: QueryOptions) -> Result<QueryResult, ConnectorError> {
-        let mut session = self.begin(options.timeout).await?;
+        // A call dropped mid-statement sets the flag, and the progress handler aborts the statement.
+        let stop = StopOnDrop::new();
+        let mut session = self
+            .begin_stoppable(options.timeout, Arc::clone(&stop.flag))
+            .await?;
         let outcome = fetch(&mut session.0, sql, options.max_rows).await;
+        stop.disarm();
         self.finish(session, outcome, options.timeout)
             .await
             .and_then(|refused_or_rows| refused_or_rows)

@@ -15,6 +15,10 @@ pub struct Fixture {
     /// Counts the server's running copies of `slow_sql` (its own activity view); `None` for embedded
     /// engines, where the statement runs inside this process.
     pub activity_sql: Option<&'static str>,
+    /// Another statement that runs for minutes, and its activity count: the dropped-call check runs it, so
+    /// that the timeout check counting `slow_sql` on the same server never sees it.
+    pub dropped_sql: &'static str,
+    pub dropped_activity_sql: Option<&'static str>,
     /// Statements that slipped past governance and would leave state behind on a session.
     pub session: SessionCase,
     /// Keeps temporary files (SQLite/DuckDB) alive.
@@ -297,6 +301,61 @@ pub async fn timeouts_cancel_on_the_server(f: Fixture) {
     assert_eq!(count(w.as_ref(), "customers").await, json!(3));
 }
 
+/// A call given up mid-statement (its future dropped, as a cancelled MCP call's is) stops its statement:
+/// within a second the server no longer runs it, and the engine serves the next call at once, on the same
+/// session where the engine pools one.
+pub async fn a_dropped_call_stops_its_statement(f: Fixture) {
+    let w: std::sync::Arc<dyn Warehouse> = std::sync::Arc::from(f.warehouse);
+    let long = options(10, Duration::from_secs(120));
+    // Runs the statement and drops the call's future mid-statement, as a cancelled MCP call's is.
+    let run_and_drop = |w: std::sync::Arc<dyn Warehouse>, activity: Option<&'static str>| async move {
+        let task = {
+            let w = std::sync::Arc::clone(&w);
+            tokio::spawn(async move { w.query(f.dropped_sql, long).await })
+        };
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        if let Some(activity_sql) = activity {
+            // Seen running first, or the later zero would prove nothing.
+            assert_eq!(
+                running(w.as_ref(), activity_sql).await,
+                1,
+                "the slow statement should be running"
+            );
+        }
+        assert!(!task.is_finished(), "the slow statement finished early");
+        task.abort();
+        assert!(task.await.is_err_and(|e| e.is_cancelled()));
+    };
+    run_and_drop(std::sync::Arc::clone(&w), f.dropped_activity_sql).await;
+    if let Some(activity_sql) = f.dropped_activity_sql {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            let n = running(w.as_ref(), activity_sql).await;
+            if n == 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server still runs the statement 1 s after its call was dropped ({n})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(count(w.as_ref(), "customers").await, json!(3));
+    if let Some(one) = f.session.one_session {
+        let one: std::sync::Arc<dyn Warehouse> = std::sync::Arc::from(one);
+        run_and_drop(std::sync::Arc::clone(&one), None).await;
+        // The pool's only session is free again (closed and replaced, or stopped) well before the slow
+        // statement would have ended.
+        let next = tokio::time::timeout(Duration::from_secs(3), count(one.as_ref(), "customers")).await;
+        assert_eq!(
+            next.ok(),
+            Some(json!(3)),
+            "the one session stayed busy after its call was dropped"
+        );
+    }
+}
+
 pub async fn introspection(f: Fixture) {
     let w = f.warehouse.as_ref();
     let tables = w.list_tables().await.unwrap();
@@ -402,6 +461,11 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn timeouts_cancel_on_the_server() {
                 c::timeouts_cancel_on_the_server($open().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_dropped_call_stops_its_statement() {
+                c::a_dropped_call_stops_its_statement($open().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

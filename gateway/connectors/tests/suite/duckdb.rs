@@ -19,6 +19,8 @@ async fn open() -> Fixture {
         warehouse: Box::new(DuckDbWarehouse::new(&path, DuckDbOptions::default())),
         slow_sql: "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b",
         activity_sql: None,
+        dropped_sql: "SELECT sum(a.range * b.range) FROM range(100000001) a, range(100000001) b",
+        dropped_activity_sql: None,
         session: SessionCase {
             one_session: None,
             // The read-only instance accepts every one of these; each runs on a connection of its own,

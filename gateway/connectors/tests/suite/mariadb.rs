@@ -32,6 +32,11 @@ async fn open() -> Fixture {
             "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
              WHERE COMMAND IN ('Query', 'Execute') AND INFO LIKE '%seq_1_to_1000000 a%' AND ID <> CONNECTION_ID()",
         ),
+        dropped_sql: "SELECT SUM(a.seq * b.seq) FROM seq_1_to_1000001 a, seq_1_to_1000001 b",
+        dropped_activity_sql: Some(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+             WHERE COMMAND IN ('Query', 'Execute') AND INFO LIKE '%seq_1_to_1000001 a%' AND ID <> CONNECTION_ID()",
+        ),
         session: SessionCase {
             one_session: Some(Box::new(
                 MySqlWarehouse::new(server.dsn.as_str(), one_session()).unwrap(),

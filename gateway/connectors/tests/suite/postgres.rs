@@ -30,6 +30,12 @@ async fn open() -> Fixture {
             "SELECT count(*) FROM pg_stat_activity \
              WHERE state = 'active' AND query LIKE '%RECURSIVE r(n)%' AND pid <> pg_backend_pid()",
         ),
+        dropped_sql: "WITH RECURSIVE d(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM d WHERE n < 2000000000) \
+                      SELECT count(*) FROM d",
+        dropped_activity_sql: Some(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE state = 'active' AND query LIKE '%RECURSIVE d(n)%' AND pid <> pg_backend_pid()",
+        ),
         session: SessionCase {
             one_session: Some(Box::new(
                 PostgresWarehouse::new(server.dsn.as_str(), one_session()).unwrap(),

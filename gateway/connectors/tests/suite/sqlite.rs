@@ -44,6 +44,9 @@ async fn open() -> Fixture {
         ),
         slow_sql: SLOW,
         activity_sql: None,
+        dropped_sql: "WITH RECURSIVE d(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM d WHERE n < 2000000000) \
+                      SELECT count(*) FROM d",
+        dropped_activity_sql: None,
         session: SessionCase {
             one_session: Some(Box::new(
                 SqliteWarehouse::new(path.display().to_string(), one).unwrap(),
