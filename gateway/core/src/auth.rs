@@ -148,6 +148,60 @@ pub struct AuthContext {
     pub key_name: String,
     pub key_prefix: String,
     pub scopes: Scopes,
+    /// The tools this key may use, within its scopes.
+    pub tools: ToolList,
+}
+
+/// The tools a key may use: every tool its scopes allow, or only those named when it was created
+/// (`sluice key create --tool NAME`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolList(Option<BTreeSet<String>>);
+
+impl ToolList {
+    /// Every tool (the scopes still apply).
+    pub fn all() -> ToolList {
+        ToolList(None)
+    }
+
+    /// Only these tools.
+    pub fn only<S: Into<String>>(names: impl IntoIterator<Item = S>) -> ToolList {
+        ToolList(Some(names.into_iter().map(Into::into).collect()))
+    }
+
+    pub fn allows(&self, tool: &str) -> bool {
+        self.0.as_ref().is_none_or(|names| names.contains(tool))
+    }
+
+    /// The names, when the list is limited.
+    pub fn names(&self) -> Option<&BTreeSet<String>> {
+        self.0.as_ref()
+    }
+
+    /// As stored: `None` for every tool, else the names joined by commas.
+    pub fn stored(&self) -> Option<String> {
+        self.0
+            .as_ref()
+            .map(|names| names.iter().map(String::as_str).collect::<Vec<_>>().join(","))
+    }
+
+    pub fn from_stored(text: Option<&str>) -> ToolList {
+        ToolList(text.map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect()
+        }))
+    }
+}
+
+impl std::fmt::Display for ToolList {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("every tool its scopes allow"),
+            Some(names) => f.write_str(&names.iter().map(String::as_str).collect::<Vec<_>>().join(", ")),
+        }
+    }
 }
 
 /// Why a request was not authenticated; each maps to a 401 with a precise message.
@@ -278,6 +332,7 @@ impl Authenticator {
                     key_name: record.name,
                     key_prefix: record.prefix,
                     scopes: record.scopes,
+                    tools: record.tools,
                 };
                 (CachedKey::Valid(ctx.clone()), Ok(ctx))
             }

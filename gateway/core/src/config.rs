@@ -52,6 +52,10 @@ pub struct ServerSection {
     pub max_request_bytes: Option<usize>,
     /// An MCP session with no request for this long ends: its sandbox workspaces and cursors go with it.
     pub session_idle_secs: Option<u64>,
+    /// Only these tools are offered (every tool when absent).
+    pub tools: Option<Vec<String>>,
+    /// These tools are not offered.
+    pub disabled_tools: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -327,6 +331,10 @@ pub struct Settings {
     pub max_request_bytes: usize,
     /// How long an MCP session may stay idle before it ends.
     pub session_idle: Duration,
+    /// The tools this gateway offers (`[server] tools`; `None`: all), less `disabled_tools`. The names are
+    /// checked against the catalogue when the gateway starts.
+    pub tools: Option<Vec<String>>,
+    pub disabled_tools: Vec<String>,
     pub max_rows: u64,
     pub query_timeout: Duration,
     pub audit_strict: bool,
@@ -504,6 +512,8 @@ impl Settings {
             stateless: overrides.stateless.or(file.server.stateless).unwrap_or(false),
             max_request_bytes: file.server.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES),
             session_idle: Duration::from_secs(session_idle_secs),
+            tools: file.server.tools,
+            disabled_tools: file.server.disabled_tools.unwrap_or_default(),
             max_rows,
             query_timeout: Duration::from_millis(timeout_ms),
             audit_strict: file.audit.strict.unwrap_or(true),

@@ -17,6 +17,7 @@ pub mod guidance;
 pub mod health;
 pub mod ops;
 pub mod pipeline;
+pub mod progress;
 pub mod projects;
 pub mod registry;
 pub mod sandbox;

@@ -25,6 +25,8 @@ pub struct CallContext {
     /// Cancelled when the client gives the call up (`notifications/cancelled`, a closed connection or
     /// stdin): the pipeline stops the work, which interrupts the engine statement or kills the sandbox run.
     pub cancel: CancellationToken,
+    /// Where the call's progress goes, when the client asked for it (see [`crate::progress`]).
+    pub progress: Option<crate::progress::Reporter>,
 }
 
 /// A fresh id for one call: 64 random bits in hex, to find a call's log lines among concurrent ones.
@@ -136,6 +138,20 @@ impl Pipeline {
                 },
             };
         }
+        if !ctx.auth.tools.allows(tool) {
+            let error = ToolError::invalid(format!(
+                "this API key may not use {tool}: it was created for {} only; create a key with `sluice key \
+                 create --tool {tool}` (or without --tool for every tool its scopes allow)",
+                ctx.auth.tools
+            ));
+            return Outcome {
+                result: Err(error),
+                audit: AuditFacts {
+                    rule: Some("tool_not_allowed".to_owned()),
+                    ..Default::default()
+                },
+            };
+        }
         // Rate limiting slots in here (a later issue): after the scope check, before any work.
         // A cancelled call's work is dropped where it stands: each connector stops its statement when the
         // future running it goes (DuckDB interrupt, PostgreSQL cancel, MariaDB KILL QUERY, SQLite
@@ -146,7 +162,7 @@ impl Pipeline {
                 result: Err(ToolError::cancelled()),
                 audit: AuditFacts::default(),
             },
-            outcome = call => outcome,
+            outcome = crate::progress::scope(ctx.progress.clone(), call) => outcome,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sluice_connectors::{ConnectorKind, Dsn};
 
-use crate::auth::{Scopes, generate_key};
+use crate::auth::{Scopes, ToolList, generate_key};
 use crate::config::Settings;
 use crate::error::GatewayError;
 use crate::registry::validate_name;
@@ -41,13 +41,18 @@ impl Context {
     }
 
     /// Creates an API key; the secret is returned once and never stored.
-    pub async fn create_key(&self, name: &str, scopes: &Scopes) -> Result<Secret<String>, GatewayError> {
+    pub async fn create_key(
+        &self,
+        name: &str,
+        scopes: &Scopes,
+        tools: &ToolList,
+    ) -> Result<Secret<String>, GatewayError> {
         if name.trim().is_empty() {
             return Err(GatewayError::Invalid("a key needs a name (--name)".to_owned()));
         }
         let key = generate_key(&self.master.api_key_hasher());
         self.store
-            .insert_key(LOCAL_ORG, name, &key.prefix, &key.hash, scopes)
+            .insert_key(LOCAL_ORG, name, &key.prefix, &key.hash, scopes, tools)
             .await?;
         Ok(key.secret)
     }
@@ -126,7 +131,7 @@ pub async fn bootstrap_local(ctx: &Context) -> Result<Bootstrap, GatewayError> {
         } else {
             "local-admin".to_owned()
         };
-        let secret = ctx.create_key(&name, &Scopes::all()).await?;
+        let secret = ctx.create_key(&name, &Scopes::all(), &ToolList::all()).await?;
         write_private(&key_file, format!("{}\n", secret.expose()).as_bytes())?;
         new_admin_key = Some(secret);
     }

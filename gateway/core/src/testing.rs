@@ -53,9 +53,11 @@ pub fn ctx() -> CallContext {
             key_name: "test".into(),
             key_prefix: "sluice_test".into(),
             scopes: Scopes::all(),
+            tools: crate::auth::ToolList::all(),
         },
         session_id: None,
         request_id: "test-request".into(),
         cancel: tokio_util::sync::CancellationToken::new(),
+        progress: None,
     }
 }

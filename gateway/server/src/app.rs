@@ -70,7 +70,7 @@ pub async fn assemble(ctx: &Context, launch_sandbox: bool) -> Result<Core, Gatew
         health: Arc::new(sluice_core::health::Health::default()),
     });
     let pipeline = Pipeline::new(ctx.store.clone(), settings.audit_strict);
-    let catalogue = Arc::new(Catalogue::new(&services));
+    let catalogue = Arc::new(Catalogue::offered(&services).map_err(GatewayError::Invalid)?);
 
     let shutdown = CancellationToken::new();
     let auth = Authenticator::new(ctx.store.clone(), ctx.master.api_key_hasher()).await?;

@@ -13,7 +13,7 @@ use sluice_connectors::Dsn;
 use sluice_core::setup::{self, Context};
 
 use crate::app;
-use sluice_core::auth::{Scope, Scopes};
+use sluice_core::auth::{Scope, Scopes, ToolList};
 use sluice_core::config::{Overrides, Settings};
 use sluice_core::secrets::Secret;
 use sluice_core::store::LOCAL_ORG;
@@ -217,6 +217,10 @@ pub enum KeyCommand {
         /// Scope to grant (repeatable): query, schema, sandbox, fs_write, admin [default: query schema sandbox].
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Limit the key to this tool (repeatable); the agent sees and may call only these [default: every
+        /// tool its scopes allow].
+        #[arg(long = "tool")]
+        tools: Vec<String>,
     },
     /// List API keys (prefixes only).
     List {
@@ -470,7 +474,12 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
 
 async fn key(cmd: KeyCommand) -> Result<()> {
     match cmd {
-        KeyCommand::Create { common, name, scopes } => {
+        KeyCommand::Create {
+            common,
+            name,
+            scopes,
+            tools,
+        } => {
             let scopes = if scopes.is_empty() {
                 Scopes::default_for_new_keys()
             } else {
@@ -481,11 +490,21 @@ async fn key(cmd: KeyCommand) -> Result<()> {
                     Err(e) => bail!(e),
                 }
             };
+            if let Some(e) = crate::tools::unknown_tools(&tools, "--tool") {
+                bail!(e);
+            }
+            let tools = if tools.is_empty() {
+                ToolList::all()
+            } else {
+                ToolList::only(tools)
+            };
             let ctx = Context::open(settings(&common, None)?).await?;
-            let secret = ctx.create_key(&name, &scopes).await?;
+            let secret = ctx.create_key(&name, &scopes, &tools).await?;
             // The key alone on stdout, so scripts can capture it.
             println!("{}", secret.expose());
-            eprintln!("created key '{name}' with scopes: {scopes} (store it now; it is not shown again)");
+            eprintln!(
+                "created key '{name}' with scopes: {scopes}; tools: {tools} (store it now; it is not shown again)"
+            );
             Ok(())
         }
         KeyCommand::List { common } => {
@@ -499,8 +518,13 @@ async fn key(cmd: KeyCommand) -> Result<()> {
                 };
                 writeln!(
                     out,
-                    "{}\t{}…\t{}\t{}\t{}",
-                    k.name, k.prefix, k.scopes, state, k.created_at
+                    "{}\t{}…\t{}\t{}\t{}\t{}",
+                    k.name,
+                    k.prefix,
+                    k.scopes,
+                    state,
+                    k.created_at,
+                    k.tools.stored().unwrap_or_else(|| "all tools".to_owned())
                 )?;
             }
             Ok(())

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use pretty_assertions::assert_eq;
 use serde_json::json;
-use sluice_e2e::{Gateway, call, text};
+use sluice_e2e::{Gateway, Launch, call, text};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}"#;
 
@@ -150,5 +150,121 @@ async fn scopes_are_checked_per_tool() -> anyhow::Result<()> {
     .await?;
     assert_eq!(q.is_error, Some(true));
     assert!(text(&q).contains("lacks the 'query' scope"), "{}", text(&q));
+    Ok(())
+}
+
+/// A key created for some tools sees only those in tools/list and is refused the others with the reason;
+/// its scopes still apply on top. Unknown names are refused when the key is created.
+#[tokio::test]
+async fn a_key_limited_to_some_tools_sees_and_calls_only_those() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let out = gw
+        .cli(&[
+            "key",
+            "create",
+            "--name",
+            "analyst",
+            "--tool",
+            "query_database",
+            "--tool",
+            "list_tables",
+        ])
+        .await?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8(out.stdout)?.trim().to_owned();
+    let client = gw.client_with_key(&key).await?;
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await?
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["list_tables", "query_database"]);
+    let ok = call(&client, "list_tables", json!({"connection_name": "demo"})).await?;
+    assert_eq!(ok.is_error, Some(false), "{}", text(&ok));
+    let refused = call(
+        &client,
+        "describe_table",
+        json!({"connection_name": "demo", "table_name": "orders"}),
+    )
+    .await?;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        text(&refused).contains(
+            "this API key may not use describe_table: it was created for list_tables, query_database only"
+        ),
+        "{}",
+        text(&refused)
+    );
+    client.cancel().await?;
+    // The key list shows what each key may use.
+    let list = String::from_utf8(gw.cli(&["key", "list"]).await?.stdout)?;
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("analyst\t") && l.ends_with("\tlist_tables,query_database")),
+        "{list}"
+    );
+    let out = gw
+        .cli(&["key", "create", "--name", "typo", "--tool", "query_databse"])
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("--tool names no tool called query_databse"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+/// `[server] tools` and `disabled_tools` decide what the whole deployment offers: tools/list shows only
+/// those, a call to another says it is not offered, and a misspelt name stops the gateway at start.
+#[tokio::test]
+async fn a_deployment_offers_only_its_configured_tools() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        "[server]\ntools = [\"list_database_connections\", \"query_database\", \"execute_code\"]\n\
+         disabled_tools = [\"execute_code\"]\n",
+    )?;
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await?
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["list_database_connections", "query_database"]);
+    let err = call(&client, "execute_code", json!({"code": "print(1)"}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tool 'execute_code' is not offered by this gateway"),
+        "{err}"
+    );
+    client.cancel().await?;
+    gw.stop().await?;
+
+    std::fs::write(&config, "[server]\ndisabled_tools = [\"execute_cod\"]\n")?;
+    let out = tokio::process::Command::new(sluice_e2e::sluice_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("[server] disabled_tools names no tool called execute_cod"),
+        "{stderr}"
+    );
     Ok(())
 }

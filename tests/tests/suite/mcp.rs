@@ -521,6 +521,68 @@ async fn a_cancelled_call_stops_its_statement() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A call that carries a `progressToken` hears `notifications/progress` on its own response stream while
+/// it works (here the date boundaries, per statement; a sandbox run in `sandbox.rs`).
+#[tokio::test]
+async fn long_calls_report_progress_when_asked() -> anyhow::Result<()> {
+    let gw = Gateway::up().await?;
+    let resp = post(&gw, "/mcp").body(INIT).send().await?;
+    let session = resp.headers()["mcp-session-id"].to_str()?.to_owned();
+    resp.text().await?;
+    let on_session = |body: String| {
+        post(&gw, "/mcp")
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body)
+    };
+    on_session(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned())
+        .send()
+        .await?;
+    let events = |body: &str| -> Vec<serde_json::Value> {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str(d.trim()).ok())
+            .collect()
+    };
+    let progress_of = |events: &[serde_json::Value], token: &str| -> Vec<serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["method"] == "notifications/progress" && e["params"]["progressToken"] == token)
+            .map(|e| e["params"].clone())
+            .collect()
+    };
+
+    let dates = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "get_date_boundaries", "arguments": {"connection_name": "demo"},
+        "_meta": {"progressToken": "dates"}}});
+    let body = on_session(dates.to_string()).send().await?.text().await?;
+    let all = events(&body);
+    let progress = progress_of(&all, "dates");
+    assert!(
+        !progress.is_empty(),
+        "no progress for get_date_boundaries: {body}"
+    );
+    let last = progress.last().cloned().unwrap_or_default();
+    assert_eq!(last["progress"], last["total"], "{last}");
+    assert!(
+        last["message"].as_str().unwrap_or_default().contains("tables"),
+        "{last}"
+    );
+    // The result still comes, after the progress.
+    assert!(
+        all.last()
+            .is_some_and(|e| e["id"] == 2 && e["result"].is_object()),
+        "{body}"
+    );
+
+    // Without a token, no progress is sent.
+    let quiet = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {
+        "name": "get_date_boundaries", "arguments": {"connection_name": "demo"}}});
+    let body = on_session(quiet.to_string()).send().await?.text().await?;
+    assert!(!body.contains("notifications/progress"), "{body}");
+    Ok(())
+}
+
 /// Runs `tests/conformance/strict-schemas.mjs` (Ajv in strict mode, the pinned tree the conformance
 /// install provides) on a `tools/list` result; its status and output.
 async fn strict_check(tools: &serde_json::Value) -> anyhow::Result<(bool, String)> {

@@ -1021,3 +1021,69 @@ async fn up_leaves_a_foreign_process_on_its_socket_alone() -> anyhow::Result<()>
     gw.stop().await?;
     Ok(())
 }
+
+/// A sandbox run whose call carries a `progressToken` reports every second against its time limit, on the
+/// call's own response stream, and still returns its result.
+#[tokio::test]
+async fn a_long_run_reports_progress_when_asked() -> anyhow::Result<()> {
+    let (gw, _dir) = up_with(&sandbox_section("native")).await?;
+    let post = |session: Option<&str>, body: String| {
+        let mut req = reqwest::Client::new()
+            .post(&gw.url)
+            .header("authorization", format!("Bearer {}", gw.key))
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(session) = session {
+            req = req
+                .header("mcp-session-id", session)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        req
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+        "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let resp = post(None, init.to_string()).send().await?;
+    let session = resp.headers()["mcp-session-id"].to_str()?.to_owned();
+    resp.text().await?;
+    post(
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+    )
+    .send()
+    .await?;
+    let run = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "execute_code", "arguments": {"code": "import time\ntime.sleep(2.6)\nprint('done')", "timeout": 30},
+        "_meta": {"progressToken": 7}}});
+    let body = post(Some(&session), run.to_string()).send().await?.text().await?;
+    let events: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect();
+    let progress: Vec<Value> = events
+        .iter()
+        .filter(|e| e["method"] == "notifications/progress" && e["params"]["progressToken"] == 7)
+        .map(|e| e["params"].clone())
+        .collect();
+    assert!(
+        progress.len() >= 2,
+        "expected a progress update per second: {body}"
+    );
+    assert_eq!(progress[0]["total"], 30.0, "{progress:?}");
+    assert!(
+        progress
+            .windows(2)
+            .all(|w| w[0]["progress"].as_f64() < w[1]["progress"].as_f64()),
+        "{progress:?}"
+    );
+    let result = events.iter().find(|e| e["id"] == 3).cloned().unwrap_or_default();
+    assert!(
+        result["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("done"),
+        "{result}"
+    );
+    Ok(())
+}

@@ -32,6 +32,10 @@ impl fmt::Display for Settings {
         out.set("stateless", self.stateless)?;
         out.set("max_request_bytes", self.max_request_bytes)?;
         out.set("session_idle_secs", self.session_idle.as_secs())?;
+        if let Some(tools) = &self.tools {
+            out.set("tools", texts(tools))?;
+        }
+        out.set("disabled_tools", texts(&self.disabled_tools))?;
 
         out.section("limits")?;
         out.set("max_rows", self.max_rows)?;
@@ -366,6 +370,7 @@ allowed_origins = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*",
 stateless = false
 max_request_bytes = 2097152
 session_idle_secs = 300
+disabled_tools = []
 
 [limits]
 max_rows = 500

@@ -476,10 +476,12 @@ mod tests {
                 key_name: "k".into(),
                 key_prefix: "sluice_k".into(),
                 scopes: Scopes::all(),
+                tools: crate::auth::ToolList::all(),
             },
             session_id: Some(session.into()),
             request_id: "test-request".into(),
             cancel: tokio_util::sync::CancellationToken::new(),
+            progress: None,
         }
     }
 

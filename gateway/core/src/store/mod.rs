@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row as _, migrate::Migrator};
 
-use crate::auth::Scopes;
+use crate::auth::{Scopes, ToolList};
 use crate::error::GatewayError;
 
 mod audit_writer;
@@ -39,6 +39,7 @@ pub struct KeyRecord {
     pub name: String,
     pub prefix: String,
     pub scopes: Scopes,
+    pub tools: ToolList,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
@@ -152,11 +153,12 @@ impl Store {
         prefix: &str,
         key_hash: &[u8],
         scopes: &Scopes,
+        tools: &ToolList,
     ) -> Result<KeyRecord, GatewayError> {
         let id = uuid::Uuid::new_v4().to_string();
         let created_at = now();
         let result = sqlx::query(
-            "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, tools, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(org_id)
@@ -164,6 +166,7 @@ impl Store {
         .bind(prefix)
         .bind(key_hash)
         .bind(scopes.to_string())
+        .bind(tools.stored())
         .bind(&created_at)
         .execute(&self.pool)
         .await;
@@ -184,6 +187,7 @@ impl Store {
             name: name.to_owned(),
             prefix: prefix.to_owned(),
             scopes: scopes.clone(),
+            tools: tools.clone(),
             created_at,
             revoked_at: None,
         })
@@ -192,7 +196,7 @@ impl Store {
     /// Looks a key up by its hash; revoked keys are returned too, so callers can say "revoked".
     pub async fn key_by_hash(&self, key_hash: &[u8]) -> Result<Option<KeyRecord>, GatewayError> {
         let row = sqlx::query(
-            "SELECT id, org_id, name, prefix, scopes, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
+            "SELECT id, org_id, name, prefix, scopes, tools, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
         )
         .bind(key_hash)
         .fetch_optional(&self.pool)
@@ -202,7 +206,7 @@ impl Store {
 
     pub async fn list_keys(&self, org_id: &str) -> Result<Vec<KeyRecord>, GatewayError> {
         let rows = sqlx::query(
-            "SELECT id, org_id, name, prefix, scopes, created_at, revoked_at FROM api_keys WHERE org_id = ? ORDER BY created_at",
+            "SELECT id, org_id, name, prefix, scopes, tools, created_at, revoked_at FROM api_keys WHERE org_id = ? ORDER BY created_at",
         )
         .bind(org_id)
         .fetch_all(&self.pool)
@@ -346,6 +350,7 @@ fn key_record(r: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, GatewayError> {
         name: r.try_get("name")?,
         prefix: r.try_get("prefix")?,
         scopes: Scopes::parse_list(&scopes).map_err(GatewayError::Invalid)?,
+        tools: ToolList::from_stored(r.try_get::<Option<String>, _>("tools")?.as_deref()),
         created_at: r.try_get("created_at")?,
         revoked_at: r.try_get("revoked_at")?,
     })

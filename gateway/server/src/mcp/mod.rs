@@ -15,8 +15,9 @@ use std::sync::{Arc, RwLock};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
     GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, LoggingLevel, PaginatedRequestParams, ProtocolVersion, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams, Tool,
+    ListToolsResult, LoggingLevel, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
+    ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -81,6 +82,7 @@ impl SluiceMcp {
                 session_id: Some(fixed.1.clone()),
                 request_id: sluice_core::pipeline::request_id(),
                 cancel: context.ct.clone(),
+                progress: progress_reporter(context),
             }),
             (None, None) => Err(ErrorData::internal_error("request without HTTP context", None)),
         }
@@ -109,7 +111,26 @@ fn http_call_context(
         session_id,
         request_id: sluice_core::pipeline::request_id(),
         cancel: context.ct.clone(),
+        progress: progress_reporter(context),
     })
+}
+
+/// A reporter sending `notifications/progress` for the request's `progressToken`, when it carries one.
+fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<sluice_core::progress::Reporter> {
+    let token = context.meta.get_progress_token()?;
+    let peer = context.peer.clone();
+    Some(sluice_core::progress::Reporter::new(Arc::new(
+        move |update: sluice_core::progress::Update| {
+            let mut param = ProgressNotificationParam::new(token.clone(), update.progress);
+            param.total = update.total;
+            param.message = Some(update.message);
+            let peer = peer.clone();
+            // Sent beside the call, never holding it up; a client that left is not an error here.
+            tokio::spawn(async move {
+                let _ = peer.notify_progress(param).await;
+            });
+        },
+    )))
 }
 
 fn success(out: ToolOutput) -> CallToolResult {
@@ -145,11 +166,20 @@ impl ServerHandler for SluiceMcp {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            self.catalogue.tools().as_ref().clone(),
-        ))
+        let ctx = self.call_context(&context)?;
+        let all = self.catalogue.tools();
+        // A key created for some tools sees only those.
+        let tools = match ctx.auth.tools.names() {
+            None => all.as_ref().clone(),
+            Some(_) => all
+                .iter()
+                .filter(|t| ctx.auth.tools.allows(&t.name))
+                .cloned()
+                .collect(),
+        };
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn list_prompts(

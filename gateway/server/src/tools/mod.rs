@@ -57,8 +57,15 @@ type Handler = dyn Fn(CallContext, serde_json::Value) -> Result<Pending, ErrorDa
 pub enum Effect {
     /// Reads only; the same call gives the same answer.
     ReadOnly,
-    /// Changes state in the caller's own sandbox workspace (files, code runs); never data in a warehouse.
-    Writes,
+    /// Adds to the caller's own sandbox workspace and changes nothing there (a new directory); repeating
+    /// it changes nothing more.
+    Adds,
+    /// May replace what is in the caller's workspace (a file written over); repeating it with the same
+    /// arguments leaves the same state.
+    Overwrites,
+    /// May change or remove anything in the caller's workspace (code runs, moves); repeating it is not the
+    /// same as doing it once. Never data in a warehouse: every warehouse tool reads.
+    Changes,
 }
 
 /// A tool's fixed description.
@@ -103,8 +110,10 @@ fn annotations(meta: &Meta) -> ToolAnnotations {
     let mut a = ToolAnnotations::new();
     a.title = Some(meta.title.to_owned());
     a.read_only_hint = Some(meta.effect == Effect::ReadOnly);
-    a.destructive_hint = Some(false);
-    a.idempotent_hint = Some(meta.effect == Effect::ReadOnly);
+    a.destructive_hint = Some(matches!(meta.effect, Effect::Overwrites | Effect::Changes));
+    a.idempotent_hint = Some(meta.effect != Effect::Changes);
+    // Every tool works on the gateway's configured warehouses, projects and the caller's own sandbox (whose
+    // code has no network): a closed set of things, not the open world.
     a.open_world_hint = Some(false);
     a
 }
@@ -207,14 +216,110 @@ where
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
+/// Every tool name, in the catalogue's order: what `sluice key create --tool` and `[server] tools` are
+/// checked against without building the catalogue (`tool_names_match_the_catalogue` keeps it true).
+pub const TOOL_NAMES: &[&str] = &[
+    "list_database_connections",
+    "list_tables",
+    "describe_table",
+    "list_schemas",
+    "explore_table",
+    "schema_overview",
+    "schema_statistics",
+    "schema_ddl",
+    "schema_link",
+    "schema_diff",
+    "get_relationships",
+    "find_join_path",
+    "explore_column",
+    "explore_columns",
+    "compare_join_types",
+    "get_date_boundaries",
+    "query_database",
+    "validate_sql",
+    "explain_query",
+    "estimate_query_cost",
+    "debug_cte_query",
+    "query_history",
+    "check_budget",
+    "connection_health",
+    "connector_capabilities",
+    "server_info",
+    "execute_code",
+    "sandbox_status",
+    "fs_read_file",
+    "fs_write_file",
+    "fs_list_directory",
+    "fs_directory_tree",
+    "fs_search_files",
+    "fs_get_file_info",
+    "fs_create_directory",
+    "fs_move_file",
+    "list_projects",
+    "get_project",
+    "dbt_project_map",
+    "dbt_project_validate",
+    "dbt_lineage",
+    "dbt_error_parser",
+    "generate_sql_skeleton",
+    "check_model_schema",
+    "validate_model_output",
+    "audit_model_sources",
+    "analyze_grain",
+];
+
+/// Unknown names in a list of tool names, as one message; `None` when every name is a tool.
+pub fn unknown_tools<'a>(names: impl IntoIterator<Item = &'a String>, what: &str) -> Option<String> {
+    let unknown: Vec<&str> = names
+        .into_iter()
+        .map(String::as_str)
+        .filter(|n| !TOOL_NAMES.contains(n))
+        .collect();
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "{what} names no tool called {}; the tools are: {}",
+            unknown.join(", "),
+            TOOL_NAMES.join(", ")
+        )
+    })
+}
+
 /// Every tool this gateway offers, in a stable order.
 #[derive(Debug)]
 pub struct Catalogue {
     specs: Vec<ToolSpec>,
     tools: Arc<Vec<Tool>>,
+    /// Tools this deployment does not offer (`[server] tools` / `disabled_tools`), to say so when called.
+    disabled: Vec<&'static str>,
 }
 
 impl Catalogue {
+    /// The catalogue this deployment offers: every tool, or those `[server] tools` names, less
+    /// `[server] disabled_tools`; a name that is no tool is an error naming the tools.
+    pub fn offered(services: &Arc<Services>) -> Result<Self, String> {
+        let settings = &services.settings;
+        if let Some(tools) = &settings.tools
+            && let Some(e) = unknown_tools(tools, "[server] tools")
+        {
+            return Err(e);
+        }
+        if let Some(e) = unknown_tools(&settings.disabled_tools, "[server] disabled_tools") {
+            return Err(e);
+        }
+        let mut catalogue = Catalogue::new(services);
+        let offered = |name: &str| {
+            settings
+                .tools
+                .as_ref()
+                .is_none_or(|t| t.iter().any(|n| n == name))
+                && !settings.disabled_tools.iter().any(|n| n == name)
+        };
+        catalogue.disabled = TOOL_NAMES.iter().copied().filter(|n| !offered(n)).collect();
+        catalogue.specs.retain(|s| offered(s.name()));
+        catalogue.tools = Arc::new(catalogue.specs.iter().map(|s| s.tool.clone()).collect());
+        Ok(catalogue)
+    }
+
     pub fn new(services: &Arc<Services>) -> Self {
         let mut specs = Vec::new();
         specs.extend(schema::tools(services));
@@ -230,7 +335,11 @@ impl Catalogue {
         specs.extend(sandbox::tools(services));
         specs.extend(dbt::tools(services));
         let tools = Arc::new(specs.iter().map(|s| s.tool.clone()).collect());
-        Catalogue { specs, tools }
+        Catalogue {
+            specs,
+            tools,
+            disabled: Vec::new(),
+        }
     }
 
     pub fn tools(&self) -> &Arc<Vec<Tool>> {
@@ -250,6 +359,14 @@ impl Catalogue {
         arguments: Option<JsonObject>,
     ) -> Result<(&ToolSpec, Pending), ErrorData> {
         let Some(spec) = self.get(name) else {
+            if self.disabled.contains(&name) {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "tool '{name}' is not offered by this gateway (its [server] tools / disabled_tools settings)"
+                    ),
+                    None,
+                ));
+            }
             let names: Vec<&str> = self.specs.iter().map(ToolSpec::name).collect();
             return Err(ErrorData::invalid_params(
                 format!("unknown tool '{name}'; available tools: {}", names.join(", ")),
@@ -296,6 +413,19 @@ mod tests {
                 },
                 "$defs": {"D": {"anyOf": [{"type": "integer"}, {"type": "null"}]}}
             })
+        );
+    }
+
+    #[tokio::test]
+    async fn tool_names_match_the_catalogue() {
+        let (services, _store, _dir) = testing::services().await;
+        let catalogue = Catalogue::new(&services);
+        let names: Vec<&str> = catalogue.specs.iter().map(ToolSpec::name).collect();
+        assert_eq!(names, TOOL_NAMES);
+        assert_eq!(
+            unknown_tools(&["query_database".to_owned(), "nope".to_owned()], "--tool")
+                .map(|e| e[..33].to_owned()),
+            Some("--tool names no tool called nope;".to_owned())
         );
     }
 

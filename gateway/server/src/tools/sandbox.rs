@@ -221,7 +221,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
                 its result as CSV (or Parquet for a .parquet name) for pandas/duckdb to read. Returns the exit \
                 status, stdout/stderr (capped), files created or changed, duration and limits hit.",
             scope: Some(Scope::Sandbox),
-            effect: Effect::Writes,
+            effect: Effect::Changes,
         },
         move |ctx, a: ExecuteCodeArgs| execute_code(Arc::clone(&s), ctx, a),
     ));
@@ -264,7 +264,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
             description: "Create or replace a file in this session's sandbox workspace with the given text \
                 content (parent directories are created). Needs the fs_write scope.",
             scope: Some(Scope::FsWrite),
-            effect: Effect::Writes,
+            effect: Effect::Overwrites,
         },
         move |ctx, a: WriteFileArgs| write_file(Arc::clone(&s), ctx, a),
     ));
@@ -328,7 +328,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
             description: "Create a directory (and any missing parents) in this session's sandbox workspace; an \
                 existing directory is fine. Needs the fs_write scope.",
             scope: Some(Scope::FsWrite),
-            effect: Effect::Writes,
+            effect: Effect::Adds,
         },
         move |ctx, a: PathArg| create_directory(Arc::clone(&s), ctx, a),
     ));
@@ -341,7 +341,7 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
             description: "Move or rename a file or directory within this session's sandbox workspace; the \
                 destination must not exist. Needs the fs_write scope.",
             scope: Some(Scope::FsWrite),
-            effect: Effect::Writes,
+            effect: Effect::Changes,
         },
         move |ctx, a: MoveFileArgs| move_file(Arc::clone(&s), ctx, a),
     ));

@@ -251,7 +251,13 @@ async fn report(
     let roots = s.settings.dbt_project_roots.clone();
     let resolved =
         blocking(move || resolve_dir(&projects, &roots, &project_dir).map_err(ToolError::invalid)).await?;
+    crate::progress::report(
+        0.0,
+        Some(2.0),
+        "refreshing the manifest (dbt parse, when configured)",
+    );
     let parse = refresh_manifest(s, &resolved.dir, &resolved.fence).await?;
+    crate::progress::report(1.0, Some(2.0), "reading and checking the project's artifacts");
     let loaded = blocking(move || load(resolved.dir, &resolved.fence))
         .await
         .map_err(|mut e| {
@@ -260,6 +266,7 @@ async fn report(
             }
             e
         })?;
+    crate::progress::report(2.0, Some(2.0), "validated");
     let name = loaded.analysis.project.name.clone();
     let text = render(
         &loaded.findings,

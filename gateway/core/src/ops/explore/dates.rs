@@ -195,6 +195,7 @@ async fn read_boundaries(
     let types: Vec<Vec<String>> = plans.iter().map(column_types).collect();
     let mut tables = Vec::new();
     let mut statements = 0;
+    let total = plans.len() as f64;
     for range in chunks(&types) {
         let chunk = &plans[range.clone()];
         let slots = Slots::of(types[range].iter().map(Vec::as_slice));
@@ -243,6 +244,11 @@ async fn read_boundaries(
             }
             Err(e) => tables.extend(chunk.iter().map(|plan| unread(plan, e.message.clone()))),
         }
+        crate::progress::report(
+            tables.len() as f64,
+            Some(total),
+            format!("read the date columns of {} of {total} tables", tables.len()),
+        );
     }
     (tables, statements)
 }

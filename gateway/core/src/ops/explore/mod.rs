@@ -20,6 +20,7 @@ pub mod text;
 mod types;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_catalog::{Budget, Catalog, Quoting, Table, Window};
 
@@ -83,7 +84,25 @@ async fn snapshot(
 ) -> Result<Snapshot, ToolError> {
     let conn = s.connection(auth, connection)?;
     audit.dialect = Some(conn.dialect);
-    let lookup = s.schema_cache.get(&conn, refresh).await?;
+    let lookup = {
+        let get = s.schema_cache.get(&conn, refresh);
+        tokio::pin!(get);
+        // A snapshot taken from the cache is immediate; a large warehouse's introspection is not, and a
+        // client that asked for progress is told what the wait is.
+        tokio::select! {
+            lookup = &mut get => lookup?,
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                crate::progress::report(0.0, None, format!("reading the schema of '{}'", conn.name));
+                let lookup = get.await?;
+                crate::progress::report(
+                    1.0,
+                    None,
+                    format!("read {} tables of '{}'", lookup.current.catalog.tables().len(), conn.name),
+                );
+                lookup
+            }
+        }
+    };
     audit.rows = Some(lookup.current.catalog.tables().len() as u64);
     Ok(Snapshot { conn, lookup })
 }

@@ -455,20 +455,36 @@ async fn run(
         });
     }
     let timeout = Duration::from_secs(a.timeout);
-    let response = ws
-        .call(
-            |session| {
-                Request::RunPython(RunPython {
-                    session,
-                    code: a.code.clone(),
-                    inputs: files.clone(),
-                    timeout_ms: Some(a.timeout.saturating_mul(1000)),
-                    memory_mb: None,
-                })
-            },
-            Sandbox::run_deadline(timeout),
-        )
-        .await?;
+    let call = ws.call(
+        |session| {
+            Request::RunPython(RunPython {
+                session,
+                code: a.code.clone(),
+                inputs: files.clone(),
+                timeout_ms: Some(a.timeout.saturating_mul(1000)),
+                memory_mb: None,
+            })
+        },
+        Sandbox::run_deadline(timeout),
+    );
+    tokio::pin!(call);
+    // A client that asked for progress hears about a long run every second, against its time limit.
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let response = loop {
+        tokio::select! {
+            response = &mut call => break response?,
+            _ = tick.tick() => {
+                let secs = started.elapsed().as_secs();
+                crate::progress::report(
+                    secs as f64,
+                    Some(a.timeout as f64),
+                    format!("the code has run for {secs} s of at most {} s", a.timeout),
+                );
+            }
+        }
+    };
     let Response::RunPython(r) = response else {
         return Err(unexpected("run_python"));
     };
