@@ -296,6 +296,50 @@ pub async fn call(
     Ok(client.call_tool(params).await?)
 }
 
+/// A raw MCP session on `gw` (initialize, then initialized), for what rmcp's client keeps out of reach: a
+/// request's own response stream, `_meta`, `notifications/cancelled` sent by hand. Its session id.
+pub async fn raw_session(gw: &Gateway) -> Result<String> {
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let resp = raw_post(gw, None, init.to_string()).send().await?;
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("initialize answered without a session id"))?;
+    resp.text().await?;
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    raw_post(gw, Some(&session), initialized.to_string())
+        .send()
+        .await?;
+    Ok(session)
+}
+
+/// A POST of `body` to `gw`'s MCP endpoint with the admin key, on `session` when given.
+pub fn raw_post(gw: &Gateway, session: Option<&str>, body: String) -> reqwest::RequestBuilder {
+    let mut req = reqwest::Client::new()
+        .post(&gw.url)
+        .header("authorization", format!("Bearer {}", gw.key))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(session) = session {
+        req = req
+            .header("mcp-session-id", session)
+            .header("mcp-protocol-version", "2025-06-18");
+    }
+    req
+}
+
+/// The JSON-RPC messages of an SSE response body, in order.
+pub fn sse_messages(body: &str) -> Vec<serde_json::Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str(d.trim()).ok())
+        .collect()
+}
+
 /// The text of a tool result's first content block.
 pub fn text(result: &CallToolResult) -> String {
     result

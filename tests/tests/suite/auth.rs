@@ -173,13 +173,7 @@ async fn a_key_limited_to_some_tools_sees_and_calls_only_those() -> anyhow::Resu
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key = String::from_utf8(out.stdout)?.trim().to_owned();
     let client = gw.client_with_key(&key).await?;
-    let mut names: Vec<String> = client
-        .list_all_tools()
-        .await?
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    names.sort();
+    let names = tool_names(&client).await?;
     assert_eq!(names, ["list_tables", "query_database"]);
     let ok = call(&client, "list_tables", json!({"connection_name": "demo"})).await?;
     assert_eq!(ok.is_error, Some(false), "{}", text(&ok));
@@ -233,13 +227,7 @@ async fn a_deployment_offers_only_its_configured_tools() -> anyhow::Result<()> {
     })
     .await?;
     let client = gw.client().await?;
-    let mut names: Vec<String> = client
-        .list_all_tools()
-        .await?
-        .into_iter()
-        .map(|t| t.name.to_string())
-        .collect();
-    names.sort();
+    let names = tool_names(&client).await?;
     assert_eq!(names, ["list_database_connections", "query_database"]);
     let err = call(&client, "execute_code", json!({"code": "print(1)"}))
         .await
@@ -267,4 +255,18 @@ async fn a_deployment_offers_only_its_configured_tools() -> anyhow::Result<()> {
         "{stderr}"
     );
     Ok(())
+}
+
+/// The names of the tools a client sees, sorted.
+async fn tool_names(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = client
+        .list_all_tools()
+        .await?
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    Ok(names)
 }

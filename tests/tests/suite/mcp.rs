@@ -2,7 +2,7 @@
 
 use pretty_assertions::assert_eq;
 use serde_json::json;
-use sluice_e2e::{Gateway, Launch, call, text};
+use sluice_e2e::{Gateway, Launch, call, raw_post, raw_session, sse_messages, text};
 
 #[tokio::test]
 async fn initialize_reports_sluice() -> anyhow::Result<()> {
@@ -468,18 +468,8 @@ async fn ending_a_session_answers_204_and_the_session_is_gone() -> anyhow::Resul
 #[tokio::test]
 async fn a_cancelled_call_stops_its_statement() -> anyhow::Result<()> {
     let gw = Gateway::up().await?;
-    let resp = post(&gw, "/mcp").body(INIT).send().await?;
-    let session = resp.headers()["mcp-session-id"].to_str()?.to_owned();
-    resp.text().await?;
-    let on_session = |body: String| {
-        post(&gw, "/mcp")
-            .header("mcp-session-id", &session)
-            .header("mcp-protocol-version", "2025-06-18")
-            .body(body)
-    };
-    on_session(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned())
-        .send()
-        .await?;
+    let session = raw_session(&gw).await?;
+    let on_session = |body: String| raw_post(&gw, Some(&session), body);
     let long = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "query_database",
         "arguments": {"connection_name": "demo",
             "sql": "SELECT count(*) FROM range(100000000000) AS a(x) WHERE x % 7 = 3"}}});
@@ -526,24 +516,9 @@ async fn a_cancelled_call_stops_its_statement() -> anyhow::Result<()> {
 #[tokio::test]
 async fn long_calls_report_progress_when_asked() -> anyhow::Result<()> {
     let gw = Gateway::up().await?;
-    let resp = post(&gw, "/mcp").body(INIT).send().await?;
-    let session = resp.headers()["mcp-session-id"].to_str()?.to_owned();
-    resp.text().await?;
-    let on_session = |body: String| {
-        post(&gw, "/mcp")
-            .header("mcp-session-id", &session)
-            .header("mcp-protocol-version", "2025-06-18")
-            .body(body)
-    };
-    on_session(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned())
-        .send()
-        .await?;
-    let events = |body: &str| -> Vec<serde_json::Value> {
-        body.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str(d.trim()).ok())
-            .collect()
-    };
+    let session = raw_session(&gw).await?;
+    let on_session = |body: String| raw_post(&gw, Some(&session), body);
+    let events = |body: &str| sse_messages(body);
     let progress_of = |events: &[serde_json::Value], token: &str| -> Vec<serde_json::Value> {
         events
             .iter()

@@ -259,6 +259,20 @@ async fn running(w: &dyn Warehouse, activity_sql: &str) -> i64 {
         .unwrap()
 }
 
+/// Waits until the server runs no copy of the statement `activity_sql` counts, failing with `what` (and the
+/// count) after `limit`.
+async fn until_gone(w: &dyn Warehouse, activity_sql: &str, limit: Duration, what: &str) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let n = running(w, activity_sql).await;
+        if n == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} ({n})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A statement past its timeout fails with `Timeout` promptly, and the server is no longer running it.
 pub async fn timeouts_cancel_on_the_server(f: Fixture) {
     let w: std::sync::Arc<dyn Warehouse> = std::sync::Arc::from(f.warehouse);
@@ -284,18 +298,13 @@ pub async fn timeouts_cancel_on_the_server(f: Fixture) {
     let elapsed = started.elapsed();
     assert!(elapsed < timeout + Duration::from_secs(3), "took {elapsed:?}");
     if let Some(activity_sql) = f.activity_sql {
-        let deadline = Instant::now() + Duration::from_secs(3);
-        loop {
-            let n = running(w.as_ref(), activity_sql).await;
-            if n == 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server still runs the statement ({n})"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_gone(
+            w.as_ref(),
+            activity_sql,
+            Duration::from_secs(3),
+            "the server still runs the statement",
+        )
+        .await;
     }
     // The connection that ran it is usable again (or was replaced).
     assert_eq!(count(w.as_ref(), "customers").await, json!(3));
@@ -328,18 +337,13 @@ pub async fn a_dropped_call_stops_its_statement(f: Fixture) {
     };
     run_and_drop(std::sync::Arc::clone(&w), f.dropped_activity_sql).await;
     if let Some(activity_sql) = f.dropped_activity_sql {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        loop {
-            let n = running(w.as_ref(), activity_sql).await;
-            if n == 0 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server still runs the statement 1 s after its call was dropped ({n})"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_gone(
+            w.as_ref(),
+            activity_sql,
+            Duration::from_secs(1),
+            "the server still runs the statement 1 s after its call was dropped",
+        )
+        .await;
     }
     assert_eq!(count(w.as_ref(), "customers").await, json!(3));
     if let Some(one) = f.session.one_session {
