@@ -109,6 +109,8 @@ pub struct SessionNs {
     warm: tokio::sync::Mutex<Option<Jail>>,
     preparing: AtomicBool,
     closed: watch::Sender<bool>,
+    /// Bumped to kill the session's running code (a caller gave its run up); every run watches it.
+    cancels: watch::Sender<u64>,
     /// Native backend: the control socket of the session's launcher. Closing it ends the launcher and,
     /// with it (PID 1 of the session's PID namespace), every jail of the session.
     launcher: Mutex<Option<OwnedFd>>,
@@ -126,6 +128,11 @@ impl SessionNs {
         if let Ok(mut l) = self.launcher.lock() {
             l.take();
         }
+    }
+
+    /// Kills every run of the session that is under way now; the workspace and the warm jail stay.
+    pub fn cancel_runs(&self) {
+        self.cancels.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     fn is_closed(&self) -> bool {
@@ -490,6 +497,7 @@ impl Engine {
             warm: tokio::sync::Mutex::new(None),
             preparing: AtomicBool::new(false),
             closed: watch::channel(false).0,
+            cancels: watch::channel(0).0,
             launcher: Mutex::new(launcher),
         })
     }
@@ -796,6 +804,8 @@ impl Engine {
         let (mut out_eof, mut err_eof, mut status_eof) = (false, false, false);
         let (mut done, mut exit, mut memory, mut timed_out, mut killed) = (None, None, false, false, false);
         let mut closed = s.closed.subscribe();
+        let mut cancels = s.cancels.subscribe();
+        cancels.borrow_and_update();
         let mut deadline = tokio::time::Instant::from_std(start + Duration::from_millis(limits.timeout_ms));
         let (mut ob, mut eb) = (vec![0u8; 65536], vec![0u8; 65536]);
         let (mut rl, mut sl) = (String::new(), String::new());
@@ -851,6 +861,10 @@ impl Engine {
                 _ = closed.changed() => {
                     let _ = jail.pidfd.kill();
                     return Err(OpError::new(ErrorKind::Cancelled, "the session was closed during the run"));
+                },
+                Ok(()) = cancels.changed() => {
+                    let _ = jail.pidfd.kill();
+                    return Err(OpError::new(ErrorKind::Cancelled, "the run was cancelled by its caller"));
                 },
             }
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sluice_sandbox_protocol::{
     Capacity, DEFAULT_MAX_FRAME, ErrorInfo, ErrorKind, FrameError, PROTOCOL_VERSION, Protection, Request,
-    Response, ResponseBody, ResponseFrame, SessionClosed, SessionInfo, SessionKey, StatusInfo,
+    Response, ResponseBody, ResponseFrame, RunsCancelled, SessionClosed, SessionInfo, SessionKey, StatusInfo,
     decode_request, read_frame_async, write_frame_async,
 };
 use tokio::net::{UnixListener, UnixStream};
@@ -196,6 +196,21 @@ impl Daemon {
         })
     }
 
+    /// Kills the session's running code; its workspace and warm jail stay.
+    fn cancel_runs(&self, key: &SessionKey) -> Result<RunsCancelled, OpError> {
+        let sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| OpError::internal("sessions lock poisoned"))?;
+        let session = sessions.get(key);
+        if let Some(s) = session {
+            s.ns.cancel_runs();
+        }
+        Ok(RunsCancelled {
+            existed: session.is_some(),
+        })
+    }
+
     /// Closes sessions idle for longer than the TTL.
     fn expire(&self) {
         let Ok(mut sessions) = self.sessions.lock() else {
@@ -222,6 +237,7 @@ impl Daemon {
                 Response::OpenSession(self.open_session(a.session, a.workspace_bytes).await?)
             }
             Request::CloseSession(a) => Response::CloseSession(self.close_session(&a.session)?),
+            Request::CancelRuns(a) => Response::CancelRuns(self.cancel_runs(&a.session)?),
             Request::RunPython(a) => {
                 let guard = self.session(&a.session)?;
                 let slot =

@@ -31,6 +31,8 @@ pub enum Request {
     OpenSession(OpenSession),
     /// Kills the session's processes and removes its workspace.
     CloseSession(SessionArgs),
+    /// Kills the session's running code (its caller gave the run up); the workspace stays.
+    CancelRuns(SessionArgs),
     /// Runs Python code in the session's workspace.
     RunPython(RunPython),
     ListDirectory(PathArgs),
@@ -52,6 +54,7 @@ impl Request {
             Request::Status => "status",
             Request::OpenSession(_) => "open_session",
             Request::CloseSession(_) => "close_session",
+            Request::CancelRuns(_) => "cancel_runs",
             Request::RunPython(_) => "run_python",
             Request::ListDirectory(_) => "list_directory",
             Request::DirectoryTree(_) => "directory_tree",
@@ -69,7 +72,7 @@ impl Request {
         match self {
             Request::Status => None,
             Request::OpenSession(a) => Some(&a.session),
-            Request::CloseSession(a) => Some(&a.session),
+            Request::CloseSession(a) | Request::CancelRuns(a) => Some(&a.session),
             Request::RunPython(a) => Some(&a.session),
             Request::ListDirectory(a) | Request::GetFileInfo(a) | Request::CreateDirectory(a) => {
                 Some(&a.session)
@@ -197,6 +200,7 @@ pub enum Response {
     Status(StatusInfo),
     OpenSession(SessionInfo),
     CloseSession(SessionClosed),
+    CancelRuns(RunsCancelled),
     RunPython(RunResult),
     ListDirectory(Listing),
     DirectoryTree(Tree),
@@ -265,6 +269,12 @@ pub struct SessionInfo {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClosed {
     /// False when no such session was open.
+    pub existed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunsCancelled {
+    /// False when no such session was open (then nothing ran).
     pub existed: bool,
 }
 

@@ -1027,40 +1027,16 @@ async fn up_leaves_a_foreign_process_on_its_socket_alone() -> anyhow::Result<()>
 #[tokio::test]
 async fn a_long_run_reports_progress_when_asked() -> anyhow::Result<()> {
     let (gw, _dir) = up_with(&sandbox_section("native")).await?;
-    let post = |session: Option<&str>, body: String| {
-        let mut req = reqwest::Client::new()
-            .post(&gw.url)
-            .header("authorization", format!("Bearer {}", gw.key))
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(session) = session {
-            req = req
-                .header("mcp-session-id", session)
-                .header("mcp-protocol-version", "2025-06-18");
-        }
-        req
-    };
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
-        "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
-    let resp = post(None, init.to_string()).send().await?;
-    let session = resp.headers()["mcp-session-id"].to_str()?.to_owned();
-    resp.text().await?;
-    post(
-        Some(&session),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
-    )
-    .send()
-    .await?;
+    let session = sluice_e2e::raw_session(&gw).await?;
     let run = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
         "name": "execute_code", "arguments": {"code": "import time\ntime.sleep(2.6)\nprint('done')", "timeout": 30},
         "_meta": {"progressToken": 7}}});
-    let body = post(Some(&session), run.to_string()).send().await?.text().await?;
-    let events: Vec<Value> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str(d.trim()).ok())
-        .collect();
+    let body = sluice_e2e::raw_post(&gw, Some(&session), run.to_string())
+        .send()
+        .await?
+        .text()
+        .await?;
+    let events = sluice_e2e::sse_messages(&body);
     let progress: Vec<Value> = events
         .iter()
         .filter(|e| e["method"] == "notifications/progress" && e["params"]["progressToken"] == 7)
@@ -1084,6 +1060,71 @@ async fn a_long_run_reports_progress_when_asked() -> anyhow::Result<()> {
             .unwrap_or_default()
             .contains("done"),
         "{result}"
+    );
+    Ok(())
+}
+
+/// `notifications/cancelled` for a running `execute_code` kills the code in the daemon: the call ends at
+/// once instead of at its time limit, the audit says `cancelled`, and the session's workspace (its files)
+/// stays for the next run.
+#[tokio::test]
+async fn a_cancelled_run_is_killed_and_the_workspace_stays() -> anyhow::Result<()> {
+    let (gw, _dir) = up_with(&sandbox_section("native")).await?;
+    let session = sluice_e2e::raw_session(&gw).await?;
+    let send = |body: Value| sluice_e2e::raw_post(&gw, Some(&session), body.to_string());
+    let write = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "fs_write_file", "arguments": {"path": "keep.txt", "content": "still here"}}});
+    let body = send(write).send().await?.text().await?;
+    assert!(!body.contains(r#""isError":true"#), "{body}");
+
+    let long = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+        "name": "execute_code", "arguments": {"code": "import time\ntime.sleep(60)", "timeout": 90}}});
+    let started = std::time::Instant::now();
+    let call = tokio::spawn(send(long).send());
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5}});
+    assert_eq!(send(cancel).send().await?.status(), 202);
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        anyhow::Ok(call.await??.text().await?)
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("the cancelled run was still going after 10 s"))??;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "the cancelled run took {:?}",
+        started.elapsed()
+    );
+
+    // The daemon itself runs nothing any more (the gateway's call ending proves only the gateway stopped).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        let status = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {
+            "name": "sandbox_status", "arguments": {}}});
+        let body = send(status).send().await?.text().await?;
+        let result = sluice_e2e::sse_messages(&body)
+            .into_iter()
+            .find(|m| m["id"] == 9)
+            .unwrap_or_default();
+        let running = &result["result"]["structuredContent"]["capacity"]["running"];
+        if running == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon still runs the cancelled code: {result}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let next = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {
+        "name": "execute_code", "arguments": {"code": "print(open('keep.txt').read())"}}});
+    let body = send(next).send().await?.text().await?;
+    assert!(body.contains("still here"), "{body}");
+    let audit = String::from_utf8(gw.cli(&["audit", "--limit", "5"]).await?.stdout)?;
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains(r#""tool":"execute_code""#) && l.contains(r#""decision":"cancelled""#)),
+        "{audit}"
     );
     Ok(())
 }

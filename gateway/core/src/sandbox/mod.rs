@@ -10,7 +10,7 @@ pub mod csv;
 pub mod daemon;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sluice_sandbox_protocol::{
@@ -62,7 +62,7 @@ pub enum State {
 /// The gateway's handle on the sandbox daemon.
 #[derive(Debug)]
 pub struct Sandbox {
-    client: Option<Client>,
+    client: Option<Arc<Client>>,
     /// Why the sandbox is not configured, when `client` is `None`.
     not_configured: String,
     /// What the operator should do when the daemon is unreachable ("start it with …").
@@ -98,7 +98,7 @@ impl Sandbox {
         max_timeout_secs: u64,
     ) -> Self {
         Sandbox {
-            client: Some(Client::new(socket)),
+            client: Some(Arc::new(Client::new(socket))),
             not_configured: String::new(),
             hint: hint.into(),
             down: Mutex::new(None),
@@ -110,7 +110,7 @@ impl Sandbox {
 
     /// The daemon's socket, when one is configured.
     pub fn socket(&self) -> Option<&std::path::Path> {
-        self.client.as_ref().map(Client::socket)
+        self.client.as_deref().map(Client::socket)
     }
 
     /// Records why the daemon is down (`None`: it is up again). Only improves error messages: calls are
@@ -377,6 +377,36 @@ fn ended_error() -> CallError {
     )
 }
 
+/// Kills a workspace's running code when dropped armed (see [`Workspace::cancel_on_drop`]).
+pub struct CancelRunsOnDrop {
+    client: Option<Arc<Client>>,
+    key: Option<SessionKey>,
+}
+
+impl CancelRunsOnDrop {
+    /// The run is over: nothing to cancel.
+    pub fn disarm(mut self) {
+        self.key = None;
+    }
+}
+
+impl Drop for CancelRunsOnDrop {
+    fn drop(&mut self) {
+        let (Some(client), Some(key)) = (self.client.take(), self.key.take()) else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let cancel = Request::CancelRuns(SessionArgs { session: key });
+            if let Err(e) = client.call(cancel, CLOSE_TIMEOUT).await {
+                tracing::warn!("could not stop a cancelled sandbox run ({e}); its time limit still ends it");
+            }
+        });
+    }
+}
+
 /// One caller's workspace for the duration of a tool call.
 pub struct Workspace<'a> {
     sandbox: &'a Sandbox,
@@ -388,6 +418,15 @@ impl Workspace<'_> {
     /// True when the call has no MCP session, so the workspace is new and is removed after the call.
     pub fn ephemeral(&self) -> bool {
         self.ephemeral
+    }
+
+    /// A guard for a run in this workspace: dropped before [`CancelRunsOnDrop::disarm`] (the call was
+    /// given up), it asks the daemon to kill the workspace's running code, in the background.
+    pub fn cancel_on_drop(&self) -> CancelRunsOnDrop {
+        CancelRunsOnDrop {
+            client: self.sandbox.client.clone(),
+            key: Some(self.key.clone()),
+        }
     }
 
     /// Sends one request built for this workspace's session.

@@ -19,6 +19,7 @@ fn request_examples() -> Vec<Request> {
             workspace_bytes: Some(64 << 20),
         }),
         Request::CloseSession(SessionArgs { session: s.clone() }),
+        Request::CancelRuns(SessionArgs { session: s.clone() }),
         Request::RunPython(RunPython {
             session: s.clone(),
             code: "import pandas as pd\nprint(pd.read_csv('orders.csv').total.sum())".into(),
@@ -112,6 +113,7 @@ fn response_examples() -> Vec<ResponseBody> {
             workspace_bytes: 64 << 20,
         })),
         ResponseBody::Ok(Response::CloseSession(SessionClosed { existed: true })),
+        ResponseBody::Ok(Response::CancelRuns(RunsCancelled { existed: true })),
         ResponseBody::Ok(Response::RunPython(RunResult {
             exit: ExitStatus {
                 code: Some(0),

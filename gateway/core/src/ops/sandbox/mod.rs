@@ -468,13 +468,18 @@ async fn run(
         Sandbox::run_deadline(timeout),
     );
     tokio::pin!(call);
+    // A call given up mid-run (cancelled, or its client gone) kills the code in the daemon.
+    let cancel = ws.cancel_on_drop();
     // A client that asked for progress hears about a long run every second, against its time limit.
     let started = std::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let response = loop {
         tokio::select! {
-            response = &mut call => break response?,
+            response = &mut call => {
+                cancel.disarm();
+                break response?;
+            }
             _ = tick.tick() => {
                 let secs = started.elapsed().as_secs();
                 crate::progress::report(
