@@ -1198,3 +1198,37 @@ async fn a_missing_dbt_binary_is_a_clear_error_and_no_binary_means_no_parse() ->
     );
     Ok(())
 }
+
+/// `dbt_project_validate` called with a `progressToken` reports its steps (the manifest refresh, then the
+/// artifacts) on its own response stream, ending at its total.
+#[tokio::test]
+async fn validation_reports_progress_when_asked() -> anyhow::Result<()> {
+    let s = setup().await?;
+    let session = sluice_e2e::raw_session(&s.gw).await?;
+    let validate = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+        "name": "dbt_project_validate", "arguments": {"project_dir": "jaffle"},
+        "_meta": {"progressToken": "validate"}}});
+    let body = sluice_e2e::raw_post(&s.gw, Some(&session), validate.to_string())
+        .send()
+        .await?
+        .text()
+        .await?;
+    let messages = sluice_e2e::sse_messages(&body);
+    let progress: Vec<&serde_json::Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "validate")
+        .map(|m| &m["params"])
+        .collect();
+    assert!(
+        progress
+            .first()
+            .is_some_and(|p| p["progress"] == 0.0 && p["total"] == 2.0),
+        "{body}"
+    );
+    assert!(progress.last().is_some_and(|p| p["progress"] == 2.0), "{body}");
+    assert!(
+        messages.iter().any(|m| m["id"] == 2 && m["result"].is_object()),
+        "{body}"
+    );
+    Ok(())
+}
