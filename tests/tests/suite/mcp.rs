@@ -347,6 +347,14 @@ async fn validate_sql_shows_the_rewrite_without_running() -> anyhow::Result<()> 
         s["rewritten_sql"].as_str().unwrap_or_default().contains("LIMIT"),
         "{s}"
     );
+    // Exactly as query_database runs it by default: 1,000 rows, and one more to tell whether it was cut.
+    assert!(
+        s["rewritten_sql"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("LIMIT 1001"),
+        "{s}"
+    );
     assert!(text(&ok).starts_with("VALID ✓"), "{}", text(&ok));
     let bad = call(
         &client,
