@@ -572,6 +572,23 @@ impl Settings {
     }
 }
 
+/// Names of connections and projects appear in tool calls, URIs and logs: 1-64 letters, digits, `_` or
+/// `-`, starting with a letter; otherwise an error naming `what` and the rule.
+pub fn check_name(what: &str, name: &str) -> Result<(), GatewayError> {
+    let ok = name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(GatewayError::Invalid(format!(
+            "invalid {what} name '{name}': use 1-64 letters, digits, '_' or '-', starting with a letter"
+        )))
+    }
+}
+
 fn load_file(path: &Path) -> Result<FileConfig, GatewayError> {
     let text = std::fs::read_to_string(path).map_err(|e| GatewayError::io(path, e))?;
     toml::from_str(&text).map_err(|e| GatewayError::Config(format!("{}: {e}", path.display())))

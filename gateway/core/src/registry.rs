@@ -291,17 +291,5 @@ pub fn supported_kinds() -> String {
 
 /// Connection names appear in tool calls and logs: keep them simple identifiers.
 pub fn validate_name(name: &str) -> Result<(), GatewayError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
-    if ok {
-        Ok(())
-    } else {
-        Err(GatewayError::Invalid(format!(
-            "invalid connection name '{name}': use 1-64 letters, digits, '_' or '-', starting with a letter"
-        )))
-    }
+    crate::config::check_name("connection", name)
 }

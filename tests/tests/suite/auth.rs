@@ -240,6 +240,22 @@ async fn a_deployment_offers_only_its_configured_tools() -> anyhow::Result<()> {
     client.cancel().await?;
     gw.stop().await?;
 
+    // A list that leaves nothing to offer is refused at start too, rather than serving no tools.
+    std::fs::write(&config, "[server]\ntools = []\n")?;
+    let out = tokio::process::Command::new(sluice_e2e::sluice_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("SLUICE_LOG", "warn")
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("leave no tool to offer"),
+        "{stderr}"
+    );
+
     std::fs::write(&config, "[server]\ndisabled_tools = [\"execute_cod\"]\n")?;
     let out = tokio::process::Command::new(sluice_e2e::sluice_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])

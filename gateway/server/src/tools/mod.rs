@@ -316,6 +316,13 @@ impl Catalogue {
         };
         catalogue.disabled = TOOL_NAMES.iter().copied().filter(|n| !offered(n)).collect();
         catalogue.specs.retain(|s| offered(s.name()));
+        if catalogue.specs.is_empty() {
+            return Err(
+                "[server] tools and disabled_tools leave no tool to offer: list at least one tool in \
+                 `tools`, or remove it to offer every tool"
+                    .to_owned(),
+            );
+        }
         catalogue.tools = Arc::new(catalogue.specs.iter().map(|s| s.tool.clone()).collect());
         Ok(catalogue)
     }
