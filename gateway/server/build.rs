@@ -18,6 +18,13 @@ fn main() {
         })
         .unwrap_or_default();
     found.sort();
+    if found.is_empty() {
+        // A binary without its prompts would serve an empty prompts/list without a word: fail the build.
+        println!(
+            "cargo::error=no skills/*/SKILL.md found under {}; the prompts are built from them",
+            skills.display()
+        );
+    }
     let mut code =
         String::from("/// Every `skills/*/SKILL.md`, in folder order.\npub const SKILLS: &[&str] = &[\n");
     for path in &found {

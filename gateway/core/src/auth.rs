@@ -272,7 +272,7 @@ impl Authenticator {
     pub fn watch_revisions(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut tick = tokio::time::interval(crate::store::REVISION_POLL);
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}

@@ -82,6 +82,23 @@ fn dimensions(limits: &BudgetLimits, used: &Usage) -> Vec<Dimension> {
         .collect()
 }
 
+/// The refusal of a query whose key has spent a daily limit.
+fn exhausted(auth: &AuthContext, day: &str, dimension: &str, used: f64, limit: u64) -> ToolError {
+    ToolError {
+        kind: ErrorKind::Denied,
+        rule: Some(BUDGET_EXHAUSTED.to_owned()),
+        message: format!(
+            "the daily budget of API key '{}' is exhausted: {} of {limit} {dimension} used today ({day} UTC). The \
+             query was not run. Budgets reset at 00:00 UTC; check_budget shows every limit, and the operator \
+             can raise them in [budgets].",
+            auth.key_name,
+            trim(used),
+        ),
+        line: None,
+        column: None,
+    }
+}
+
 impl Budgets {
     pub fn new(section: BudgetsSection, store: Store) -> Budgets {
         Budgets {
@@ -109,21 +126,19 @@ impl Budgets {
             .into_iter()
             .find(|d| d.limit.is_some_and(|l| d.used >= l as f64))
         {
-            return Err(ToolError {
-                kind: ErrorKind::Denied,
-                rule: Some(BUDGET_EXHAUSTED.to_owned()),
-                message: format!(
-                    "the daily budget of API key '{}' is exhausted: {} of {} {} used today ({day} UTC). The query \
-                     was not run. Budgets reset at 00:00 UTC; check_budget shows every limit, and the operator \
-                     can raise them in [budgets].",
-                    auth.key_name,
-                    trim(d.used),
-                    d.limit.unwrap_or(0),
-                    d.name
-                ),
-                line: None,
-                column: None,
-            });
+            return Err(exhausted(auth, &day, &d.name, d.used, d.limit.unwrap_or(0)));
+        }
+        // The read above is a fast refusal; the query count is decided by one atomic admission in the
+        // store, so concurrent calls (on this instance or others sharing the store) admit exactly the limit.
+        if let Some(limit) = limits.queries_per_day {
+            let admitted = self
+                .store
+                .admit_query(&auth.org_id, &auth.key_id, &day, limit)
+                .await
+                .map_err(|e| ToolError::failed(format!("the budget could not be read: {e}")))?;
+            if !admitted {
+                return Err(exhausted(auth, &day, "queries", limit as f64, limit));
+            }
         }
         self.spend(
             auth,

@@ -36,6 +36,7 @@ pub struct FileConfig {
     pub connections: Vec<ConnectionConfig>,
     pub projects: Vec<ProjectConfig>,
     pub dbt: DbtSection,
+    pub store: StoreSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,6 +57,9 @@ pub struct ServerSection {
     pub tools: Option<Vec<String>>,
     /// These tools are not offered.
     pub disabled_tools: Option<Vec<String>>,
+    /// `serve`: when the store holds no usable API key, create the admin key and write it to this file
+    /// (mode 0600); only the path is logged. For deployments (`SLUICE_FIRST_KEY_FILE`).
+    pub first_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -304,6 +308,62 @@ pub struct DbtSection {
 
 pub const DEFAULT_DBT_PARSE_TIMEOUT_SECS: u64 = 120;
 
+/// Where the store lives.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `postgres://user@host:5432/database` keeps the store in PostgreSQL (for teams, and for several
+    /// gateway instances sharing one store); absent, the store is SQLite at `<data_dir>/sluice.db`.
+    /// `SLUICE_STORE_URL` overrides it.
+    pub url: Option<String>,
+    /// A file holding the PostgreSQL password (e.g. a compose or Kubernetes secret), so that the URL
+    /// carries none. `SLUICE_STORE_PASSWORD_FILE` overrides it. Relative to the config file.
+    pub password_file: Option<PathBuf>,
+    /// Connections to PostgreSQL this gateway keeps at most (default 10).
+    pub max_connections: Option<u32>,
+}
+
+pub const DEFAULT_STORE_MAX_CONNECTIONS: u32 = 10;
+
+/// The store the settings name.
+#[derive(Clone, Debug)]
+pub enum StoreLocation {
+    Sqlite(PathBuf),
+    Postgres {
+        /// Redacted whenever shown.
+        url: Dsn,
+        /// From `password_file`, when given.
+        password: Option<Secret<String>>,
+        password_file: Option<PathBuf>,
+        max_connections: u32,
+    },
+}
+
+impl StoreLocation {
+    /// How the store is named in logs and `config show`, without secrets.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Sqlite(path) => format!("sqlite {}", path.display()),
+            StoreLocation::Postgres { url, .. } => format!("postgres {url}"),
+        }
+    }
+}
+
+/// Reads a secret from a file (a compose secret, say): trailing newlines are not part of it.
+pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret<String>, GatewayError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        GatewayError::Config(format!("{what} file {} could not be read: {e}", path.display()))
+    })?;
+    let value = text.trim_end_matches(['\n', '\r']).to_owned();
+    if value.is_empty() {
+        return Err(GatewayError::Config(format!(
+            "{what} file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Secret::new(value))
+}
+
 /// Values from flags and `SLUICE_*` variables (clap resolves flag > env); `None` = not given.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -318,6 +378,12 @@ pub struct Overrides {
     pub master_key: Option<Secret<String>>,
     /// Overrides `[sandbox] enabled`.
     pub sandbox: Option<bool>,
+    /// `SLUICE_STORE_URL`, overriding `[store] url`.
+    pub store_url: Option<Dsn>,
+    /// `SLUICE_STORE_PASSWORD_FILE`, overriding `[store] password_file`.
+    pub store_password_file: Option<PathBuf>,
+    /// `SLUICE_FIRST_KEY_FILE`, overriding `[server] first_key_file`.
+    pub first_key_file: Option<PathBuf>,
 }
 
 /// Everything resolved.
@@ -359,6 +425,9 @@ pub struct Settings {
     pub budgets: BudgetsSection,
     /// Never printed: `Settings` derives Debug, so the key is wrapped.
     pub master_key: Option<Secret<String>>,
+    pub store: StoreLocation,
+    /// See [`ServerSection::first_key_file`].
+    pub first_key_file: Option<PathBuf>,
 }
 
 pub const DEFAULT_MAX_ROWS: u64 = 10_000;
@@ -391,6 +460,49 @@ fn loopback_origins() -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
+}
+
+/// The store from `[store]` and its overrides: PostgreSQL for a `postgres://` URL, SQLite for a
+/// `sqlite://` one or none.
+fn store_location(
+    url: Option<Dsn>,
+    password_file: Option<PathBuf>,
+    max_connections: Option<u32>,
+    data_dir: &Path,
+) -> Result<StoreLocation, GatewayError> {
+    let Some(url) = url.filter(|u| !u.expose().trim().is_empty()) else {
+        if password_file.is_some() {
+            return Err(GatewayError::Config(
+                "[store] password_file is set but no PostgreSQL [store] url is".to_owned(),
+            ));
+        }
+        return Ok(StoreLocation::Sqlite(data_dir.join("sluice.db")));
+    };
+    let text = url.expose().trim();
+    if let Some(path) = text.strip_prefix("sqlite://") {
+        return Ok(StoreLocation::Sqlite(PathBuf::from(path)));
+    }
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err(GatewayError::Config(format!(
+            "[store] url '{url}' is neither postgres://user@host:port/database nor sqlite://path"
+        )));
+    }
+    let password = password_file
+        .as_deref()
+        .map(|p| read_secret_file(p, "the store password"))
+        .transpose()?;
+    let max_connections = max_connections.unwrap_or(DEFAULT_STORE_MAX_CONNECTIONS);
+    if max_connections < 2 {
+        return Err(GatewayError::Config(
+            "[store] max_connections must be at least 2 (the audit writer keeps one)".to_owned(),
+        ));
+    }
+    Ok(StoreLocation::Postgres {
+        url,
+        password,
+        password_file,
+        max_connections,
+    })
 }
 
 impl Settings {
@@ -498,12 +610,21 @@ impl Settings {
                 "[dbt] parse_timeout_secs must be at least 1".to_owned(),
             ));
         }
+        let data_dir = overrides
+            .data_dir
+            .or(file.server.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let store = store_location(
+            overrides.store_url.or(file.store.url.map(Dsn::new)),
+            overrides
+                .store_password_file
+                .or(file.store.password_file.map(|p| config_dir.join(p))),
+            file.store.max_connections,
+            &data_dir,
+        )?;
         Ok(Settings {
             listen,
-            data_dir: overrides
-                .data_dir
-                .or(file.server.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir,
             allowed_hosts: overrides
                 .allowed_hosts
                 .or(file.server.allowed_hosts)
@@ -548,11 +669,11 @@ impl Settings {
             max_cursor_bytes: file.limits.max_cursor_bytes.unwrap_or(DEFAULT_MAX_CURSOR_BYTES),
             budgets: file.budgets,
             master_key: overrides.master_key,
+            store,
+            first_key_file: overrides
+                .first_key_file
+                .or(file.server.first_key_file.map(|p| config_dir.join(p))),
         })
-    }
-
-    pub fn store_path(&self) -> PathBuf {
-        self.data_dir.join("sluice.db")
     }
 
     pub fn key_file(&self) -> PathBuf {

@@ -225,7 +225,7 @@ pub fn watch(
 ) {
     tokio::spawn(async move {
         let mut seen = store.connection_revision().await.ok();
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        let mut tick = tokio::time::interval(crate::store::REVISION_POLL);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}

@@ -31,7 +31,7 @@ impl Context {
                 .map_err(|e| GatewayError::io(dir, e))?;
         }
         let master = MasterKey::load_or_create(settings.master_key.as_ref(), dir)?;
-        let store = Store::open(&settings.store_path()).await?;
+        let store = Store::connect(&settings.store).await?;
         store.ensure_org(LOCAL_ORG).await?;
         Ok(Context {
             settings: Arc::new(settings),
@@ -118,6 +118,41 @@ pub struct Bootstrap {
     /// The admin key, only on the run that created it.
     pub new_admin_key: Option<Secret<String>>,
     pub demo_created: bool,
+}
+
+/// What [`first_key`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstKey {
+    /// The org already has a usable key; nothing was created.
+    Exists,
+    /// This process created the `admin` key and wrote it to the file.
+    Created,
+    /// Another gateway instance created it at the same moment (its file holds it).
+    CreatedElsewhere,
+}
+
+/// First start of a deployment (`sluice serve` with `[server] first_key_file`): when the org has no usable
+/// API key, creates the admin key `admin` and writes it (mode 0600) to `path`, so that the operator reads it
+/// from there; the key never reaches a log. Instances racing on one store create exactly one: the key's name
+/// is unique, and the losers see the conflict.
+pub async fn first_key(ctx: &Context, path: &Path) -> Result<FirstKey, GatewayError> {
+    let keys = ctx.store.list_keys(LOCAL_ORG).await?;
+    if keys.iter().any(|k| k.revoked_at.is_none()) {
+        return Ok(FirstKey::Exists);
+    }
+    let name = if keys.iter().any(|k| k.name == "admin") {
+        format!("admin-{}", keys.len() + 1)
+    } else {
+        "admin".to_owned()
+    };
+    match ctx.create_key(&name, &Scopes::all(), &ToolList::all()).await {
+        Ok(secret) => {
+            write_private(path, format!("{}\n", secret.expose()).as_bytes())?;
+            Ok(FirstKey::Created)
+        }
+        Err(GatewayError::Conflict(_)) => Ok(FirstKey::CreatedElsewhere),
+        Err(e) => Err(e),
+    }
 }
 
 /// First-run set-up for `sluice up`: the local admin key and the demo warehouse.

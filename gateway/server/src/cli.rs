@@ -245,14 +245,36 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(text: &str) -> Res
     }
 }
 
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `SLUICE_MASTER_KEY`, or the contents of the file `SLUICE_MASTER_KEY_FILE` names (a compose secret);
+/// both at once is refused rather than one silently winning.
+fn master_key_from_env() -> Result<Option<Secret<String>>> {
+    let inline = env_nonempty("SLUICE_MASTER_KEY");
+    let file = env_nonempty("SLUICE_MASTER_KEY_FILE");
+    match (inline, file) {
+        (Some(_), Some(_)) => {
+            anyhow::bail!("set SLUICE_MASTER_KEY or SLUICE_MASTER_KEY_FILE, not both")
+        }
+        (Some(key), None) => Ok(Some(Secret::new(key))),
+        (None, Some(path)) => Ok(Some(sluice_core::config::read_secret_file(
+            std::path::Path::new(&path),
+            "the master key (SLUICE_MASTER_KEY_FILE)",
+        )?)),
+        (None, None) => Ok(None),
+    }
+}
+
 fn settings(common: &Common, serve: Option<&ServeArgs>) -> Result<Settings> {
     let mut overrides = Overrides {
         config: common.config.clone(),
         data_dir: common.data_dir.clone(),
-        master_key: std::env::var("SLUICE_MASTER_KEY")
-            .ok()
-            .filter(|k| !k.is_empty())
-            .map(Secret::new),
+        master_key: master_key_from_env()?,
+        store_url: env_nonempty("SLUICE_STORE_URL").map(Dsn::new),
+        store_password_file: env_nonempty("SLUICE_STORE_PASSWORD_FILE").map(PathBuf::from),
+        first_key_file: env_nonempty("SLUICE_FIRST_KEY_FILE").map(PathBuf::from),
         ..Overrides::default()
     };
     if let Some(s) = serve {
@@ -305,15 +327,32 @@ async fn up(settings: Settings, local: bool) -> Result<()> {
     } else {
         None
     };
-    if !local
-        && ctx
-            .store
-            .list_keys(LOCAL_ORG)
-            .await?
-            .iter()
-            .all(|k| k.revoked_at.is_some())
-    {
-        tracing::warn!("no usable API key exists; create one with `sluice key create --name NAME`");
+    if !local {
+        match &ctx.settings.first_key_file {
+            Some(path) => match setup::first_key(&ctx, path).await? {
+                setup::FirstKey::Created => tracing::warn!(
+                    file = %path.display(),
+                    "created the first admin API key (named admin); read it from the file, then delete the file"
+                ),
+                setup::FirstKey::CreatedElsewhere => tracing::info!(
+                    "another gateway instance created the first admin API key at the same moment"
+                ),
+                setup::FirstKey::Exists => {}
+            },
+            None => {
+                if ctx
+                    .store
+                    .list_keys(LOCAL_ORG)
+                    .await?
+                    .iter()
+                    .all(|k| k.revoked_at.is_some())
+                {
+                    tracing::warn!(
+                        "no usable API key exists; create one with `sluice key create --name NAME`"
+                    );
+                }
+            }
+        }
     }
 
     // `up` runs the sandbox daemon beside the gateway; `serve` connects to the configured one.
@@ -331,7 +370,11 @@ async fn up(settings: Settings, local: bool) -> Result<()> {
     if bootstrap.as_ref().is_some_and(|b| b.demo_created) {
         writeln!(out, "sluice: created the demo warehouse as connection 'demo'")?;
     }
-    let key_file = data_dir.join("local_api_key");
+    // `serve` with a first-key file points there; otherwise at the key `up` keeps in the data directory.
+    let key_file = match (&ctx.settings.first_key_file, local) {
+        (Some(path), false) => path.clone(),
+        _ => data_dir.join("local_api_key"),
+    };
     match bootstrap.as_ref().and_then(|b| b.new_admin_key.as_ref()) {
         Some(key) => {
             writeln!(

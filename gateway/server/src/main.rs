@@ -10,7 +10,15 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices (e.g. "relation _sqlx_migrations already exists, skipping" on every start with a
+    // PostgreSQL store) are not the operator's concern unless the filter asks for sqlx by name.
+    let directives = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".to_owned());
+    let directives = if directives.contains("sqlx") {
+        directives
+    } else {
+        format!("{directives},sqlx::postgres::notice=warn")
+    };
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     // Colour codes only for a person at a terminal: a stdio client's log, a file or journald gets plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)

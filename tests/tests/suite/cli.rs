@@ -180,7 +180,7 @@ async fn config_show_prints_the_settings_without_secrets() -> anyhow::Result<()>
         "name = \"sales\"",
         "max_rows = 20",
         "query_timeout_ms = 1234",
-        "# master key: from SLUICE_MASTER_KEY (not shown)",
+        "# master key: from SLUICE_MASTER_KEY or SLUICE_MASTER_KEY_FILE (not shown)",
     ] {
         assert!(
             stdout.lines().any(|l| l == line),

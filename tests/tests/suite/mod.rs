@@ -7,6 +7,7 @@ mod conformance;
 mod dbt;
 mod errors;
 mod governance;
+mod instances;
 mod mcp;
 mod plugin;
 mod query_tools;

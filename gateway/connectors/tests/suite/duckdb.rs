@@ -6,7 +6,7 @@ use sluice_connectors::ConnectorError;
 use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
 
 use super::conformance::{Fixture, SessionCase, conformance, options};
-use super::servers::fixture_sql;
+use sluice_test_servers::fixture_sql;
 
 async fn open() -> Fixture {
     let dir = tempfile::tempdir().unwrap();

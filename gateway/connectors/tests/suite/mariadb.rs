@@ -9,7 +9,7 @@ use sluice_connectors::mysql::{Flavor, MySqlWarehouse};
 use sluice_connectors::{ConnectorError, PoolOptions, Warehouse};
 
 use super::conformance::{Fixture, SessionCase, conformance, options};
-use super::servers::{Engine, Server, closed_port};
+use sluice_test_servers::{Engine, Server, closed_port};
 
 /// MariaDB caps recursive CTEs at 1000 iterations by default; a cross join of its built-in sequence
 /// tables runs for hours instead.

@@ -4,5 +4,4 @@ mod conformance;
 mod duckdb;
 mod mariadb;
 mod postgres;
-mod servers;
 mod sqlite;

@@ -8,7 +8,7 @@ use sluice_connectors::postgres::PostgresWarehouse;
 use sluice_connectors::{ConnectorError, PoolOptions, Warehouse};
 
 use super::conformance::{Fixture, SessionCase, conformance, options};
-use super::servers::{Engine, Server, closed_port};
+use sluice_test_servers::{Engine, Server, closed_port};
 
 const SLOW: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2000000000) \
                     SELECT count(*) FROM r";

@@ -9,7 +9,7 @@ use sluice_connectors::{ConnectorError, PoolOptions, Warehouse};
 use sqlx::Connection as _;
 
 use super::conformance::{Fixture, SessionCase, conformance, options};
-use super::servers::fixture_sql;
+use sluice_test_servers::fixture_sql;
 
 const SLOW: &str = "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 2000000000) \
                     SELECT count(*) FROM r";

@@ -17,7 +17,9 @@ impl fmt::Display for Settings {
         out.comment("The effective configuration: defaults < config file < SLUICE_* environment < flags.")?;
         // The key's text is never formatted here, not even through its redacting wrapper: only its source.
         match &self.master_key {
-            Some(_) => out.comment("master key: from SLUICE_MASTER_KEY (not shown)")?,
+            Some(_) => {
+                out.comment("master key: from SLUICE_MASTER_KEY or SLUICE_MASTER_KEY_FILE (not shown)")?
+            }
             None => out.comment(&format!(
                 "master key: {} (created on first use)",
                 self.data_dir.join("master.key").display()
@@ -36,6 +38,29 @@ impl fmt::Display for Settings {
             out.set("tools", texts(tools))?;
         }
         out.set("disabled_tools", texts(&self.disabled_tools))?;
+        if let Some(file) = &self.first_key_file {
+            out.set("first_key_file", path(file))?;
+        }
+
+        out.section("store")?;
+        match &self.store {
+            super::StoreLocation::Sqlite(file) => {
+                out.set("url", text(&format!("sqlite://{}", file.display())))?;
+            }
+            super::StoreLocation::Postgres {
+                url,
+                password_file,
+                max_connections,
+                ..
+            } => {
+                // The URL through its redacting Display; a password file is named, never read out.
+                out.set("url", text(&url.to_string()))?;
+                if let Some(file) = password_file {
+                    out.set("password_file", path(file))?;
+                }
+                out.set("max_connections", max_connections)?;
+            }
+        }
 
         out.section("limits")?;
         out.set("max_rows", self.max_rows)?;
@@ -275,19 +300,24 @@ dsn = "postgres://u:hunter2@pg.internal/db"
 name = "shop"
 kind = "mysql"
 dsn = "mysql://app@mysql.internal:3306/shop?password=hunter3&ssl-mode=REQUIRED"
+
+[store]
+url = "postgres://sluice:hunter4@db.internal/sluice"
+password_file = "store_password"
 "#;
 
     const MASTER_KEY: &str = "bWFzdGVyLWtleS10ZXh0LXRoYXQtbXVzdC1uZXZlci1zaG93";
 
     #[test]
     fn settings_never_print_secrets() {
-        let (_dir, path) = write(SECRET_CONFIG);
+        let (dir, path) = write(SECRET_CONFIG);
+        std::fs::write(dir.path().join("store_password"), "hunter5\n").unwrap();
         let settings = resolve(path, Some(MASTER_KEY));
         for (form, printed) in [
             ("Debug", format!("{settings:?}")),
             ("Display", settings.to_string()),
         ] {
-            for secret in ["hunter2", "hunter3", MASTER_KEY] {
+            for secret in ["hunter2", "hunter3", "hunter4", "hunter5", MASTER_KEY] {
                 assert!(!printed.contains(secret), "{form} shows {secret}:\n{printed}");
             }
             for shown in [
@@ -295,6 +325,7 @@ dsn = "mysql://app@mysql.internal:3306/shop?password=hunter3&ssl-mode=REQUIRED"
                 "password=***",
                 "pg.internal",
                 "mysql.internal:3306/shop",
+                "postgres://sluice:***@db.internal/sluice",
                 "sales",
                 "shop",
             ] {
@@ -371,6 +402,9 @@ stateless = false
 max_request_bytes = 2097152
 session_idle_secs = 300
 disabled_tools = []
+
+[store]
+url = "sqlite://.sluice/sluice.db"
 
 [limits]
 max_rows = 500
@@ -478,9 +512,10 @@ connection = "warehouse"
     /// (a DSN read back is its redacted form, which redacts to itself).
     #[test]
     fn display_reads_back_as_the_same_configuration() {
-        let (_dir, path) = write(&format!(
+        let (dir, path) = write(&format!(
             "{SECRET_CONFIG}\n[sandbox]\npreload = ['pandas']\nuid = 1000\n[budgets.keys.ci]\nqueries_per_day = 3\n"
         ));
+        std::fs::write(dir.path().join("store_password"), "hunter5\n").unwrap();
         let settings = resolve(path, Some(MASTER_KEY));
         let printed = settings.to_string();
         let (_dir, again) = write(&printed);

@@ -1,6 +1,6 @@
 //! The audit writer: one task owns every audit insert and commits whatever is queued in one transaction
 //! (group commit), so concurrent tool calls neither fight over SQLite's single write lock (whose busy
-//! handler sleeps in milliseconds) nor pay one commit each.
+//! handler sleeps in milliseconds) nor pay one commit each (on PostgreSQL: one fsync per batch).
 //!
 //! The task keeps one connection of its own (detached from the pool), so SQLite's page cache stays warm
 //! between commits instead of being re-read by whichever pooled connection comes next.
@@ -8,10 +8,10 @@
 //! Strictness is unchanged: every caller waits for the commit that holds its record and gets that
 //! commit's result, so a call never answers before its audit record is durable in the store.
 
-use sqlx::{Connection as _, SqliteConnection, SqlitePool};
+use sqlx::{Connection as _, PgConnection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::AuditRecord;
+use super::{AuditRecord, Pool};
 use crate::error::GatewayError;
 
 /// Records committed together at most; a larger queue is split over several commits.
@@ -33,7 +33,7 @@ pub(super) struct AuditWriter {
 
 impl AuditWriter {
     /// Starts the writer on the current tokio runtime.
-    pub(super) fn spawn(pool: SqlitePool) -> AuditWriter {
+    pub(super) fn spawn(pool: Pool) -> AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(run(pool, rx));
         AuditWriter { tx }
@@ -55,9 +55,28 @@ impl AuditWriter {
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
+/// The writer's own connection, on the store's engine.
+enum Own {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Pool {
+    fn is_closed(&self) -> bool {
+        super::on_pool!(self, p => p.is_closed())
+    }
+
+    async fn own_connection(&self) -> Result<Own, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => Own::Sqlite(p.acquire().await?.detach()),
+            Pool::Postgres(p) => Own::Postgres(p.acquire().await?.detach()),
+        })
+    }
+}
+
+async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut own: Option<SqliteConnection> = None;
+    let mut own: Option<Own> = None;
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         if pool.is_closed() {
             // The store was closed: so is the writer's connection, and the acquire below says why.
@@ -65,8 +84,8 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
         }
         let conn = match &mut own {
             Some(conn) => conn,
-            None => match pool.acquire().await {
-                Ok(conn) => own.insert(conn.detach()),
+            None => match pool.own_connection().await {
+                Ok(conn) => own.insert(conn),
                 Err(e) => {
                     // No connection now: these records fail, the next batch tries again.
                     let message = e.to_string();
@@ -81,6 +100,14 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
             Ok(()) => {
                 for p in batch.drain(..) {
                     let _ = p.done.send(Ok(()));
+                }
+            }
+            // A lost connection (a PostgreSQL restart, say) is dropped, so the next batch opens another.
+            Err(e) if is_connection_error(&e) => {
+                own = None;
+                let message = e.to_string();
+                for p in batch.drain(..) {
+                    let _ = p.done.send(Err(message.clone()));
                 }
             }
             // One record the store refuses must not fail the others queued with it: retry one by one,
@@ -103,119 +130,61 @@ async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>) {
     }
 }
 
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed
+    )
+}
+
 /// Inserts the records in one transaction (a lone record in its own implicit one: one round trip to the
 /// store's connection instead of three).
-async fn insert_all(conn: &mut SqliteConnection, batch: &[Pending]) -> Result<(), sqlx::Error> {
-    if let [only] = batch {
-        return insert(conn, &only.record).await;
-    }
-    let mut tx = conn.begin().await?;
-    for p in batch {
-        insert(&mut tx, &p.record).await?;
-    }
-    tx.commit().await
-}
-
-async fn insert(conn: &mut sqlx::SqliteConnection, r: &AuditRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(
-            "INSERT INTO audit_log (ts, org_id, key_prefix, session_id, tool, connection, sql_redacted, sql_sha256,
-                                    sql_len, system_query, decision, rule, rows, duration_ms, error,
-                                    code_sha256, code_len)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&r.ts)
-        .bind(&r.org_id)
-        .bind(&r.key_prefix)
-        .bind(&r.session_id)
-        .bind(&r.tool)
-        .bind(&r.connection)
-        .bind(&r.sql_redacted)
-        .bind(&r.sql_sha256)
-        .bind(r.sql_len)
-        .bind(r.system_query)
-        .bind(&r.decision)
-        .bind(&r.rule)
-        .bind(r.rows)
-        .bind(r.duration_ms)
-        .bind(&r.error)
-        .bind(&r.code_sha256)
-        .bind(r.code_len)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::{AuditRecord, Store};
-
-    fn record(tool: &str) -> AuditRecord {
-        AuditRecord {
-            ts: super::super::now(),
-            org_id: "local".to_owned(),
-            key_prefix: "sluice_test".to_owned(),
-            tool: tool.to_owned(),
-            decision: "ok".to_owned(),
-            ..Default::default()
-        }
-    }
-
-    async fn count(store: &Store) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM audit_log")
-            .fetch_one(&store.pool)
+async fn insert_all(conn: &mut Own, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    macro_rules! insert {
+        ($conn:expr, $r:expr) => {{
+            let r: &AuditRecord = $r;
+            sqlx::query(
+                "INSERT INTO audit_log (ts, org_id, key_prefix, session_id, tool, connection, sql_redacted,
+                                        sql_sha256, sql_len, system_query, decision, rule, rows, duration_ms,
+                                        error, code_sha256, code_len)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+            )
+            .bind(&r.ts)
+            .bind(&r.org_id)
+            .bind(&r.key_prefix)
+            .bind(&r.session_id)
+            .bind(&r.tool)
+            .bind(&r.connection)
+            .bind(&r.sql_redacted)
+            .bind(&r.sql_sha256)
+            .bind(r.sql_len)
+            .bind(r.system_query)
+            .bind(&r.decision)
+            .bind(&r.rule)
+            .bind(r.rows)
+            .bind(r.duration_ms)
+            .bind(&r.error)
+            .bind(&r.code_sha256)
+            .bind(r.code_len)
+            .execute($conn)
             .await
-            .unwrap()
+            .map(drop)
+        }};
     }
-
-    #[tokio::test]
-    async fn concurrent_appends_all_land_before_they_return() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("sluice.db")).await.unwrap();
-        store.ensure_org("local").await.unwrap();
-        let tasks: Vec<_> = (0..300)
-            .map(|i| {
-                let store = store.clone();
-                tokio::spawn(async move { store.append_audit(&record(&format!("tool_{i}"))).await })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap().unwrap();
-        }
-        assert_eq!(count(&store).await, 300);
-    }
-
-    #[tokio::test]
-    async fn a_refused_record_fails_its_own_call_and_no_other() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("sluice.db")).await.unwrap();
-        store.ensure_org("local").await.unwrap();
-        sqlx::query(
-            "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_log WHEN NEW.tool = 'poison'
-             BEGIN SELECT RAISE(ABORT, 'the store refused this record'); END",
-        )
-        .execute(&store.pool)
-        .await
-        .unwrap();
-        let tasks: Vec<_> = (0..50)
-            .map(|i| {
-                let store = store.clone();
-                let tool = if i == 25 {
-                    "poison".to_owned()
-                } else {
-                    format!("tool_{i}")
-                };
-                tokio::spawn(async move { (tool.clone(), store.append_audit(&record(&tool)).await) })
-            })
-            .collect();
-        for t in tasks {
-            let (tool, result) = t.await.unwrap();
-            if tool == "poison" {
-                let message = result.unwrap_err().to_string();
-                assert!(message.contains("the store refused this record"), "{message}");
-            } else {
-                result.unwrap();
+    macro_rules! all {
+        ($conn:expr) => {{
+            if let [only] = batch {
+                return insert!(&mut *$conn, &only.record);
             }
-        }
-        assert_eq!(count(&store).await, 49);
+            let mut tx = $conn.begin().await?;
+            for p in batch {
+                insert!(&mut *tx, &p.record)?;
+            }
+            tx.commit().await
+        }};
+    }
+    match conn {
+        Own::Sqlite(c) => all!(c),
+        Own::Postgres(c) => all!(c),
     }
 }

@@ -1,9 +1,7 @@
 //! Per-key usage in the store: daily budget spend (`budget_usage`) and a key's recent governed queries
 //! from the audit log (for `query_history`).
 
-use sqlx::Row as _;
-
-use super::{AuditRecord, Store};
+use super::{AuditRecord, Fields, Store, on_pool, placeholders};
 use crate::error::GatewayError;
 
 /// What was spent: governed queries run, rows and bytes returned, engine seconds.
@@ -19,17 +17,15 @@ fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn usage(row: &sqlx::sqlite::SqliteRow) -> Result<Usage, GatewayError> {
+fn usage(row: &impl Fields) -> Result<Usage, GatewayError> {
     let get = |name: &str| -> Result<u64, GatewayError> {
-        let v: Option<i64> = row.try_get(name)?;
-        Ok(u64::try_from(v.unwrap_or(0)).unwrap_or(0))
+        Ok(u64::try_from(row.int_opt(name)?.unwrap_or(0)).unwrap_or(0))
     };
-    let seconds: Option<f64> = row.try_get("seconds")?;
     Ok(Usage {
         queries: get("queries")?,
         rows: get("rows")?,
         bytes: get("bytes")?,
-        seconds: seconds.unwrap_or(0.0),
+        seconds: row.real_opt("seconds")?.unwrap_or(0.0),
     })
 }
 
@@ -43,12 +39,12 @@ impl Store {
         day: &str,
         delta: Usage,
     ) -> Result<(), GatewayError> {
-        sqlx::query(
+        on_pool!(&self.pool, p => sqlx::query(
             "INSERT INTO budget_usage (org_id, key_id, session_id, day, queries, rows, bytes, seconds)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (org_id, key_id, day, session_id) DO UPDATE SET
-                queries = queries + excluded.queries, rows = rows + excluded.rows,
-                bytes = bytes + excluded.bytes, seconds = seconds + excluded.seconds",
+                queries = budget_usage.queries + excluded.queries, rows = budget_usage.rows + excluded.rows,
+                bytes = budget_usage.bytes + excluded.bytes, seconds = budget_usage.seconds + excluded.seconds",
         )
         .bind(org_id)
         .bind(key_id)
@@ -58,9 +54,38 @@ impl Store {
         .bind(to_i64(delta.rows))
         .bind(to_i64(delta.bytes))
         .bind(delta.seconds)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await
+        .map(drop))?;
         Ok(())
+    }
+
+    /// Admits one more governed query for the key on `day` if fewer than `limit` were admitted: one
+    /// conditional upsert, so every gateway instance on this store counts against the same row and
+    /// together they admit exactly `limit`. Returns whether the query was admitted.
+    pub async fn admit_query(
+        &self,
+        org_id: &str,
+        key_id: &str,
+        day: &str,
+        limit: u64,
+    ) -> Result<bool, GatewayError> {
+        if limit == 0 {
+            return Ok(false);
+        }
+        let admitted: Option<i64> = on_pool!(&self.pool, p => sqlx::query_scalar(
+            "INSERT INTO budget_admissions (org_id, key_id, day, queries) VALUES ($1, $2, $3, 1)
+             ON CONFLICT (org_id, key_id, day) DO UPDATE SET queries = budget_admissions.queries + 1
+             WHERE budget_admissions.queries < $4
+             RETURNING queries",
+        )
+        .bind(org_id)
+        .bind(key_id)
+        .bind(day)
+        .bind(to_i64(limit))
+        .fetch_optional(p)
+        .await)?;
+        Ok(admitted.is_some())
     }
 
     /// A key's usage on `day`, over all its sessions, or only `session_id`'s when given.
@@ -71,19 +96,19 @@ impl Store {
         day: &str,
         session_id: Option<&str>,
     ) -> Result<Usage, GatewayError> {
-        let row = sqlx::query(
-            "SELECT sum(queries) AS queries, sum(rows) AS rows, sum(bytes) AS bytes, sum(seconds) AS seconds
+        // Sums are cast back to BIGINT: PostgreSQL sums BIGINT as NUMERIC.
+        on_pool!(&self.pool, p => usage(&sqlx::query(
+            "SELECT CAST(sum(queries) AS BIGINT) AS queries, CAST(sum(rows) AS BIGINT) AS rows,
+                    CAST(sum(bytes) AS BIGINT) AS bytes, sum(seconds) AS seconds
              FROM budget_usage
-             WHERE org_id = ? AND key_id = ? AND day = ? AND (?5 IS NULL OR session_id = ?5)",
+             WHERE org_id = $1 AND key_id = $2 AND day = $3 AND session_id = COALESCE($4, session_id)",
         )
         .bind(org_id)
         .bind(key_id)
         .bind(day)
         .bind(session_id)
-        .bind(session_id)
-        .fetch_one(&self.pool)
-        .await?;
-        usage(&row)
+        .fetch_one(p)
+        .await?))
     }
 
     /// The newest audit records of one key's governed queries (not the gateway's own introspection) on a
@@ -96,24 +121,35 @@ impl Store {
         tools: &[&str],
         limit: i64,
     ) -> Result<Vec<AuditRecord>, GatewayError> {
-        // The tool names are ours, never the caller's; they are bound, not formatted in.
-        let tools = serde_json::to_string(tools).unwrap_or_else(|_| "[]".to_owned());
+        if tools.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Only the number of placeholders is formatted in; the tool names are bound.
         let sql = format!(
             "SELECT {} FROM audit_log
-             WHERE org_id = ? AND key_prefix = ? AND connection = ? AND system_query = 0
-               AND tool IN (SELECT value FROM json_each(?))
-             ORDER BY id DESC LIMIT ?",
-            super::AUDIT_COLUMNS
+             WHERE org_id = $1 AND key_prefix = $2 AND connection = $3 AND system_query = $4 AND tool IN ({})
+             ORDER BY id DESC LIMIT ${}",
+            super::AUDIT_COLUMNS,
+            placeholders(5, tools.len()),
+            5 + tools.len()
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(org_id)
-            .bind(key_prefix)
-            .bind(connection)
-            .bind(tools)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(super::audit_record).collect()
+        on_pool!(&self.pool, p => {
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(org_id)
+                .bind(key_prefix)
+                .bind(connection)
+                .bind(false);
+            for tool in tools {
+                query = query.bind(*tool);
+            }
+            query
+                .bind(limit)
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(super::audit_record)
+                .collect()
+        })
     }
 }
 
@@ -124,8 +160,12 @@ mod tests {
 
     #[tokio::test]
     async fn usage_adds_up_per_key_and_session() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        for t in crate::store::engines::each_engine().await {
+            usage_adds_up(&t.store).await;
+        }
+    }
+
+    async fn usage_adds_up(store: &Store) {
         let one = Usage {
             queries: 1,
             rows: 10,

@@ -1,4 +1,9 @@
-//! The store: orgs, API keys, sealed connections and the audit log, in SQLite via sqlx.
+//! The store: orgs, API keys, sealed connections, projects, budgets and the audit log, in SQLite (the
+//! embedded default) or PostgreSQL (for teams and several gateway instances sharing one store), via sqlx.
+//!
+//! Every statement is written once, in the SQL both engines share, with `$N` placeholders (sqlx binds
+//! them by number on SQLite too); [`on_pool!`] runs it on whichever engine the store opened. The two
+//! engines have the same tables and columns, each in its own migration directory with the same versions.
 //!
 //! Every query is org-scoped. The store never sees plaintext DSNs: callers seal them with the master key
 //! first, and nothing here can open them.
@@ -7,27 +12,106 @@ use std::path::Path;
 use std::str::FromStr as _;
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row as _, migrate::Migrator};
 
 use crate::auth::{Scopes, ToolList};
+use crate::config::StoreLocation;
 use crate::error::GatewayError;
 
 mod audit_writer;
 pub mod budgets;
+#[cfg(test)]
+pub(crate) mod engines;
 pub mod projects;
+#[cfg(test)]
+mod tests;
 
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How often every gateway instance reads the store's change counters (keys, connections): a key revoked
+/// through any instance or the CLI is refused everywhere within this plus one store round trip.
+pub const REVISION_POLL: Duration = Duration::from_millis(250);
 
 /// The org every single-tenant install starts with.
 pub const LOCAL_ORG: &str = "local";
 
+/// The engine behind a store.
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$p` bound to the store's pool, whichever engine it is; the body is compiled once
+/// per engine, so row types and results stay concrete.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Typed column reads, the same on both engines' rows.
+pub(crate) trait Fields {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn text_opt(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error>;
+    fn int_opt(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn real(&self, column: &str) -> Result<f64, sqlx::Error>;
+    fn real_opt(&self, column: &str) -> Result<Option<f64>, sqlx::Error>;
+    fn flag(&self, column: &str) -> Result<bool, sqlx::Error>;
+}
+
+macro_rules! fields {
+    ($row:ty) => {
+        impl Fields for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn text_opt(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn int_opt(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn real(&self, column: &str) -> Result<f64, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn real_opt(&self, column: &str) -> Result<Option<f64>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn flag(&self, column: &str) -> Result<bool, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+        }
+    };
+}
+fields!(SqliteRow);
+fields!(PgRow);
+
+/// `$first, $first+1, …` for `count` values bound after `first - 1` others.
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A handle to the store; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: Pool,
     audit: audit_writer::AuditWriter,
 }
 
@@ -85,6 +169,34 @@ pub fn now() -> String {
 }
 
 impl Store {
+    /// Opens the store the settings name: a SQLite file (created if needed) or a PostgreSQL database
+    /// (which must exist); runs pending migrations either way.
+    pub async fn connect(location: &StoreLocation) -> Result<Store, GatewayError> {
+        match location {
+            StoreLocation::Sqlite(path) => Store::open(path).await,
+            StoreLocation::Postgres {
+                url,
+                password,
+                max_connections,
+                ..
+            } => {
+                let mut options = PgConnectOptions::from_str(url.expose()).map_err(|e| {
+                    GatewayError::Config(format!("[store] url '{url}' is not a PostgreSQL URL: {e}"))
+                })?;
+                if let Some(password) = password {
+                    options = options.password(password.expose());
+                }
+                Store::open_postgres(options, *max_connections)
+                    .await
+                    .map_err(|e| {
+                        GatewayError::Config(format!(
+                            "the PostgreSQL store at {url} could not be opened: {e}"
+                        ))
+                    })
+            }
+        }
+    }
+
     /// Opens (creating if needed) the SQLite store at `path` and runs pending migrations.
     pub async fn open(path: &Path) -> Result<Store, GatewayError> {
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
@@ -101,49 +213,92 @@ impl Store {
             .test_before_acquire(false)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        SQLITE_MIGRATOR.run(&pool).await?;
         restrict_permissions(path);
+        Ok(Store::with_pool(Pool::Sqlite(pool)))
+    }
+
+    /// Opens a PostgreSQL store and runs pending migrations. sqlx's migrator holds an advisory lock while
+    /// it works, so gateway instances starting together migrate once.
+    pub async fn open_postgres(
+        options: PgConnectOptions,
+        max_connections: u32,
+    ) -> Result<Store, GatewayError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.application_name("sluice"))
+            .await?;
+        POSTGRES_MIGRATOR.run(&pool).await?;
+        Ok(Store::with_pool(Pool::Postgres(pool)))
+    }
+
+    fn with_pool(pool: Pool) -> Store {
         let audit = audit_writer::AuditWriter::spawn(pool.clone());
-        Ok(Store { pool, audit })
+        Store { pool, audit }
+    }
+
+    /// Which engine holds the store, for status lines: `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
     }
 
     /// Checks the store answers; backs `/readyz`.
     pub async fn ping(&self) -> Result<(), GatewayError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        on_pool!(&self.pool, p => sqlx::query("SELECT 1").execute(p).await.map(drop))?;
         Ok(())
     }
 
-    /// Creates the org if it does not exist; returns its id (the name doubles as id for `local`).
+    /// Creates the org if it does not exist; returns its id (the name doubles as id for `local`). The
+    /// upsert names no conflict target, so that every unique index arbitrates: with only `name` named,
+    /// two instances inserting at once could collide on the primary key instead, which PostgreSQL
+    /// reports as an error (seen when two gateways started together on an empty store).
     pub async fn ensure_org(&self, name: &str) -> Result<String, GatewayError> {
-        sqlx::query(
-            "INSERT INTO orgs (id, name, created_at) VALUES (?1, ?1, ?2) ON CONFLICT (name) DO NOTHING",
+        let created_at = now();
+        on_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO orgs (id, name, created_at) VALUES ($1, $1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(name)
-        .bind(now())
-        .execute(&self.pool)
-        .await?;
-        let id: String = sqlx::query_scalar("SELECT id FROM orgs WHERE name = ?")
+        .bind(&created_at)
+        .execute(p)
+        .await
+        .map(drop))?;
+        let id: String = on_pool!(&self.pool, p => sqlx::query_scalar("SELECT id FROM orgs WHERE name = $1")
             .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
+            .fetch_one(p)
+            .await)?;
         Ok(id)
     }
 
     async fn bump(&self, name: &str) -> Result<(), GatewayError> {
-        sqlx::query("UPDATE revisions SET revision = revision + 1 WHERE name = ?")
+        on_pool!(&self.pool, p => sqlx::query("UPDATE revisions SET revision = revision + 1 WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await
+            .map(drop))?;
         Ok(())
+    }
+
+    async fn revision(&self, name: &str) -> Result<i64, GatewayError> {
+        Ok(
+            on_pool!(&self.pool, p => sqlx::query_scalar("SELECT revision FROM revisions WHERE name = $1")
+            .bind(name)
+            .fetch_one(p)
+            .await)?,
+        )
     }
 
     /// The change counter for keys; gateways poll it to drop cached keys after a revocation.
     pub async fn key_revision(&self) -> Result<i64, GatewayError> {
-        Ok(
-            sqlx::query_scalar("SELECT revision FROM revisions WHERE name = 'api_keys'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        self.revision("api_keys").await
+    }
+
+    /// The change counter for connections; gateways poll it to reload.
+    pub async fn connection_revision(&self) -> Result<i64, GatewayError> {
+        self.revision("connections").await
     }
 
     pub async fn insert_key(
@@ -157,8 +312,9 @@ impl Store {
     ) -> Result<KeyRecord, GatewayError> {
         let id = uuid::Uuid::new_v4().to_string();
         let created_at = now();
-        let result = sqlx::query(
-            "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, tools, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        let result = on_pool!(&self.pool, p => sqlx::query(
+            "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, tools, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(&id)
         .bind(org_id)
@@ -168,18 +324,10 @@ impl Store {
         .bind(scopes.to_string())
         .bind(tools.stored())
         .bind(&created_at)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(GatewayError::Conflict(format!(
-                    "an API key named '{name}' already exists"
-                )));
-            }
-            other => {
-                other?;
-            }
-        }
+        .execute(p)
+        .await
+        .map(|d| d.rows_affected()));
+        unique(result, || format!("an API key named '{name}' already exists"))?;
         self.bump("api_keys").await?;
         Ok(KeyRecord {
             id,
@@ -195,23 +343,27 @@ impl Store {
 
     /// Looks a key up by its hash; revoked keys are returned too, so callers can say "revoked".
     pub async fn key_by_hash(&self, key_hash: &[u8]) -> Result<Option<KeyRecord>, GatewayError> {
-        let row = sqlx::query(
-            "SELECT id, org_id, name, prefix, scopes, tools, created_at, revoked_at FROM api_keys WHERE key_hash = ?",
+        on_pool!(&self.pool, p => sqlx::query(
+            "SELECT id, org_id, name, prefix, scopes, tools, created_at, revoked_at FROM api_keys WHERE key_hash = $1",
         )
         .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|r| key_record(&r)).transpose()
+        .fetch_optional(p)
+        .await?
+        .map(|r| key_record(&r))
+        .transpose())
     }
 
     pub async fn list_keys(&self, org_id: &str) -> Result<Vec<KeyRecord>, GatewayError> {
-        let rows = sqlx::query(
-            "SELECT id, org_id, name, prefix, scopes, tools, created_at, revoked_at FROM api_keys WHERE org_id = ? ORDER BY created_at",
+        on_pool!(&self.pool, p => sqlx::query(
+            "SELECT id, org_id, name, prefix, scopes, tools, created_at, revoked_at FROM api_keys
+             WHERE org_id = $1 ORDER BY created_at",
         )
         .bind(org_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(key_record).collect()
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(key_record)
+        .collect())
     }
 
     /// Revokes by name or prefix; returns the revoked record.
@@ -241,11 +393,12 @@ impl Store {
             )));
         }
         let revoked_at = now();
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ?")
+        on_pool!(&self.pool, p => sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
             .bind(&revoked_at)
             .bind(&key.id)
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await
+            .map(drop))?;
         self.bump("api_keys").await?;
         Ok(KeyRecord {
             revoked_at: Some(revoked_at),
@@ -255,9 +408,10 @@ impl Store {
 
     /// Inserts a connection whose DSN the caller sealed under `id`.
     pub async fn insert_connection(&self, record: &ConnectionRecord) -> Result<(), GatewayError> {
-        let result = sqlx::query(
+        let settings = record.settings.to_string();
+        let result = on_pool!(&self.pool, p => sqlx::query(
             "INSERT INTO connections (id, org_id, name, kind, dsn_sealed, description, settings, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
         )
         .bind(&record.id)
         .bind(&record.org_id)
@@ -265,54 +419,38 @@ impl Store {
         .bind(&record.kind)
         .bind(&record.dsn_sealed)
         .bind(&record.description)
-        .bind(record.settings.to_string())
+        .bind(&settings)
         .bind(&record.created_at)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(GatewayError::Conflict(format!(
-                "a connection named '{}' already exists",
-                record.name
-            ))),
-            other => {
-                other?;
-                self.bump("connections").await
-            }
-        }
+        .execute(p)
+        .await
+        .map(|d| d.rows_affected()));
+        unique(result, || {
+            format!("a connection named '{}' already exists", record.name)
+        })?;
+        self.bump("connections").await
     }
 
     pub async fn list_connections(&self, org_id: &str) -> Result<Vec<ConnectionRecord>, GatewayError> {
-        let rows = sqlx::query(
+        on_pool!(&self.pool, p => sqlx::query(
             "SELECT id, org_id, name, kind, dsn_sealed, description, settings, created_at
-             FROM connections WHERE org_id = ? ORDER BY name",
+             FROM connections WHERE org_id = $1 ORDER BY name",
         )
         .bind(org_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let settings: String = r.try_get("settings")?;
-                Ok(ConnectionRecord {
-                    id: r.try_get("id")?,
-                    org_id: r.try_get("org_id")?,
-                    name: r.try_get("name")?,
-                    kind: r.try_get("kind")?,
-                    dsn_sealed: r.try_get("dsn_sealed")?,
-                    description: r.try_get("description")?,
-                    settings: serde_json::from_str(&settings).unwrap_or(serde_json::Value::Null),
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(connection_record)
+        .collect())
     }
 
     pub async fn remove_connection(&self, org_id: &str, name: &str) -> Result<(), GatewayError> {
-        let done = sqlx::query("DELETE FROM connections WHERE org_id = ? AND name = ?")
+        let removed = on_pool!(&self.pool, p => sqlx::query("DELETE FROM connections WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(p)
+            .await
+            .map(|d| d.rows_affected()))?;
+        if removed == 0 {
             return Err(GatewayError::NotFound(format!(
                 "no stored connection named '{name}'"
             )));
@@ -327,32 +465,60 @@ impl Store {
 
     /// The newest audit records of an org, newest first (for operators and tests).
     pub async fn recent_audit(&self, org_id: &str, limit: i64) -> Result<Vec<AuditRecord>, GatewayError> {
-        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE org_id = ? ORDER BY id DESC LIMIT ?");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE org_id = $1 ORDER BY id DESC LIMIT $2");
+        on_pool!(&self.pool, p => sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(org_id)
             .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(audit_record).collect()
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(audit_record)
+            .collect())
     }
 
-    /// Closes the pool, flushing SQLite's WAL.
+    /// Closes the pool (on SQLite, flushing the WAL).
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(&self.pool, p => p.close().await);
     }
 }
 
-fn key_record(r: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, GatewayError> {
-    let scopes: String = r.try_get("scopes")?;
+/// The result of an `INSERT … ON CONFLICT DO NOTHING`: no row inserted is the conflict the caller names.
+/// (Doing nothing on conflict, rather than catching the violation, keeps expected races — instances
+/// creating the first key together — out of PostgreSQL's error log.)
+pub(crate) fn unique(
+    inserted: Result<u64, sqlx::Error>,
+    conflict: impl FnOnce() -> String,
+) -> Result<(), GatewayError> {
+    match inserted? {
+        0 => Err(GatewayError::Conflict(conflict())),
+        _ => Ok(()),
+    }
+}
+
+fn key_record(r: &impl Fields) -> Result<KeyRecord, GatewayError> {
     Ok(KeyRecord {
-        id: r.try_get("id")?,
-        org_id: r.try_get("org_id")?,
-        name: r.try_get("name")?,
-        prefix: r.try_get("prefix")?,
-        scopes: Scopes::parse_list(&scopes).map_err(GatewayError::Invalid)?,
-        tools: ToolList::from_stored(r.try_get::<Option<String>, _>("tools")?.as_deref()),
-        created_at: r.try_get("created_at")?,
-        revoked_at: r.try_get("revoked_at")?,
+        id: r.text("id")?,
+        org_id: r.text("org_id")?,
+        name: r.text("name")?,
+        prefix: r.text("prefix")?,
+        scopes: Scopes::parse_list(&r.text("scopes")?).map_err(GatewayError::Invalid)?,
+        tools: ToolList::from_stored(r.text_opt("tools")?.as_deref()),
+        created_at: r.text("created_at")?,
+        revoked_at: r.text_opt("revoked_at")?,
+    })
+}
+
+fn connection_record(r: &impl Fields) -> Result<ConnectionRecord, GatewayError> {
+    Ok(ConnectionRecord {
+        id: r.text("id")?,
+        org_id: r.text("org_id")?,
+        name: r.text("name")?,
+        kind: r.text("kind")?,
+        dsn_sealed: r.bytes("dsn_sealed")?,
+        description: r.text_opt("description")?,
+        settings: serde_json::from_str(&r.text("settings")?).unwrap_or(serde_json::Value::Null),
+        created_at: r.text("created_at")?,
     })
 }
 
@@ -370,40 +536,29 @@ fn restrict_permissions(path: &Path) {
     }
 }
 
-impl Store {
-    /// The change counter for connections; gateways poll it to reload.
-    pub async fn connection_revision(&self) -> Result<i64, GatewayError> {
-        Ok(
-            sqlx::query_scalar("SELECT revision FROM revisions WHERE name = 'connections'")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-}
-
 /// The audit columns every reader selects, in [`audit_record`]'s terms.
 pub(crate) const AUDIT_COLUMNS: &str = "ts, org_id, key_prefix, session_id, tool, connection, sql_redacted, \
      sql_sha256, sql_len, system_query, decision, rule, rows, duration_ms, error, code_sha256, code_len";
 
 /// One `audit_log` row selected with [`AUDIT_COLUMNS`].
-pub(crate) fn audit_record(r: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, GatewayError> {
+pub(crate) fn audit_record(r: &impl Fields) -> Result<AuditRecord, GatewayError> {
     Ok(AuditRecord {
-        ts: r.try_get("ts")?,
-        org_id: r.try_get("org_id")?,
-        key_prefix: r.try_get("key_prefix")?,
-        session_id: r.try_get("session_id")?,
-        tool: r.try_get("tool")?,
-        connection: r.try_get("connection")?,
-        sql_redacted: r.try_get("sql_redacted")?,
-        sql_sha256: r.try_get("sql_sha256")?,
-        sql_len: r.try_get("sql_len")?,
-        system_query: r.try_get("system_query")?,
-        decision: r.try_get("decision")?,
-        rule: r.try_get("rule")?,
-        rows: r.try_get("rows")?,
-        duration_ms: r.try_get("duration_ms")?,
-        error: r.try_get("error")?,
-        code_sha256: r.try_get("code_sha256")?,
-        code_len: r.try_get("code_len")?,
+        ts: r.text("ts")?,
+        org_id: r.text("org_id")?,
+        key_prefix: r.text("key_prefix")?,
+        session_id: r.text_opt("session_id")?,
+        tool: r.text("tool")?,
+        connection: r.text_opt("connection")?,
+        sql_redacted: r.text_opt("sql_redacted")?,
+        sql_sha256: r.text_opt("sql_sha256")?,
+        sql_len: r.int_opt("sql_len")?,
+        system_query: r.flag("system_query")?,
+        decision: r.text("decision")?,
+        rule: r.text_opt("rule")?,
+        rows: r.int_opt("rows")?,
+        duration_ms: r.real("duration_ms")?,
+        error: r.text_opt("error")?,
+        code_sha256: r.text_opt("code_sha256")?,
+        code_len: r.int_opt("code_len")?,
     })
 }

@@ -1,8 +1,6 @@
 //! Stored dbt projects: name, directory and the connection holding the warehouse dbt builds.
 
-use sqlx::Row as _;
-
-use super::{Store, now};
+use super::{Fields, Store, now, on_pool, unique};
 use crate::error::GatewayError;
 
 /// A stored project.
@@ -27,9 +25,9 @@ impl Store {
         description: Option<&str>,
     ) -> Result<ProjectRecord, GatewayError> {
         let created_at = now();
-        let result = sqlx::query(
+        let result = on_pool!(&self.pool, p => sqlx::query(
             "INSERT INTO projects (id, org_id, name, dir, connection, description, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(org_id)
@@ -38,18 +36,10 @@ impl Store {
         .bind(connection)
         .bind(description)
         .bind(&created_at)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Err(GatewayError::Conflict(format!(
-                    "a project named '{name}' already exists"
-                )));
-            }
-            other => {
-                other?;
-            }
-        }
+        .execute(p)
+        .await
+        .map(|d| d.rows_affected()));
+        unique(result, || format!("a project named '{name}' already exists"))?;
         Ok(ProjectRecord {
             org_id: org_id.to_owned(),
             name: name.to_owned(),
@@ -62,41 +52,44 @@ impl Store {
 
     /// The org's stored projects, sorted by name.
     pub async fn list_projects(&self, org_id: &str) -> Result<Vec<ProjectRecord>, GatewayError> {
-        let rows = sqlx::query(
+        on_pool!(&self.pool, p => sqlx::query(
             "SELECT org_id, name, dir, connection, description, created_at
-             FROM projects WHERE org_id = ? ORDER BY name",
+             FROM projects WHERE org_id = $1 ORDER BY name",
         )
         .bind(org_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ProjectRecord {
-                    org_id: r.try_get("org_id")?,
-                    name: r.try_get("name")?,
-                    dir: r.try_get("dir")?,
-                    connection: r.try_get("connection")?,
-                    description: r.try_get("description")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(project_record)
+        .collect())
     }
 
     /// Removes a stored project.
     pub async fn remove_project(&self, org_id: &str, name: &str) -> Result<(), GatewayError> {
-        let done = sqlx::query("DELETE FROM projects WHERE org_id = ? AND name = ?")
+        let removed = on_pool!(&self.pool, p => sqlx::query("DELETE FROM projects WHERE org_id = $1 AND name = $2")
             .bind(org_id)
             .bind(name)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
+            .execute(p)
+            .await
+            .map(|d| d.rows_affected()))?;
+        if removed == 0 {
             return Err(GatewayError::NotFound(format!(
                 "no stored project named '{name}'"
             )));
         }
         Ok(())
     }
+}
+
+fn project_record(r: &impl Fields) -> Result<ProjectRecord, GatewayError> {
+    Ok(ProjectRecord {
+        org_id: r.text("org_id")?,
+        name: r.text("name")?,
+        dir: r.text("dir")?,
+        connection: r.text_opt("connection")?,
+        description: r.text_opt("description")?,
+        created_at: r.text("created_at")?,
+    })
 }
 
 #[cfg(test)]
@@ -106,8 +99,12 @@ mod tests {
 
     #[tokio::test]
     async fn add_list_remove() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+        for t in crate::store::engines::each_engine().await {
+            add_list_remove_on(&t.store).await;
+        }
+    }
+
+    async fn add_list_remove_on(store: &Store) {
         store.ensure_org("local").await.unwrap();
         store
             .insert_project("local", "b", "/p/b", Some("wh"), None)

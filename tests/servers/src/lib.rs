@@ -1,8 +1,11 @@
-//! Throwaway servers for the tests, through `tests/servers/start.sh` and `stop.sh`.
+//! Throwaway servers for the tests, through `start.sh` and `stop.sh` beside this crate.
 //!
 //! One instance per engine is shared by every test process of a run: its directory is keyed by the
 //! parent process (cargo or nextest), a file lock makes exactly one process start it, and the script's
 //! watchdog stops it when that parent exits. Tests that stop or restart a server get a private one.
+//!
+//! Test support only: a server that cannot be started is a failed test, so this crate panics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -38,9 +41,7 @@ pub struct Server {
 }
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/servers")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
 }
 
 fn run_start(engine: Engine, dir: &Path, watch: u32) -> HashMap<String, String> {

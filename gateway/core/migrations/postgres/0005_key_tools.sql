@@ -1,0 +1,2 @@
+-- The tools an API key may use: a comma-separated list of tool names, or NULL for every tool its scopes allow.
+ALTER TABLE api_keys ADD COLUMN tools TEXT;
