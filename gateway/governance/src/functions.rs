@@ -38,12 +38,14 @@ pub(crate) enum Why {
     Admin,
     Delays,
     Secrets,
+    ServerState,
 }
 
 impl Why {
     pub(crate) fn rule(self) -> &'static str {
         match self {
             Why::ReadsFiles | Why::External | Why::LoadsCode => rules::FILE_ACCESS_FUNCTION,
+            Why::ServerState => rules::SERVER_STATE,
             _ => rules::DENIED_FUNCTION,
         }
     }
@@ -79,6 +81,10 @@ impl Why {
             ),
             Why::Delays => format!("`{name}` deliberately waits or burns CPU and is not allowed. Remove it."),
             Why::Secrets => format!("`{name}` exposes stored credentials and is not allowed. Remove it."),
+            Why::ServerState => format!(
+                "`{name}` reads the database server's configuration, credentials or other sessions' activity, \
+                 not data, and is not allowed. Query the connection's tables instead."
+            ),
         }
     }
 }
@@ -131,6 +137,49 @@ const POSTGRES: &[Entry] = &[
     (Exact("pg_start_backup"), Admin),
     (Exact("pg_stop_backup"), Admin),
     (Prefix("pg_switch_"), Admin),
+    // Server configuration and state: what a superuser role would otherwise be shown (the data directory,
+    // config and log file paths, the server's address, other sessions' queries, control data).
+    (Exact("current_setting"), ServerState),
+    (Exact("pg_show_all_settings"), ServerState),
+    (Exact("pg_show_all_file_settings"), ServerState),
+    (Exact("pg_hba_file_rules"), ServerState),
+    (Exact("pg_ident_file_mappings"), ServerState),
+    (Exact("pg_config"), ServerState),
+    (Exact("pg_current_logfile"), ServerState),
+    (Exact("pg_tablespace_location"), ServerState),
+    (Prefix("pg_control_"), ServerState),
+    (Prefix("pg_stat_get_activity"), ServerState),
+    (Prefix("pg_stat_get_backend_"), ServerState),
+    (Exact("pg_stat_get_wal_receiver"), ServerState),
+    (Exact("pg_get_backend_memory_contexts"), ServerState),
+    (Exact("pg_get_shmem_allocations"), ServerState),
+    (Prefix("inet_server_"), ServerState),
+];
+
+/// PostgreSQL system views and catalogs that hold server state rather than data (see `ServerState`) or
+/// credentials: password hashes (`pg_authid`, `pg_shadow`), user-mapping and subscription options,
+/// settings with file paths, other sessions' SQL, replication connection strings, large-object contents.
+const POSTGRES_SERVER_RELATIONS: &[&str] = &[
+    "pg_authid",
+    "pg_shadow",
+    "pg_user_mapping",
+    "pg_user_mappings",
+    "pg_subscription",
+    "pg_stat_subscription",
+    "pg_settings",
+    "pg_file_settings",
+    "pg_hba_file_rules",
+    "pg_ident_file_mappings",
+    "pg_config",
+    "pg_stat_activity",
+    "pg_stat_ssl",
+    "pg_stat_gssapi",
+    "pg_stat_replication",
+    "pg_stat_wal_receiver",
+    "pg_replication_slots",
+    "pg_largeobject",
+    "pg_backend_memory_contexts",
+    "pg_shmem_allocations",
 ];
 
 const DUCKDB: &[Entry] = &[
@@ -324,6 +373,76 @@ pub(crate) fn calls_in_tokens(
         }
     }
     findings
+}
+
+/// PostgreSQL settings whose values are about how data reads, not about the server's files, network or
+/// credentials: `current_setting('TimeZone')` stays allowed.
+const HARMLESS_SETTINGS: &[&str] = &[
+    "timezone",
+    "datestyle",
+    "intervalstyle",
+    "search_path",
+    "server_version",
+    "server_version_num",
+    "server_encoding",
+    "client_encoding",
+    "lc_collate",
+    "lc_ctype",
+    "lc_monetary",
+    "lc_numeric",
+    "lc_time",
+    "standard_conforming_strings",
+    "transaction_read_only",
+    "default_transaction_read_only",
+    "transaction_isolation",
+    "statement_timeout",
+    "extra_float_digits",
+    "max_identifier_length",
+    "integer_datetimes",
+];
+
+/// Whether a call is `current_setting('<harmless setting>'[, missing_ok])` on PostgreSQL: the setting named
+/// by a literal from [`HARMLESS_SETTINGS`], and no policy entry denying the function. Any other argument
+/// (another setting, an expression, a column) leaves the call to the deny list.
+pub(crate) fn reads_a_harmless_setting(
+    name: &sqlparser::ast::ObjectName,
+    args: &sqlparser::ast::FunctionArguments,
+    dialect: Dialect,
+    entries: &Entries,
+) -> bool {
+    use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Value};
+    if !matches!(dialect, Dialect::PostgreSql | Dialect::Redshift) {
+        return false;
+    }
+    let Some(parts) = crate::names::parts(name) else {
+        return false;
+    };
+    if parts.last().map(String::as_str) != Some("current_setting")
+        || any_matches(&entries.deny_functions, &parts)
+    {
+        return false;
+    }
+    let FunctionArguments::List(list) = args else {
+        return false;
+    };
+    let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(first)))) = list.args.first() else {
+        return false;
+    };
+    let Value::SingleQuotedString(setting) = &first.value else {
+        return false;
+    };
+    HARMLESS_SETTINGS.contains(&setting.to_lowercase().as_str())
+}
+
+/// Whether a relation (its last name part, lowercased) is one of the dialect's system views that hold server
+/// state or credentials rather than data.
+pub(crate) fn is_server_relation(last: &str, dialect: Dialect) -> bool {
+    match dialect {
+        Dialect::PostgreSql | Dialect::Redshift | Dialect::Unknown => {
+            POSTGRES_SERVER_RELATIONS.contains(&last)
+        }
+        _ => false,
+    }
 }
 
 /// Whether a bare relation name is really a call of a credential-exposing function: DuckDB resolves some

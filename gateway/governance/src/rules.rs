@@ -22,6 +22,10 @@ pub const LOCKING_READ: &str = "locking_read";
 pub const DENIED_FUNCTION: &str = "denied_function";
 /// A function that reads files or reaches outside the database.
 pub const FILE_ACCESS_FUNCTION: &str = "file_access_function";
+/// A function or system view that reads the server's configuration, file locations, credentials or other
+/// sessions' activity rather than data (`current_setting('data_directory')`, `pg_stat_activity`): on a
+/// superuser connection the engine would answer, so governance refuses it.
+pub const SERVER_STATE: &str = "server_state";
 /// A string literal used as a table (DuckDB `FROM '/etc/passwd'`).
 pub const STRING_LITERAL_TABLE: &str = "string_literal_table";
 /// A table name that is a file path or stage (`FROM "data.csv"`, ``parquet.`/x` ``, `@stage`).
@@ -65,6 +69,7 @@ pub const ALL: &[&str] = &[
     LOCKING_READ,
     DENIED_FUNCTION,
     FILE_ACCESS_FUNCTION,
+    SERVER_STATE,
     STRING_LITERAL_TABLE,
     FILE_PATH_TABLE,
     DYNAMIC_IDENTIFIER,

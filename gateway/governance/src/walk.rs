@@ -250,6 +250,18 @@ impl<'a> Walker<'a> {
         {
             return self.deny(Why::Secrets.rule(), Why::Secrets.message(last), at);
         }
+        if let Some(last) = parts.last()
+            && functions::is_server_relation(last, self.dialect)
+        {
+            return self.deny(
+                rules::SERVER_STATE,
+                format!(
+                    "`{last}` is a system view of the server's configuration, credentials or sessions, not data, \
+                     and is not allowed. Query the connection's tables instead."
+                ),
+                at,
+            );
+        }
         // A CTE is exempt from the allow lists, but not from the deny list: a CTE may not take the name of
         // a denied table, so that no naming or scoping subtlety can make a denied table pass as a CTE.
         let cte = matches!(idents.as_slice(), [only] if self.is_cte(only));
@@ -899,7 +911,9 @@ impl Visitor for Walker<'_> {
         match expr {
             Expr::Function(f) => {
                 let at = self.at(|| f.name.span()).or_else(|| self.at(|| expr.span()));
-                self.check_function(&f.name, at)?;
+                if !functions::reads_a_harmless_setting(&f.name, &f.args, self.dialect, &self.entries) {
+                    self.check_function(&f.name, at)?;
+                }
                 self.check_function_args(&f.name, &f.args, at)
             }
             Expr::Identifier(ident) => self.check_identifier(ident, self.at(|| ident.span)),

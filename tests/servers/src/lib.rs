@@ -36,6 +36,9 @@ pub struct Server {
     pub port: u16,
     /// The fixture owner's DSN (`app` / `app-secret`, database `sluice`).
     pub dsn: String,
+    /// The server's superuser (PostgreSQL: `postgres` over the Unix socket, trusted), for tests that must
+    /// show what the engine itself would allow such a role.
+    pub admin_dsn: String,
     /// Private servers are stopped and removed on drop; shared ones by their watchdog.
     private: bool,
 }
@@ -76,6 +79,7 @@ impl Server {
             dir,
             port: env["PORT"].parse().unwrap(),
             dsn: env["DSN"].clone(),
+            admin_dsn: env["ADMIN"].clone(),
             private,
         }
     }

@@ -218,3 +218,75 @@ async fn slow_queries_are_interrupted_at_the_timeout() -> anyhow::Result<()> {
     assert_eq!(ok.is_error, Some(false), "{}", text(&ok));
     Ok(())
 }
+
+/// On a PostgreSQL connection whose role is a superuser the engine's second wall is down: it would show the
+/// data directory, password hashes and other sessions' SQL. Every `server_state` case of the PostgreSQL
+/// corpus is first run directly as that superuser (it succeeds: the engine allows it), then through
+/// `query_database` on a connection with the same superuser DSN, where governance refuses it.
+#[tokio::test]
+async fn server_state_reads_are_refused_on_a_superuser_connection() -> anyhow::Result<()> {
+    use sqlx::Connection as _;
+    let server = tokio::task::spawn_blocking(|| {
+        sluice_test_servers::Server::shared(sluice_test_servers::Engine::Postgres)
+    })
+    .await?;
+    let corpus = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/sql/postgres/refused.txt"
+    ))?;
+    let cases: Vec<String> = corpus
+        .split("\n==== ")
+        .filter(|c| c.starts_with("server_state "))
+        .map(|c| c.lines().skip(1).collect::<Vec<_>>().join("\n").trim().to_owned())
+        .collect();
+    assert!(cases.len() >= 15, "{cases:?}");
+
+    let mut superuser = sqlx::PgConnection::connect(&server.admin_dsn).await?;
+    let is_super: bool = sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        .fetch_one(&mut superuser)
+        .await?;
+    assert!(is_super, "the test needs a superuser role");
+    for sql in &cases {
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_all(&mut superuser)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("{sql}: the engine itself refused it ({e}), so this case proves nothing")
+            })?;
+    }
+
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connections]]\nname = \"su\"\nkind = \"postgres\"\ndsn = \"{}\"\n",
+            server.admin_dsn
+        ),
+    )?;
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+    for sql in &cases {
+        let r = call(
+            &client,
+            "query_database",
+            json!({"connection_name": "su", "sql": sql}),
+        )
+        .await?;
+        assert_eq!(r.is_error, Some(true), "{sql} ran: {}", text(&r));
+        assert!(text(&r).contains("[server_state]"), "{sql}: {}", text(&r));
+    }
+    // What data work needs from settings stays allowed.
+    let r = call(
+        &client,
+        "query_database",
+        json!({"connection_name": "su", "sql": "SELECT current_setting('TimeZone') AS tz"}),
+    )
+    .await?;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    Ok(())
+}

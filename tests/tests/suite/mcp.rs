@@ -548,9 +548,12 @@ async fn long_calls_report_progress_when_asked() -> anyhow::Result<()> {
     let last = progress.last().cloned().unwrap_or_default();
     assert_eq!(last["progress"], last["total"], "{last}");
     assert!(
-        last["message"].as_str().unwrap_or_default().contains("tables"),
+        last["message"].as_str().unwrap_or_default().contains("relations"),
         "{last}"
     );
+    // Progress only ever rises, also across the tables' and the views' statements.
+    let values: Vec<f64> = progress.iter().filter_map(|p| p["progress"].as_f64()).collect();
+    assert!(values.windows(2).all(|w| w[0] < w[1]), "{values:?}");
     // The result still comes, after the progress.
     assert!(
         all.last()

@@ -85,7 +85,9 @@ async fn check_date_boundaries(client: &Client, connection: &str, quote: char) -
     let tables = out["tables"].as_array().context("tables")?;
     assert!(!tables.is_empty(), "{t}");
     let today = out["today"].as_str().context("today")?.to_owned();
-    assert_eq!(out["queries"].as_u64(), Some(1), "one statement for every table");
+    // One statement for every table, and one more for the views when there are views with dates.
+    let views = tables.iter().any(|t| t["view"] == json!(true));
+    assert_eq!(out["queries"].as_u64(), Some(1 + u64::from(views)), "{t}");
     let mut global: Option<String> = None;
     for table in tables {
         let name = table["table"].as_str().context("table")?;
@@ -593,6 +595,18 @@ async fn demo_date_boundaries_equal_a_direct_min_max() -> Result<()> {
         tables.contains(&"main.orders") && tables.contains(&"main.web_sessions"),
         "{tables:?}"
     );
+    // Views are reported too, marked as views (dbt builds most relations as views), read in a statement
+    // of their own after the tables.
+    for t in out["tables"].as_array().context("tables")? {
+        let is_view =
+            ["main.order_totals", "main.monthly_revenue"].contains(&t["table"].as_str().unwrap_or(""));
+        assert_eq!(t["view"], json!(is_view), "{t}");
+    }
+    assert!(
+        tables.contains(&"main.order_totals") && tables.contains(&"main.monthly_revenue"),
+        "{tables:?}"
+    );
+    assert_eq!(out["queries"], json!(2), "{out}");
     // The tool's one statement is audited as it ran, every literal redacted (its branch numbers and its
     // own LIMIT), with the hash and length of the statement itself.
     let out = gw.cli(&["audit", "--limit", "500"]).await?;
@@ -987,8 +1001,10 @@ async fn data_reads_are_governed_and_audited() -> Result<()> {
     assert!(customers["error"].as_str().is_some(), "{customers}");
     // The one statement for all tables was refused for customers; retried table by table, only customers
     // fails and every other table still answers.
+    // The views (which read no customers) answer in their own one statement.
     let tables = out["tables"].as_array().context("tables")?;
-    assert_eq!(out["queries"].as_u64(), Some(tables.len() as u64 + 1), "{out}");
+    let stored = tables.iter().filter(|t| t["view"] == json!(false)).count() as u64;
+    assert_eq!(out["queries"].as_u64(), Some(1 + stored + 1), "{out}");
     assert!(
         tables
             .iter()
@@ -1197,5 +1213,96 @@ async fn the_schema_is_readable_as_resources_and_changes_are_announced() -> Resu
         .await
         .context("no notifications/resources/list_changed within 10 s of the schema change")?;
     client.cancel().await?;
+    Ok(())
+}
+
+/// `describe_table` answers from the connection's cached schema snapshot, like the other schema tools;
+/// a table created after the snapshot was taken is still found, by asking the engine.
+#[tokio::test]
+async fn describe_table_uses_the_snapshot_and_still_finds_new_tables() -> Result<()> {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("lite.db");
+    let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", file.display())).await?;
+    sqlx::query(
+        "CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (id), total REAL)",
+    )
+    .execute(&mut db)
+    .await?;
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connections]]\nname = \"lite\"\nkind = \"sqlite\"\ndsn = \"{}\"\n",
+            file.display()
+        ),
+    )?;
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Default::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+    let describe = |table: &'static str| {
+        let client = &client;
+        async move {
+            ok(
+                client,
+                "describe_table",
+                json!({"connection_name": "lite", "table_name": table}),
+            )
+            .await
+            .map(|(s, _)| s)
+        }
+    };
+    let orders = describe("orders").await?;
+    assert_eq!(orders["primary_key"], json!(["id"]), "{orders}");
+    assert_eq!(
+        orders["foreign_keys"][0]["references"],
+        json!("main.customers"),
+        "{orders}"
+    );
+    assert_eq!(orders["columns"][1]["name"], json!("customer_id"), "{orders}");
+    // The snapshot is cached now (schema_overview would reuse it); a table created afterwards is found.
+    sqlx::query("CREATE TABLE refunds (id INTEGER PRIMARY KEY, order_id INTEGER REFERENCES orders (id))")
+        .execute(&mut db)
+        .await?;
+    let refunds = describe("refunds").await?;
+    assert_eq!(
+        refunds["foreign_keys"][0]["references"],
+        json!("main.orders"),
+        "{refunds}"
+    );
+    // The answer is the snapshot's: a column dropped since shows until the snapshot is taken again
+    // (schema_diff takes a fresh one), as in every other schema tool.
+    sqlx::query("ALTER TABLE orders DROP COLUMN total")
+        .execute(&mut db)
+        .await?;
+    let names = |t: &Value| -> Vec<String> {
+        t["columns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(names(&describe("orders").await?), ["id", "customer_id", "total"]);
+    ok(&client, "schema_diff", json!({"connection_name": "lite"})).await?;
+    assert_eq!(names(&describe("orders").await?), ["id", "customer_id"]);
+    // Every answer is audited as the gateway's own introspection.
+    let out = gw.cli(&["audit", "--limit", "20"]).await?;
+    let records: Vec<Value> = String::from_utf8(out.stdout)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let describes: Vec<&Value> = records.iter().filter(|r| r["tool"] == "describe_table").collect();
+    let tools: Vec<&Value> = records.iter().map(|r| &r["tool"]).collect();
+    assert_eq!(describes.len(), 4, "{tools:?}");
+    assert!(
+        describes
+            .iter()
+            .all(|r| r["system_query"] == json!(true) && r["decision"] == json!("ok"))
+    );
     Ok(())
 }

@@ -162,6 +162,18 @@ pub async fn describe_table(
             audit,
         );
     };
+    // From the cached schema snapshot, as the other schema tools answer; the engine is asked only for a
+    // table the snapshot does not hold (created since it was taken) or cannot name unambiguously.
+    if let Some((found, connection_name)) =
+        super::explore::cached_table(s, auth, connection, table, &mut audit).await
+    {
+        audit.rows = Some(found.columns.len() as u64);
+        return Outcome {
+            result: Ok(describe_cached(&connection_name, found)),
+            audit,
+        };
+    }
+    audit.rows = None;
     match conn.engine.describe_table(&table_ref).await {
         Ok(Some(detail)) => {
             audit.rows = Some(detail.columns.len() as u64);
@@ -206,6 +218,40 @@ fn table_out(t: TableSummary) -> TableOut {
         kind: kind_name(t.kind),
         row_estimate: t.row_estimate,
         column_count: t.column_count,
+        comment: t.comment,
+    }
+}
+
+fn describe_cached(connection: &str, t: sluice_catalog::Table) -> TableDescription {
+    let primary_key = t.primary_key;
+    TableDescription {
+        connection: connection.to_owned(),
+        kind: t.kind.label().to_owned(),
+        columns: t
+            .columns
+            .into_iter()
+            .map(|c| ColumnDescription {
+                primary_key: primary_key.contains(&c.name),
+                name: c.name,
+                data_type: c.data_type,
+                nullable: c.nullable,
+                default: c.default,
+                comment: c.comment,
+            })
+            .collect(),
+        primary_key,
+        foreign_keys: t
+            .foreign_keys
+            .into_iter()
+            .map(|fk| ForeignKeyOut {
+                columns: fk.columns,
+                references: fk.references.to_string(),
+                referenced_columns: fk.referenced_columns,
+            })
+            .collect(),
+        schema: t.id.schema,
+        name: t.id.name,
+        row_estimate: t.row_estimate,
         comment: t.comment,
     }
 }

@@ -33,6 +33,8 @@ pub struct DateColumn {
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct TableDates {
     pub table: String,
+    /// A view: its dates are computed from the relations it reads, on every read.
+    pub view: bool,
     pub row_count: Option<u64>,
     pub columns: Vec<DateColumn>,
     /// The latest value over the table's date columns.
@@ -140,6 +142,7 @@ fn read_table(
 ) -> TableDates {
     let mut out = TableDates {
         table: plan.table.id.to_string(),
+        view: plan.table.kind == TableKind::View,
         row_count: as_u64(row.get(1)),
         columns: Vec::new(),
         max: None,
@@ -173,6 +176,7 @@ fn read_table(
 fn unread(plan: &DatePlan, error: String) -> TableDates {
     TableDates {
         table: plan.table.id.to_string(),
+        view: plan.table.kind == TableKind::View,
         row_count: None,
         columns: Vec::new(),
         max: None,
@@ -189,13 +193,15 @@ async fn read_boundaries(
     ran: &mut Ran,
     plans: &[DatePlan<'_>],
     today: chrono::NaiveDate,
+    progress: (usize, usize),
 ) -> (Vec<TableDates>, usize) {
     let dialect = snap.conn.dialect;
     let timeout = s.timeout(&snap.conn);
     let types: Vec<Vec<String>> = plans.iter().map(column_types).collect();
     let mut tables = Vec::new();
     let mut statements = 0;
-    let total = plans.len() as f64;
+    // Progress over every call of this tool: `progress.0` relations were read before, of `progress.1`.
+    let (before, total) = (progress.0, progress.1 as f64);
     for range in chunks(&types) {
         let chunk = &plans[range.clone()];
         let slots = Slots::of(types[range].iter().map(Vec::as_slice));
@@ -244,10 +250,11 @@ async fn read_boundaries(
             }
             Err(e) => tables.extend(chunk.iter().map(|plan| unread(plan, e.message.clone()))),
         }
+        let done = before + tables.len();
         crate::progress::report(
-            tables.len() as f64,
+            done as f64,
             Some(total),
-            format!("read the date columns of {} of {total} tables", tables.len()),
+            format!("read the date columns of {done} of {total} relations"),
         );
     }
     (tables, statements)
@@ -260,16 +267,25 @@ async fn date_boundaries_in(
     ran: &mut Ran,
 ) -> Result<DateBoundaries, ToolError> {
     let today = chrono::Utc::now().date_naive();
-    let plans: Vec<DatePlan> = snap
+    // Stored relations are read first, views in statements of their own: a view recomputes on every read,
+    // so a slow or failing view never holds back the tables' answer (dbt builds most relations an agent
+    // uses as views, so they are reported too, marked as views).
+    let (views, stored): (Vec<DatePlan>, Vec<DatePlan>) = snap
         .catalog()
         .tables()
         .iter()
-        // Views recompute on every read and repeat their tables' dates; only stored relations are read.
-        .filter(|t| t.kind != TableKind::View)
         .map(DatePlan::of)
         .filter(|p| !p.columns.is_empty())
-        .collect();
-    let (mut tables, queries) = read_boundaries(s, auth, snap, ran, &plans, today).await;
+        .partition(|p| p.table.kind == TableKind::View);
+    let all = stored.len() + views.len();
+    let (mut tables, mut queries) = read_boundaries(s, auth, snap, ran, &stored, today, (0, all)).await;
+    if !views.is_empty() {
+        let (read, more) = read_boundaries(s, auth, snap, ran, &views, today, (stored.len(), all)).await;
+        tables.extend(read);
+        queries += more;
+        // Back in the catalog's order, as the tables were listed before views were read.
+        tables.sort_by(|a, b| a.table.cmp(&b.table));
+    }
     // The global maximum ignores future dates, which are almost always placeholders (9999-12-31).
     let candidates = || {
         tables
@@ -306,6 +322,9 @@ async fn date_boundaries_in(
     let mut omitted = 0;
     for t in &tables {
         let mut block = format!("\n{}", t.table);
+        if t.view {
+            block.push_str(" (view)");
+        }
         if let Some(rows) = t.row_count {
             let _ = write!(block, " ({rows} rows)");
         }

@@ -107,6 +107,22 @@ async fn snapshot(
     Ok(Snapshot { conn, lookup })
 }
 
+/// `name`'s table from the connection's cached snapshot (taking one if none is cached), or `None` when the
+/// snapshot cannot be had, does not hold the table or the name is ambiguous there: the caller then asks
+/// the engine itself, which also sees a table created since the snapshot was taken.
+pub(crate) async fn cached_table(
+    s: &Services,
+    auth: &AuthContext,
+    connection: &str,
+    name: &str,
+    audit: &mut AuditFacts,
+) -> Option<(Table, String)> {
+    let snap = snapshot(s, auth, connection, false, audit).await.ok()?;
+    let id = snap.catalog().resolve_table(name).ok()?;
+    let table = snap.catalog().table(&id)?.clone();
+    Some((table, snap.conn.name.clone()))
+}
+
 /// Finds a column of `table` by exact, then case-insensitive, name.
 fn column<'a>(table: &'a Table, name: &str) -> Result<&'a sluice_catalog::Column, ToolError> {
     table
