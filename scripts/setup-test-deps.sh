@@ -30,3 +30,12 @@ have cargo-nextest || cargo install --locked cargo-nextest
 ./tests/servers/start.sh install >/dev/null
 # Real dbt-core with dbt-duckdb (pinned, ~/.cache/sluice/dbt-venv): the fixtures' generator and `dbt parse` tests.
 bash ./tests/fixtures/dbt/install-dbt.sh >/dev/null
+# Docker for the compose deployment's test (tests/docker/run.sh): Debian's dockerd, docker-compose 1.29 and
+# debootstrap (the base image is built locally, no registry); dockerd started when not running; gVisor's
+# runsc registered as the Docker runtime `runsc` (gvisor/daemon.json).
+if ! have dockerd || ! have docker-compose || ! have debootstrap; then apt_install docker.io docker-compose debootstrap; fi
+if ! docker info >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (dockerd >/var/log/dockerd.log 2>&1 &)
+    for _ in $(seq 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
+fi
+./gvisor/install-docker-runtime.sh >/dev/null 2>&1 || echo "setup-test-deps: could not register runsc with Docker" >&2

@@ -31,3 +31,4 @@ echo "== build (binaries and tests; the same target selection as clippy, so noth
 cargo build --workspace --all-targets
 echo "== tests"
 cargo nextest run --workspace --no-fail-fast "$@"
+./tests/docker/run.sh

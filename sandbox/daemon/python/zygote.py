@@ -23,6 +23,7 @@ Invariants this file keeps:
 
 import builtins
 import ctypes
+import errno
 import gc
 import json
 import os
@@ -462,9 +463,27 @@ def apply_seccomp(programs):
     return f"{len(programs)} programs, {total} instructions"
 
 
+# Resources gVisor's kernel refuses to change at all (EPERM even when lowering): RLIMIT_MSGQUEUE. It bounds
+# POSIX message queues, whose calls the seccomp allowlist refuses anyway. Filled in from the config.
+UNSETTABLE_RLIMITS = set()
+
+
 def set_rlimits(limits):
+    # Only ever lowers: a hard limit already below the policy's (the container's own, inside gVisor) stays,
+    # as raising it would need CAP_SYS_RESOURCE.
+    skipped = []
     for res, soft, hard in limits:
-        resource.setrlimit(res, (soft, hard))
+        current = resource.getrlimit(res)[1]
+        if current != resource.RLIM_INFINITY:
+            hard = min(hard, current)
+        try:
+            resource.setrlimit(res, (min(soft, hard), hard))
+        except (ValueError, OSError):
+            if res not in UNSETTABLE_RLIMITS:
+                raise
+            skipped.append(res)
+    if skipped:
+        return "all but RLIMIT_MSGQUEUE, which gVisor does not let change (its calls are refused by seccomp)"
     return None
 
 
@@ -494,6 +513,11 @@ def jail(cfg, req, status, go, root):
     except Exception as exc:  # noqa: BLE001
         write_line(status, f"error setup: {exc}")
         os._exit(70)
+    wait_and_run(cfg, go)
+
+
+def wait_and_run(cfg, go):
+    """The locked-down jail's last trusted step: waits for the run, then becomes the user's code."""
     # Locked down; wait for the run. Still trusted code: nothing of the user's has run yet.
     msg, fds, _, _ = socket.recv_fds(socket.socket(fileno=go), 1 << 16, 8)
     if not msg or len(fds) != 4:
@@ -574,6 +598,228 @@ def gvisor_child(cfg, req, fds):
     os._exit(0)
 
 
+# --- inside a gVisor container: the daemon is root of gVisor's kernel, the container is the outer wall ---------
+
+def inside_child(cfg, req, fds):
+    """One run's jail when the daemon itself runs inside a gVisor container (`--backend gvisor-container`).
+
+    This trusted intermediate child unshares a PID namespace and forks the run's PID 1 into it, reports that
+    pid (the daemon's PID namespace is this one: there is no pidfd_open in gVisor, so the daemon kills by pid)
+    and its exit status, and does not reap it until the daemon closes `hold`: until then the pid stays the
+    run's, alive or a zombie, so a kill by pid can never hit another process. Then it takes the run's mounts
+    down: gVisor (the 2022 release at least) accepts unshare(CLONE_NEWNS) but does not separate mounts, so a
+    run's mounts are visible to the whole container and must not outlive it.
+    """
+    status, go, hold = fds
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    root = f"{cfg['jail']}/{req['seq']}-{os.getpid()}"
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
+        os.mkdir(root, 0o755)
+        _check(libc.unshare(CLONE_NEWPID), "unshare run PID namespace")
+        pid = os.fork()
+    except Exception as exc:  # noqa: BLE001
+        write_line(status, f"error setup: {exc}")
+        os._exit(1)
+    if pid == 0:
+        try:
+            os.close(hold)
+            low = 3
+            for keep in sorted((status, go)):
+                os.closerange(low, keep)
+                low = keep + 1
+            os.closerange(low, 65536)
+            _check(libc.unshare(req["unshare_flags"] & ~CLONE_NEWPID), "unshare run namespaces")
+        except Exception as exc:  # noqa: BLE001
+            write_line(status, f"error setup: {exc}")
+            os._exit(1)
+        try:
+            inside_jail(cfg, req, status, go, root)
+        finally:
+            os._exit(71)
+    os.close(go)
+    write_line(status, f"child {pid}")
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        if info.si_code == os.CLD_EXITED:
+            write_line(status, f"exit code {info.si_status} 0")
+        else:
+            write_line(status, f"exit signal {info.si_status} 0")
+    except OSError as exc:
+        write_line(status, f"error wait: {exc}")
+    os.close(status)
+    try:
+        os.read(hold, 1)  # Returns when the daemon has let go of the pid (closed its end).
+    except OSError:
+        pass
+    try:
+        os.waitpid(pid, 0)
+    except OSError:
+        pass
+    unmount_run_root(root)
+    os._exit(0)
+
+
+def unmount_run_root(root):
+    """Detaches every mount of the run's root (innermost first) and removes the empty mount point.
+
+    Never removes files: the session's workspace is bound below the root, and only empty directories go."""
+    mounts = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                point = line.split()[4]
+                if point == root or point.startswith(root + "/"):
+                    mounts.append(point)
+    except OSError:
+        pass
+    for point in sorted(set(mounts), key=len, reverse=True):
+        libc.umount2(_b(point), MNT_DETACH)
+    for _ in range(8):  # A mount stacked on another needs one detach per layer.
+        if libc.umount2(_b(root), MNT_DETACH) != 0:
+            break
+    try:
+        os.rmdir(root)
+    except OSError as exc:
+        print(f"sluice zygote: could not remove {root}: {exc}", file=sys.stderr)
+
+
+def can_write(path, is_dir):
+    """Tries a write (still root here): gVisor's statvfs does not report a read-only mount's flag."""
+    try:
+        if is_dir:
+            probe = path + "/.sluice-read-only-check"
+            os.mkdir(probe)
+            os.rmdir(probe)
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK))
+        return True
+    except OSError as exc:
+        return exc.errno != errno.EROFS
+
+
+def build_run_root(cfg, req, root):
+    """The run's own root: a tmpfs skeleton with the installation bound read-only, the session's workspace,
+    a size-limited /tmp and a /proc of the run's PID namespace. Everything is mounted at the run's own path
+    (see `inside_child` for why not in a mount namespace of its own) and entered with chroot (gVisor has no
+    pivot_root here)."""
+    r = cfg["root"]
+    # 0755 and owned by root: the code (an unprivileged uid) cannot create anything in it.
+    mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, f"size={r['root_bytes']},mode=0755")
+    for d in r["dirs"]:
+        ensure_dir(root + d)
+    for target, link in r["symlinks"]:
+        os.symlink(target, root + link)
+    writable = []
+    for b in r["binds"]:
+        dst = root + b["dst"]
+        if b["is_dir"]:
+            ensure_dir(dst)
+        else:
+            ensure_dir(os.path.dirname(dst))
+            os.close(os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644))
+        # One call: this gVisor refuses MS_REC and bind remounts; it keeps the source's read-only state.
+        ro = 0 if b["writable"] else MS_RDONLY
+        mount(b["src"], dst, None, MS_BIND | ro | (b["remount_flags"] & (MS_NOSUID | MS_NODEV)))
+        if not b["writable"] and can_write(dst, b["is_dir"]):
+            writable.append(b["dst"])
+    if writable:
+        # gVisor ignores MS_RDONLY on a bind: the installation is read-only only when the container's root
+        # file system is (docker-compose.yml's `read_only: true`). Fail closed otherwise.
+        raise StepError(f"read-only binds are writable here: {writable} (run the container with a read-only "
+                        "root file system)")
+    mount(req["workspace"], root + "/workspace", None, MS_BIND | MS_NOSUID | MS_NODEV)
+    mount("tmpfs", root + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={r['tmp_bytes']},mode=1777")
+    mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for target, link in r["dev_symlinks"]:
+        os.symlink(target, root + link)
+    os.chdir(root)
+    _check(libc.chroot(b"."), "chroot")
+    os.chdir("/")
+    return (f"own root per run (tmpfs, {len(r['binds'])} binds of the read-only installation, /workspace, "
+            "tmpfs /tmp, /proc of the run), entered with chroot")
+
+
+def drop_bounding_caps():
+    """Empties the bounding and ambient sets (gVisor has no /proc/sys/kernel/cap_last_cap: stop at the first
+    capability its kernel does not know)."""
+    cap = 0
+    while libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0:
+        prctl(PR_CAPBSET_DROP, cap, what=f"drop bounding cap {cap}")
+        cap += 1
+    if cap < 32:
+        raise StepError(f"only {cap} capabilities known to the kernel")
+    if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0:
+        if ctypes.get_errno() != errno.EINVAL:
+            _check(-1, "clear ambient caps")
+        # gVisor has no ambient set (EINVAL): nothing to clear. The uid change then empties the others.
+    return f"bounding set ({cap} capabilities) emptied; the change to the session's uid empties the rest"
+
+
+def become_session_uid(uid, gid):
+    """Switches every uid and gid to the session's own (never root), and checks no capability is left."""
+    if uid == 0 or gid == 0:
+        raise StepError("refusing to run code as uid or gid 0")
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (gid, gid, gid) or os.getgroups():
+        raise StepError(f"uids {os.getresuid()} gids {os.getresgid()} groups {os.getgroups()}")
+    hdr = CapHeader(0x20080522, 0)
+    check = (CapData * 2)()
+    _check(libc.syscall(SYS_CAPGET, ctypes.byref(hdr), ctypes.byref(check)), "capget")
+    left = [(d.effective, d.permitted, d.inheritable) for d in check]
+    if any(any(v) for v in left):
+        raise StepError(f"capabilities still present after the uid change: {left}")
+    return f"uid {uid}, gid {gid}, no supplementary groups, no capabilities"
+
+
+def check_pid_namespace():
+    pids = sorted(p for p in os.listdir("/proc") if p.isdigit())
+    if os.getpid() != 1 or pids != ["1"]:
+        raise StepError(f"pid {os.getpid()}, /proc shows {pids}")
+    return "PID 1 of its own namespace; /proc shows only the run's processes"
+
+
+def check_network_namespace():
+    names = sorted(name for _, name in socket.if_nameindex())
+    if names not in ([], ["lo"]):
+        raise StepError(f"interfaces {names}")
+    return f"interfaces {names} only"
+
+
+def inside_jail(cfg, req, status, go, root):
+    """PID 1 of the run (inside gVisor): builds its root, drops to the session's uid, waits for the code."""
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, what="pdeathsig")
+        applied = Applied(req["skip"], req["probe"])
+        applied.step("minimal_root", lambda: build_run_root(cfg, req, root))
+        applied.step("uts_namespace", set_hostname)
+        applied.step("rlimits", lambda: set_rlimits(cfg["rlimits_max"]))
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        os.setsid()
+        applied.step("capabilities_dropped", drop_bounding_caps)
+        # Never skipped, not even in degraded mode: code never runs as root.
+        applied.results["session_uid"] = "ok: " + become_session_uid(req["uid"], req["gid"])
+        applied.step("no_new_privs", lambda: prctl(PR_SET_NO_NEW_PRIVS, 1, what="no_new_privs"))
+        if req["probe"]:
+            # Checked from inside (before seccomp, which refuses the netlink socket if_nameindex needs).
+            applied.step("pid_namespace", check_pid_namespace)
+            applied.step("network_namespace", check_network_namespace)
+        applied.step("seccomp", lambda: apply_seccomp(cfg["seccomp_programs"]))
+        if req["probe"]:
+            write_line(status, "probe " + json.dumps(applied.results, sort_keys=True))
+        write_line(status, "ready")
+        os.close(status)
+    except Exception as exc:  # noqa: BLE001
+        write_line(status, f"error setup: {exc}")
+        os._exit(70)
+    wait_and_run(cfg, go)
+
+
 def set_hostname():
     _check(libc.sethostname(b"sandbox", 7), "sethostname")
 
@@ -630,6 +876,8 @@ def main():
     if cfg.get("op") != "config":
         sys.exit("zygote: expected a config message first")
     cfg["seccomp_programs"] = seccomp_programs(cfg["seccomp_bpf"])
+    if cfg.get("inside_gvisor"):
+        UNSETTABLE_RLIMITS.add(resource.RLIMIT_MSGQUEUE)
     for name in cfg["preload"]:
         __import__(name)
     threads = len(os.listdir("/proc/self/task"))
@@ -652,7 +900,7 @@ def main():
             pid = raw_fork()
         except OSError as exc:
             if fds:
-                write_line(fds[0] if req["op"] == "session" else fds[2], f"error fork: {exc}")
+                write_line(fds[0] if req["op"] in ("session", "inside") else fds[2], f"error fork: {exc}")
             pid = -1
         if pid == 0:
             try:
@@ -661,6 +909,8 @@ def main():
                     session_child(cfg, req, fds)
                 elif req["op"] == "gvisor":
                     gvisor_child(cfg, req, fds)
+                elif req["op"] == "inside":
+                    inside_child(cfg, req, fds)
             finally:
                 os._exit(71)
         for fd in fds:

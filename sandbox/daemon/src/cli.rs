@@ -35,14 +35,50 @@ pub enum Command {
     Serve(ServeArgs),
     /// Probe this host and print which backend and protections would be used.
     Doctor(CommonArgs),
+    /// Ask a running daemon for its status over its socket (a health check): prints the backend and
+    /// protections, exits 1 when it does not answer.
+    Status(StatusArgs),
 }
 
-/// Which backend runs code: `auto` picks gVisor when `runsc` is installed and a self-test run works.
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    /// The daemon's socket.
+    #[arg(long)]
+    pub socket: PathBuf,
+    /// How long to wait for the answer, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u64,
+    /// Print the status as JSON (the protocol's `status` result).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which backend runs code: `auto` picks the in-gVisor mode when the daemon is root inside a gVisor
+/// container, else gVisor when `runsc` is installed and a self-test run works, else native.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
     Auto,
     Gvisor,
     Native,
+    /// The daemon runs as root inside a gVisor container (Docker's `runsc` runtime), which is the outer
+    /// wall; each run gets PID, network and IPC namespaces, a root of its own, the session's uid, seccomp.
+    GvisorContainer,
+}
+
+impl BackendChoice {
+    fn asked(self) -> policy::inside::Asked {
+        match self {
+            BackendChoice::Auto => policy::inside::Asked::Auto,
+            BackendChoice::GvisorContainer => policy::inside::Asked::InsideGvisor,
+            BackendChoice::Gvisor | BackendChoice::Native => policy::inside::Asked::Other,
+        }
+    }
+}
+
+/// Whether this daemon uses the in-gVisor mode (see [`policy::inside::use_inside_mode`]).
+fn inside_mode(common: &CommonArgs, outer: Option<&crate::container::OuterGvisor>) -> anyhow::Result<bool> {
+    policy::inside::use_inside_mode(common.backend.asked(), outer.is_some(), Uid::effective().as_raw())
+        .map_err(|e| anyhow::anyhow!(e))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -144,6 +180,77 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Doctor(args) => doctor(args),
+        Command::Status(args) => status(args),
+    }
+}
+
+/// Asks a running daemon for `status`: 0 when it answers, 1 (with the reason on stderr) when not.
+fn status(args: StatusArgs) -> anyhow::Result<i32> {
+    use sluice_sandbox_protocol::{Request, Response};
+    let timeout = Some(Duration::from_millis(args.timeout_ms.max(1)));
+    let answer = connect_status(&args.socket)
+        .map_err(|e| format!("cannot connect to {}: {e}", args.socket.display()))
+        .and_then(|mut client| {
+            client.stream().set_read_timeout(timeout).ok();
+            client.stream().set_write_timeout(timeout).ok();
+            client
+                .call(Request::Status)
+                .map_err(|e| format!("{} did not answer status: {e}", args.socket.display()))
+        });
+    let info = match answer {
+        Ok(Response::Status(info)) => info,
+        Ok(other) => {
+            eprintln!("sluice-sandbox status: unexpected answer {:?}", other);
+            return Ok(1);
+        }
+        Err(e) => {
+            eprintln!("sluice-sandbox status: {e}");
+            return Ok(1);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(0);
+    }
+    println!(
+        "backend: {:?}{} (sluice-sandbox {}, python {})",
+        info.backend,
+        if info.degraded { ", DEGRADED" } else { "" },
+        info.version,
+        info.python
+    );
+    println!(
+        "capacity: {}/{} running, {}/{} sessions",
+        info.capacity.running,
+        info.capacity.max_concurrency,
+        info.capacity.sessions,
+        info.capacity.max_sessions
+    );
+    println!("protections:");
+    print_protections(&info.protections);
+    Ok(0)
+}
+
+/// The abstract socket a daemon inside gVisor also listens on, for `status` run in its own container:
+/// gVisor (`--host-uds=create`) lets the daemon create the socket on the host volume but nothing inside
+/// the container connect to it. Abstract sockets belong to a network namespace, so only processes of the
+/// daemon's own (the container's, with no network) reach it; runs have network namespaces of their own.
+fn health_socket_name(socket: &Path) -> String {
+    format!("sluice-sandbox{}", socket.display())
+}
+
+/// Connects for `status`: the socket's path, or inside gVisor the daemon's abstract health socket.
+fn connect_status(socket: &Path) -> std::io::Result<sluice_sandbox_protocol::BlockingClient> {
+    use std::os::linux::net::SocketAddrExt;
+    match sluice_sandbox_protocol::BlockingClient::connect(socket) {
+        Ok(c) => Ok(c),
+        Err(e) if crate::container::detect_here().is_some() => {
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(health_socket_name(socket))?;
+            std::os::unix::net::UnixStream::connect_addr(&addr)
+                .map(sluice_sandbox_protocol::BlockingClient::from_stream)
+                .map_err(|_| e)
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -220,6 +327,7 @@ fn probe_engine(
     limits: &Limits,
     runsc: Option<PathBuf>,
     cgroups: &Result<Arc<Cgroups>, String>,
+    inside_gvisor: bool,
 ) -> anyhow::Result<(Arc<Engine>, host::ProbeOutcome)> {
     let engine = Arc::new(
         Engine::new(EngineConfig {
@@ -230,6 +338,7 @@ fn probe_engine(
             projects: common.projects.clone(),
             runsc,
             cgroups: cgroups.clone(),
+            inside_gvisor,
         })
         .map_err(|e| anyhow::anyhow!("{}", e.message))?,
     );
@@ -261,13 +370,32 @@ fn choose(
     root: &Path,
     limits: &Limits,
     cgroups: &Result<Arc<Cgroups>, String>,
+    inside_gvisor: bool,
 ) -> anyhow::Result<Chosen> {
+    if inside_gvisor {
+        let (engine, outcome) = probe_engine(rt, common, root, limits, None, cgroups, true)?;
+        return Ok(Chosen {
+            engine,
+            protections: host::protections(&outcome),
+            why: format!(
+                "gvisor-container (the daemon is root inside a gVisor container, {}: each run gets PID, \
+                 network and IPC namespaces, a root of its own entered with chroot, its session's uid, seccomp \
+                 and rlimits)",
+                if common.backend == BackendChoice::GvisorContainer {
+                    "asked for with --backend gvisor-container"
+                } else {
+                    "chosen by --backend auto"
+                }
+            ),
+        });
+    }
     let runsc = gvisor::find_runsc();
     if common.backend != BackendChoice::Native {
         match &runsc {
             Some(path) => {
                 let version = gvisor::runsc_version(path).unwrap_or_else(|e| e);
-                let (engine, outcome) = probe_engine(rt, common, root, limits, Some(path.clone()), cgroups)?;
+                let (engine, outcome) =
+                    probe_engine(rt, common, root, limits, Some(path.clone()), cgroups, false)?;
                 let protections = host::protections(&outcome);
                 let failed: Vec<String> = missing(&protections)
                     .iter()
@@ -291,7 +419,7 @@ fn choose(
                 };
                 let why = format!("native (gVisor's self-test failed: {reason})");
                 tracing::warn!("{why}");
-                let (engine, outcome) = probe_engine(rt, common, root, limits, None, cgroups)?;
+                let (engine, outcome) = probe_engine(rt, common, root, limits, None, cgroups, false)?;
                 return Ok(Chosen {
                     engine,
                     protections: host::protections(&outcome),
@@ -306,7 +434,7 @@ fn choose(
             None => {}
         }
     }
-    let (engine, outcome) = probe_engine(rt, common, root, limits, None, cgroups)?;
+    let (engine, outcome) = probe_engine(rt, common, root, limits, None, cgroups, false)?;
     let why = match (common.backend, runsc) {
         (BackendChoice::Native, _) => "native (asked for with --backend native)".to_string(),
         (_, None) => "native (runsc is not installed)".to_string(),
@@ -332,15 +460,31 @@ fn print_protections(protections: &[Protection]) {
 }
 
 fn doctor(common: CommonArgs) -> anyhow::Result<i32> {
-    let owner = common.uid.map(|u| (u, common.gid.unwrap_or(u)));
+    let outer = crate::container::detect_here();
+    let inside = inside_mode(&common, outer.as_ref())?;
+    let owner = common
+        .uid
+        .map(|u| (u, common.gid.unwrap_or(u)))
+        .filter(|_| !inside);
     let root = prepare_root(&common.root, owner.filter(|_| Uid::effective().is_root()))?;
-    let cgroups = claim_cgroups(owner.filter(|_| Uid::effective().is_root()));
-    drop_privileges(&common).or_else(|e| {
-        // Doctor may look at a root host without dropping; the report then shows the missing uid.
-        if common.uid.is_none() { Ok(()) } else { Err(e) }
-    })?;
+    let cgroups = if inside {
+        Err("inside gVisor".to_string())
+    } else {
+        claim_cgroups(owner.filter(|_| Uid::effective().is_root()))
+    };
+    if !inside {
+        drop_privileges(&common).or_else(|e| {
+            // Doctor may look at a root host without dropping; the report then shows the missing uid.
+            if common.uid.is_none() { Ok(()) } else { Err(e) }
+        })?;
+    }
     let rt = runtime()?;
-    let chosen = choose(&rt, &common, &root, &Limits::default(), &cgroups)?;
+    let mut chosen = choose(&rt, &common, &root, &Limits::default(), &cgroups, inside)?;
+    if !chosen.protections.iter().any(|p| p.name == "gvisor_container") {
+        chosen
+            .protections
+            .push(crate::container::protection(outer.as_ref()));
+    }
     println!("backend: {}", chosen.why);
     println!(
         "python: {} ({})",
@@ -364,6 +508,12 @@ fn doctor(common: CommonArgs) -> anyhow::Result<i32> {
     let code = if missing.is_empty() {
         println!("verdict: all required protections are active");
         0
+    } else if let (Some(g), Some(p), false) = (&outer, self::missing(&chosen.protections).first(), inside) {
+        println!(
+            "verdict: {}",
+            crate::container::unsupported_inside(g, &p.name, &p.detail)
+        );
+        1
     } else {
         println!(
             "verdict: missing required protections: {} (serve needs --allow-degraded)",
@@ -381,7 +531,12 @@ fn doctor(common: CommonArgs) -> anyhow::Result<i32> {
 
 fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let start_uid = Uid::current().as_raw();
-    let owner = if Uid::effective().is_root() {
+    let outer = crate::container::detect_here();
+    let inside = inside_mode(&args.common, outer.as_ref())?;
+    let owner = if inside {
+        // The daemon stays root of gVisor's kernel: its state is root's.
+        None
+    } else if Uid::effective().is_root() {
         match args.common.uid {
             Some(u) => Some((u, args.common.gid.unwrap_or(u))),
             None => None,
@@ -390,6 +545,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         None
     };
     let root = prepare_root(&args.common.root, owner)?;
+    if let Some(g) = &outer {
+        tracing::info!("running inside a gVisor container: {}", g.evidence);
+        // A socket on a volume shared with the host is the host's (runsc --host-uds=create): gVisor
+        // refuses to stat it, so a socket left by an earlier daemon is removed without looking first.
+        std::fs::remove_file(&args.socket).ok();
+    }
     // The socket is bound before privileges are dropped (its directory may be root's), with a umask
     // that makes it 0600 from the first moment.
     if let Ok(md) = std::fs::symlink_metadata(&args.socket) {
@@ -400,16 +561,49 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
             bail!("{} exists and is not a socket", args.socket.display());
         }
     }
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    // Inside gVisor the socket on the shared volume is created on the host by gVisor's gofer, and every
+    // host peer shows up as uid 0 (gVisor passes no credentials for host sockets): the daemon's peer check
+    // cannot tell the gateway's uid from another, and the daemon (root) could not chown or chmod it. So it
+    // is created 0666 and the volume is the gate: only the gateway's container mounts it.
+    let umask = if inside { 0o111 } else { 0o177 };
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
     let listener = std::os::unix::net::UnixListener::bind(&args.socket)
         .with_context(|| format!("binding {}", args.socket.display()));
     nix::sys::stat::umask(old);
     let listener = listener?;
-    std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(0o600))?;
+    let health = if inside {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(health_socket_name(&args.socket))?;
+        Some(
+            std::os::unix::net::UnixListener::bind_addr(&addr)
+                .context("binding the abstract health socket")?,
+        )
+    } else {
+        None
+    };
+    let socket_mode = if inside { 0o666 } else { 0o600 };
+    if let Err(e) = std::fs::set_permissions(&args.socket, std::fs::Permissions::from_mode(socket_mode)) {
+        // gVisor does not let the daemon change a host-backed socket's mode; the umask above already
+        // created it 0600.
+        if outer.is_none() {
+            return Err(e.into());
+        }
+        tracing::info!("socket created with mode {socket_mode:o} by the umask (gVisor refused chmod: {e})");
+    }
     let parent = nix::unistd::getppid();
     // Claimed while still root (if started so): the subtree is then handed to the unprivileged uid.
-    let cgroups = claim_cgroups(owner);
-    drop_privileges(&args.common)?;
+    let cgroups = if inside {
+        Err("inside gVisor".to_string())
+    } else {
+        claim_cgroups(owner)
+    };
+    if inside {
+        tracing::info!(
+            "staying root of gVisor's kernel (--backend gvisor-container): runs drop to their session's uid"
+        );
+    } else {
+        drop_privileges(&args.common)?;
+    }
     if args.exit_with_parent {
         exit_with_parent(parent)?;
     }
@@ -417,15 +611,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let Chosen {
         engine,
-        protections,
+        mut protections,
         why,
-    } = choose(&rt, &args.common, &root, &args.limits(), &cgroups)?;
+    } = choose(&rt, &args.common, &root, &args.limits(), &cgroups, inside)?;
+    if !protections.iter().any(|p| p.name == "gvisor_container") {
+        protections.push(crate::container::protection(outer.as_ref()));
+    }
     tracing::info!("backend: {why}");
     let missing = missing(&protections);
     for p in &missing {
         tracing::warn!(protection = %p.name, "missing: {}", p.detail);
     }
     let essential = [
+        "gvisor_container",
         "unprivileged_uid",
         "user_namespace",
         "mount_namespace",
@@ -437,12 +635,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
         .iter()
         .find(|p| essential.contains(&p.name.as_str()) || p.name.ends_with("_namespace"))
     {
-        bail!(
-            "the {:?} backend cannot run without {}: {}",
-            engine.backend(),
-            p.name,
-            p.detail
-        );
+        if let Some(g) = outer.as_ref().filter(|_| !inside) {
+            bail!("{}", crate::container::unsupported_inside(g, &p.name, &p.detail));
+        }
+        let what = if inside {
+            "gvisor-container mode".to_string()
+        } else {
+            format!("{:?} backend", engine.backend())
+        };
+        bail!("the {what} cannot run without {}: {}", p.name, p.detail);
     }
     let degraded = !missing.is_empty();
     if degraded && !args.allow_degraded {
@@ -474,6 +675,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<i32> {
     rt.block_on(async move {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::UnixListener::from_std(listener)?;
+        if let Some(h) = health {
+            h.set_nonblocking(true)?;
+            let h = tokio::net::UnixListener::from_std(h)?;
+            let d = daemon.clone();
+            tokio::spawn(async move {
+                if let Err(e) = d.serve(h).await {
+                    tracing::warn!("health socket: {e}");
+                }
+            });
+        }
         // Tests and supervisors wait for this line before connecting.
         tracing::info!(socket = %socket.display(), degraded, "sluice-sandbox listening");
         eprintln!("sluice-sandbox listening on {}", socket.display());

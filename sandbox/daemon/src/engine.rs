@@ -10,7 +10,10 @@
 //! namespaces, unshares the run's own and starts `runsc run` as the run's PID 1; the container process
 //! (`python/gvisor_runner.py`) says `ready` on its stdout and waits for the code on its stdin. That
 //! prepared jail is kept per session ("warm"), so a run only has to hand over the code; the next jail is
-//! prepared in the background while the current one runs.
+//! prepared in the background while the current one runs. Inside a gVisor container
+//! ([`Mode::InsideGvisor`]) a session is a tmpfs owned by a uid of its own, and a run's PID 1 comes from a
+//! trusted intermediate child of the zygote, builds a root of its own, drops to the session's uid and then
+//! waits for its code as a native jail does.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -35,7 +38,7 @@ use tokio::sync::watch;
 use crate::cgroup::{Cgroups, RunCgroup};
 use crate::error::OpError;
 use crate::gvisor;
-use crate::pidfd::PidFd;
+use crate::pidfd::{PidFd, RunHandle};
 use crate::policy::{self, HostPath, Limits, Project, ProjectMount, SANDBOX_ID};
 use crate::workspace::{Snapshot, Workspace};
 use crate::zygote::{PythonFacts, Zygote, python_facts, recv_queued_fd, send_with_fds, seqpacket_pair};
@@ -84,6 +87,21 @@ pub struct EngineConfig {
     pub runsc: Option<PathBuf>,
     /// The daemon's cgroup subtree for per-run limits (native backend), or why there is none.
     pub cgroups: Result<Arc<Cgroups>, String>,
+    /// The daemon runs as root inside a gVisor container (`--backend gvisor-container`): sessions are
+    /// tmpfs workspaces owned by a uid of their own, runs are built by [`Mode::InsideGvisor`]'s rules.
+    pub inside_gvisor: bool,
+}
+
+/// How this engine builds sessions and runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Namespaces, minimal root, landlock, seccomp on the host's kernel.
+    Native,
+    /// `runsc run` per run, on the host.
+    Runsc,
+    /// Inside a gVisor container (the container is the outer wall): per-run PID, network and IPC
+    /// namespaces, a root of the run's own entered with chroot, the session's uid, seccomp, rlimits.
+    InsideGvisor,
 }
 
 pub struct Engine {
@@ -96,13 +114,18 @@ pub struct Engine {
     /// Why seccomp could not be compiled, if it could not.
     pub seccomp_error: Option<String>,
     skip: Mutex<Vec<String>>,
+    /// Inside gVisor: the uids of the open sessions.
+    uids: Arc<policy::UidPool>,
 }
 
 /// One session's namespaces and workspace.
 pub struct SessionNs {
-    userns: OwnedFd,
-    mntns: OwnedFd,
+    /// The session's user and mount namespaces (native and runsc; inside gVisor there are none).
+    userns: Option<OwnedFd>,
+    mntns: Option<OwnedFd>,
     pub workspace: Workspace,
+    /// Inside gVisor: the session's uid and workspace mount, released when the session is dropped.
+    inside: Option<InsideSession>,
     pub workspace_bytes: u64,
     /// The prepared jail. The background preparer holds this lock while it works, so a run arriving
     /// meanwhile waits for that jail instead of building a second one from scratch.
@@ -114,6 +137,25 @@ pub struct SessionNs {
     /// Native backend: the control socket of the session's launcher. Closing it ends the launcher and,
     /// with it (PID 1 of the session's PID namespace), every jail of the session.
     launcher: Mutex<Option<OwnedFd>>,
+}
+
+/// A session's own uid and its workspace tmpfs, when the daemon runs inside gVisor.
+struct InsideSession {
+    uid: policy::UidLease,
+    dir: PathBuf,
+}
+
+impl Drop for InsideSession {
+    fn drop(&mut self) {
+        // Every run of the session is gone by now (their handles were dropped first); a lazy unmount
+        // frees the tmpfs once the last descriptor on it closes.
+        if let Err(e) = nix::mount::umount2(&self.dir, nix::mount::MntFlags::MNT_DETACH) {
+            tracing::warn!(dir = %self.dir.display(), "unmounting a session's workspace: {e}");
+        }
+        if let Err(e) = std::fs::remove_dir(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), uid = self.uid.uid(), "removing a session's workspace: {e}");
+        }
+    }
 }
 
 impl SessionNs {
@@ -157,7 +199,7 @@ pub struct Jail {
     /// Taken when the run is handed over.
     go: Option<Channel>,
     status: BufReader<pipe::Receiver>,
-    pidfd: PidFd,
+    pidfd: RunHandle,
     pub probe: Option<BTreeMap<String, String>>,
     /// Native backend with cgroups: the run's group, which PID 1 entered before its set-up finished.
     /// Dropped after the kill in `drop`; the group is removed later, once the run's processes are gone.
@@ -283,6 +325,13 @@ impl Engine {
         let env_list = policy::sandbox_env(&bin_dir);
         let env: serde_json::Map<String, serde_json::Value> =
             env_list.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+        if cfg.inside_gvisor {
+            // Runs bind the installation from here; they refuse to start where it is writable.
+            tracing::info!(
+                "inside gVisor: per-run roots under {}",
+                cfg.root.join("jail").display()
+            );
+        }
         let gvisor = match &cfg.runsc {
             Some(runsc) => Some(Self::write_bundle(&cfg, &facts, &plan, runsc, &env_list)?),
             None => None,
@@ -309,6 +358,7 @@ impl Engine {
             "cap_last_cap": cap_last_cap,
             "rlimits_max": cfg.limits.max_rlimits(),
             "env": env,
+            "inside_gvisor": cfg.inside_gvisor,
         });
         Ok(Engine {
             cfg,
@@ -319,6 +369,7 @@ impl Engine {
             facts,
             seccomp_error,
             skip: Mutex::new(vec![]),
+            uids: Arc::new(policy::UidPool::new(policy::SESSION_UIDS)),
         })
     }
 
@@ -371,13 +422,28 @@ impl Engine {
         &self.cfg.limits
     }
 
-    /// The backend this engine runs code with.
+    /// The backend this engine runs code with, as the protocol names it: code inside a gVisor container
+    /// runs under gVisor's kernel too.
     pub fn backend(&self) -> Backend {
-        if self.cfg.runsc.is_some() {
-            Backend::Gvisor
-        } else {
-            Backend::Native
+        match self.mode() {
+            Mode::Native => Backend::Native,
+            Mode::Runsc | Mode::InsideGvisor => Backend::Gvisor,
         }
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.cfg.inside_gvisor {
+            Mode::InsideGvisor
+        } else if self.cfg.runsc.is_some() {
+            Mode::Runsc
+        } else {
+            Mode::Native
+        }
+    }
+
+    /// The directory under which each run's root is mounted (inside gVisor).
+    pub fn jail_dir(&self) -> PathBuf {
+        self.cfg.root.join("jail")
     }
 
     /// The jail's root plan (what `doctor` and the gVisor self-test compare against).
@@ -392,14 +458,19 @@ impl Engine {
 
     /// Whether runs get a cgroup of their own: what is used, or why not.
     pub fn cgroup_limits(&self) -> Result<String, String> {
-        match (self.backend(), &self.cfg.cgroups) {
-            (Backend::Gvisor, _) => Err(
+        match (self.mode(), &self.cfg.cgroups) {
+            (Mode::InsideGvisor, _) => Err(
+                "not used inside a gVisor container (gVisor's kernel offers no delegated cgroup here); each \
+                 process of the run is bounded by RLIMIT_AS and the run by RLIMIT_NPROC of the session's uid"
+                    .to_string(),
+            ),
+            (Mode::Runsc, _) => Err(
                 "not applied under gVisor (runsc runs with --ignore-cgroups); each process of the run is \
                  bounded by RLIMIT_AS and the run by RLIMIT_NPROC"
                     .to_string(),
             ),
-            (Backend::Native, Ok(c)) => Ok(c.describe()),
-            (Backend::Native, Err(e)) => Err(format!(
+            (Mode::Native, Ok(c)) => Ok(c.describe()),
+            (Mode::Native, Err(e)) => Err(format!(
                 "{e}; each process of a run is bounded by RLIMIT_AS and the run by RLIMIT_NPROC"
             )),
         }
@@ -441,19 +512,22 @@ impl Engine {
 
     /// Creates a session: a user + mount namespace with a tmpfs of `workspace_bytes` as workspace.
     pub async fn open_session(self: &Arc<Self>, workspace_bytes: u64) -> Result<SessionNs, OpError> {
+        if self.mode() == Mode::InsideGvisor {
+            return self.open_session_inside(workspace_bytes);
+        }
         let z = self.zygote().await?;
         let (status_r, status_w) = pipe_pair()?;
         let (hold_r, hold_w) = pipe_pair()?;
         let inodes = (workspace_bytes / 4096).clamp(1024, 1 << 20);
         let mut fds = vec![status_w.as_raw_fd(), hold_r.as_raw_fd()];
         // Native jails come from the session's own launcher; gVisor containers from the zygote.
-        let launcher = match self.backend() {
-            Backend::Native => {
+        let launcher = match self.mode() {
+            Mode::Native => {
                 let (ours, theirs) = seqpacket_pair()?;
                 fds.push(theirs.as_raw_fd());
                 Some((ours, theirs))
             }
-            Backend::Gvisor => None,
+            Mode::Runsc | Mode::InsideGvisor => None,
         };
         z.send(
             &json!({"op": "session", "workspace_bytes": workspace_bytes, "workspace_inodes": inodes}),
@@ -490,9 +564,10 @@ impl Engine {
         // The session child exits once we hold its namespaces.
         drop(hold_w);
         Ok(SessionNs {
-            userns,
-            mntns,
+            userns: Some(userns),
+            mntns: Some(mntns),
             workspace: Workspace::new(ws),
+            inside: None,
             workspace_bytes,
             warm: tokio::sync::Mutex::new(None),
             preparing: AtomicBool::new(false),
@@ -502,14 +577,117 @@ impl Engine {
         })
     }
 
+    /// Inside gVisor: a session is a size-limited tmpfs, mode 0700, owned by a uid no other open
+    /// session has, mounted by the daemon (root of gVisor's kernel) under `<root>/ws`.
+    fn open_session_inside(&self, workspace_bytes: u64) -> Result<SessionNs, OpError> {
+        let uid = self
+            .uids
+            .lease()
+            .ok_or_else(|| unavailable("no free session uid (too many open sessions)"))?;
+        let id = uid.uid();
+        let dir = self.cfg.root.join("ws").join(format!("u{id}"));
+        // A directory left by a daemon that was killed is reused (it is empty once its mount is gone).
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(OpError::internal(format!("{}: {e}", dir.display()))),
+        }
+        let opts = policy::inside_workspace_options(workspace_bytes, id);
+        nix::mount::mount(
+            Some("tmpfs"),
+            &dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID | nix::mount::MsFlags::MS_NODEV,
+            Some(opts.as_str()),
+        )
+        .map_err(|e| unavailable(format!("cannot mount the session's workspace tmpfs: {e}")))?;
+        let inside = InsideSession { uid, dir };
+        let ws = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&inside.dir)
+            .map(OwnedFd::from)
+            .map_err(|e| OpError::internal(format!("{}: {e}", inside.dir.display())))?;
+        Ok(SessionNs {
+            userns: None,
+            mntns: None,
+            workspace: Workspace::with_owner(ws, id, id),
+            inside: Some(inside),
+            workspace_bytes,
+            warm: tokio::sync::Mutex::new(None),
+            preparing: AtomicBool::new(false),
+            closed: watch::channel(false).0,
+            cancels: watch::channel(0).0,
+            launcher: Mutex::new(None),
+        })
+    }
+
     /// Builds a jail for the session and waits until it is locked down and waiting for code. `probe`
     /// asks a native jail to try and report every protection step (gVisor is probed with a real run).
     pub async fn prepare(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
-        if self.cfg.runsc.is_some() {
-            self.prepare_gvisor(s).await
-        } else {
-            self.prepare_native(s, probe).await
+        match self.mode() {
+            Mode::Runsc => self.prepare_gvisor(s).await,
+            Mode::Native => self.prepare_native(s, probe).await,
+            Mode::InsideGvisor => self.prepare_inside(s, probe).await,
         }
+    }
+
+    /// Inside gVisor: the zygote forks a trusted intermediate child, which forks the run's PID 1 into a
+    /// fresh PID namespace and reports its pid; PID 1 builds its root, drops to the session's uid and
+    /// waits for its code on `go`, as a native jail does.
+    async fn prepare_inside(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
+        let Some(inside) = &s.inside else {
+            return Err(OpError::internal("not a session of a daemon inside gVisor"));
+        };
+        let z = self.zygote().await?;
+        let (status_r, status_w) = pipe_pair()?;
+        let (go, go_theirs) = seqpacket_pair()?;
+        let (hold_r, hold_w) = pipe_pair()?;
+        let skip = self.skip.lock().map(|s| s.clone()).unwrap_or_default();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let uid = inside.uid.uid();
+        z.send(
+            &json!({"op": "inside", "seq": seq, "unshare_flags": RUN_NAMESPACES, "probe": probe, "skip": skip,
+                    "uid": uid, "gid": uid, "workspace": inside.dir.display().to_string()}),
+            &[status_w.as_raw_fd(), go_theirs.as_raw_fd(), hold_r.as_raw_fd()],
+        )?;
+        drop((status_w, go_theirs, hold_r));
+        let mut status = BufReader::new(receiver(status_r)?);
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let (mut handle, mut ready, mut probe_result) = (None, false, None);
+        let mut hold = Some(hold_w);
+        while !(ready && handle.is_some()) {
+            let Some(line) = read_line_by(&mut status, deadline).await? else {
+                return Err(unavailable("the sandbox worker exited while preparing a jail"));
+            };
+            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+            match word {
+                "child" => {
+                    let pid: i32 = rest
+                        .parse()
+                        .map_err(|_| OpError::internal(format!("bad status line {line:?}")))?;
+                    let hold = hold.take().ok_or_else(|| OpError::internal("two child lines"))?;
+                    handle = Some(RunHandle::Held { pid, hold });
+                }
+                "probe" => probe_result = serde_json::from_str(rest).ok(),
+                "ready" => ready = true,
+                "error" => {
+                    if let Some(h) = &handle {
+                        let _ = h.kill();
+                    }
+                    return Err(unavailable(format!("sandbox set-up failed: {rest}")));
+                }
+                _ => return Err(OpError::internal(format!("unexpected status line {line:?}"))),
+            }
+        }
+        let pidfd = handle.ok_or_else(|| OpError::internal("no jail pid"))?;
+        Ok(Jail {
+            go: Some(Channel::Native(go)),
+            status,
+            pidfd,
+            probe: probe_result,
+            cgroup: None,
+        })
     }
 
     /// Reads status lines until the intermediate child reports the jail's PID 1, and opens a pidfd on it.
@@ -543,11 +721,15 @@ impl Engine {
         let (out_r, out_w) = pipe_pair()?;
         let (err_r, err_w) = pipe_pair()?;
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let (Some(userns), Some(mntns)) = (&s.userns, &s.mntns) else {
+            return Err(OpError::internal("a runsc session without namespaces"));
+        };
+        let (userns, mntns) = (userns.as_raw_fd(), mntns.as_raw_fd());
         z.send(
             &json!({"op": "gvisor", "unshare_flags": GVISOR_NAMESPACES, "seq": seq}),
             &[
-                s.userns.as_raw_fd(),
-                s.mntns.as_raw_fd(),
+                userns,
+                mntns,
                 status_w.as_raw_fd(),
                 stdin_r.as_raw_fd(),
                 out_w.as_raw_fd(),
@@ -590,7 +772,7 @@ impl Engine {
                 err,
             }),
             status,
-            pidfd,
+            pidfd: RunHandle::Fd(pidfd),
             probe: None,
             cgroup: None,
         })
@@ -671,7 +853,7 @@ impl Engine {
         Ok(Jail {
             go: Some(Channel::Native(go)),
             status,
-            pidfd,
+            pidfd: RunHandle::Fd(pidfd),
             probe: probe_result,
             cgroup,
         })
@@ -895,7 +1077,7 @@ impl Engine {
         // Inside gVisor there is no report pipe; the runner's traceback (as self-reported as the native
         // report line) says whether the address-space limit stopped the code.
         let memory = memory
-            || (self.backend() == Backend::Gvisor
+            || (self.mode() == Mode::Runsc
                 && stderr
                     .text
                     .trim_end()

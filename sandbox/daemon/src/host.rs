@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use sluice_sandbox_protocol::{Backend, ErrorKind, Protection, ProtectionState, RunPython, SessionKey};
 
-use crate::engine::{Engine, JAIL_STEPS};
+use crate::engine::{Engine, JAIL_STEPS, Mode};
 use crate::gvisor;
 
 /// The gVisor backend's protections, as `gvisor::judge_probe` and [`gvisor_seccomp`] report them.
@@ -24,6 +24,8 @@ pub const GVISOR_STEPS: &[&str] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeOutcome {
     pub backend: Backend,
+    /// The daemon runs inside a gVisor container and builds runs with [`Mode::InsideGvisor`].
+    pub inside_gvisor: bool,
     /// The daemon's effective uid.
     pub uid: u32,
     /// Creating a session (user + mount namespace, tmpfs workspace).
@@ -47,8 +49,127 @@ fn p(name: &str, active: bool, required: bool, detail: impl Into<String>) -> Pro
     }
 }
 
+/// The steps a run's PID 1 inside gVisor reports (`python/zygote.py: inside_jail`), plus what the
+/// daemon checks itself (`gvisor_container`, `mount_namespace`): (name, required).
+pub const INSIDE_STEPS: &[(&str, bool)] = &[
+    ("gvisor_container", true),
+    ("pid_namespace", true),
+    ("network_namespace", true),
+    ("minimal_root", true),
+    ("uts_namespace", true),
+    ("rlimits", true),
+    ("capabilities_dropped", true),
+    ("session_uid", true),
+    ("no_new_privs", true),
+    ("seccomp", true),
+    ("mount_namespace", false),
+];
+
+/// Turns a probe of the in-gVisor mode into its protections (pure). Required: everything the mode relies
+/// on (the container being gVisor, the run's namespaces, its root, the session's uid, seccomp, rlimits);
+/// landlock is reported missing, with what stands in for it.
+fn inside_protections(probe: &ProbeOutcome) -> Vec<Protection> {
+    let step = |name: &str| -> (bool, String) {
+        let result = match (&probe.session, &probe.jail) {
+            (Err(e), _) => format!("failed: no session: {e}"),
+            (Ok(()), Err(e)) => format!("failed: {e}"),
+            (Ok(()), Ok(steps)) => steps
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| "not reported".to_string()),
+        };
+        let active = result.starts_with("ok");
+        let detail = result
+            .strip_prefix("ok: ")
+            .or(result.strip_prefix("ok"))
+            .unwrap_or(&result)
+            .to_string();
+        (
+            active,
+            if detail.is_empty() {
+                "applied".to_string()
+            } else {
+                detail
+            },
+        )
+    };
+    let mut out = Vec::new();
+    let (uid_ok, uid_detail) = step("session_uid");
+    out.push(p(
+        "unprivileged_uid",
+        uid_ok,
+        true,
+        if uid_ok {
+            format!(
+                "sandboxed code runs as its session's own uid, one per open session (the self-test's: \
+                 {uid_detail}); the daemon is root of gVisor's kernel only, inside the container"
+            )
+        } else {
+            uid_detail
+        },
+    ));
+    out.push(p(
+        "workspace_tmpfs",
+        probe.session.is_ok(),
+        true,
+        match &probe.session {
+            Ok(()) => "size-limited tmpfs workspace per session (mode 0700, owned by the session's uid); \
+                       size-limited tmpfs /tmp per run"
+                .to_string(),
+            Err(e) => e.clone(),
+        },
+    ));
+    for (name, required) in INSIDE_STEPS.iter().copied() {
+        if name == "session_uid" {
+            continue;
+        }
+        let (active, detail) = step(name);
+        out.push(p(name, active, required, detail));
+    }
+    let ns_ok = probe.session.is_ok() && probe.jail.is_ok();
+    out.push(p(
+        "ipc_namespace",
+        ns_ok,
+        true,
+        if ns_ok {
+            "private System V IPC and POSIX queues".to_string()
+        } else {
+            "the run's namespaces could not be created".to_string()
+        },
+    ));
+    out.push(p(
+        "landlock",
+        false,
+        false,
+        "gVisor's kernel has no landlock (ENOSYS); standing in for it: the run's own root holds only the \
+         read-only installation, /workspace and /tmp (entered with chroot, no capability to leave it), the \
+         session's uid owns nothing else, the seccomp allowlist, and no network device but loopback",
+    ));
+    out.push(p(
+        "wall_clock_kill",
+        true,
+        true,
+        "the run's PID 1 is killed by pid at the timeout, which takes every process of its PID namespace (no \
+         pidfd in gVisor: its trusted parent does not reap it until the daemon lets go, so the pid stays its own)",
+    ));
+    out.push(p(
+        "environment_scrubbed",
+        true,
+        true,
+        "fixed environment; nothing inherited from the daemon",
+    ));
+    out.push(match &probe.cgroup {
+        Ok(d) => p("cgroup_limits", true, false, d.clone()),
+        Err(e) => p("cgroup_limits", false, false, e.clone()),
+    });
+    out
+}
+
 /// Turns a probe into the protection list (pure, so it is tested table-wise).
 pub fn protections(probe: &ProbeOutcome) -> Vec<Protection> {
+    if probe.inside_gvisor {
+        return inside_protections(probe);
+    }
     let mut out = vec![p(
         "unprivileged_uid",
         probe.uid != 0,
@@ -164,11 +285,13 @@ pub async fn probe(engine: &Arc<Engine>) -> ProbeOutcome {
     let uid = nix::unistd::geteuid().as_raw();
     let cgroup = engine.cgroup_limits();
     let backend = engine.backend();
+    let inside_gvisor = engine.mode() == Mode::InsideGvisor;
     let session = match engine.open_session(16 << 20).await {
         Ok(s) => Arc::new(s),
         Err(e) => {
             return ProbeOutcome {
                 backend,
+                inside_gvisor,
                 uid,
                 session: Err(e.message),
                 jail: Err("no session".to_string()),
@@ -176,24 +299,118 @@ pub async fn probe(engine: &Arc<Engine>) -> ProbeOutcome {
             };
         }
     };
-    let jail = match backend {
-        Backend::Native => match engine.prepare(&session, true).await {
+    let jail = match engine.mode() {
+        Mode::Native => match engine.prepare(&session, true).await {
             Ok(j) => j
                 .probe
                 .clone()
                 .ok_or_else(|| "the jail sent no probe report".to_string()),
             Err(e) => Err(e.message),
         },
-        Backend::Gvisor => probe_gvisor(engine, &session).await,
+        Mode::InsideGvisor => probe_inside(engine, &session).await,
+        Mode::Runsc => probe_gvisor(engine, &session).await,
     };
     session.close();
     ProbeOutcome {
         backend,
+        inside_gvisor,
         uid,
         session: Ok(()),
         jail,
         cgroup,
     }
+}
+
+/// Inside gVisor: a jail prepared with every step reported, a run through it (the code's own view of
+/// its kernel and uid), and whether the jail's mounts show outside it (then gVisor gives no mount
+/// namespace of its own, and the run's root is what keeps it apart).
+async fn probe_inside(
+    engine: &Arc<Engine>,
+    session: &Arc<crate::engine::SessionNs>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut steps = match crate::container::detect_here() {
+        Some(g) => BTreeMap::from([(
+            "gvisor_container".to_string(),
+            format!(
+                "ok: the daemon and every run are inside a gVisor container ({}); gVisor's kernel answers their \
+                 system calls, the host kernel never sees them",
+                g.evidence
+            ),
+        )]),
+        None => BTreeMap::from([(
+            "gvisor_container".to_string(),
+            "failed: the daemon's kernel is not gVisor's".to_string(),
+        )]),
+    };
+    let jail = engine.prepare(session, true).await.map_err(|e| e.message)?;
+    steps.extend(
+        jail.probe
+            .clone()
+            .ok_or_else(|| "the jail sent no probe report".to_string())?,
+    );
+    let leaked = mounts_below(&engine.jail_dir());
+    steps.insert(
+        "mount_namespace".into(),
+        if leaked.is_empty() {
+            "ok: the run's mounts are its own (not visible to the daemon)".into()
+        } else {
+            format!(
+                "failed: gVisor accepts unshare(CLONE_NEWNS) but the run's mounts show outside it ({} mount \
+                 points under {}); each run gets a root of its own instead, taken down when it ends",
+                leaked.len(),
+                engine.jail_dir().display()
+            )
+        },
+    );
+    drop(jail);
+    let req = RunPython {
+        session: SessionKey {
+            org: String::new(),
+            key: String::new(),
+            session: "probe".into(),
+        },
+        code: INSIDE_PROBE_CODE.into(),
+        inputs: vec![],
+        timeout_ms: Some(60_000),
+        memory_mb: None,
+    };
+    let r = engine
+        .run(session, req)
+        .await
+        .map_err(|e| format!("the self-test run failed: {}", e.message))?;
+    let seen = r.stdout.text.trim();
+    if !inside_run_ok(seen) {
+        steps.insert(
+            "session_uid".into(),
+            format!(
+                "failed: the self-test run printed {seen:?} (exit {:?}, stderr {:?})",
+                r.exit, r.stderr.text
+            ),
+        );
+    }
+    Ok(steps)
+}
+
+/// What the in-gVisor self-test run prints: its kernel release and its uid.
+const INSIDE_PROBE_CODE: &str = "import os, platform\nprint(platform.release(), os.getuid(), os.geteuid())\n";
+
+/// The self-test run saw gVisor's kernel and a uid that is not root (pure).
+fn inside_run_ok(printed: &str) -> bool {
+    let parts: Vec<&str> = printed.split_whitespace().collect();
+    matches!(parts.as_slice(), [release, uid, euid]
+        if *release == crate::container::GVISOR_RELEASE && *uid != "0" && uid == euid && uid.parse::<u32>().is_ok())
+}
+
+/// Mount points below `dir` as this process sees them (`/proc/self/mountinfo`).
+fn mounts_below(dir: &std::path::Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(String::from)
+        .collect()
 }
 
 async fn probe_gvisor(
@@ -316,6 +533,178 @@ mod tests {
     }
 
     #[test]
+    fn inside_gvisor_probe_to_protections() {
+        let all_ok: BTreeMap<String, String> = INSIDE_STEPS
+            .iter()
+            .map(|(s, _)| (s.to_string(), "ok: fine".to_string()))
+            .collect();
+        let with = |name: &str, result: &str| {
+            let mut m = all_ok.clone();
+            m.insert(name.into(), result.into());
+            m
+        };
+        let probe =
+            |session: Result<(), String>, jail: Result<BTreeMap<String, String>, String>| ProbeOutcome {
+                backend: Backend::Gvisor,
+                inside_gvisor: true,
+                uid: 0,
+                session,
+                jail,
+                cgroup: Err("none inside gVisor".into()),
+            };
+        let every_step: Vec<&str> = vec![
+            "unprivileged_uid",
+            "gvisor_container",
+            "pid_namespace",
+            "network_namespace",
+            "minimal_root",
+            "uts_namespace",
+            "rlimits",
+            "capabilities_dropped",
+            "no_new_privs",
+            "seccomp",
+            "mount_namespace",
+            "ipc_namespace",
+        ];
+        // (probe, names expected missing, names of those that are required)
+        let cases: Vec<(ProbeOutcome, Vec<&str>, Vec<&str>)> = vec![
+            // What Debian's 2022 runsc gives: no mount namespace of its own, no landlock, no cgroups.
+            (
+                probe(
+                    Ok(()),
+                    Ok(with(
+                        "mount_namespace",
+                        "failed: the run's mounts show outside it",
+                    )),
+                ),
+                vec!["mount_namespace", "landlock", "cgroup_limits"],
+                vec![],
+            ),
+            (
+                probe(Ok(()), Ok(all_ok.clone())),
+                vec!["landlock", "cgroup_limits"],
+                vec![],
+            ),
+            // A kernel that is not gVisor's, a uid change or a seccomp filter that failed: fail closed.
+            (
+                probe(Ok(()), Ok(with("gvisor_container", "failed: not gVisor"))),
+                vec!["gvisor_container", "landlock", "cgroup_limits"],
+                vec!["gvisor_container"],
+            ),
+            (
+                probe(
+                    Ok(()),
+                    Ok(with(
+                        "session_uid",
+                        "failed: the self-test run printed \"4.4.0 0 0\"",
+                    )),
+                ),
+                vec!["unprivileged_uid", "landlock", "cgroup_limits"],
+                vec!["unprivileged_uid"],
+            ),
+            (
+                probe(Ok(()), Ok(with("seccomp", "failed: EINVAL"))),
+                vec!["seccomp", "landlock", "cgroup_limits"],
+                vec!["seccomp"],
+            ),
+            (
+                probe(
+                    Ok(()),
+                    Ok(with("network_namespace", "failed: interfaces [\"eth0\", \"lo\"]")),
+                ),
+                vec!["network_namespace", "landlock", "cgroup_limits"],
+                vec!["network_namespace"],
+            ),
+            // A step the jail did not report counts as missing.
+            (
+                probe(
+                    Ok(()),
+                    Ok(all_ok
+                        .iter()
+                        .filter(|(k, _)| *k != "pid_namespace")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()),
+                ),
+                vec!["pid_namespace", "landlock", "cgroup_limits"],
+                vec!["pid_namespace"],
+            ),
+            (
+                probe(Ok(()), Err("sandbox set-up failed: chroot: EPERM".into())),
+                [every_step.clone(), vec!["landlock", "cgroup_limits"]].concat(),
+                every_step
+                    .iter()
+                    .copied()
+                    .filter(|n| *n != "mount_namespace")
+                    .collect(),
+            ),
+            (
+                probe(Err("mount: EPERM".into()), Err("no session".into())),
+                [
+                    vec!["unprivileged_uid", "workspace_tmpfs"],
+                    every_step[1..].to_vec(),
+                    vec!["landlock", "cgroup_limits"],
+                ]
+                .concat(),
+                [
+                    vec!["unprivileged_uid", "workspace_tmpfs"],
+                    every_step[1..]
+                        .iter()
+                        .copied()
+                        .filter(|n| *n != "mount_namespace")
+                        .collect(),
+                ]
+                .concat(),
+            ),
+        ];
+        for (probe, missing, required) in cases {
+            let got = protections(&probe);
+            let mut got_missing: Vec<&str> = got
+                .iter()
+                .filter(|p| p.state == ProtectionState::Missing)
+                .map(|p| p.name.as_str())
+                .collect();
+            let mut want = missing.clone();
+            got_missing.sort();
+            want.sort();
+            assert_eq!(got_missing, want, "{probe:?}");
+            let mut got_required: Vec<&str> = got
+                .iter()
+                .filter(|p| p.state == ProtectionState::Missing && p.required)
+                .map(|p| p.name.as_str())
+                .collect();
+            let mut want_required = required.clone();
+            got_required.sort();
+            want_required.sort();
+            assert_eq!(got_required, want_required, "{probe:?}");
+        }
+        // Landlock is never claimed, and says what stands in for it.
+        let l = protections(&probe(Ok(()), Ok(all_ok)));
+        let landlock = l.iter().find(|p| p.name == "landlock").unwrap();
+        assert!(
+            !landlock.required
+                && landlock.detail.contains("no landlock")
+                && landlock.detail.contains("chroot")
+        );
+        assert!(l.iter().any(|p| p.name == "gvisor_container" && p.required));
+    }
+
+    #[test]
+    fn inside_self_test_output() {
+        // (printed by the self-test run, accepted)
+        let cases = [
+            ("4.4.0 30000 30000", true),
+            ("4.4.0 0 0", false),
+            ("4.4.0 30000 0", false),
+            ("6.1.0 30000 30000", false),
+            ("", false),
+            ("4.4.0 x x", false),
+        ];
+        for (printed, ok) in cases {
+            assert_eq!(inside_run_ok(printed), ok, "{printed:?}");
+        }
+    }
+
+    #[test]
     fn probe_to_protections() {
         let all_ok: BTreeMap<String, String> = JAIL_STEPS
             .iter()
@@ -337,6 +726,7 @@ mod tests {
             (
                 ProbeOutcome {
                     backend: Backend::Gvisor,
+                    inside_gvisor: false,
                     uid: 65534,
                     session: Ok(()),
                     jail: Ok(gvisor_ok),
@@ -347,6 +737,7 @@ mod tests {
             (
                 ProbeOutcome {
                     backend: Backend::Gvisor,
+                    inside_gvisor: false,
                     uid: 65534,
                     session: Ok(()),
                     jail: Ok(gvisor_open),
@@ -357,6 +748,7 @@ mod tests {
             (
                 ProbeOutcome {
                     backend: Backend::Gvisor,
+                    inside_gvisor: false,
                     uid: 65534,
                     session: Ok(()),
                     jail: Err("runsc exited".into()),
@@ -377,6 +769,7 @@ mod tests {
             (
                 ProbeOutcome {
                     backend: Backend::Native,
+                    inside_gvisor: false,
                     uid: 1000,
                     session: Ok(()),
                     jail: Ok(all_ok.clone()),
@@ -387,6 +780,7 @@ mod tests {
             (
                 ProbeOutcome {
                     backend: Backend::Native,
+                    inside_gvisor: false,
                     uid: 1000,
                     session: Ok(()),
                     jail: Ok(all_ok.clone()),
@@ -397,6 +791,7 @@ mod tests {
             (
                 ProbeOutcome {
                     backend: Backend::Native,
+                    inside_gvisor: false,
                     uid: 0,
                     session: Ok(()),
                     jail: Ok(landlock_missing),
@@ -407,6 +802,7 @@ mod tests {
             (
                 ProbeOutcome {
                     backend: Backend::Native,
+                    inside_gvisor: false,
                     uid: 5,
                     session: Err("EPERM".into()),
                     jail: Err("no session".into()),

@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod container;
 pub mod engine;
 pub mod error;
 pub mod gvisor;

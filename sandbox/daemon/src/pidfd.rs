@@ -73,3 +73,47 @@ impl PidFd {
         Ok(())
     }
 }
+
+/// How the daemon kills a run's PID 1: through a pidfd, or (inside gVisor, which has no `pidfd_open`)
+/// by pid, while holding the pipe whose closing lets the run's trusted parent reap it. Until that pipe
+/// closes the pid stays the run's (alive or a zombie), so a kill by pid never reaches another process.
+#[derive(Debug)]
+pub enum RunHandle {
+    Fd(PidFd),
+    Held { pid: i32, hold: OwnedFd },
+}
+
+impl RunHandle {
+    pub fn pid(&self) -> i32 {
+        match self {
+            RunHandle::Fd(p) => p.pid(),
+            RunHandle::Held { pid, .. } => *pid,
+        }
+    }
+
+    /// True until the process has exited (a held pid also counts as gone once it is a zombie).
+    pub fn alive(&self) -> bool {
+        match self {
+            RunHandle::Fd(p) => p.alive(),
+            RunHandle::Held { pid, .. } => std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| !s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+                .unwrap_or(false),
+        }
+    }
+
+    /// Sends SIGKILL. Killing PID 1 of a PID namespace kills every process in it.
+    pub fn kill(&self) -> std::io::Result<()> {
+        match self {
+            RunHandle::Fd(p) => p.kill(),
+            RunHandle::Held { pid, .. } => {
+                match nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                ) {
+                    Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+}

@@ -26,6 +26,76 @@ pub const DEFAULT_TREE_DEPTH: u32 = 8;
 /// A session's workspace, reached only through its directory descriptor.
 pub struct Workspace {
     root: OwnedFd,
+    /// Inside gVisor the daemon is root and each session has its own uid: what the daemon creates is
+    /// handed to that uid, so the session's code can change it.
+    owner: Option<(u32, u32)>,
+}
+
+/// Set once `openat2` answered `ENOSYS` (gVisor's kernel): from then on paths are resolved one component
+/// at a time, refusing every symlink (see [`open_beneath_by_components`]).
+static NO_OPENAT2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `openat2(RESOLVE_BENEATH | RESOLVE_NO_XDEV)` for kernels without it: each component is opened with
+/// `O_NOFOLLOW` relative to the previous one and must be a directory on the workspace's file system; the
+/// last one is opened with `O_NOFOLLOW` too. Stricter than `openat2`: a symlink inside the workspace is
+/// not followed either (`ELOOP`), so a component swapped for a symlink by sandboxed code mid-walk is
+/// refused rather than followed. `..` never gets here (the lexical check rejects it).
+pub fn open_beneath_by_components(
+    root: &OwnedFd,
+    comps: &[String],
+    flags: OFlag,
+    mode: Mode,
+) -> Result<OwnedFd, Errno> {
+    let dev = fstat(root.as_fd())?.st_dev;
+    let check = |fd: &OwnedFd, want_dir: bool| -> Result<(), Errno> {
+        let st = fstat(fd.as_fd())?;
+        match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
+            SFlag::S_IFLNK => return Err(Errno::ELOOP),
+            SFlag::S_IFDIR => {}
+            _ if want_dir => return Err(Errno::ENOTDIR),
+            _ => {}
+        }
+        if st.st_dev != dev {
+            return Err(Errno::EXDEV);
+        }
+        Ok(())
+    };
+    let step = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let Some((last, parents)) = comps.split_last() else {
+        let fd = nix::fcntl::openat(root.as_fd(), ".", flags | OFlag::O_CLOEXEC, mode)?;
+        check(&fd, true)?;
+        return Ok(fd);
+    };
+    let mut cur: Option<OwnedFd> = None;
+    for c in parents {
+        let at = cur.as_ref().unwrap_or(root);
+        let next = nix::fcntl::openat(at.as_fd(), c.as_str(), step, Mode::empty())?;
+        check(&next, true)?;
+        cur = Some(next);
+    }
+    let at = cur.as_ref().unwrap_or(root);
+    let fd = nix::fcntl::openat(
+        at.as_fd(),
+        last.as_str(),
+        flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        mode,
+    )
+    .map_err(|e| {
+        // `O_DIRECTORY | O_NOFOLLOW` on a symlink answers ENOTDIR: say it is a symlink that is not followed.
+        let link = fstatat(
+            at.as_fd(),
+            last.as_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK);
+        if e == Errno::ENOTDIR && link {
+            Errno::ELOOP
+        } else {
+            e
+        }
+    })?;
+    check(&fd, flags.contains(OFlag::O_DIRECTORY))?;
+    Ok(fd)
 }
 
 /// (size, mtime in ns) per file, to tell which files a run created or changed.
@@ -53,15 +123,45 @@ fn info(path: String, st: &FileStat) -> FileInfo {
 impl Workspace {
     /// Wraps a directory descriptor (any open mode; `O_PATH` is enough).
     pub fn new(root: OwnedFd) -> Self {
-        Workspace { root }
+        Workspace { root, owner: None }
+    }
+
+    /// A workspace whose new files and directories are handed to `uid`/`gid` (the daemon is root).
+    pub fn with_owner(root: OwnedFd, uid: u32, gid: u32) -> Self {
+        Workspace {
+            root,
+            owner: Some((uid, gid)),
+        }
     }
 
     fn open(&self, comps: &[String], flags: OFlag, mode: Mode) -> Result<OwnedFd, OpError> {
+        use std::sync::atomic::Ordering;
         let path = join(comps);
-        let how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC).mode(mode).resolve(
-            ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS | ResolveFlag::RESOLVE_NO_XDEV,
-        );
-        openat2(self.root.as_fd(), path.as_str(), how).map_err(|e| OpError::fs(&path, e))
+        if !NO_OPENAT2.load(Ordering::Relaxed) {
+            let how = OpenHow::new().flags(flags | OFlag::O_CLOEXEC).mode(mode).resolve(
+                ResolveFlag::RESOLVE_BENEATH
+                    | ResolveFlag::RESOLVE_NO_MAGICLINKS
+                    | ResolveFlag::RESOLVE_NO_XDEV,
+            );
+            match openat2(self.root.as_fd(), path.as_str(), how) {
+                Err(Errno::ENOSYS) => NO_OPENAT2.store(true, Ordering::Relaxed),
+                r => return r.map_err(|e| OpError::fs(&path, e)),
+            }
+        }
+        open_beneath_by_components(&self.root, comps, flags, mode).map_err(|e| OpError::fs(&path, e))
+    }
+
+    /// Hands what the daemon just created to the session's uid (inside gVisor).
+    fn own(&self, fd: &impl AsFd, path: &str) -> Result<(), OpError> {
+        if let Some((uid, gid)) = self.owner {
+            nix::unistd::fchown(
+                fd.as_fd(),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
+            )
+            .map_err(|e| OpError::fs(path, e))?;
+        }
+        Ok(())
     }
 
     fn dir(&self, comps: &[String]) -> Result<OwnedFd, OpError> {
@@ -265,6 +365,7 @@ impl Workspace {
             OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_NOCTTY | OFlag::O_NONBLOCK,
             Mode::from_bits_truncate(0o644),
         )?;
+        self.own(&fd, path)?;
         let mut file = std::fs::File::from(fd);
         file.write_all(content).map_err(|e| match e.raw_os_error() {
             Some(n) => OpError::fs(path, Errno::from_raw(n)),
@@ -278,7 +379,20 @@ impl Workspace {
         for i in 0..comps.len() {
             let parent = self.dir(&comps[..i])?;
             match mkdirat(parent.as_fd(), comps[i].as_str(), Mode::from_bits_truncate(0o755)) {
-                Ok(()) | Err(Errno::EEXIST) => {}
+                Ok(()) => {
+                    if let Some((uid, gid)) = self.owner {
+                        // By name in the parent just resolved (an O_PATH descriptor cannot be chowned).
+                        nix::unistd::fchownat(
+                            parent.as_fd(),
+                            comps[i].as_str(),
+                            Some(nix::unistd::Uid::from_raw(uid)),
+                            Some(nix::unistd::Gid::from_raw(gid)),
+                            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                        )
+                        .map_err(|e| OpError::fs(path, e))?;
+                    }
+                }
+                Err(Errno::EEXIST) => {}
                 Err(e) => return Err(OpError::fs(path, e)),
             }
         }
@@ -352,6 +466,59 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fd = std::fs::File::open(dir.path().join(".").as_path()).unwrap();
         (dir, Workspace::new(fd.into()))
+    }
+
+    #[test]
+    fn component_walk_refuses_symlinks_and_other_file_systems() {
+        let (dir, w) = ws();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "s").unwrap();
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        std::fs::write(dir.path().join("d/ok.txt"), "fine").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("abs")).unwrap();
+        std::os::unix::fs::symlink("d/ok.txt", dir.path().join("inside")).unwrap();
+        let c = |p: &str| {
+            p.split('/')
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        let open = |p: &str, flags: OFlag| {
+            open_beneath_by_components(&w.root, &c(p), flags, Mode::from_bits_truncate(0o644)).map(drop)
+        };
+        // (path, flags, expected)
+        let cases: Vec<(&str, OFlag, Result<(), Errno>)> = vec![
+            ("d/ok.txt", OFlag::O_RDONLY, Ok(())),
+            ("d", OFlag::O_PATH | OFlag::O_DIRECTORY, Ok(())),
+            ("", OFlag::O_PATH | OFlag::O_DIRECTORY, Ok(())),
+            ("d/new.txt", OFlag::O_WRONLY | OFlag::O_CREAT, Ok(())),
+            ("dirlink/secret", OFlag::O_RDONLY, Err(Errno::ELOOP)),
+            ("dirlink", OFlag::O_PATH | OFlag::O_DIRECTORY, Err(Errno::ELOOP)),
+            ("abs", OFlag::O_RDONLY, Err(Errno::ELOOP)),
+            (
+                "abs",
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
+                Err(Errno::ELOOP),
+            ),
+            ("abs", OFlag::O_PATH, Err(Errno::ELOOP)),
+            // Stricter than openat2: a symlink that stays inside is not followed either.
+            ("inside", OFlag::O_RDONLY, Err(Errno::ELOOP)),
+            ("d/ok.txt/x", OFlag::O_RDONLY, Err(Errno::ENOTDIR)),
+            ("missing/x", OFlag::O_RDONLY, Err(Errno::ENOENT)),
+        ];
+        for (path, flags, expected) in cases {
+            assert_eq!(open(path, flags), expected, "{path} {flags:?}");
+        }
+        assert!(!outside.path().join("new.txt").exists());
+        assert_eq!(
+            std::fs::read_to_string(outside.path().join("secret")).unwrap(),
+            "s"
+        );
+        // A mount point below the root is another file system: refused (here /proc below /).
+        let slash: OwnedFd = std::fs::File::open("/").unwrap().into();
+        let other = open_beneath_by_components(&slash, &c("proc/version"), OFlag::O_RDONLY, Mode::empty());
+        assert_eq!(other.map(drop), Err(Errno::EXDEV));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Pure policy: what the jail looks like (mounts, landlock rules, rlimits, seccomp), decided from
 //! configuration and facts about the host, with no I/O. The zygote's child only applies it.
 
+pub mod inside;
 pub mod seccomp;
+
+pub use inside::{SESSION_UIDS, UidLease, UidPool, inside_workspace_options};
 
 use std::path::{Path, PathBuf};
 
