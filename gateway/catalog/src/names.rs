@@ -92,9 +92,26 @@ pub fn stem_key(words: &[String]) -> String {
     words.iter().map(|w| stem(w)).collect::<Vec<_>>().join("_")
 }
 
-/// Prefixes that warehouse naming puts before the entity (`dim_customer`, `fct_orders`, `tbl_users`);
-/// inference also tries the name without them.
-pub const TABLE_PREFIXES: &[&str] = &["dim", "fact", "fct", "tbl", "stg", "raw", "src", "t"];
+/// Prefixes that warehouse naming puts before the entity (`dim_customer`, `fct_orders`, `tbl_users`, and dbt's
+/// `stg_customers` and `int_orders`); inference also tries the name without them.
+pub const TABLE_PREFIXES: &[&str] = &["dim", "fact", "fct", "tbl", "stg", "int", "raw", "src", "t"];
+
+/// Suffixes that warehouse naming puts after the entity (`date_dim`, `sales_fact`), tried like the prefixes.
+pub const TABLE_SUFFIXES: &[&str] = &["dim", "fact", "fct"];
+
+/// True when `short` abbreviates `word` (both lowercase): at least three letters, shorter than the word,
+/// its first three letters begin the word and the rest follow in order (`cust` → `customer`, `emp` →
+/// `employees`, `dept` → `department`, `addr` → `address`).
+pub fn abbreviates(short: &str, word: &str) -> bool {
+    if short.len() < 3 || short.len() >= word.len() || !short.is_ascii() || !word.is_ascii() {
+        return false;
+    }
+    if !word.starts_with(&short[..3]) {
+        return false;
+    }
+    let mut rest = word[3..].chars();
+    short[3..].chars().all(|c| rest.any(|w| w == c))
+}
 
 /// The broad family of a column type: joins are only inferred between compatible families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -277,6 +294,28 @@ mod tests {
                 ("categories", "categori".to_string()),
                 ("bus", "bus".into()),
                 ("address", "address".into()),
+            ],
+        );
+    }
+
+    #[test]
+    fn abbreviations_keep_the_first_three_letters_and_the_order() {
+        check(
+            |(short, word): &(&str, &str)| abbreviates(short, word),
+            &[
+                (("cust", "customers"), true),
+                (("emp", "employees"), true),
+                (("prod", "products"), true),
+                (("dept", "departments"), true),
+                (("addr", "address"), true),
+                (("supp", "supplier"), true),
+                (("promo", "promotion"), true),
+                // Too short, not shorter, another start, letters out of order.
+                (("cu", "customers"), false),
+                (("customers", "customers"), false),
+                (("stomer", "customers"), false),
+                (("cutsom", "customers"), false),
+                (("supp", "partsupp"), false),
             ],
         );
     }

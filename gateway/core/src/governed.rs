@@ -113,7 +113,7 @@ pub async fn run(
     // One row beyond the cap tells us whether the result was cut. Governance reads the policy's rules;
     // its row maximum is already folded into the connection's cap.
     let (verdict, redacted) =
-        sluice_governance::govern_and_redact(sql, conn.dialect, &conn.policy, cap.saturating_add(1));
+        crate::governing::govern(sql, conn.dialect, &conn.policy, cap.saturating_add(1));
     let governed = match allowed_sql(&verdict) {
         Ok(sql) => sql,
         Err(e) => {

@@ -13,6 +13,7 @@ pub mod cursors;
 pub mod dbt_parse;
 pub mod error;
 pub mod governed;
+pub mod governing;
 pub mod guidance;
 pub mod health;
 pub mod ops;

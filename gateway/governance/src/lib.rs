@@ -7,6 +7,7 @@
 
 mod cte;
 mod duckdb;
+mod duckdb_tree;
 mod functions;
 mod govern;
 mod lex;
@@ -20,6 +21,7 @@ mod verdict;
 mod walk;
 
 pub use cte::{CtePart, split_ctes};
+pub use duckdb_tree::{govern_duckdb_tree, wrap_with_limit, wraps_the_same_query};
 // The dialect enum lives with the rest of the dialect knowledge; governance takes it as an input.
 pub use policy::Policy;
 pub use sluice_dialect::Dialect;

@@ -5,6 +5,7 @@ mod cli;
 mod clients;
 mod conformance;
 mod dbt;
+mod duckdb_grammar;
 mod errors;
 mod governance;
 mod instances;

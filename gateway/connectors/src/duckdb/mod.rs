@@ -419,6 +419,32 @@ impl Warehouse for DuckDbWarehouse {
     }
 }
 
+/// DuckDB's own parse tree of `sql`, as `json_serialize_sql` gives it (JSON text: `{"error": false,
+/// "statements": [...]}`, or `{"error": true, "error_type": …, "error_message": …}`). Only parsing: the
+/// statement is never bound or run, on a private in-memory database with external access off, shared by
+/// the process behind a lock (a parse takes well under a millisecond).
+pub fn parse_tree(sql: &str) -> Result<String, ConnectorError> {
+    static PARSER: std::sync::OnceLock<Result<std::sync::Mutex<Connection>, String>> =
+        std::sync::OnceLock::new();
+    let parser = PARSER.get_or_init(|| {
+        let conn = Connection::open_in_memory().map_err(|e| e.to_string())?;
+        conn.execute_batch(
+            "SET enable_external_access = false; SET autoload_known_extensions = false; \
+             SET autoinstall_known_extensions = false; SET lock_configuration = true;",
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(std::sync::Mutex::new(conn))
+    });
+    let parser = parser
+        .as_ref()
+        .map_err(|e| ConnectorError::Internal(format!("DuckDB's parser could not be opened: {e}")))?;
+    let conn = parser.lock().unwrap_or_else(|p| p.into_inner());
+    conn.query_row("SELECT json_serialize_sql(?)", [sql], |row| {
+        row.get::<_, String>(0)
+    })
+    .map_err(|e| ConnectorError::Internal(format!("DuckDB's parser failed: {e}")))
+}
+
 /// The linked DuckDB engine's version, e.g. `DuckDB v2.0.0`.
 pub fn engine_version() -> String {
     let version = Connection::open_in_memory().and_then(|c| {

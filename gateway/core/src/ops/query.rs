@@ -88,7 +88,7 @@ pub fn validate(s: &Services, auth: &AuthContext, connection: &str, sql: &str) -
     // As query_database would run it with its default row_limit: the cap it would fetch, plus the one row
     // that tells whether the result was cut.
     let cap = s.row_cap(&conn, crate::config::DEFAULT_ROW_LIMIT);
-    let verdict = sluice_governance::govern(sql, conn.dialect, &conn.policy, cap.saturating_add(1));
+    let (verdict, _) = crate::governing::govern(sql, conn.dialect, &conn.policy, cap.saturating_add(1));
     let rewritten_sql = match &verdict.decision {
         Decision::Allow { sql, .. } => Some(sql.clone()),
         Decision::Deny => None,
