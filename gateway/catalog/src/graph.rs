@@ -17,6 +17,10 @@
 //!   the tables where it is not.
 //! - `SelfReference`: `parent_id`, `parent_category_id`, and person roles (`manager_id`, `reports_to`) in a
 //!   people table point at the table's own key.
+//! - `RoleName`: a column named by a role, not an entity: a person role elsewhere (`SupportRepId`) points at
+//!   the schema's one table of people, `<verb> via` (`ShipVia`) at the table named for the doer (`Shippers`).
+//! - `NaturalKey`: a natural key without a key suffix (`sku`, `isbn`), the key of exactly one table, joins
+//!   the tables where it is not a key.
 //!
 //! Views are relations like tables: they are targets through the same conventions (a view declares no
 //! keys, so its key is the conventional one), but where a table fits the same reference the table is
@@ -29,7 +33,10 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 
 use crate::finding::Finding;
-use crate::names::{TABLE_PREFIXES, TABLE_SUFFIXES, abbreviates, join_compatibility, stem, stem_key, words};
+use crate::names::{
+    TABLE_PREFIXES, TABLE_SUFFIXES, abbreviates, agent_nouns, initialism, initialism_key, join_compatibility,
+    stem, stem_key, words,
+};
 use crate::snapshot::{DeclaredKey, Table, TableId, TableKind};
 
 /// Whether a side of a join is a key of its table, which decides whether the join can fan out.
@@ -88,6 +95,8 @@ pub enum InferenceRule {
     CompositeKey,
     SharedKey,
     SelfReference,
+    RoleName,
+    NaturalKey,
 }
 
 /// Where a join edge comes from.
@@ -172,6 +181,10 @@ const SHARED_KEY_UNIQUE: f32 = 0.75;
 const SELF_STRUCTURAL: f32 = 0.7;
 const SELF_PARENT_ENTITY: f32 = 0.75;
 const SELF_PERSON_ROLE: f32 = 0.65;
+/// A role that names its target only through what it does (`ShipVia`) or who holds it (`SupportRepId`).
+const ROLE_NAME: Bases = [0.75, 0.7, 0.6];
+/// A natural key (`sku`) that is the key of one table: the value is an identifier by definition.
+const NATURAL_KEY: Bases = [0.8, 0.75, 0.6];
 /// Modifiers, multiplied in.
 const GLUED: f32 = 0.9;
 const VIA_TABLE_PREFIX: f32 = 0.95;
@@ -182,6 +195,9 @@ const AMBIGUOUS: f32 = 0.85;
 const ABBREVIATED: f32 = 0.9;
 /// A view that fits a reference a table fits too: the table is preferred, the view kept as an option.
 const VIEW_BESIDE_TABLE: f32 = 0.9;
+/// A role-named key of a fact table whose sibling names the fact's own event (`ws_ship_date_sk` beside
+/// `ws_sold_date_sk` in `web_sales`): still a join, ranked below the event's.
+const OTHER_THAN_EVENT: f32 = 0.95;
 
 /// Column names that point at another row of the same entity.
 const STRUCTURAL_ROLES: &[&str] = &[
@@ -213,6 +229,36 @@ const PERSON_ROLES: &[&str] = &[
 const PEOPLE: &[&str] = &[
     "employe", "staff", "person", "user", "member", "worker", "agent", "associat",
 ];
+/// Role words for a person who is not a row of the referencing table (`SupportRepId` in `Customer`); they
+/// point at the schema's table of people. `manager` is not one: in `departments` or `item` a manager may be
+/// a name or a person in another system, and `PERSON_ROLES` covers it inside a people table.
+const PERSON_ROLES_ELSEWHERE: &[&str] = &["rep", "representative", "salesperson", "salesrep"];
+/// Natural keys that are identifiers by definition, compared with a column's words joined by `_`. Kept short
+/// on purpose: `email`, `code` or `name` are unique in some tables and attributes in others.
+const NATURAL_KEYS: &[&str] = &[
+    "sku", "isbn", "issn", "ean", "upc", "gtin", "asin", "isin", "iban", "vin", "iso_code",
+];
+/// Fact tables by their last word (compared as stems), with the role words that name their own event: `sold` in
+/// `web_sales`, `order` in `orders`.
+const EVENT_ROLES: &[(&str, &[&str])] = &[
+    ("sale", &["sold", "sale"]),
+    ("order", &["order", "ordered"]),
+    ("return", &["return", "returned"]),
+    ("shipment", &["ship", "shipped"]),
+    ("purchase", &["purchase", "purchased"]),
+    ("payment", &["paid", "payment"]),
+];
+
+/// The position in `NATURAL_KEYS` of a column's words (`sku`, `iso_code`), if it is one.
+fn natural_key(words: &[String]) -> Option<usize> {
+    match words {
+        [w] => NATURAL_KEYS.iter().position(|k| k == w),
+        [a, b] => NATURAL_KEYS
+            .iter()
+            .position(|k| k.split_once('_') == Some((a.as_str(), b.as_str()))),
+        _ => None,
+    }
+}
 
 /// What a key suffix says about a column; references join only onto keys whose suffix agrees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -458,6 +504,8 @@ fn table_info(table: &Table) -> TableInfo {
 struct Names {
     by_name: HashMap<String, Vec<(usize, bool)>>,
     by_initials: HashMap<[u8; 3], Vec<usize>>,
+    /// Relations that hold people (`employees`, `staff`), for person roles.
+    people: Vec<usize>,
 }
 
 /// The first three bytes of an ASCII word, the bucket abbreviations are looked up in.
@@ -472,7 +520,18 @@ impl Names {
     fn new(infos: &[TableInfo]) -> Names {
         let mut by_name: HashMap<String, Vec<(usize, bool)>> = HashMap::with_capacity(infos.len() * 2);
         let mut by_initials: HashMap<[u8; 3], Vec<usize>> = HashMap::new();
+        let mut people = Vec::new();
         for (t, info) in infos.iter().enumerate() {
+            if PEOPLE.contains(&info.last_stem.as_str()) {
+                people.push(t);
+            }
+            // `hdemo` abbreviates `household_demographics` by initials; its bucket is `hde`.
+            if let Some(key) = initialism_key(&info.entity) {
+                let list = by_initials.entry(key).or_default();
+                if list.last() != Some(&t) {
+                    list.push(t);
+                }
+            }
             by_name.entry(info.key.clone()).or_default().push((t, false));
             if let Some(bare) = &info.bare_key {
                 by_name.entry(bare.clone()).or_default().push((t, true));
@@ -488,18 +547,24 @@ impl Names {
                 }
             }
         }
-        Names { by_name, by_initials }
+        Names {
+            by_name,
+            by_initials,
+            people,
+        }
     }
 
     /// Whether `stem` (lowercase words) abbreviates relation `x`'s name, word for word (`cust` →
-    /// `customers`, `prod_cat` → `product_categories`), or the head word of a prefixed table (`addr` →
-    /// `customer_address`).
+    /// `customers`, `prod_cat` → `product_categories`), by initials (`hdemo` → `household_demographics`), or
+    /// the head word of a prefixed table (`addr` → `customer_address`).
     fn abbreviates(short: &[String], info: &TableInfo) -> bool {
         let word = |s: &String, w: &String| stem(s) == stem(w) || abbreviates(s, w);
         let whole = short.len() == info.entity.len()
             && short.iter().zip(&info.entity).all(|(s, w)| word(s, w))
             && short.iter().zip(&info.entity).any(|(s, w)| abbreviates(s, w));
-        whole || matches!((short, &info.head), ([s], Some(h)) if word(s, h))
+        whole
+            || matches!((short, &info.head), ([s], Some(h)) if word(s, h))
+            || matches!(short, [s] if initialism(s, &info.entity))
     }
 
     /// The relations (other than `t`) whose name `stem` abbreviates, when they are one entity (a table and
@@ -576,7 +641,7 @@ fn resolve_keys(tables: &[Table], infos: &mut [TableInfo], names: &Names) {
                         && f.as_ref().is_some_and(|f| names.names_own(infos, t, f))
                 })
                 .collect();
-            let column_keys: Vec<KeyStrength> = declared
+            let mut column_keys: Vec<KeyStrength> = declared
                 .iter()
                 .enumerate()
                 .map(|(c, key)| match key {
@@ -590,6 +655,15 @@ fn resolve_keys(tables: &[Table], infos: &mut [TableInfo], names: &Names) {
                     None => KeyStrength::None,
                 })
                 .collect();
+            // A keyless table with no key by name is identified by its one natural key, if it has one
+            // (`raw_products.sku`).
+            if keyless && composite.is_none() && column_keys.iter().all(|k| *k == KeyStrength::None) {
+                let mut natural =
+                    (0..column_keys.len()).filter(|&c| natural_key(info.bare_words(c)).is_some());
+                if let (Some(c), None) = (natural.next(), natural.next()) {
+                    column_keys[c] = KeyStrength::Conventional;
+                }
+            }
             resolved.push((names_own, column_keys, composite));
         }
     }
@@ -676,6 +750,8 @@ struct Candidate {
     reason: String,
     /// Set for composite edges; single-column edges take the columns' own key strengths.
     keys: Option<(KeyStrength, KeyStrength)>,
+    /// The column's name starts with role words before the entity (`ws_sold_date_sk`).
+    role: bool,
 }
 
 impl Candidate {
@@ -697,6 +773,7 @@ impl Candidate {
             confidence,
             reason,
             keys: None,
+            role: false,
         }
     }
 }
@@ -704,6 +781,9 @@ impl Candidate {
 fn round3(x: f32) -> f32 {
     (x * 1000.0).round() / 1000.0
 }
+
+/// One side of a join by positions: a relation and its columns.
+type Side = (usize, Vec<u32>);
 
 /// Builds the join graph over `tables` (sorted by id, as a normalised snapshot holds them).
 pub(crate) fn build(tables: &[Table], index: &HashMap<TableId, usize>) -> (JoinGraph, Vec<Finding>) {
@@ -740,17 +820,35 @@ pub(crate) fn build(tables: &[Table], index: &HashMap<TableId, usize>) -> (JoinG
         .map(|c| (c.from, c.from_columns[0]))
         .collect();
     for (t, c) in unread {
-        if !claimed.contains(&(t, c)) {
-            key_reference(tables, &infos, &names, t, c, &mut candidates, &mut findings);
+        if !claimed.contains(&(t, c))
+            && !key_reference(tables, &infos, &names, t, c, &mut candidates, &mut findings)
+        {
+            role_reference(tables, &infos, &names, t, c, &mut candidates);
         }
     }
     composite_keys(tables, &infos, &mut candidates, &mut findings);
+    natural_keys(tables, &infos, &mut candidates);
+    prefer_event_roles(&infos, &mut candidates);
 
     // Declared edges win over any inference on the same columns; among inferences the most confident wins.
-    let mut seen: HashSet<(usize, Vec<String>, usize, Vec<String>)> = HashSet::new();
+    // Edges meet by column positions in either direction, so no name is cloned to compare them.
+    let side = |t: usize, columns: &[String]| -> Side {
+        let positions = columns
+            .iter()
+            .map(|n| {
+                tables[t]
+                    .columns
+                    .iter()
+                    .position(|c| c.name == *n)
+                    .map_or(u32::MAX, |p| p as u32)
+            })
+            .collect();
+        (t, positions)
+    };
+    let undirected = |a: Side, b: Side| if a <= b { (a, b) } else { (b, a) };
+    let mut seen: HashSet<(Side, Side)> = HashSet::with_capacity(edges.len() * 2);
     for (a, b, e) in &edges {
-        seen.insert((*a, e.from_columns.clone(), *b, e.to_columns.clone()));
-        seen.insert((*b, e.to_columns.clone(), *a, e.from_columns.clone()));
+        seen.insert(undirected(side(*a, &e.from_columns), side(*b, &e.to_columns)));
     }
     candidates.sort_by(|x, y| {
         y.confidence
@@ -763,6 +861,14 @@ pub(crate) fn build(tables: &[Table], index: &HashMap<TableId, usize>) -> (JoinG
             )))
     });
     for cand in candidates {
+        let positions = |columns: &[usize]| columns.iter().map(|&c| c as u32).collect::<Vec<u32>>();
+        let key = undirected(
+            (cand.from, positions(&cand.from_columns)),
+            (cand.to, positions(&cand.to_columns)),
+        );
+        if !seen.insert(key) {
+            continue;
+        }
         let (ft, tt) = (&tables[cand.from], &tables[cand.to]);
         let from_columns: Vec<String> = cand
             .from_columns
@@ -774,10 +880,6 @@ pub(crate) fn build(tables: &[Table], index: &HashMap<TableId, usize>) -> (JoinG
             .iter()
             .map(|&c| tt.columns[c].name.clone())
             .collect();
-        if !seen.insert((cand.from, from_columns.clone(), cand.to, to_columns.clone())) {
-            continue;
-        }
-        seen.insert((cand.to, to_columns.clone(), cand.from, from_columns.clone()));
         let (from_key, to_key) = cand.keys.unwrap_or((
             infos[cand.from].column_keys[cand.from_columns[0]],
             infos[cand.to].column_keys[cand.to_columns[0]],
@@ -1170,15 +1272,9 @@ fn id_suffix(
         }
         picked.modifiers(target, tables, &mut confidence, &mut reason);
         push_types_note(&mut reason, types, &column.data_type, &target_col.data_type);
-        out.push(Candidate::single(
-            t,
-            c,
-            x,
-            tc,
-            InferenceRule::IdSuffix,
-            confidence,
-            reason,
-        ));
+        let mut candidate = Candidate::single(t, c, x, tc, InferenceRule::IdSuffix, confidence, reason);
+        candidate.role = role.is_some();
+        out.push(candidate);
     }
     true
 }
@@ -1193,7 +1289,8 @@ enum Naming {
 /// Reads a column as `<stem>_<key suffix>` (after its table's column prefix, if any) where `_id` did not
 /// settle it: other key suffixes (`KeySuffix`), abbreviated stems (`Abbreviation`) and table-prefixed
 /// columns (`ColumnPrefix`). The stem names a relation whole, or after role words (`sold_date_sk` →
-/// `date`), or else by abbreviation of exactly one entity's name.
+/// `date`), or else by abbreviation of exactly one entity's name. Returns whether the column was settled
+/// here (a relation named, or a declared key); the role rule reads the rest.
 fn key_reference(
     tables: &[Table],
     infos: &[TableInfo],
@@ -1202,10 +1299,10 @@ fn key_reference(
     c: usize,
     out: &mut Vec<Candidate>,
     findings: &mut Vec<Finding>,
-) {
+) -> bool {
     let table = &tables[t];
     let Some(form) = &infos[t].forms[c] else {
-        return;
+        return false;
     };
     if form.stem.is_empty()
         || matches!(
@@ -1213,7 +1310,7 @@ fn key_reference(
             KeyStrength::Primary | KeyStrength::Unique
         )
     {
-        return; // A declared key is referenced, not referencing: same-named keys on both sides are 1:1.
+        return true; // A declared key is referenced, not referencing: same-named keys on both sides are 1:1.
     }
     let n = form.stem.len();
     let mut found: Vec<(usize, bool)> = Vec::new();
@@ -1224,7 +1321,7 @@ fn key_reference(
             continue;
         };
         if hits.iter().any(|(x, _)| *x == t) && (i > 0 || hits.len() == 1) {
-            return; // The table's own key, or a role of its own rows (the self-reference rule's).
+            return true; // The table's own key, or a role of its own rows (the self-reference rule's).
         }
         found = hits.iter().copied().filter(|(x, _)| *x != t).collect();
         role_words = i;
@@ -1240,12 +1337,12 @@ fn key_reference(
                     naming = Naming::Abbreviated;
                     break;
                 }
-                Err(()) => return, // Several entities fit the abbreviation: too weak to choose.
+                Err(()) => return true, // Several entities fit the abbreviation: too weak to choose.
             }
         }
     }
     if found.is_empty() {
-        return;
+        return false;
     }
     let column = &table.columns[c];
     let picked = pick_targets(tables, t, found);
@@ -1320,8 +1417,11 @@ fn key_reference(
         }
         picked.modifiers(target, tables, &mut confidence, &mut reason);
         push_types_note(&mut reason, types, &column.data_type, &target_col.data_type);
-        out.push(Candidate::single(t, c, x, tc, rule, confidence, reason));
+        let mut candidate = Candidate::single(t, c, x, tc, rule, confidence, reason);
+        candidate.role = role_words > 0;
+        out.push(candidate);
     }
+    true
 }
 
 /// Joins columns that match a multi-column key column for column (same stem and suffix once column
@@ -1464,6 +1564,7 @@ fn composite_keys(
                 confidence,
                 reason,
                 keys: Some((from_key, *strength)),
+                role: false,
             });
         }
         let label: Vec<&str> = keyed[0]
@@ -1642,6 +1743,205 @@ fn shared_keys(tables: &[Table], infos: &[TableInfo], out: &mut Vec<Candidate>) 
                     confidence,
                     reason,
                 ));
+            }
+        }
+    }
+}
+
+/// Reads a column named by a role rather than an entity, where no other rule named a relation: a person
+/// role (`SupportRepId`, `sales_rep_id`) points at the schema's one table of people, and `<verb> via`
+/// (`ShipVia`) at the table named for whoever does it (`Shippers`). The target is that relation's own key;
+/// nothing is inferred when several entities fit, because a role is a weaker signal than a name.
+fn role_reference(
+    tables: &[Table],
+    infos: &[TableInfo],
+    names: &Names,
+    t: usize,
+    c: usize,
+    out: &mut Vec<Candidate>,
+) {
+    let info = &infos[t];
+    if PEOPLE.contains(&info.last_stem.as_str()) {
+        return; // Inside a table of people a person role is a self-reference (that rule's).
+    }
+    let w = info.bare_words(c);
+    let Some((last, role)) = w.split_last() else {
+        return;
+    };
+    let (found, why) = match role {
+        [verb] if last == "via" => {
+            let found = agent_nouns(verb)
+                .iter()
+                .find_map(|noun| names.by_name.get(stem(noun).as_str()))
+                .cloned()
+                .unwrap_or_default();
+            (found, format!("`{verb} via` names whoever does `{verb}`"))
+        }
+        [.., person]
+            if SuffixClass::of(last).is_some() && PERSON_ROLES_ELSEWHERE.contains(&person.as_str()) =>
+        {
+            let found = names.people.iter().map(|&x| (x, false)).collect();
+            (found, format!("`{person}` names a person"))
+        }
+        _ => return,
+    };
+    let found: Vec<(usize, bool)> = found.into_iter().filter(|(x, _)| *x != t).collect();
+    if found.is_empty() {
+        return;
+    }
+    let picked = pick_targets(tables, t, found);
+    if picked.ambiguous {
+        return;
+    }
+    let column = &tables[t].columns[c];
+    for target in &picked.targets {
+        let x = target.relation;
+        let Some((tc, strength)) = own_key(&infos[x]) else {
+            continue;
+        };
+        let to = &tables[x];
+        let target_col = &to.columns[tc];
+        let Some(types) = join_compatibility(&column.data_type, &target_col.data_type) else {
+            continue;
+        };
+        let mut confidence = base(ROLE_NAME, strength) * types;
+        let mut reason = format!(
+            "{}: {why}, and {} is the one such table; {}.{} is its {}",
+            column.name,
+            to.id.name,
+            to.id.name,
+            target_col.name,
+            strength.describe()
+        );
+        picked.modifiers(target, tables, &mut confidence, &mut reason);
+        push_types_note(&mut reason, types, &column.data_type, &target_col.data_type);
+        out.push(Candidate::single(
+            t,
+            c,
+            x,
+            tc,
+            InferenceRule::RoleName,
+            confidence,
+            reason,
+        ));
+    }
+}
+
+/// Joins a natural key without a key suffix (`raw_items.sku`) to the one relation where it is the key
+/// (`raw_products.sku`: declared, or the only key of a keyless table). A key on both sides or on several
+/// tables infers nothing.
+fn natural_keys(tables: &[Table], infos: &[TableInfo], out: &mut Vec<Candidate>) {
+    let mut groups: Vec<Vec<(usize, usize)>> = vec![Vec::new(); NATURAL_KEYS.len()];
+    for (t, info) in infos.iter().enumerate() {
+        for c in 0..info.column_words.len() {
+            if let Some(k) = natural_key(info.bare_words(c)) {
+                groups[k].push((t, c));
+            }
+        }
+    }
+    for members in groups.iter().filter(|m| m.len() >= 2) {
+        let is_key = |(t, c): (usize, usize)| infos[t].column_keys[c] != KeyStrength::None;
+        for &(t, c) in members {
+            if is_key((t, c)) || infos[t].declared_sources.contains(&c) {
+                continue;
+            }
+            let found: Vec<(usize, bool)> = members
+                .iter()
+                .copied()
+                .filter(|&(h, hc)| h != t && is_key((h, hc)))
+                .map(|(h, _)| (h, false))
+                .collect();
+            if found.is_empty() {
+                continue;
+            }
+            let picked = pick_targets(tables, t, found);
+            if picked.ambiguous {
+                continue;
+            }
+            let column = &tables[t].columns[c];
+            for target in &picked.targets {
+                let h = target.relation;
+                let Some(&(_, hc)) = members.iter().find(|(x, _)| *x == h) else {
+                    continue;
+                };
+                let (holder, target_col) = (&tables[h], &tables[h].columns[hc]);
+                let Some(types) = join_compatibility(&column.data_type, &target_col.data_type) else {
+                    continue;
+                };
+                let strength = infos[h].column_keys[hc];
+                let mut confidence = base(NATURAL_KEY, strength) * types;
+                let mut reason = format!(
+                    "{} is a natural key; {}.{} is its {} and {} is a non-key column here",
+                    column.name,
+                    holder.id.name,
+                    target_col.name,
+                    strength.describe(),
+                    column.name
+                );
+                picked.modifiers(target, tables, &mut confidence, &mut reason);
+                push_types_note(&mut reason, types, &column.data_type, &target_col.data_type);
+                out.push(Candidate::single(
+                    t,
+                    c,
+                    h,
+                    hc,
+                    InferenceRule::NaturalKey,
+                    confidence,
+                    reason,
+                ));
+            }
+        }
+    }
+}
+
+/// Where a fact table has several role-named keys onto one relation (`ws_sold_date_sk`, `ws_ship_date_sk`
+/// → `date_dim`) and exactly one role is the fact's own event (`sold` for sales), the others rank below it,
+/// so that the first path between the two is the one an analyst means.
+fn prefer_event_roles(infos: &[TableInfo], candidates: &mut [Candidate]) {
+    let events = |t: usize| {
+        EVENT_ROLES
+            .iter()
+            .find(|(fact, _)| stem(fact) == infos[t].last_stem)
+            .map(|(_, roles)| *roles)
+    };
+    let mut groups: HashMap<(usize, usize), Vec<usize>> = HashMap::new();
+    for (i, cand) in candidates.iter().enumerate() {
+        if cand.role && cand.from != cand.to && events(cand.from).is_some() {
+            groups.entry((cand.from, cand.to)).or_default().push(i);
+        }
+    }
+    for ((from, _), members) in groups {
+        let Some(roles) = events(from) else {
+            continue;
+        };
+        let role_of = |i: usize| {
+            infos[from]
+                .bare_words(candidates[i].from_columns[0])
+                .first()
+                .map(String::as_str)
+        };
+        let mut preferred = members
+            .iter()
+            .filter(|&&i| role_of(i).is_some_and(|r| roles.contains(&r)))
+            .map(|&i| candidates[i].from_columns[0]);
+        let Some(column) = preferred.next() else {
+            continue;
+        };
+        if preferred.any(|other| other != column) {
+            continue; // Two columns name the event: nothing to prefer.
+        }
+        let event = members
+            .iter()
+            .find(|&&i| candidates[i].from_columns[0] == column)
+            .and_then(|&i| role_of(i))
+            .unwrap_or_default()
+            .to_string();
+        for &i in &members {
+            if candidates[i].from_columns[0] != column {
+                let cand = &mut candidates[i];
+                cand.confidence *= OTHER_THAN_EVENT;
+                cand.reason
+                    .push_str(&format!("; `{event}` is the role of this table's own event"));
             }
         }
     }
@@ -2570,6 +2870,7 @@ table analytics.fct_orders
             CHINOOK,
             &[
                 "main.Album(ArtistId) -> main.Artist(ArtistId) IdSuffix 0.7",
+                "main.Customer(SupportRepId) -> main.Employee(EmployeeId) RoleName 0.6",
                 "main.Employee(ReportsTo) -> main.Employee(EmployeeId) SelfReference 0.553",
                 "main.Invoice(CustomerId) -> main.Customer(CustomerId) IdSuffix 0.7",
                 "main.InvoiceLine(InvoiceId) -> main.Invoice(InvoiceId) IdSuffix 0.7",
@@ -2627,6 +2928,169 @@ table analytics.fct_orders
             &[],
         );
     }
+    #[test]
+    fn initialisms_name_tables_of_several_words() {
+        let cases: &[(&str, &[&str])] = &[
+            // TPC-DS: `hdemo` is `h` + `demo(graphics)`, also after a role word (`current`).
+            (
+                "table ds.household_demographics\n  hd_demo_sk int\n  hd_buy_potential text\n  hd_dep_count int\n\
+                 table ds.store_sales\n  ss_hdemo_sk int\n  ss_quantity int\n  ss_net_paid int\n\
+                 table ds.customer\n  c_customer_sk int\n  c_current_hdemo_sk int\n  c_name text\n",
+                &[
+                    "ds.customer(c_current_hdemo_sk) -> ds.household_demographics(hd_demo_sk) ColumnPrefix 0.473",
+                    "ds.store_sales(ss_hdemo_sk) -> ds.household_demographics(hd_demo_sk) ColumnPrefix 0.63",
+                ],
+            ),
+            // Unprefixed, onto a declared key.
+            (
+                "table s.customer_demographics\n  id int pk\n  gender text\ntable s.sales\n  id int pk\n  cdemo_id int\n",
+                &["s.sales(cdemo_id) -> s.customer_demographics(id) Abbreviation 0.8"],
+            ),
+            // Letters that do not begin the last word, a single-word table, two entities with the same
+            // initialism: nothing.
+            (
+                "table s.household_demographics\n  id int pk\ntable s.sales\n  id int pk\n  hdems_id int\n",
+                &[],
+            ),
+            (
+                "table s.demographics\n  id int pk\ntable s.sales\n  id int pk\n  hdemo_id int\n",
+                &[],
+            ),
+            (
+                "table s.household_demographics\n  id int pk\ntable s.home_demographics\n  id int pk\n\
+                 table s.sales\n  id int pk\n  hdemo_id int\n",
+                &[],
+            ),
+        ];
+        for (schema, edges) in cases {
+            check_findings(schema, edges, &[]);
+        }
+    }
+
+    #[test]
+    fn role_names_reach_the_table_they_describe() {
+        let cases: &[(&str, &[&str])] = &[
+            // Northwind: `ShipVia` is whoever ships, the shippers.
+            (
+                "table dbo.Shippers\n  ShipperID int\n  CompanyName text\ntable dbo.Orders\n  OrderID int\n  ShipVia int\n",
+                &["dbo.Orders(ShipVia) -> dbo.Shippers(ShipperID) RoleName 0.6"],
+            ),
+            // A person role outside a table of people points at the one table of people.
+            (
+                "table s.employees\n  id int pk\n  name text\ntable s.accounts\n  id int pk\n  sales_rep_id int\n",
+                &["s.accounts(sales_rep_id) -> s.employees(id) RoleName 0.75"],
+            ),
+            // Two tables of people: nothing (and no finding).
+            (
+                "table s.employees\n  id int pk\ntable s.users\n  id int pk\ntable s.accounts\n  id int pk\n  rep_id int\n",
+                &[],
+            ),
+            // Inside a table of people, in a table with no people table beside it, with unjoinable types,
+            // or a `via` no table is named for: nothing.
+            ("table s.employees\n  id int pk\n  sales_rep_id int\n", &[]),
+            (
+                "table s.accounts\n  id int pk\n  rep_id int\ntable s.regions\n  id int pk\n",
+                &[],
+            ),
+            (
+                "table s.employees\n  id int pk\ntable s.accounts\n  id int pk\n  rep_id boolean\n",
+                &[],
+            ),
+            (
+                "table s.ships\n  ship_id int\n  name text\ntable s.orders\n  id int pk\n  ship_via int\n  contact_via text\n",
+                &[],
+            ),
+            // `manager` stays a self-reference role only: a department's manager is not inferred.
+            (
+                "table s.employees\n  id int pk\ntable s.departments\n  id int pk\n  manager_id int\n",
+                &[],
+            ),
+        ];
+        for (schema, edges) in cases {
+            check_findings(schema, edges, &[]);
+        }
+    }
+
+    #[test]
+    fn natural_keys_join_where_they_are_the_key_on_one_side() {
+        let cases: &[(&str, &[&str])] = &[
+            // A keyless table identified by its natural key; the other side has its own `id`.
+            (
+                "table raw.raw_products\n  sku text\n  name text\ntable raw.raw_items\n  id int\n  order_id int\n  sku text\n",
+                &["raw.raw_items(sku) -> raw.raw_products(sku) NaturalKey 0.6"],
+            ),
+            // Declared, and a two-word natural key.
+            (
+                "table s.books\n  isbn text pk\n  title text\ntable s.reviews\n  id int pk\n  isbn text\n\
+                 table s.countries\n  iso_code text unique\n  name text\ntable s.cities\n  id int pk\n  iso_code text\n",
+                &[
+                    "s.cities(iso_code) -> s.countries(iso_code) SharedKey 0.75",
+                    "s.reviews(isbn) -> s.books(isbn) NaturalKey 0.8",
+                ],
+            ),
+            // A key on neither side, on both sides, on two tables, with unjoinable types, or a word that is
+            // not on the list: nothing.
+            (
+                "table s.products\n  id int pk\n  sku text\ntable s.items\n  id int pk\n  sku text\n",
+                &[],
+            ),
+            (
+                "table s.products\n  sku text pk\ntable s.product_details\n  sku text pk\n  notes text\n",
+                &[],
+            ),
+            (
+                "table s.products\n  sku text pk\ntable s.archived_products\n  sku text pk\ntable s.items\n  id int pk\n  sku text\n",
+                &[],
+            ),
+            (
+                "table s.products\n  sku text pk\ntable s.items\n  id int pk\n  sku boolean\n",
+                &[],
+            ),
+            (
+                "table s.accounts\n  email text pk\ntable s.logins\n  id int pk\n  email text\n",
+                &[],
+            ),
+        ];
+        for (schema, edges) in cases {
+            check_findings(schema, edges, &[]);
+        }
+    }
+
+    #[test]
+    fn a_facts_own_event_ranks_first_among_its_role_keys() {
+        let cases: &[(&str, &[&str])] = &[
+            // `sold` is what `web_sales` records; `ship` ranks below it.
+            (
+                "table ds.date_dim\n  d_date_sk int\n  d_date date\n  d_year int\n\
+                 table ds.web_sales\n  ws_sold_date_sk int\n  ws_ship_date_sk int\n  ws_quantity int\n",
+                &[
+                    "ds.web_sales(ws_ship_date_sk) -> ds.date_dim(d_date_sk) ColumnPrefix 0.474",
+                    "ds.web_sales(ws_sold_date_sk) -> ds.date_dim(d_date_sk) ColumnPrefix 0.499",
+                ],
+            ),
+            // Not a fact table (`promotion`), or no role names the event (`bill`/`ship` customer): ties stay.
+            (
+                "table ds.date_dim\n  d_date_sk int\n  d_date date\n  d_year int\n\
+                 table ds.promotion\n  p_promo_sk int\n  p_start_date_sk int\n  p_end_date_sk int\n",
+                &[
+                    "ds.promotion(p_end_date_sk) -> ds.date_dim(d_date_sk) ColumnPrefix 0.499",
+                    "ds.promotion(p_start_date_sk) -> ds.date_dim(d_date_sk) ColumnPrefix 0.499",
+                ],
+            ),
+            (
+                "table ds.customer\n  c_customer_sk int\n  c_name text\n  c_email text\n\
+                 table ds.web_sales\n  ws_bill_customer_sk int\n  ws_ship_customer_sk int\n  ws_quantity int\n",
+                &[
+                    "ds.web_sales(ws_bill_customer_sk) -> ds.customer(c_customer_sk) ColumnPrefix 0.525",
+                    "ds.web_sales(ws_ship_customer_sk) -> ds.customer(c_customer_sk) ColumnPrefix 0.525",
+                ],
+            ),
+        ];
+        for (schema, edges) in cases {
+            check_findings(schema, edges, &[]);
+        }
+    }
+
     #[test]
     fn declared_keys_suppress_inference_on_the_same_columns() {
         check(

@@ -5,6 +5,15 @@
 /// humps (`customerId` → `customer id`), at the end of an acronym (`HTTPServer` → `http server`) and between
 /// letters and digits (`address2` → `address 2`).
 pub fn words(text: &str) -> Vec<String> {
+    if text.is_ascii() {
+        ascii_words(text.as_bytes())
+    } else {
+        char_words(text)
+    }
+}
+
+/// `words` for any text, char by char.
+fn char_words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current: Vec<char> = Vec::new();
     let flush = |current: &mut Vec<char>, out: &mut Vec<String>| {
@@ -37,6 +46,48 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// `words` for ASCII text, the common case for identifiers: the same boundaries, read on bytes and
+/// lowercased as they are copied, without a buffer of chars per word (the graph build splits every column).
+fn ascii_words(text: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let flush = |from: usize, to: usize, out: &mut Vec<String>| {
+        if from < to {
+            let mut word = String::with_capacity(to - from);
+            word.extend(text[from..to].iter().map(|b| b.to_ascii_lowercase() as char));
+            out.push(word);
+        }
+    };
+    for (i, &ch) in text.iter().enumerate() {
+        if !ch.is_ascii_alphanumeric() {
+            if let Some(from) = start.take() {
+                flush(from, i, &mut out);
+            }
+            continue;
+        }
+        let Some(from) = start else {
+            start = Some(i);
+            continue;
+        };
+        let prev = text[i - 1];
+        let boundary = (prev.is_ascii_lowercase() && ch.is_ascii_uppercase())
+            || (prev.is_ascii_alphabetic() && ch.is_ascii_digit())
+            || (prev.is_ascii_digit() && ch.is_ascii_alphabetic());
+        if boundary {
+            flush(from, i, &mut out);
+            start = Some(i);
+        } else if prev.is_ascii_uppercase() && ch.is_ascii_lowercase() && i - from >= 2 {
+            // `HTTPServer`: the capital before the first lowercase letter starts the next word.
+            flush(from, i - 1, &mut out);
+            start = Some(i - 1);
+        }
+    }
+    if let Some(from) = start {
+        flush(from, text.len(), &mut out);
+    }
+    out
+}
+
 /// Irregular plurals common in schemas; everything else goes through the suffix rules.
 const IRREGULAR: &[(&str, &str)] = &[
     ("people", "person"),
@@ -58,16 +109,25 @@ const IRREGULAR: &[(&str, &str)] = &[
 /// `status`, `movies`/`movie` → `movi`. The stem is a matching key, never shown to anyone, so it only has
 /// to be consistent, not a real word. Words of three letters or fewer are left alone (`bus`, `gas`, `day`).
 pub fn stem(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    stem_into(word, &mut out);
+    out
+}
+
+/// `stem`, appended to `out`: stem keys are built into one buffer instead of a string per word.
+fn stem_into(word: &str, out: &mut String) {
     if let Some((_, singular)) = IRREGULAR.iter().find(|(plural, _)| *plural == word) {
-        return stem(singular);
+        return stem_into(singular, out);
     }
     if word.chars().count() <= 3 || !word.chars().all(|c| c.is_alphabetic()) {
-        return word.to_string();
+        out.push_str(word);
+        return;
     }
-    let mut w = word.to_string();
-    if let Some(base) = w.strip_suffix("ies") {
-        w = format!("{base}i");
-    } else if ["sses", "uses", "xes", "ches", "shes", "zes"]
+    let start = out.len();
+    out.push_str(word);
+    let w = out;
+    // `categories` → `categori`, `boxes` → `box`: both drop two letters.
+    if ["ies", "sses", "uses", "xes", "ches", "shes", "zes"]
         .iter()
         .any(|s| w.ends_with(s))
     {
@@ -77,19 +137,25 @@ pub fn stem(word: &str) -> String {
     }
     // A trailing `e` or `y` differs between forms (`movie`/`movies` → `movi`, `city`/`cities` → `citi`),
     // so both are folded once the word is long enough that the fold cannot empty it.
-    if w.len() > 3 && w.ends_with('e') {
+    if w.len() - start > 3 && w.ends_with('e') {
         w.truncate(w.len() - 1);
-    } else if w.len() > 3 && w.ends_with('y') {
+    } else if w.len() - start > 3 && w.ends_with('y') {
         w.truncate(w.len() - 1);
         w.push('i');
     }
-    w
 }
 
 /// The stems of an identifier's words, joined by `_`: the key under which table names and column
 /// prefixes meet (`OrderItems`, `order_items` and `order_item` all give `order_item`).
 pub fn stem_key(words: &[String]) -> String {
-    words.iter().map(|w| stem(w)).collect::<Vec<_>>().join("_")
+    let mut out = String::with_capacity(words.iter().map(|w| w.len() + 1).sum());
+    for (i, w) in words.iter().enumerate() {
+        if i > 0 {
+            out.push('_');
+        }
+        stem_into(w, &mut out);
+    }
+    out
 }
 
 /// Prefixes that warehouse naming puts before the entity (`dim_customer`, `fct_orders`, `tbl_users`, and dbt's
@@ -111,6 +177,73 @@ pub fn abbreviates(short: &str, word: &str) -> bool {
     }
     let mut rest = word[3..].chars();
     short[3..].chars().all(|c| rest.any(|w| w == c))
+}
+
+/// True when `short` spells a name of several words by their initials and then a prefix of the last word,
+/// as TPC-DS does (`hdemo` → `household_demographics`, `cdemo` → `customer_demographics`): one initial for
+/// each word but the last, then at least three letters that begin the last word. Single-word names never
+/// match, so an ordinary word is not read as an initialism of one.
+pub fn initialism(short: &str, words: &[String]) -> bool {
+    let Some((last, firsts)) = words.split_last() else {
+        return false;
+    };
+    if firsts.is_empty() || !short.is_ascii() || !last.is_ascii() {
+        return false;
+    }
+    let mut rest = short;
+    for word in firsts {
+        match word.chars().next().and_then(|initial| rest.strip_prefix(initial)) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.len() >= 3 && last.starts_with(rest)
+}
+
+/// The first three bytes every initialism of `words` starts with (`h` + `de` for `household_demographics`),
+/// the bucket `initialism` candidates are looked up in; `None` for single words and non-ASCII names.
+pub fn initialism_key(words: &[String]) -> Option<[u8; 3]> {
+    let (last, firsts) = words.split_last()?;
+    if firsts.is_empty() {
+        return None;
+    }
+    let mut key = [0u8; 3];
+    let letters = firsts.iter().filter_map(|w| w.bytes().next()).chain(last.bytes());
+    let mut n = 0;
+    for (slot, b) in key.iter_mut().zip(letters) {
+        if !b.is_ascii() {
+            return None;
+        }
+        *slot = b;
+        n += 1;
+    }
+    (n == 3).then_some(key)
+}
+
+/// The nouns for whoever does `verb` (`ship` → `shipper`, `carry` → `carrier`, `deliver` → `deliverer`,
+/// `serve` → `server`), spelled the usual English ways; only some are real words, which does not matter
+/// because they are looked up among table names.
+pub fn agent_nouns(verb: &str) -> Vec<String> {
+    let mut out = vec![format!("{verb}er"), format!("{verb}or")];
+    if let Some(base) = verb.strip_suffix('y') {
+        out.push(format!("{base}ier"));
+    }
+    if verb.ends_with('e') {
+        out.push(format!("{verb}r"));
+    }
+    // A short vowel before a final consonant doubles it (`ship` → `shipper`, `run` → `runner`).
+    let b = verb.as_bytes();
+    let vowel = |c: u8| b"aeiou".contains(&c);
+    if let [.., x, y, z] = b
+        && !vowel(*x)
+        && vowel(*y)
+        && !vowel(*z)
+        && z.is_ascii_lowercase()
+        && !b"wxy".contains(z)
+    {
+        out.push(format!("{verb}{}er", *z as char));
+    }
+    out
 }
 
 /// The broad family of a column type: joins are only inferred between compatible families.
@@ -269,6 +402,28 @@ mod tests {
     }
 
     #[test]
+    fn ascii_words_split_like_the_char_path() {
+        check(
+            |s: &&str| ascii_words(s.as_bytes()) == char_words(s),
+            &[
+                "customer_id",
+                "CustomerID",
+                "HTTPServerLog",
+                "address2_line",
+                "ss_sold_date_sk",
+                "Order Items!",
+                "ABC",
+                "aB",
+                "x9Y",
+                "__",
+                "",
+                "getHTTP2Response",
+            ]
+            .map(|s| (s, true)),
+        );
+    }
+
+    #[test]
     fn stems_make_singular_and_plural_meet() {
         let pairs = [
             ("categories", "category"),
@@ -316,6 +471,55 @@ mod tests {
                 (("stomer", "customers"), false),
                 (("cutsom", "customers"), false),
                 (("supp", "partsupp"), false),
+            ],
+        );
+    }
+
+    #[test]
+    fn initialisms_spell_every_word_but_the_last_by_its_initial() {
+        let w = |s: &str| words(s);
+        check(
+            |(short, name): &(&str, &str)| initialism(short, &w(name)),
+            &[
+                (("hdemo", "household_demographics"), true),
+                (("cdemo", "customer_demographics"), true),
+                (("hdemographics", "household_demographics"), true),
+                (("coline", "customer_order_lines"), true),
+                // A single word, a last part under three letters, a wrong initial, a missing word, letters
+                // that do not begin the last word.
+                (("demo", "demographics"), false),
+                (("hde", "household_demographics"), false),
+                (("cdemo", "household_demographics"), false),
+                (("cline", "customer_order_lines"), false),
+                (("hdmo", "household_demographics"), false),
+                (("", "household_demographics"), false),
+            ],
+        );
+        check(
+            |name: &&str| initialism_key(&w(name)),
+            &[
+                ("household_demographics", Some(*b"hde")),
+                ("customer_order_lines", Some(*b"col")),
+                ("a_b_c_d", Some(*b"abc")),
+                ("customer", None),
+                ("", None),
+            ],
+        );
+    }
+
+    #[test]
+    fn agent_nouns_cover_the_usual_spellings() {
+        let has = |(verb, noun): &(&str, &str)| agent_nouns(verb).iter().any(|n| n == noun);
+        check(
+            has,
+            &[
+                (("ship", "shipper"), true),
+                (("carry", "carrier"), true),
+                (("deliver", "deliverer"), true),
+                (("serve", "server"), true),
+                (("supply", "supplier"), true),
+                (("ship", "shipment"), false),
+                (("show", "showwer"), false),
             ],
         );
     }
