@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use crate::Dialect;
 use crate::functions::{self, FunctionVerdict};
-use crate::names::{Entries, any_matches, display, parse_entry};
+use crate::names::{Entries, display};
 use crate::policy::Policy;
 use crate::rules;
 use crate::verdict::{Decision, Finding, StatementKind, Verdict};
@@ -160,6 +160,15 @@ pub fn wraps_the_same_query(original_tree: &str, wrapped_tree: &str) -> bool {
         && without_locations(&from["subquery"]["node"]) == without_locations(&original["node"])
 }
 
+/// A node's name as lowercased parts, outermost first, from its `keys` fields; empty parts are left out.
+fn name_parts(node: &Value, keys: [&str; 3]) -> Vec<String> {
+    keys.iter()
+        .filter_map(|k| node[*k].as_str())
+        .filter(|p| !p.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
 /// The tree without source positions, which differ between the original and the wrapped text.
 fn without_locations(v: &Value) -> Value {
     match v {
@@ -214,15 +223,7 @@ struct ReachesAll {
 
 impl<'p> TreeWalk<'p> {
     fn new(policy: &'p Policy, sql: &'p str) -> TreeWalk<'p> {
-        let denied_columns = policy
-            .denied_columns
-            .iter()
-            .filter_map(|entry| {
-                let mut parts = parse_entry(entry);
-                let column = parts.pop()?;
-                Some((parts, column))
-            })
-            .collect();
+        let denied_columns = crate::names::denied_columns(policy);
         TreeWalk {
             policy,
             sql,
@@ -395,12 +396,7 @@ impl<'p> TreeWalk<'p> {
     fn direct_tables(&self, from: &Value, out: &mut Vec<Vec<String>>) {
         match from["type"].as_str() {
             Some("BASE_TABLE") => {
-                let parts: Vec<String> = ["catalog_name", "schema_name", "table_name"]
-                    .iter()
-                    .filter_map(|k| from[*k].as_str())
-                    .filter(|p| !p.is_empty())
-                    .map(str::to_lowercase)
-                    .collect();
+                let parts = name_parts(from, ["catalog_name", "schema_name", "table_name"]);
                 if !(parts.is_empty() || parts.len() == 1 && self.is_cte(&parts[0])) {
                     out.push(parts);
                 }
@@ -481,12 +477,7 @@ impl<'p> TreeWalk<'p> {
         let Some(name) = node["function_name"].as_str() else {
             return;
         };
-        let parts: Vec<String> = [node["catalog"].as_str(), node["schema"].as_str(), Some(name)]
-            .into_iter()
-            .flatten()
-            .filter(|p| !p.is_empty())
-            .map(str::to_lowercase)
-            .collect();
+        let parts = name_parts(node, ["catalog", "schema", "function_name"]);
         // `c.email.upper()` is a method call on a column: DuckDB's parser puts `c` and `email` where a
         // catalog and schema go, so the qualifiers are column facts too.
         if parts.len() > 1 {
@@ -506,16 +497,7 @@ impl<'p> TreeWalk<'p> {
     }
 
     fn table(&mut self, node: &Value) {
-        let parts: Vec<String> = [
-            node["catalog_name"].as_str(),
-            node["schema_name"].as_str(),
-            node["table_name"].as_str(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|p| !p.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+        let parts = name_parts(node, ["catalog_name", "schema_name", "table_name"]);
         let Some(name) = parts.last().cloned() else {
             return;
         };
@@ -564,51 +546,8 @@ impl<'p> TreeWalk<'p> {
                     .is_some_and(|a| !a.is_empty()),
             });
         }
-        let shown = display(&parts);
-        if any_matches(&self.entries.denied_tables, &parts) {
-            return self.refuse(
-                rules::DENIED_TABLE,
-                format!(
-                    "Table `{shown}` is denied by this connection's policy (a CTE may not take its name either). \
-                     Query other tables."
-                ),
-            );
-        }
-        if cte {
-            return;
-        }
-        if !self.policy.allowed_tables.is_empty() && !any_matches(&self.entries.allowed_tables, &parts) {
-            return self.refuse(
-                rules::DENIED_TABLE,
-                format!(
-                    "Table `{shown}` is not among this connection's allowed tables ({}). Query one of those.",
-                    self.policy.allowed_tables.join(", ")
-                ),
-            );
-        }
-        if let Some((_, schema)) = parts.split_last()
-            && !schema.is_empty()
-        {
-            if any_matches(&self.entries.denied_schemas, schema) {
-                return self.refuse(
-                    rules::DENIED_SCHEMA,
-                    format!(
-                        "Schema `{}` is denied by this connection's policy, so `{shown}` cannot be queried.",
-                        display(schema)
-                    ),
-                );
-            }
-            if !self.policy.allowed_schemas.is_empty() && !any_matches(&self.entries.allowed_schemas, schema)
-            {
-                self.refuse(
-                    rules::DENIED_SCHEMA,
-                    format!(
-                        "Schema `{}` is not among this connection's allowed schemas ({}).",
-                        display(schema),
-                        self.policy.allowed_schemas.join(", ")
-                    ),
-                );
-            }
+        if let Some((rule, message)) = self.entries.judge_table(self.policy, &parts, cte) {
+            self.refuse(rule, message);
         }
     }
 }

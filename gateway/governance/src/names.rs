@@ -73,6 +73,80 @@ impl Entries {
     }
 }
 
+impl Entries {
+    /// The policy's verdict on reading the table `parts` (`cte` when the name is a CTE in scope, which is
+    /// exempt from the allow lists but not from the deny list): the rule and message of a refusal, if any.
+    /// Both walks (sqlparser's tree and DuckDB's own) judge tables here.
+    pub(crate) fn judge_table(
+        &self,
+        policy: &crate::policy::Policy,
+        parts: &[String],
+        cte: bool,
+    ) -> Option<(&'static str, String)> {
+        let shown = display(parts);
+        if any_matches(&self.denied_tables, parts) {
+            return Some((
+                crate::rules::DENIED_TABLE,
+                format!(
+                    "Table `{shown}` is denied by this connection's policy (a CTE may not take its name either). \
+                     Query other tables."
+                ),
+            ));
+        }
+        if cte {
+            return None;
+        }
+        if !policy.allowed_tables.is_empty() && !any_matches(&self.allowed_tables, parts) {
+            return Some((
+                crate::rules::DENIED_TABLE,
+                format!(
+                    "Table `{shown}` is not among this connection's allowed tables ({}). Query one of those.",
+                    policy.allowed_tables.join(", ")
+                ),
+            ));
+        }
+        let (_, schema) = parts.split_last()?;
+        if schema.is_empty() {
+            return None;
+        }
+        let shown_schema = display(schema);
+        if any_matches(&self.denied_schemas, schema) {
+            return Some((
+                crate::rules::DENIED_SCHEMA,
+                format!(
+                    "Schema `{shown_schema}` is denied by this connection's policy, so `{shown}` cannot be \
+                     queried. Query tables of other schemas."
+                ),
+            ));
+        }
+        if !policy.allowed_schemas.is_empty() && !any_matches(&self.allowed_schemas, schema) {
+            return Some((
+                crate::rules::DENIED_SCHEMA,
+                format!(
+                    "Schema `{shown_schema}` is not among this connection's allowed schemas ({}), so \
+                     `{shown}` cannot be queried. Query tables of those schemas.",
+                    policy.allowed_schemas.join(", ")
+                ),
+            ));
+        }
+        None
+    }
+}
+
+/// `(table parts, column)` of each of the policy's denied columns (`schema.table.column`, `table.column` or
+/// a bare `column`, whose table parts are empty: every table's).
+pub(crate) fn denied_columns(policy: &crate::policy::Policy) -> Vec<(Vec<String>, String)> {
+    policy
+        .denied_columns
+        .iter()
+        .filter_map(|entry| {
+            let mut parts = parse_entry(entry);
+            let column = parts.pop()?;
+            Some((parts, column))
+        })
+        .collect()
+}
+
 /// Whether any of the split entries names the object `parts`.
 pub(crate) fn any_matches(entries: &[Vec<String>], parts: &[String]) -> bool {
     entries.iter().any(|e| entry_matches(e, parts))

@@ -13,7 +13,7 @@ use sqlparser::ast::{
 use crate::Dialect;
 use crate::functions::{self, FunctionVerdict, Why};
 use crate::lex::Positions;
-use crate::names::{self, Entries, any_matches, entry_matches, parse_entry};
+use crate::names::{self, Entries, entry_matches};
 use crate::policy::Policy;
 use crate::rules;
 use crate::verdict::{Finding, Span};
@@ -96,15 +96,7 @@ impl<'a> Walker<'a> {
     /// only needs to know whether a statement is allowed. The findings are the same either way: they are
     /// told apart by rule and message, never by position.
     pub(crate) fn new(dialect: Dialect, policy: &'a Policy, positions: Positions) -> Self {
-        let denied_columns = policy
-            .denied_columns
-            .iter()
-            .filter_map(|entry| {
-                let mut parts = parse_entry(entry);
-                let column = parts.pop()?;
-                Some((parts, column))
-            })
-            .collect();
+        let denied_columns = names::denied_columns(policy);
         Walker {
             dialect,
             policy,
@@ -269,58 +261,10 @@ impl<'a> Walker<'a> {
     }
 
     fn check_table_policy(&mut self, parts: &[String], cte: bool, at: Option<Span>) -> ControlFlow<()> {
-        let policy = self.policy;
-        let shown = names::display(parts);
-        if any_matches(&self.entries.denied_tables, parts) {
-            return self.deny(
-                rules::DENIED_TABLE,
-                format!(
-                    "Table `{shown}` is denied by this connection's policy (a CTE may not take its name either). \
-                     Query other tables."
-                ),
-                at,
-            );
+        match self.entries.judge_table(self.policy, parts, cte) {
+            Some((rule, message)) => self.deny(rule, message, at),
+            None => ControlFlow::Continue(()),
         }
-        if cte {
-            return ControlFlow::Continue(());
-        }
-        if !policy.allowed_tables.is_empty() && !any_matches(&self.entries.allowed_tables, parts) {
-            return self.deny(
-                rules::DENIED_TABLE,
-                format!(
-                    "Table `{shown}` is not among this connection's allowed tables ({}). Query one of those.",
-                    policy.allowed_tables.join(", ")
-                ),
-                at,
-            );
-        }
-        if let Some((_, schema)) = parts.split_last()
-            && !schema.is_empty()
-        {
-            let shown_schema = names::display(schema);
-            if any_matches(&self.entries.denied_schemas, schema) {
-                return self.deny(
-                    rules::DENIED_SCHEMA,
-                    format!(
-                        "Schema `{shown_schema}` is denied by this connection's policy, so `{shown}` cannot be \
-                         queried. Query tables of other schemas."
-                    ),
-                    at,
-                );
-            }
-            if !policy.allowed_schemas.is_empty() && !any_matches(&self.entries.allowed_schemas, schema) {
-                return self.deny(
-                    rules::DENIED_SCHEMA,
-                    format!(
-                        "Schema `{shown_schema}` is not among this connection's allowed schemas ({}), so \
-                         `{shown}` cannot be queried. Query tables of those schemas.",
-                        policy.allowed_schemas.join(", ")
-                    ),
-                    at,
-                );
-            }
-        }
-        ControlFlow::Continue(())
     }
 
     /// The denied columns of a base table.
