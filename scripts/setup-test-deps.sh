@@ -19,6 +19,8 @@ have cargo-nextest || cargo install --locked cargo-nextest
 
 # Node 22 and the official MCP conformance suite, pinned, under ~/.cache/sluice/node.
 ./tests/conformance/install.sh >/dev/null
+# The OpenID provider (oidc-provider) and jose for the OAuth suite, pinned, under ~/.cache/sluice/oidc.
+./tests/oidc/install.sh >/dev/null
 # Third-party MCP clients for the e2e suite (tests/tests/suite/clients.rs), pinned, under ~/.cache/sluice:
 # the official Python SDK in its own venv, and the Claude Code CLI.
 ./tests/clients/python/install.sh >/dev/null

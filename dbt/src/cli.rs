@@ -5,11 +5,15 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use crate::analyze::analyze;
+use crate::column_lineage::{self, Lineage};
+use crate::coverage::{self, Thresholds};
 use crate::finding::Severity;
-use crate::fs::{display_path, load_project};
+use crate::fs::{display_path, load_manifest, load_project};
+use crate::impact::{self, ChangeKind};
 use crate::project::Direction;
+use crate::project::Project;
 use crate::render::map::{Focus, MapOptions, render_map};
-use crate::render::report::{Format, ReportOptions, fails, render};
+use crate::render::report::{Format, ReportOptions, fails, render, render_for};
 
 /// Exit code when findings reach the `--fail-on` threshold.
 pub const EXIT_FINDINGS: i32 = 1;
@@ -23,8 +27,13 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show the project map (models by directory, work order, sources, macros, one model in depth).
     Map(MapArgs),
-    /// Show what a node depends on and what depends on it, to any depth.
+    /// Show what a node depends on and what depends on it, to any depth; or a column's lineage (--column).
     Lineage(LineageArgs),
+    /// Test coverage of models, sources and columns; exit non-zero below --min-models / --min-columns.
+    Coverage(CoverageArgs),
+    /// What a change breaks or changes downstream: one model or column (--model, --column, --change), or
+    /// every column change since a baseline manifest (--state); exit 1 when something breaks.
+    Impact(ImpactArgs),
 }
 
 /// Where the project and its artifacts are.
@@ -50,6 +59,8 @@ pub enum FormatArg {
     Junit,
     /// GitHub Actions annotations.
     Github,
+    /// SARIF 2.1.0 for code scanning.
+    Sarif,
 }
 
 impl From<FormatArg> for Format {
@@ -59,6 +70,7 @@ impl From<FormatArg> for Format {
             FormatArg::Json => Format::Json,
             FormatArg::Junit => Format::Junit,
             FormatArg::Github => Format::Github,
+            FormatArg::Sarif => Format::Sarif,
         }
     }
 }
@@ -116,8 +128,10 @@ pub struct MapArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DirectionArg {
     /// What the node reads from.
+    #[value(alias = "up")]
     Upstream,
     /// What reads from the node.
+    #[value(alias = "down")]
     Downstream,
     /// Both.
     Both,
@@ -130,13 +144,78 @@ pub struct LineageArgs {
     #[command(flatten)]
     pub project: ProjectArgs,
     /// A model, seed or snapshot name, `source_name.table`, or a unique id.
-    pub node: String,
+    #[arg(required_unless_present = "column", conflicts_with = "column")]
+    pub node: Option<String>,
+    /// Column-level lineage of `model.column` (or `source_name.table.column`) from the compiled SQL.
+    #[arg(long, value_name = "MODEL.COLUMN")]
+    pub column: Option<String>,
     /// Which way to walk.
     #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
     pub direction: DirectionArg,
     /// How many edges to follow [default: all].
     #[arg(long)]
     pub depth: Option<usize>,
+    /// With --column: stop each side after this many edges (nearest first).
+    #[arg(long, requires = "column")]
+    pub max_edges: Option<usize>,
+}
+
+/// `sluice-dbt coverage`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CoverageArgs {
+    /// Project location.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Fail (exit 1) when fewer than this percentage of the project's models have a test or constraint.
+    #[arg(long, value_name = "PERCENT")]
+    pub min_models: Option<f64>,
+    /// Fail (exit 1) when fewer than this percentage of the models' columns have a test or constraint.
+    #[arg(long, value_name = "PERCENT")]
+    pub min_columns: Option<f64>,
+    /// Output format: text and json report the coverage; junit, github and sarif report untested models
+    /// and columns and the thresholds missed as findings.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+}
+
+/// The change `impact` assesses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChangeArg {
+    /// The column is renamed.
+    Rename,
+    /// The column (or, without --column, the model) is dropped.
+    Drop,
+    /// The column's type changes.
+    Type,
+    /// Its values change; nothing is removed.
+    Values,
+}
+
+/// `sluice-dbt impact`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImpactArgs {
+    /// Project location.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// The changed model, seed, snapshot or source.
+    #[arg(long, required_unless_present = "state")]
+    pub model: Option<String>,
+    /// The changed column of --model.
+    #[arg(long, requires = "model")]
+    pub column: Option<String>,
+    /// The change [default: drop with --column, values without].
+    #[arg(long, value_enum, requires = "model")]
+    pub change: Option<ChangeArg>,
+    /// A baseline manifest.json (say, production's): report every column change since it and its impact.
+    #[arg(long, value_name = "MANIFEST", conflicts_with = "model")]
+    pub state: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Text)]
+    pub format: FormatArg,
+    /// Fail (exit 1) on findings of this severity or worse: error = something breaks, warning = anything
+    /// is affected.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
 }
 
 /// What a command prints and how it exits.
@@ -174,6 +253,115 @@ pub fn run(command: &Command) -> Output {
         Command::Validate(args) => run_validate(args),
         Command::Map(args) => run_map(args),
         Command::Lineage(args) => run_lineage(args),
+        Command::Coverage(args) => run_coverage(args),
+        Command::Impact(args) => run_impact(args),
+    }
+}
+
+/// `sluice-dbt impact`: what breaks and what changes; exit 1 when a finding reaches `--fail-on`.
+pub fn run_impact(args: &ImpactArgs) -> Output {
+    let input = match load_project(&args.project.project_dir, args.project.target_dir.as_deref()) {
+        Ok(input) => input,
+        Err(e) => return Output::unreadable(e),
+    };
+    let (analysis, _) = analyze(input);
+    let result = match (&args.state, &args.model) {
+        (Some(state), _) => load_manifest(state).and_then(|manifest| {
+            let (baseline, _) = Project::build(Some(manifest), None);
+            impact::diff(&baseline, &analysis.project)
+        }),
+        (None, Some(model)) => {
+            let change = match (args.change, &args.column) {
+                (Some(ChangeArg::Rename), _) => ChangeKind::Rename,
+                (Some(ChangeArg::Drop), _) | (None, Some(_)) => ChangeKind::Drop,
+                (Some(ChangeArg::Type), _) => ChangeKind::Type,
+                (Some(ChangeArg::Values), _) | (None, None) => ChangeKind::Values,
+            };
+            impact::impact(&analysis.project, model, args.column.as_deref(), change)
+        }
+        (None, None) => return Output::unreadable("give --model or --state"),
+    };
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return Output::unreadable(e),
+    };
+    let findings = impact::findings(&report);
+    let options = ReportOptions {
+        project: analysis.project.name.clone(),
+        path_prefix: path_prefix(&args.project.project_dir),
+        fail_on: args.fail_on.into(),
+    };
+    let stdout = match args.format {
+        FormatArg::Text => impact::render(&report),
+        FormatArg::Json => {
+            let doc = serde_json::json!({
+                "failed": fails(&findings, options.fail_on),
+                "breaking": report.breaking(),
+                "impact": report,
+            });
+            // A tree of strings, numbers and booleans always serializes.
+            let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            out.push('\n');
+            out
+        }
+        format => render_for("impact", &findings, format.into(), &options),
+    };
+    Output {
+        stdout,
+        stderr: String::new(),
+        code: if fails(&findings, options.fail_on) {
+            EXIT_FINDINGS
+        } else {
+            0
+        },
+    }
+}
+
+/// `sluice-dbt coverage`: the coverage report; exit 1 when a threshold is not met.
+pub fn run_coverage(args: &CoverageArgs) -> Output {
+    let input = match load_project(&args.project.project_dir, args.project.target_dir.as_deref()) {
+        Ok(input) => input,
+        Err(e) => return Output::unreadable(e),
+    };
+    let (analysis, _) = analyze(input);
+    let thresholds = Thresholds {
+        min_models: args.min_models,
+        min_columns: args.min_columns,
+    };
+    let report = coverage::coverage(&analysis.project);
+    let passed = coverage::passes(&report, thresholds);
+    let stdout = match args.format {
+        FormatArg::Text => coverage::render(&report, thresholds),
+        FormatArg::Json => {
+            let doc = serde_json::json!({
+                "passed": passed,
+                "min_models": args.min_models,
+                "min_columns": args.min_columns,
+                "coverage": report,
+            });
+            // A tree of strings, numbers and booleans always serializes.
+            let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
+            out.push('\n');
+            out
+        }
+        format => {
+            let options = ReportOptions {
+                project: analysis.project.name.clone(),
+                path_prefix: path_prefix(&args.project.project_dir),
+                fail_on: Severity::Error,
+            };
+            render_for(
+                "coverage",
+                &coverage::findings(&report, thresholds),
+                format.into(),
+                &options,
+            )
+        }
+    };
+    Output {
+        stdout,
+        stderr: String::new(),
+        code: if passed { 0 } else { EXIT_FINDINGS },
     }
 }
 
@@ -229,16 +417,27 @@ pub fn run_lineage(args: &LineageArgs) -> Output {
     };
     let (analysis, _) = analyze(input);
     let project = &analysis.project;
-    let Some(start) = project.find(&args.node) else {
-        return Output::unreadable(format!(
-            "no node named `{}` in project {}",
-            args.node, project.name
-        ));
-    };
     let direction = match args.direction {
         DirectionArg::Upstream => Direction::Upstream,
         DirectionArg::Downstream => Direction::Downstream,
         DirectionArg::Both => Direction::Both,
+    };
+    if let Some(target) = &args.column {
+        let Some((node, column)) = target.rsplit_once('.') else {
+            return Output::unreadable(format!("--column `{target}`: expected model.column"));
+        };
+        let mut lineage = Lineage::new(project);
+        if let Some(max) = args.max_edges {
+            lineage = lineage.max_edges(max);
+        }
+        return match lineage.walk(node, column, direction, args.depth) {
+            Ok(lineage) => Output::ok(column_lineage::render(&lineage, direction)),
+            Err(e) => Output::unreadable(e),
+        };
+    }
+    let name = args.node.as_deref().unwrap_or_default();
+    let Some(start) = project.find(name) else {
+        return Output::unreadable(format!("no node named `{name}` in project {}", project.name));
     };
     let node = project.node(start);
     let mut out = format!("# Lineage of {} ({})\n", node.display_name(), node.unique_id);

@@ -52,4 +52,27 @@ pub enum DbtError {
     /// A `focus` value that none of the map views understands.
     #[error("unknown focus `{0}`: expected all, work_order, missing, stubs, sources, macros or model:<name>")]
     UnknownFocus(String),
+    /// A lineage, impact or coverage question names a node the project does not have.
+    #[error("no model, seed, snapshot or source named `{0}` in the project")]
+    UnknownNode(String),
+    /// A column lineage or impact question names a column the node does not have.
+    #[error("`{node}` has no column `{column}`; its columns are: {known}")]
+    UnknownColumn {
+        /// The node.
+        node: String,
+        /// The column asked for.
+        column: String,
+        /// The columns it has, comma-separated.
+        known: String,
+    },
+    /// A baseline manifest (`--state`) belongs to another dbt project.
+    #[error(
+        "the baseline manifest is from dbt project `{baseline}`, not `{current}`: compare artifacts of the same project"
+    )]
+    BaselineMismatch {
+        /// The baseline's project name.
+        baseline: String,
+        /// The working project's name.
+        current: String,
+    },
 }

@@ -120,6 +120,16 @@ rules! {
         "A date spine ends at the current date, so its row count changes every day and no longer matches the data.";
     IncrementalWithoutUniqueKey => "DBT601", "incremental-without-unique-key", Warning,
         "An incremental model with a merging strategy has no unique_key, so reruns can duplicate rows.";
+    ModelUntested => "DBT701", "model-untested", Warning,
+        "A model or source has no data test and no constraint (sluice-dbt coverage).";
+    ColumnUntested => "DBT702", "column-untested", Info,
+        "A column has no data test and no constraint (sluice-dbt coverage).";
+    CoverageBelowThreshold => "DBT703", "coverage-below-threshold", Error,
+        "The share of tested models or columns is below the --min-models / --min-columns threshold.";
+    ChangeBreaks => "DBT801", "change-breaks", Error,
+        "A column change breaks a downstream model, test or exposure that reads the column by name (sluice-dbt impact).";
+    ChangeAffects => "DBT802", "change-affects", Warning,
+        "A column change alters the values of a downstream column, test or exposure without breaking it (sluice-dbt impact).";
 }
 
 impl fmt::Display for Rule {
@@ -130,6 +140,7 @@ impl fmt::Display for Rule {
 
 /// Where a finding points: a path relative to the project directory and, when known, a 1-based line.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Location {
     /// Path relative to the project directory, `/`-separated.
     pub path: String,

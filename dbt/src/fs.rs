@@ -266,6 +266,17 @@ fn walk(
     Ok(())
 }
 
+/// Reads one manifest, such as a baseline for `impact --state`; a missing file is an error here.
+pub fn load_manifest(path: &Path) -> Result<Manifest, DbtError> {
+    match read_artifact(path, Manifest::from_reader)? {
+        Some(artifact) => Ok(artifact.value),
+        None => Err(DbtError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(ErrorKind::NotFound, "no such file"),
+        }),
+    }
+}
+
 /// A relative path with `/` separators, as dbt writes paths in its artifacts.
 pub(crate) fn display_path(path: &Path) -> String {
     let parts: Vec<String> = path

@@ -10,12 +10,16 @@
 pub mod analyze;
 pub mod artifacts;
 pub mod cli;
+pub mod column_lineage;
+pub mod coverage;
 pub mod dbt_error;
 pub mod error;
 pub mod files;
 pub mod finding;
 pub mod fs;
+pub mod impact;
 pub mod jinja;
+pub mod keys;
 pub mod project;
 pub mod render;
 pub mod skeleton;

@@ -136,6 +136,18 @@ pub struct AttachedTest {
     pub column: Option<String>,
     /// Columns of `unique_combination_of_columns`.
     pub combination: Vec<String>,
+    /// For `relationships` tests read from the manifest: the node and column the tested column references.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub references: Option<TestReference>,
+}
+
+/// What a `relationships` test says a column references.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct TestReference {
+    /// The referenced node's unique id (a model, seed, snapshot or source).
+    pub node: String,
+    /// The referenced column (the test's `field`).
+    pub field: String,
 }
 
 /// The relation a node is built into (or a source reads).
@@ -208,6 +220,9 @@ pub struct Node {
     /// The SQL as written.
     #[serde(skip)]
     pub sql: Option<String>,
+    /// The SQL dbt compiled (manifest `compiled_code`), for column lineage.
+    #[serde(skip)]
+    pub compiled_sql: Option<String>,
     /// `ref()` calls read from its file.
     #[serde(skip)]
     pub ref_calls: Vec<RefCall>,
@@ -249,6 +264,7 @@ impl Node {
             status: None,
             stub_reason: None,
             sql: None,
+            compiled_sql: None,
             ref_calls: Vec::new(),
             source_calls: Vec::new(),
             in_manifest: false,
@@ -394,6 +410,8 @@ pub struct Project {
     parents: Vec<Vec<NodeId>>,
     children: Vec<Vec<NodeId>>,
     by_id: HashMap<String, NodeId>,
+    /// Every node by name (a source by its table's name): lookups by name stay O(1) on 10,000-model projects.
+    by_name: HashMap<String, Vec<NodeId>>,
 }
 
 impl Project {
@@ -489,10 +507,10 @@ impl Project {
 
     /// What `ref(package, name)` resolves to: the root project's node first, as dbt does.
     pub fn resolve_ref(&self, package: Option<&str>, name: &str) -> Option<NodeId> {
-        let mut candidates =
-            self.nodes.iter().enumerate().filter(|(_, n)| {
-                n.kind.is_refable() && n.name == name && package.is_none_or(|p| n.package == p)
-            });
+        let mut candidates = self
+            .named(name)
+            .map(|id| (id, &self.nodes[id]))
+            .filter(|(_, n)| n.kind.is_refable() && package.is_none_or(|p| n.package == p));
         let first = candidates.next()?;
         if first.1.package == self.name {
             return Some(first.0);
@@ -506,9 +524,15 @@ impl Project {
 
     /// What `source(source, table)` resolves to.
     pub fn resolve_source(&self, source: &str, table: &str) -> Option<NodeId> {
-        self.nodes.iter().position(|n| {
-            n.kind == NodeKind::Source && n.name == table && n.source_name.as_deref() == Some(source)
+        self.named(table).find(|id| {
+            let n = &self.nodes[*id];
+            n.kind == NodeKind::Source && n.source_name.as_deref() == Some(source)
         })
+    }
+
+    /// The nodes with this name, in the order they were added.
+    fn named(&self, name: &str) -> impl Iterator<Item = NodeId> + '_ {
+        self.by_name.get(name).into_iter().flatten().copied()
     }
 
     /// Every node upstream and/or downstream of `start`, up to `depth` edges (all when `None`), nearest first.
@@ -591,15 +615,20 @@ impl Builder {
     fn push(&mut self, node: Node) -> NodeId {
         let id = self.project.nodes.len();
         self.project.by_id.insert(node.unique_id.clone(), id);
+        self.project
+            .by_name
+            .entry(node.name.clone())
+            .or_default()
+            .push(id);
         self.project.nodes.push(node);
         id
     }
 
     fn find_kind(&self, kind: NodeKind, package: &str, name: &str) -> Option<NodeId> {
-        self.project
-            .nodes
-            .iter()
-            .position(|n| n.kind == kind && n.package == package && n.name == name)
+        self.project.named(name).find(|id| {
+            let n = &self.project.nodes[*id];
+            n.kind == kind && n.package == package
+        })
     }
 
     fn add_manifest(&mut self, manifest: Manifest, root: &str) {
@@ -624,6 +653,7 @@ impl Builder {
                     .clone()
                     .or_else(|| m.depends_on.nodes.first().cloned());
                 if let Some(target) = target {
+                    let references = relationship(&t.name, &t.kwargs, &m.depends_on.nodes, &target);
                     tests.push((
                         target,
                         AttachedTest {
@@ -633,6 +663,7 @@ impl Builder {
                             },
                             column: m.column_name.clone().or_else(|| t.kwargs.column_name.clone()),
                             combination: t.kwargs.combination_of_columns.clone(),
+                            references,
                         },
                     ));
                 }
@@ -645,6 +676,7 @@ impl Builder {
                         name: m.name.clone(),
                         column: None,
                         combination: Vec::new(),
+                        references: None,
                     },
                 ));
             }
@@ -740,11 +772,7 @@ impl Builder {
         }
         for source in &files.sources {
             for table in &source.tables {
-                let id = match self.project.nodes.iter().position(|n| {
-                    n.kind == NodeKind::Source
-                        && n.name == table.name
-                        && n.source_name.as_deref() == Some(source.name.as_str())
-                }) {
+                let id = match self.project.resolve_source(&source.name, &table.name) {
                     Some(id) => id,
                     None => {
                         let mut node = Node::new(
@@ -920,20 +948,32 @@ impl Builder {
             })
             .collect();
         let mut tests: BTreeSet<AttachedTest> = node.tests.drain(..).collect();
+        // The manifest's entry for a test is the richer one (a relationship's target): the YAML's same test
+        // is not added beside it.
+        let mut add = |test: AttachedTest| {
+            if !tests
+                .iter()
+                .any(|t| t.name == test.name && t.column == test.column && t.combination == test.combination)
+            {
+                tests.insert(test);
+            }
+        };
         for c in &yml.columns {
             for t in &c.tests {
-                tests.insert(AttachedTest {
+                add(AttachedTest {
                     name: t.clone(),
                     column: Some(c.name.clone()),
                     combination: Vec::new(),
+                    references: None,
                 });
             }
         }
         for (name, combination) in &yml.tests {
-            tests.insert(AttachedTest {
+            add(AttachedTest {
                 name: name.clone(),
                 column: None,
                 combination: combination.clone(),
+                references: None,
             });
         }
         node.tests = tests.into_iter().collect();
@@ -1048,6 +1088,27 @@ impl Builder {
     }
 }
 
+/// A `relationships` test's target: the node it depends on besides the tested one, and its `field`.
+fn relationship(
+    name: &str,
+    kwargs: &crate::artifacts::manifest::TestKwargs,
+    depends_on: &[String],
+    tested: &str,
+) -> Option<TestReference> {
+    if name != "relationships" {
+        return None;
+    }
+    let field = kwargs.field.clone()?;
+    let mut others = depends_on.iter().filter(|n| n.as_str() != tested);
+    match (others.next(), others.next()) {
+        (Some(node), None) => Some(TestReference {
+            node: node.clone(),
+            field,
+        }),
+        _ => None,
+    }
+}
+
 fn manifest_node(m: ManifestNode, kind: NodeKind) -> Node {
     let mut node = Node::new(m.unique_id, kind, m.name, m.package_name);
     if !m.original_file_path.is_empty() {
@@ -1092,8 +1153,11 @@ fn manifest_node(m: ManifestNode, kind: NodeKind) -> Node {
             severity: m.config.severity,
         });
     }
-    if !m.raw_code.is_empty() && matches!(kind, NodeKind::Model | NodeKind::Snapshot) {
-        node.sql = Some(m.raw_code);
+    if matches!(kind, NodeKind::Model | NodeKind::Snapshot) {
+        if !m.raw_code.is_empty() {
+            node.sql = Some(m.raw_code);
+        }
+        node.compiled_sql = m.compiled_code.filter(|c| !c.trim().is_empty());
     }
     node.manifest_parents = m.depends_on.nodes;
     node.tags = m.tags;

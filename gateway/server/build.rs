@@ -5,7 +5,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn main() {
-    let skills = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../skills");
+    // The variable as cargo sets it for this run, not as it was when the script was compiled: checkouts in
+    // other directories share one target directory, and a compiled-in path would point at another one.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let skills = PathBuf::from(manifest_dir).join("../../skills");
     // A directory: cargo reruns this when anything under it changes (a skill added, edited or removed).
     println!("cargo::rerun-if-changed={}", skills.display());
     let mut found: Vec<PathBuf> = std::fs::read_dir(&skills)

@@ -353,6 +353,7 @@ impl Drop for Postgres {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    sluice_e2e::install_crypto_provider();
     // Our own data directory, so that the files outlive the gateway for the in-process runs.
     let dir = tempfile::tempdir()?;
     let mut config = String::new();

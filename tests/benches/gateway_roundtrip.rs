@@ -224,6 +224,7 @@ async fn through_gateway(gw: &Gateway, clients: usize, per_client: usize) -> Res
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    sluice_e2e::install_crypto_provider();
     let keep_open = Gateway::up().await?;
     let demo = keep_open.data_dir.join("demo.duckdb");
 

@@ -250,5 +250,6 @@ pub async fn run() -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    sluice_e2e::install_crypto_provider();
     run().await
 }

@@ -109,12 +109,19 @@ impl Gateway {
             .create(true)
             .append(true)
             .open(data_dir.join("gateway.log"))?;
+        // A suite that must know the port before the start (an OAuth resource URL in the config) passes
+        // `SLUICE_LISTEN` in `env`; it becomes the flag, which would otherwise override it.
+        let listen = launch
+            .env
+            .iter()
+            .find(|(k, _)| k == "SLUICE_LISTEN")
+            .map_or("127.0.0.1:0", |(_, v)| v.as_str());
         let mut cmd = Command::new(sluice_bin());
         cmd.arg(launch.command.unwrap_or("up"))
             .arg("--data-dir")
             .arg(&data_dir)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .args(&launch.args)
             .env_remove("SLUICE_MASTER_KEY")
             .env("SLUICE_LOG", "info,sluice_gateway=debug")
@@ -281,6 +288,13 @@ pub async fn cli(data_dir: &Path, args: &[&str]) -> Result<std::process::Output>
         .output()
         .await?;
     Ok(out)
+}
+
+/// Installs ring as rustls' crypto provider (a no-op when one is installed): reqwest built together with the
+/// gateway's crates has TLS without a provider. The suites do it before main (tests/all.rs); a bench calls it
+/// first.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// Calls a tool with JSON arguments.

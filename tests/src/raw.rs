@@ -68,6 +68,23 @@ impl RawSession {
             .await?)
     }
 
+    /// One call of a tool that reports no engine time (the schema tools): its round trip. Fails unless
+    /// the tool succeeded.
+    pub async fn call_plain(&self) -> Result<Duration> {
+        let t = Instant::now();
+        let body = self.post(self.body.clone()).await?;
+        let round_trip = t.elapsed();
+        let text = std::str::from_utf8(&body)?;
+        let event = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .find(|l| l.starts_with('{'))
+            .ok_or_else(|| anyhow!("no answer in: {text}"))?;
+        let answer: Value = serde_json::from_str(event)?;
+        anyhow::ensure!(answer["result"]["isError"] == false, "the call failed: {event}");
+        Ok(round_trip)
+    }
+
     /// One call: (round trip, round trip minus the engine time the gateway measured, `elapsed_ms`).
     /// Fails unless the tool succeeded and reported that time.
     pub async fn call(&self) -> Result<(Duration, Duration)> {

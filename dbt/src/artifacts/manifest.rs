@@ -94,6 +94,10 @@ pub struct ManifestNode {
     /// The Jinja SQL as written (`raw_sql` before dbt 1.3).
     #[serde(default, alias = "raw_sql", deserialize_with = "nullable")]
     pub raw_code: String,
+    /// The SQL dbt compiled from `raw_code` (`compiled_sql` before dbt 1.3): present after `dbt compile`,
+    /// `run` or `build`, absent after `dbt parse`. Column lineage parses it.
+    #[serde(default, alias = "compiled_sql", deserialize_with = "nullable")]
+    pub compiled_code: Option<String>,
     /// Which generic test this is, for test nodes.
     #[serde(default, deserialize_with = "nullable")]
     pub test_metadata: Option<TestMetadata>,
@@ -214,6 +218,9 @@ pub struct TestKwargs {
     /// For `unique_combination_of_columns`.
     #[serde(default, deserialize_with = "lenient_strings")]
     pub combination_of_columns: Vec<String>,
+    /// For `relationships`: the referenced column (the referenced relation is the test's other dependency).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub field: Option<String>,
 }
 
 /// Test arguments are free-form: a value of an unexpected shape is ignored rather than rejected.

@@ -1,9 +1,10 @@
 //! dbt's JSON artifacts, read with serde into only the fields the analyses need.
 //!
 //! Every type here is owned and deserialized straight from a reader, so a 100+ MB manifest streams through a
-//! buffer instead of sitting in memory whole; fields no check uses (compiled SQL, macro bodies, docs, semantic
-//! models) are skipped by serde without being allocated. Unknown fields are ignored, so newer dbt versions
-//! load too, and every error names the file and the JSON path of the value that did not fit.
+//! buffer instead of sitting in memory whole; fields no check uses (macro bodies, docs, semantic models) are
+//! skipped by serde without being allocated. Compiled SQL is kept for models and snapshots: column lineage
+//! parses it. Unknown fields are ignored, so newer dbt versions load too, and every error names the file and
+//! the JSON path of the value that did not fit.
 
 pub mod catalog;
 pub mod manifest;

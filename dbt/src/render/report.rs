@@ -18,6 +18,8 @@ pub enum Format {
     Junit,
     /// GitHub Actions workflow commands (`::error file=…,line=…::…`).
     Github,
+    /// SARIF 2.1.0, for GitHub code scanning and other static-analysis viewers.
+    Sarif,
 }
 
 impl FromStr for Format {
@@ -28,8 +30,9 @@ impl FromStr for Format {
             "json" => Ok(Format::Json),
             "junit" => Ok(Format::Junit),
             "github" => Ok(Format::Github),
+            "sarif" => Ok(Format::Sarif),
             other => Err(format!(
-                "unknown format `{other}`: expected text, json, junit or github"
+                "unknown format `{other}`: expected text, json, junit, github or sarif"
             )),
         }
     }
@@ -76,13 +79,20 @@ pub fn fails(findings: &[Finding], fail_on: Severity) -> bool {
     findings.iter().any(|f| f.severity >= fail_on)
 }
 
-/// Renders findings in a format.
+/// Renders the findings of `sluice-dbt validate` in a format.
 pub fn render(findings: &[Finding], format: Format, options: &ReportOptions) -> String {
+    render_for("validate", findings, format, options)
+}
+
+/// Renders findings in a format, naming the `sluice-dbt` command that produced them (`validate`,
+/// `coverage`, `impact`) in the summary line and the JUnit report.
+pub fn render_for(command: &str, findings: &[Finding], format: Format, options: &ReportOptions) -> String {
     match format {
-        Format::Text => text(findings, options),
+        Format::Text => text(command, findings, options),
         Format::Json => json(findings, options),
-        Format::Junit => junit(findings, options),
-        Format::Github => github(findings, options),
+        Format::Junit => junit(command, findings, options),
+        Format::Github => github(command, findings, options),
+        Format::Sarif => super::sarif::sarif(findings, options),
     }
 }
 
@@ -93,7 +103,7 @@ fn path(options: &ReportOptions, finding: &Finding) -> Option<String> {
         .map(|l| format!("{}{}", options.path_prefix, l.path))
 }
 
-fn summary_line(findings: &[Finding], options: &ReportOptions) -> String {
+fn summary_line(command: &str, findings: &[Finding], options: &ReportOptions) -> String {
     let s = Summary::of(findings);
     let verdict = if fails(findings, options.fail_on) {
         "failed"
@@ -101,12 +111,12 @@ fn summary_line(findings: &[Finding], options: &ReportOptions) -> String {
         "passed"
     };
     format!(
-        "sluice-dbt validate {}: {} error(s), {} warning(s), {} info; {verdict} (fail on {})",
+        "sluice-dbt {command} {}: {} error(s), {} warning(s), {} info; {verdict} (fail on {})",
         options.project, s.errors, s.warnings, s.infos, options.fail_on
     )
 }
 
-fn text(findings: &[Finding], options: &ReportOptions) -> String {
+fn text(command: &str, findings: &[Finding], options: &ReportOptions) -> String {
     let mut out = String::new();
     for f in findings {
         let place = match (&f.location, path(options, f)) {
@@ -125,7 +135,7 @@ fn text(findings: &[Finding], options: &ReportOptions) -> String {
             f.message
         );
     }
-    out.push_str(&summary_line(findings, options));
+    out.push_str(&summary_line(command, findings, options));
     out.push('\n');
     out
 }
@@ -175,14 +185,14 @@ fn json(findings: &[Finding], options: &ReportOptions) -> String {
     out
 }
 
-fn junit(findings: &[Finding], options: &ReportOptions) -> String {
+fn junit(command: &str, findings: &[Finding], options: &ReportOptions) -> String {
     let failures = findings.iter().filter(|f| f.severity >= options.fail_on).count();
     let tests = findings.len().max(1);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let suite = xml(&options.project);
     let _ = writeln!(
         out,
-        "<testsuites name=\"sluice-dbt validate\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">"
+        "<testsuites name=\"sluice-dbt {command}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\">"
     );
     let _ = writeln!(
         out,
@@ -261,7 +271,7 @@ fn xml(text: &str) -> String {
     out
 }
 
-fn github(findings: &[Finding], options: &ReportOptions) -> String {
+fn github(command: &str, findings: &[Finding], options: &ReportOptions) -> String {
     let mut out = String::new();
     for f in findings {
         let command = match f.severity {
@@ -282,7 +292,7 @@ fn github(findings: &[Finding], options: &ReportOptions) -> String {
         ));
         let _ = writeln!(out, "::{command} {}::{}", props.join(","), gh_data(&f.message));
     }
-    out.push_str(&summary_line(findings, options));
+    out.push_str(&summary_line(command, findings, options));
     out.push('\n');
     out
 }
@@ -423,13 +433,19 @@ mod tests {
 
     #[test]
     fn formats_parse() {
-        let parsed: Vec<Format> = ["text", "json", "junit", "github"]
+        let parsed: Vec<Format> = ["text", "json", "junit", "github", "sarif"]
             .iter()
             .map(|s| s.parse().expect("known"))
             .collect();
         assert_eq!(
             parsed,
-            vec![Format::Text, Format::Json, Format::Junit, Format::Github]
+            vec![
+                Format::Text,
+                Format::Json,
+                Format::Junit,
+                Format::Github,
+                Format::Sarif
+            ]
         );
         assert!("xml".parse::<Format>().is_err());
     }

@@ -132,6 +132,27 @@ fn map_and_lineage_commands() {
     );
     assert_eq!(code, 0);
     insta::assert_snapshot!("cli_lineage_stg_orders", stdout);
+    let (code, stdout, _) = sluice_dbt(
+        dir.path(),
+        &[
+            "lineage",
+            "--project-dir",
+            "jaffle",
+            "--column",
+            "stg_orders.order_id",
+            "--direction",
+            "down",
+            "--depth",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout,
+        "# Column lineage of stg_orders.order_id (model.jaffle.stg_orders)\n\nDownstream (2):\n   1  \
+         stg_orders.order_id -> orders.order_id  passthrough\n   1  stg_orders.order_id -> orders.customer_order_seq  \
+         transformed (window): row_number() OVER (PARTITION BY o.customer_id ORDER BY o.order_date, o.order_id)\n"
+    );
 }
 
 #[test]
@@ -174,4 +195,307 @@ fn unreadable_input_exits_2_with_a_clear_message() {
         (2, true),
         "{stderr}"
     );
+}
+
+/// Checks what SARIF 2.1.0 requires and code scanning reads: version, `$schema`, the driver's name and
+/// rules, and on each result its rule id (with a matching `ruleIndex`), level, message and a location with an
+/// artifact URI and a start line.
+fn assert_sarif(text: &str) -> serde_json::Value {
+    let log: serde_json::Value = serde_json::from_str(text).expect("SARIF is JSON");
+    assert_eq!(log["version"], "2.1.0");
+    assert!(log["$schema"].as_str().is_some_and(|s| s.contains("sarif-2.1.0")));
+    let run = &log["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "sluice-dbt");
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["id"].is_string() && r["shortDescription"]["text"].is_string())
+    );
+    for result in run["results"].as_array().expect("results") {
+        let index = result["ruleIndex"].as_u64().expect("ruleIndex") as usize;
+        assert_eq!(rules[index]["id"], result["ruleId"]);
+        assert!(["error", "warning", "note"].contains(&result["level"].as_str().expect("level")));
+        assert!(result["message"]["text"].as_str().is_some_and(|t| !t.is_empty()));
+        let physical = &result["locations"][0]["physicalLocation"];
+        assert!(
+            physical["artifactLocation"]["uri"]
+                .as_str()
+                .is_some_and(|u| !u.is_empty())
+        );
+        assert!(physical["region"]["startLine"].as_u64().is_some_and(|l| l >= 1));
+    }
+    log
+}
+
+#[test]
+fn validate_writes_sarif() {
+    let (dir, _j, _d) = workspace();
+    let (code, stdout, _) = sluice_dbt(
+        dir.path(),
+        &["validate", "--project-dir", "defects", "--format", "sarif"],
+    );
+    assert_eq!(code, 1);
+    let log = assert_sarif(&stdout);
+    let results = log["runs"][0]["results"].as_array().expect("results");
+    assert_eq!(results.len(), 34);
+    assert!(results.iter().all(|r| {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("defects/"))
+    }));
+}
+
+#[test]
+fn coverage_thresholds_and_formats() {
+    let (dir, _j, _d) = workspace();
+    let cases: &[(&[&str], i32)] = &[
+        (&["coverage", "--project-dir", "jaffle"], 0),
+        (
+            &[
+                "coverage",
+                "--project-dir",
+                "jaffle",
+                "--min-models",
+                "80",
+                "--min-columns",
+                "30",
+            ],
+            0,
+        ),
+        (
+            &[
+                "coverage",
+                "--project-dir",
+                "jaffle",
+                "--min-models",
+                "80",
+                "--min-columns",
+                "50",
+            ],
+            1,
+        ),
+        (
+            &["coverage", "--project-dir", "jaffle", "--min-models", "100.1"],
+            1,
+        ),
+        (&["coverage", "--project-dir", "missing"], 2),
+    ];
+    for (args, expected) in cases {
+        let (code, _, stderr) = sluice_dbt(dir.path(), args);
+        assert_eq!(code, *expected, "{args:?}: {stderr}");
+    }
+    let (_, stdout, _) = sluice_dbt(
+        dir.path(),
+        &["coverage", "--project-dir", "jaffle", "--format", "json"],
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["coverage"]["models"]["tested"], 6);
+    assert_eq!(report["coverage"]["columns"]["total"], 29);
+    let (code, stdout, _) = sluice_dbt(
+        dir.path(),
+        &[
+            "coverage",
+            "--project-dir",
+            "jaffle",
+            "--min-columns",
+            "50",
+            "--format",
+            "sarif",
+        ],
+    );
+    assert_eq!(code, 1);
+    let log = assert_sarif(&stdout);
+    let below: Vec<&str> = log["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter(|r| r["ruleId"] == "DBT703")
+        .filter_map(|r| r["message"]["text"].as_str())
+        .collect();
+    assert_eq!(
+        below,
+        vec!["31.0% of model columns are tested (9 of 29), below --min-columns 50"]
+    );
+    let (_, stdout, _) = sluice_dbt(
+        dir.path(),
+        &[
+            "coverage",
+            "--project-dir",
+            "jaffle",
+            "--min-columns",
+            "50",
+            "--format",
+            "github",
+        ],
+    );
+    assert!(
+        stdout.contains("::error file=jaffle/dbt_project.yml,title=DBT703 coverage-below-threshold::"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn impact_exit_codes_and_baselines() {
+    let (dir, _j, _d) = workspace();
+    let jaffle = dir.path().join("jaffle");
+    let baseline = jaffle.join("prod-manifest.json");
+    std::fs::copy(jaffle.join("target/manifest.json"), &baseline).expect("copy");
+    std::fs::write(jaffle.join("empty.json"), b"").expect("write");
+    let mut other: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&baseline).expect("read")).expect("json");
+    other["metadata"]["project_name"] = "shop".into();
+    std::fs::write(
+        jaffle.join("other.json"),
+        serde_json::to_vec(&other).expect("json"),
+    )
+    .expect("write");
+    let cases: &[(&[&str], i32, &str)] = &[
+        (
+            &[
+                "impact",
+                "--project-dir",
+                "jaffle",
+                "--model",
+                "stg_payments",
+                "--column",
+                "order_id",
+                "--change",
+                "rename",
+            ],
+            1,
+            "# rename of `stg_payments.order_id`: 2 break, 2 change\n",
+        ),
+        (
+            &[
+                "impact",
+                "--project-dir",
+                "jaffle",
+                "--model",
+                "stg_payments",
+                "--column",
+                "amount",
+                "--change",
+                "type",
+            ],
+            0,
+            "# type of `stg_payments.amount`: 0 break, 6 change\n",
+        ),
+        (
+            &[
+                "impact",
+                "--project-dir",
+                "jaffle",
+                "--model",
+                "stg_payments",
+                "--column",
+                "amount",
+                "--change",
+                "type",
+                "--fail-on",
+                "warning",
+            ],
+            1,
+            "# type of `stg_payments.amount`",
+        ),
+        (
+            &[
+                "impact",
+                "--project-dir",
+                "jaffle",
+                "--state",
+                "jaffle/prod-manifest.json",
+            ],
+            0,
+            "No column changes.\n",
+        ),
+        (
+            &[
+                "impact",
+                "--project-dir",
+                "jaffle",
+                "--state",
+                "jaffle/other.json",
+            ],
+            2,
+            "",
+        ),
+        (
+            &[
+                "impact",
+                "--project-dir",
+                "jaffle",
+                "--state",
+                "jaffle/empty.json",
+            ],
+            2,
+            "",
+        ),
+        (
+            &[
+                "impact",
+                "--project-dir",
+                "jaffle",
+                "--model",
+                "nope",
+                "--column",
+                "x",
+            ],
+            2,
+            "",
+        ),
+    ];
+    for (args, expected, prefix) in cases {
+        let (code, stdout, stderr) = sluice_dbt(dir.path(), args);
+        assert_eq!(code, *expected, "{args:?}: {stdout}{stderr}");
+        assert!(stdout.starts_with(prefix), "{args:?}: {stdout}");
+        if *expected == 2 {
+            assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        }
+    }
+    let (_, _, stderr) = sluice_dbt(
+        dir.path(),
+        &[
+            "impact",
+            "--project-dir",
+            "jaffle",
+            "--state",
+            "jaffle/empty.json",
+        ],
+    );
+    assert!(
+        stderr.contains("jaffle/empty.json: invalid manifest.json"),
+        "{stderr}"
+    );
+    let (_, _, stderr) = sluice_dbt(
+        dir.path(),
+        &[
+            "impact",
+            "--project-dir",
+            "jaffle",
+            "--state",
+            "jaffle/other.json",
+        ],
+    );
+    assert!(
+        stderr.contains("from dbt project `shop`, not `jaffle`"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = sluice_dbt(
+        dir.path(),
+        &[
+            "impact",
+            "--project-dir",
+            "jaffle",
+            "--model",
+            "stg_orders",
+            "--column",
+            "status",
+            "--format",
+            "sarif",
+        ],
+    );
+    assert_eq!(code, 1);
+    let log = assert_sarif(&stdout);
+    assert_eq!(log["runs"][0]["results"][0]["ruleId"], "DBT801");
 }

@@ -2,7 +2,9 @@
 
 mod artifacts;
 mod cli;
+mod column_lineage;
 mod defects;
+mod impact;
 mod jaffle;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::documented::DocumentedKeys;
 use crate::error::CatalogError;
 use crate::finding::Finding;
 use crate::graph::{self, JoinEdge, JoinGraph};
@@ -26,7 +27,17 @@ pub struct Catalog {
 impl Catalog {
     /// Builds the catalog; the findings report what in the snapshot was inconsistent (and skipped) and
     /// which inferences were ambiguous.
-    pub fn build(mut snapshot: SchemaSnapshot) -> (Catalog, Vec<Finding>) {
+    pub fn build(snapshot: SchemaSnapshot) -> (Catalog, Vec<Finding>) {
+        Catalog::build_documented(snapshot, &[])
+    }
+
+    /// [`Catalog::build`] with keys documented outside the engine (a dbt project's tests): the join graph
+    /// uses them where the engine declares none; the snapshot, and so every description, stays as the
+    /// engine reported it.
+    pub fn build_documented(
+        mut snapshot: SchemaSnapshot,
+        documented: &[DocumentedKeys],
+    ) -> (Catalog, Vec<Finding>) {
         let mut findings = snapshot.normalize();
         let index: HashMap<TableId, usize> = snapshot
             .tables
@@ -38,7 +49,13 @@ impl Catalog {
         for (i, t) in snapshot.tables.iter().enumerate() {
             by_name.entry(t.id.name.to_lowercase()).or_default().push(i);
         }
-        let (graph, graph_findings) = graph::build(&snapshot.tables, &index);
+        let (graph, graph_findings) = if documented.is_empty() {
+            graph::build(&snapshot.tables, &index)
+        } else {
+            let (tables, applied) = crate::documented::apply(&snapshot.tables, documented);
+            findings.extend(applied);
+            graph::build(&tables, &index)
+        };
         findings.extend(graph_findings);
         let search = search_index(&snapshot.tables, &graph);
         (

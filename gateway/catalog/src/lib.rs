@@ -9,6 +9,7 @@
 mod budget;
 mod catalog;
 mod diff;
+mod documented;
 mod error;
 mod finding;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub mod synthetic;
 pub use budget::{Budget, BudgetUnit, MIN_BUDGET_CHARS, Rendered, Window, estimate_tokens};
 pub use catalog::Catalog;
 pub use diff::{ColumnDelta, SchemaDiff, TableChange, TableDelta, diff, render_diff};
+pub use documented::{DocumentedKeys, DocumentedReference, RelationName};
 pub use error::CatalogError;
 pub use finding::{Finding, Severity};
 pub use graph::{EdgeOrigin, InferenceRule, JoinEdge, KeyStrength};

@@ -31,6 +31,10 @@ pub enum ConnectorError {
     )]
     Unreachable { target: String, message: String },
 
+    /// The connection's host, or an address it resolved to, is one the host policy refuses.
+    #[error("{0}")]
+    HostRefused(#[from] crate::hosts::HostRefusal),
+
     /// The server refused the credentials.
     #[error("authentication failed for user '{user}' on {target}; check the connection's user and password")]
     Auth { target: String, user: String },

@@ -8,11 +8,13 @@ mod cell;
 mod dsn;
 pub mod duckdb;
 mod error;
+pub mod hosts;
 pub mod mysql;
 mod open;
 mod pool;
 pub mod postgres;
 mod result;
+mod route;
 mod schema;
 pub mod sqlite;
 
@@ -23,6 +25,7 @@ pub use error::ConnectorError;
 pub use open::{open_pooled, open_pooled_or_report};
 pub use pool::PoolOptions;
 pub use result::{Cell, Column, QueryResult};
+pub use route::check_dsn;
 pub use schema::{ColumnInfo, ForeignKey, TableDetail, TableKind, TableRef, TableSummary};
 
 // The engine kinds live with the rest of the dialect and engine knowledge (EXPLAIN form, capabilities).
@@ -59,4 +62,21 @@ pub trait Warehouse: Send + Sync + 'static {
 
     /// Checks that the warehouse can be reached and opened.
     async fn ping(&self) -> Result<(), ConnectorError>;
+
+    /// The pool's sessions now, for engines that pool sessions to a server or file (`None` for DuckDB,
+    /// which opens a connection per statement, and before a pool exists).
+    fn pool_usage(&self) -> Option<PoolUsage> {
+        None
+    }
+}
+
+/// Pooled sessions of a connection at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Sessions running a statement.
+    pub in_use: u32,
+    /// Open sessions waiting for one.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
 }

@@ -1,13 +1,17 @@
-//! The pool scaffolding the sqlx engines share: pool settings, the pool itself with its connect options,
-//! acquiring a session with clear connect errors, the health check, and ending a call's transaction. Each
-//! engine keeps only what differs: how it opens a session and reads results.
+//! The pool scaffolding the sqlx engines share: pool settings, the pool itself with its connect options
+//! (pinned to the server's checked address, `route.rs`), acquiring a session with clear connect errors,
+//! the health check, and ending a call's transaction. Each engine keeps only what differs: how it opens a
+//! session and reads results.
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 
+use crate::hosts::HostPolicy;
+use crate::route::Route;
 use crate::{Cell, ConnectorError, Dsn};
 
 /// How a connection's pool behaves. One pool per connection; connections are checked with a ping before
@@ -22,6 +26,8 @@ pub struct PoolOptions {
     pub acquire_timeout: Duration,
     /// Connections are replaced after this age, which bounds the life of any session-level state.
     pub max_lifetime: Duration,
+    /// The hosts a server connection may reach; by default every host but the forbidden addresses.
+    pub hosts: HostPolicy,
 }
 
 impl Default for PoolOptions {
@@ -31,6 +37,7 @@ impl Default for PoolOptions {
             idle_timeout: Duration::from_secs(300),
             acquire_timeout: Duration::from_secs(10),
             max_lifetime: Duration::from_secs(1_800),
+            hosts: HostPolicy::default(),
         }
     }
 }
@@ -48,6 +55,7 @@ impl PoolOptions {
             idle_timeout: idle_timeout.unwrap_or(defaults.idle_timeout),
             acquire_timeout: acquire_timeout.unwrap_or(defaults.acquire_timeout),
             max_lifetime: defaults.max_lifetime,
+            hosts: defaults.hosts,
         }
     }
 
@@ -86,31 +94,59 @@ pub(crate) enum Target {
 
 /// One connection's bounded sqlx pool, built lazily from `PoolOptions`: nothing connects until the first
 /// call. Must be created inside a tokio runtime (the pool runs a reaper task).
+///
+/// A server's sqlx pool exists only once its host has been resolved and checked ([`Route::pin`]): it is
+/// built then, with connect options pinned to the checked address, so every connection it opens or
+/// reopens goes there. When connecting fails, the pin is dropped and the next call resolves and checks
+/// the host again (a database that failed over to a new address is followed, and checked).
 pub(crate) struct Pooled<DB: sqlx::Database> {
     dsn: Dsn,
+    /// The connect options as the DSN names the server, before pinning.
     connect: ConnectOptions<DB>,
-    pool: sqlx::Pool<DB>,
+    options: sqlx::pool::PoolOptions<DB>,
     size: u32,
     target: Target,
+    /// `None` for a file or a Unix socket, whose pool is built at once.
+    route: Option<Route<DB>>,
+    pinned: RwLock<Option<Arc<Pinned<DB>>>>,
+    /// Held while the host is resolved, so that concurrent first calls resolve once.
+    pinning: tokio::sync::Mutex<()>,
+}
+
+/// A pool whose connect options go to a checked address.
+struct Pinned<DB: sqlx::Database> {
+    pool: sqlx::Pool<DB>,
+    connect: ConnectOptions<DB>,
 }
 
 impl<DB: sqlx::Database> Pooled<DB> {
     /// `session` adds what an engine does to every new session (e.g. MySQL's `after_connect`) to the pool
-    /// options built from `options`.
+    /// options built from `options`. `route` is the server's host, `None` for a file or a Unix socket.
     pub(crate) fn new(
         dsn: Dsn,
         connect: ConnectOptions<DB>,
         options: &PoolOptions,
         target: Target,
+        route: Option<Route<DB>>,
         session: impl FnOnce(sqlx::pool::PoolOptions<DB>) -> sqlx::pool::PoolOptions<DB>,
     ) -> Self {
-        let pool = session(options.apply()).connect_lazy_with(connect.clone());
+        let options = session(options.apply());
+        let pinned = match route {
+            Some(_) => None,
+            None => Some(Arc::new(Pinned {
+                pool: options.clone().connect_lazy_with(connect.clone()),
+                connect: connect.clone(),
+            })),
+        };
         Pooled {
             dsn,
             connect,
-            pool,
-            size: options.max_connections.max(1),
+            size: options.get_max_connections().max(1),
+            options,
             target,
+            route,
+            pinned: RwLock::new(pinned),
+            pinning: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -118,8 +154,64 @@ impl<DB: sqlx::Database> Pooled<DB> {
         &self.dsn
     }
 
-    pub(crate) fn connect_options(&self) -> &ConnectOptions<DB> {
-        &self.connect
+    /// The pool's sessions now; `None` before the host has been resolved and the pool built.
+    pub(crate) fn usage(&self) -> Option<crate::PoolUsage> {
+        self.current().map(|p| {
+            let open = p.pool.size();
+            let idle = u32::try_from(p.pool.num_idle()).unwrap_or(u32::MAX).min(open);
+            crate::PoolUsage {
+                in_use: open - idle,
+                idle,
+                max: self.size,
+            }
+        })
+    }
+
+    /// The connect options sessions are opened with (pinned to the checked address), once there are any:
+    /// for a second session that stops a running statement.
+    pub(crate) fn connect_options(&self) -> Option<ConnectOptions<DB>> {
+        self.current().map(|p| p.connect.clone())
+    }
+
+    fn current(&self) -> Option<Arc<Pinned<DB>>> {
+        self.pinned.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The pinned pool, resolving and checking the host first when there is none.
+    async fn pinned(&self) -> Result<Arc<Pinned<DB>>, ConnectorError> {
+        if let Some(pinned) = self.current() {
+            return Ok(pinned);
+        }
+        let _resolving = self.pinning.lock().await;
+        if let Some(pinned) = self.current() {
+            return Ok(pinned);
+        }
+        let Some(route) = &self.route else {
+            return Err(ConnectorError::Internal(
+                "a local pool without its pool".to_owned(),
+            ));
+        };
+        let (connect, address) = route.pin(&self.connect, &self.dsn.target()).await?;
+        tracing::debug!(target = %self.dsn.target(), %address, pinning = ?route.pinning, "host checked and pinned");
+        let pinned = Arc::new(Pinned {
+            pool: self.options.clone().connect_lazy_with(connect.clone()),
+            connect,
+        });
+        *self.pinned.write().unwrap_or_else(|p| p.into_inner()) = Some(pinned.clone());
+        Ok(pinned)
+    }
+
+    /// Drops `stale` as the pinned pool (if it still is), so that the next call resolves the host again.
+    fn unpin(&self, stale: &Arc<Pinned<DB>>) {
+        if self.route.is_none() {
+            return;
+        }
+        let mut pinned = self.pinned.write().unwrap_or_else(|p| p.into_inner());
+        if pinned.as_ref().is_some_and(|p| Arc::ptr_eq(p, stale)) {
+            *pinned = None;
+            let pool = stale.pool.clone();
+            tokio::spawn(async move { pool.close().await });
+        }
     }
 
     /// Turns a failure to get a session into the engine-neutral error the agent reads.
@@ -144,7 +236,12 @@ impl<DB: sqlx::Database> Pooled<DB> {
 
     /// A session from the pool, checked with a ping before it is handed out.
     pub(crate) async fn acquire(&self) -> Result<PoolConnection<DB>, ConnectorError> {
-        acquire(&self.pool, &self.connect, |e| self.connect_error(e)).await
+        let pinned = self.pinned().await?;
+        let acquired = acquire(&pinned.pool, &pinned.connect, |e| self.connect_error(e)).await;
+        if let Err(ConnectorError::Unreachable { .. }) = &acquired {
+            self.unpin(&pinned);
+        }
+        acquired
     }
 
     /// The health check: a pooled session answers `SELECT 1`.

@@ -112,6 +112,44 @@ impl std::fmt::Display for Scopes {
     }
 }
 
+/// What a key may do: its scopes (a role's, or given one by one), and the tools and connections it is
+/// limited to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The role the scopes came from, if they came from one.
+    pub role: Option<Role>,
+    pub scopes: Scopes,
+    pub tools: ToolList,
+    pub connections: ConnectionGrants,
+}
+
+impl Grant {
+    /// Everything: the first admin key of an org.
+    pub fn admin() -> Grant {
+        Grant::role(Role::Admin)
+    }
+
+    /// A role's scopes, every tool and connection.
+    pub fn role(role: Role) -> Grant {
+        Grant {
+            role: Some(role),
+            scopes: role.scopes(),
+            tools: ToolList::all(),
+            connections: ConnectionGrants::all(),
+        }
+    }
+
+    /// Scopes given one by one, every tool and connection.
+    pub fn scopes(scopes: Scopes) -> Grant {
+        Grant {
+            role: None,
+            scopes,
+            tools: ToolList::all(),
+            connections: ConnectionGrants::all(),
+        }
+    }
+}
+
 /// A freshly generated key: the secret (shown once) and what is stored.
 #[derive(Debug)]
 pub struct NewKey {
@@ -150,26 +188,34 @@ pub struct AuthContext {
     pub scopes: Scopes,
     /// The tools this key may use, within its scopes.
     pub tools: ToolList,
+    /// The connections of its org this key may use.
+    pub connections: ConnectionGrants,
 }
 
-/// The tools a key may use: every tool its scopes allow, or only those named when it was created
-/// (`sluice key create --tool NAME`).
+/// Names a key is limited to, or every one: the tools it may use (`sluice key create --tool NAME`, within
+/// its scopes) and the connections of its org it may use (`--connection NAME`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ToolList(Option<BTreeSet<String>>);
+pub struct NameList(Option<BTreeSet<String>>);
 
-impl ToolList {
-    /// Every tool (the scopes still apply).
-    pub fn all() -> ToolList {
-        ToolList(None)
+/// The tools a key may use, within its scopes.
+pub type ToolList = NameList;
+
+/// The connections of its org a key may use.
+pub type ConnectionGrants = NameList;
+
+impl NameList {
+    /// Every one (for tools, the scopes still apply).
+    pub fn all() -> NameList {
+        NameList(None)
     }
 
-    /// Only these tools.
-    pub fn only<S: Into<String>>(names: impl IntoIterator<Item = S>) -> ToolList {
-        ToolList(Some(names.into_iter().map(Into::into).collect()))
+    /// Only these.
+    pub fn only<S: Into<String>>(names: impl IntoIterator<Item = S>) -> NameList {
+        NameList(Some(names.into_iter().map(Into::into).collect()))
     }
 
-    pub fn allows(&self, tool: &str) -> bool {
-        self.0.as_ref().is_none_or(|names| names.contains(tool))
+    pub fn allows(&self, name: &str) -> bool {
+        self.0.as_ref().is_none_or(|names| names.contains(name))
     }
 
     /// The names, when the list is limited.
@@ -177,15 +223,15 @@ impl ToolList {
         self.0.as_ref()
     }
 
-    /// As stored: `None` for every tool, else the names joined by commas.
+    /// As stored: `None` for every one, else the names joined by commas.
     pub fn stored(&self) -> Option<String> {
         self.0
             .as_ref()
             .map(|names| names.iter().map(String::as_str).collect::<Vec<_>>().join(","))
     }
 
-    pub fn from_stored(text: Option<&str>) -> ToolList {
-        ToolList(text.map(|t| {
+    pub fn from_stored(text: Option<&str>) -> NameList {
+        NameList(text.map(|t| {
             t.split(',')
                 .map(str::trim)
                 .filter(|n| !n.is_empty())
@@ -195,12 +241,63 @@ impl ToolList {
     }
 }
 
-impl std::fmt::Display for ToolList {
+impl std::fmt::Display for NameList {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
-            None => f.write_str("every tool its scopes allow"),
+            None => f.write_str("all"),
             Some(names) => f.write_str(&names.iter().map(String::as_str).collect::<Vec<_>>().join(", ")),
         }
+    }
+}
+
+/// A named set of scopes: what `sluice key create --role` grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads schemas: `schema`.
+    Viewer,
+    /// Asks questions of the data: `query`, `schema`, `sandbox`.
+    Analyst,
+    /// Also builds: workspace writes and `dbt parse` (`fs_write`).
+    Engineer,
+    /// Everything, including administration: `admin`.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Analyst, Role::Engineer, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Engineer => "engineer",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == name)
+            .ok_or_else(|| format!("unknown role '{name}'; roles are: viewer, analyst, engineer, admin"))
+    }
+
+    /// The scopes the role grants.
+    pub fn scopes(self) -> Scopes {
+        let scopes: &[Scope] = match self {
+            Role::Viewer => &[Scope::Schema],
+            Role::Analyst => &[Scope::Query, Scope::Schema, Scope::Sandbox],
+            Role::Engineer => &[Scope::Query, Scope::Schema, Scope::Sandbox, Scope::FsWrite],
+            Role::Admin => &Scope::ALL,
+        };
+        scopes.iter().copied().collect()
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -214,6 +311,16 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
+    /// A short name for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing",
+            AuthFailure::Malformed => "malformed",
+            AuthFailure::Unknown => "unknown",
+            AuthFailure::Revoked => "revoked",
+        }
+    }
+
     /// What the caller is told.
     pub fn message(&self) -> &'static str {
         match self {
@@ -333,6 +440,7 @@ impl Authenticator {
                     key_prefix: record.prefix,
                     scopes: record.scopes,
                     tools: record.tools,
+                    connections: record.connections,
                 };
                 (CachedKey::Valid(ctx.clone()), Ok(ctx))
             }

@@ -18,7 +18,13 @@ use sluice_connectors::Dsn;
 use crate::error::GatewayError;
 use crate::secrets::Secret;
 
+mod connection_hosts;
+pub mod oauth;
+mod rate_limits;
 mod show;
+
+pub use connection_hosts::ConnectionHostsSection;
+pub use rate_limits::{LockoutPolicy, Rate, RateLimitSettings, RateLimitsSection};
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:3300";
 pub const DEFAULT_DATA_DIR: &str = ".sluice";
@@ -32,6 +38,9 @@ pub struct FileConfig {
     pub audit: AuditSection,
     pub duckdb: DuckDbSection,
     pub budgets: BudgetsSection,
+    pub rate_limits: RateLimitsSection,
+    pub connection_hosts: ConnectionHostsSection,
+    pub oauth: oauth::OAuthSection,
     pub sandbox: SandboxSection,
     pub connections: Vec<ConnectionConfig>,
     pub projects: Vec<ProjectConfig>,
@@ -60,6 +69,9 @@ pub struct ServerSection {
     /// `serve`: when the store holds no usable API key, create the admin key and write it to this file
     /// (mode 0600); only the path is logged. For deployments (`SLUICE_FIRST_KEY_FILE`).
     pub first_key_file: Option<PathBuf>,
+    /// Serve Prometheus metrics (`GET /metrics`, no key) on this address, e.g. `127.0.0.1:9300`; keep it
+    /// private. Not set: no metrics listener.
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +99,13 @@ pub struct LimitsSection {
 pub struct AuditSection {
     /// Fail a call whose audit record cannot be written (default true).
     pub strict: Option<bool>,
+    /// Also append every audit record, as one JSON line, to this file (for a SIEM); relative to the config
+    /// file.
+    pub stream_file: Option<PathBuf>,
+    /// Rotate the stream file at about this size (default 100 MiB).
+    pub stream_rotate_bytes: Option<u64>,
+    /// Rotated stream files kept (default 5).
+    pub stream_keep: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -376,6 +395,8 @@ pub struct Overrides {
     pub allowed_hosts: Option<Vec<String>>,
     /// `SLUICE_MASTER_KEY`, wrapped where the environment is read.
     pub master_key: Option<Secret<String>>,
+    /// `SLUICE_MASTER_KEY_PREVIOUS`: the key being rotated away from (`sluice secrets rotate`).
+    pub master_key_previous: Option<Secret<String>>,
     /// Overrides `[sandbox] enabled`.
     pub sandbox: Option<bool>,
     /// `SLUICE_STORE_URL`, overriding `[store] url`.
@@ -404,6 +425,8 @@ pub struct Settings {
     pub max_rows: u64,
     pub query_timeout: Duration,
     pub audit_strict: bool,
+    /// `[audit] stream_file`: the JSON-lines copy of the audit log.
+    pub audit_stream: Option<crate::store::audit_stream::StreamSettings>,
     pub duckdb_release_after_idle: Duration,
     pub duckdb_threads: Option<u16>,
     pub duckdb_max_memory: Option<String>,
@@ -423,11 +446,21 @@ pub struct Settings {
     pub max_cursors: usize,
     pub max_cursor_bytes: u64,
     pub budgets: BudgetsSection,
+    /// `[rate_limits]`: per key, org and client address, and the auth-failure lockout.
+    pub rate_limits: RateLimitSettings,
+    /// `[connection_hosts]`: the hosts PostgreSQL and MySQL connections may reach.
+    pub connection_hosts: sluice_connectors::hosts::HostPolicy,
+    /// `[oauth]`: JWT access tokens from an OAuth 2.1 issuer beside API keys; `None` = API keys only.
+    pub oauth: Option<oauth::OAuthSettings>,
     /// Never printed: `Settings` derives Debug, so the key is wrapped.
     pub master_key: Option<Secret<String>>,
+    /// The previous master key while rotating; else `<data>/master.key.previous` if present.
+    pub master_key_previous: Option<Secret<String>>,
     pub store: StoreLocation,
     /// See [`ServerSection::first_key_file`].
     pub first_key_file: Option<PathBuf>,
+    /// See [`ServerSection::metrics_listen`].
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 pub const DEFAULT_MAX_ROWS: u64 = 10_000;
@@ -537,6 +570,36 @@ impl Settings {
                 "query_timeout_ms must be at least 1".to_owned(),
             ));
         }
+        let metrics_listen = match &file.server.metrics_listen {
+            None => None,
+            Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                GatewayError::Config(format!(
+                    "[server] metrics_listen '{text}' is not host:port (e.g. 127.0.0.1:9300)"
+                ))
+            })?),
+        };
+        let audit_stream = match &file.audit.stream_file {
+            None => None,
+            Some(path) => {
+                let rotate_bytes = file.audit.stream_rotate_bytes.unwrap_or(100 << 20);
+                if rotate_bytes < 4_096 {
+                    return Err(GatewayError::Config(
+                        "[audit] stream_rotate_bytes must be at least 4096".to_owned(),
+                    ));
+                }
+                let config_dir = overrides
+                    .config
+                    .as_deref()
+                    .and_then(Path::parent)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default();
+                Some(crate::store::audit_stream::StreamSettings {
+                    path: config_dir.join(path),
+                    rotate_bytes,
+                    keep: file.audit.stream_keep.unwrap_or(5),
+                })
+            }
+        };
         let session_idle_secs = file.server.session_idle_secs.unwrap_or(DEFAULT_SESSION_IDLE_SECS);
         if session_idle_secs == 0 {
             return Err(GatewayError::Config(
@@ -638,6 +701,7 @@ impl Settings {
             max_rows,
             query_timeout: Duration::from_millis(timeout_ms),
             audit_strict: file.audit.strict.unwrap_or(true),
+            audit_stream,
             duckdb_release_after_idle: Duration::from_millis(
                 file.duckdb.release_after_idle_ms.unwrap_or(1_000),
             ),
@@ -668,11 +732,16 @@ impl Settings {
             max_cursors: file.limits.max_cursors.unwrap_or(DEFAULT_MAX_CURSORS),
             max_cursor_bytes: file.limits.max_cursor_bytes.unwrap_or(DEFAULT_MAX_CURSOR_BYTES),
             budgets: file.budgets,
+            rate_limits: file.rate_limits.resolve()?,
+            connection_hosts: file.connection_hosts.resolve()?,
+            oauth: file.oauth.resolve()?,
             master_key: overrides.master_key,
+            master_key_previous: overrides.master_key_previous,
             store,
             first_key_file: overrides
                 .first_key_file
                 .or(file.server.first_key_file.map(|p| config_dir.join(p))),
+            metrics_listen,
         })
     }
 

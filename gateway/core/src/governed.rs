@@ -35,6 +35,11 @@ impl Engine {
         self.0.kind()
     }
 
+    /// The pool's sessions now (for the metrics), for engines that pool.
+    pub fn pool_usage(&self) -> Option<sluice_connectors::PoolUsage> {
+        self.0.pool_usage()
+    }
+
     /// An identity for caches keyed by the engine (an engine survives registry reloads that do not
     /// change its connection).
     pub fn id(&self) -> usize {

@@ -1,4 +1,4 @@
-//! The request pipeline, in one place: auth → scope → (rate limit) → governance → execution → audit.
+//! The request pipeline, in one place: auth → scope → rate limit → governance → execution → audit.
 //!
 //! Authentication happens at the HTTP edge (no request without a valid key reaches MCP); everything after
 //! it happens here, for every tool and every front door, in this order. A front door decodes a call's
@@ -27,6 +27,9 @@ pub struct CallContext {
     pub cancel: CancellationToken,
     /// Where the call's progress goes, when the client asked for it (see [`crate::progress`]).
     pub progress: Option<crate::progress::Reporter>,
+    /// The W3C `traceparent` the client sent (HTTP header or the MCP request's `_meta`): the call's span
+    /// continues that trace (see [`crate::telemetry`]).
+    pub traceparent: Option<String>,
 }
 
 /// A fresh id for one call: 64 random bits in hex, to find a call's log lines among concurrent ones.
@@ -37,6 +40,8 @@ pub fn request_id() -> String {
 pub struct Pipeline {
     pub store: Store,
     pub audit_strict: bool,
+    /// Tool calls per key and per org (`[rate_limits]`); see [`crate::rate_limit`].
+    limits: crate::rate_limit::CallLimits,
     /// Calls between their start and their audit record, so that a front door that is ending can wait for
     /// their records before it closes the store.
     in_flight: std::sync::atomic::AtomicUsize,
@@ -55,10 +60,21 @@ impl Drop for InFlight<'_> {
 }
 
 impl Pipeline {
+    /// A pipeline without rate limits.
     pub fn new(store: Store, audit_strict: bool) -> Arc<Self> {
+        Pipeline::with_limits(store, audit_strict, &crate::config::RateLimitSettings::off())
+    }
+
+    /// A pipeline that holds every key and org to `limits`.
+    pub fn with_limits(
+        store: Store,
+        audit_strict: bool,
+        limits: &crate::config::RateLimitSettings,
+    ) -> Arc<Self> {
         Arc::new(Pipeline {
             store,
             audit_strict,
+            limits: crate::rate_limit::CallLimits::new(limits),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             settled: tokio::sync::Notify::new(),
         })
@@ -79,12 +95,31 @@ impl Pipeline {
         tokio::time::timeout(limit, wait).await.is_ok()
     }
 
-    /// Runs one tool call through every stage and writes its audit record.
-    #[tracing::instrument(
-        skip_all,
-        fields(tool = %tool, org = %ctx.auth.org_id, key = %ctx.auth.key_prefix, request = %ctx.request_id)
-    )]
+    /// Runs one tool call through every stage and writes its audit record, in the call's span (`run`: tool,
+    /// org, key prefix, request id), which continues the client's trace when it sent one.
     pub async fn run<T>(
+        &self,
+        ctx: &CallContext,
+        tool: &str,
+        scope: Option<Scope>,
+        call: impl Future<Output = Outcome<T>>,
+    ) -> Result<T, ToolError> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "run",
+            tool = %tool,
+            org = %ctx.auth.org_id,
+            key = %ctx.auth.key_prefix,
+            request = %ctx.request_id
+        );
+        // Before the span is first entered: OpenTelemetry fixes a span's parent when it starts.
+        if let Some(traceparent) = &ctx.traceparent {
+            crate::telemetry::continue_trace(&span, traceparent);
+        }
+        self.run_in_span(ctx, tool, scope, call).instrument(span).await
+    }
+
+    async fn run_in_span<T>(
         &self,
         ctx: &CallContext,
         tool: &str,
@@ -98,6 +133,7 @@ impl Pipeline {
         let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
 
         let record = audit_record(ctx, tool, &outcome, duration_ms);
+        observe(&record, &outcome.result);
         if let Err(e) = self.store.append_audit(&record).await {
             tracing::error!(error = %e, "audit write failed");
             if self.audit_strict {
@@ -152,7 +188,17 @@ impl Pipeline {
                 },
             };
         }
-        // Rate limiting slots in here (a later issue): after the scope check, before any work.
+        // After the scope check (a call refused for its scope costs no token), before any work. Refused like
+        // an exhausted budget: audited `denied` with its rule, and the agent reads when to retry.
+        if let Err(refusal) = self.limits.check(&ctx.auth) {
+            return Outcome {
+                result: Err(refusal.tool_error()),
+                audit: AuditFacts {
+                    rule: Some(crate::rate_limit::RATE_LIMITED.to_owned()),
+                    ..Default::default()
+                },
+            };
+        }
         // A cancelled call's work is dropped where it stands: each connector stops its statement when the
         // future running it goes (DuckDB interrupt, PostgreSQL cancel, MariaDB KILL QUERY, SQLite
         // interrupt), and a sandbox run is killed.
@@ -164,6 +210,38 @@ impl Pipeline {
             },
             outcome = crate::progress::scope(ctx.progress.clone(), call) => outcome,
         }
+    }
+}
+
+/// Records the call in the metrics, from what its audit record says.
+fn observe<T>(record: &AuditRecord, result: &Result<T, ToolError>) {
+    use crate::metrics::{CallLabels, ConnectionLabels, RuleLabels, ToolLabels, metrics};
+    let m = metrics();
+    m.calls
+        .get_or_create(&CallLabels {
+            tool: record.tool.clone(),
+            outcome: record.decision.clone(),
+        })
+        .inc();
+    m.call_seconds
+        .get_or_create(&ToolLabels {
+            tool: record.tool.clone(),
+        })
+        .observe(record.duration_ms / 1000.0);
+    if record.decision == "denied"
+        && let Some(rule) = &record.rule
+    {
+        m.refusals.get_or_create(&RuleLabels { rule: rule.clone() }).inc();
+    }
+    if let (Err(e), Some(connection)) = (result, &record.connection)
+        && e.kind == ErrorKind::Failed
+    {
+        m.engine_errors
+            .get_or_create(&ConnectionLabels {
+                org: record.org_id.clone(),
+                connection: connection.clone(),
+            })
+            .inc();
     }
 }
 
@@ -413,6 +491,55 @@ mod strict_audit {
         assert_eq!(records[0].decision, "error");
         assert_eq!(records[0].sql_redacted.as_deref(), Some("SELECT ?"));
         assert_eq!(records[1].tool, "server_info");
+    }
+
+    /// A key over its rate is refused before the operation runs, with a message saying which limit and when
+    /// to retry, and the refusal is audited like an exhausted budget; another key is unaffected.
+    #[tokio::test]
+    async fn a_call_over_the_key_rate_is_refused_audited_and_does_no_work() {
+        let (_s, _services, store, _dir) = setup(true).await;
+        let limits = crate::config::RateLimitSettings {
+            key: Some(crate::config::Rate {
+                per_minute: 60,
+                burst: 2,
+            }),
+            ..crate::config::RateLimitSettings::off()
+        };
+        let p = Pipeline::with_limits(store.clone(), true, &limits);
+        let ctx = testing::ctx();
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let counted = || async {
+            ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            nothing().await
+        };
+        for _ in 0..2 {
+            p.run(&ctx, "server_info", None, counted()).await.unwrap();
+        }
+        let err = p.run(&ctx, "server_info", None, counted()).await.unwrap_err();
+        assert_eq!(
+            err.message,
+            "rate limit: key 'test' (sluice_test…) made more than 60 calls per minute (bursts up to 2); retry \
+             after 1 s. The call was not run; the operator can raise [rate_limits] key_per_minute."
+        );
+        assert_eq!(ran.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let mut other = testing::ctx();
+        other.auth.key_id = "other".into();
+        p.run(&other, "server_info", None, counted()).await.unwrap();
+        let records = store.recent_audit("local", 10).await.unwrap();
+        assert_eq!(records.len(), 4);
+        assert_eq!(
+            (records[1].decision.as_str(), records[1].rule.as_deref()),
+            ("denied", Some("rate_limited"))
+        );
+        assert!(
+            records[1]
+                .error
+                .as_deref()
+                .unwrap_or_default()
+                .starts_with("rate limit: key '?' (sluice_test…) made more than 60"),
+            "{:?}",
+            records[1].error
+        );
     }
 
     /// A key without the tool's scope is refused before the operation runs, and the refusal is audited.

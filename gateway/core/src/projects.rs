@@ -94,13 +94,14 @@ pub fn validate_name(name: &str) -> Result<(), GatewayError> {
 /// the connection, when given, must exist, and a config project of the same name cannot be shadowed.
 pub async fn add(
     ctx: &Context,
+    org_id: &str,
     name: &str,
     dir: &Path,
     connection: Option<&str>,
     description: Option<&str>,
 ) -> Result<ProjectRecord, GatewayError> {
     validate_name(name)?;
-    if ctx.settings.projects.iter().any(|p| p.name == name) {
+    if org_id == LOCAL_ORG && ctx.settings.projects.iter().any(|p| p.name == name) {
         return Err(GatewayError::Conflict(format!(
             "'{name}' is defined in the config file; config projects cannot be shadowed"
         )));
@@ -117,19 +118,12 @@ pub async fn add(
             canonical.display()
         )));
     }
-    if let Some(conn) = connection {
-        let configured = ctx.settings.connections.iter().any(|c| c.name == conn);
-        let stored = ctx
-            .store
-            .list_connections(LOCAL_ORG)
-            .await?
-            .iter()
-            .any(|c| c.name == conn);
-        if !configured && !stored {
-            return Err(GatewayError::Invalid(format!(
-                "unknown connection '{conn}': add it first with `sluice connection add`"
-            )));
-        }
+    if let Some(conn) = connection
+        && !ctx.connection_names(org_id).await?.iter().any(|c| c == conn)
+    {
+        return Err(GatewayError::Invalid(format!(
+            "unknown connection '{conn}' in organization '{org_id}': add it first with `sluice connection add`"
+        )));
     }
     let dir = canonical.to_str().ok_or_else(|| {
         GatewayError::Invalid(format!(
@@ -138,18 +132,18 @@ pub async fn add(
         ))
     })?;
     ctx.store
-        .insert_project(LOCAL_ORG, name, dir, connection, description)
+        .insert_project(org_id, name, dir, connection, description)
         .await
 }
 
 /// `sluice project remove`: only stored projects; config ones are edited in the file.
-pub async fn remove(ctx: &Context, name: &str) -> Result<(), GatewayError> {
-    if ctx.settings.projects.iter().any(|p| p.name == name) {
+pub async fn remove(ctx: &Context, org_id: &str, name: &str) -> Result<(), GatewayError> {
+    if org_id == LOCAL_ORG && ctx.settings.projects.iter().any(|p| p.name == name) {
         return Err(GatewayError::Conflict(format!(
             "'{name}' is defined in the config file; remove it there"
         )));
     }
-    ctx.store.remove_project(LOCAL_ORG, name).await
+    ctx.store.remove_project(org_id, name).await
 }
 
 /// A `project_dir` argument after the check.

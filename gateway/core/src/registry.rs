@@ -14,7 +14,7 @@ use sluice_governance::{Dialect, Policy};
 use crate::config::{ConnectionConfig, Settings};
 use crate::error::GatewayError;
 use crate::governed::Engine;
-use crate::secrets::MasterKey;
+use crate::keyring::Keyring;
 use crate::store::{LOCAL_ORG, Store};
 
 /// Where a connection was defined.
@@ -100,12 +100,12 @@ impl Registry {
 
     /// Loads (or reloads) every connection from the config and the store. Warehouses whose definition did
     /// not change are kept, so an open DuckDB instance survives a reload.
-    pub async fn reload(&self, store: &Store, master: &MasterKey) -> Result<(), GatewayError> {
+    pub async fn reload(&self, store: &Store, master: &Keyring) -> Result<(), GatewayError> {
         let mut definitions = Vec::new();
         for c in &self.settings.connections {
             definitions.push(config_definition(c)?);
         }
-        for record in store.list_connections(LOCAL_ORG).await? {
+        for record in store.list_all_connections().await? {
             let shadowed = definitions
                 .iter()
                 .any(|d| d.org_id == record.org_id && d.name == record.name);
@@ -118,7 +118,7 @@ impl Registry {
                 continue;
             };
             // The opened plaintext becomes a `Dsn` at once, so that nothing after this line can print it.
-            let dsn = master.open(&record.id, &record.dsn_sealed)?;
+            let dsn = master.unseal(&record.id, record.key_version, &record.dsn_sealed)?;
             let dsn = Dsn::new(String::from_utf8(dsn).map_err(|_| GatewayError::Crypto)?);
             let setting = |key: &str| record.settings.get(key).and_then(serde_json::Value::as_u64);
             let policy = match record.settings.get("policy") {
@@ -155,7 +155,10 @@ impl Registry {
             let fingerprint = d.fingerprint();
             let engine = match previous.get(&key) {
                 Some(old) if old.fingerprint == fingerprint => old.engine.clone(),
-                _ => self.open(&d),
+                _ => {
+                    self.warn_if_refused(&d);
+                    self.open(&d)
+                }
             };
             next.insert(
                 key,
@@ -190,10 +193,33 @@ impl Registry {
                     max_memory: self.settings.duckdb_max_memory.clone(),
                 },
             )),
+            // Every session the pool opens goes to an address `[connection_hosts]` allows.
             ConnectorKind::Postgres | ConnectorKind::MySql | ConnectorKind::Sqlite => {
-                sluice_connectors::open_pooled_or_report(d.kind, d.dsn.clone(), d.pool.clone())
+                let pool = sluice_connectors::PoolOptions {
+                    hosts: self.settings.connection_hosts.clone(),
+                    ..d.pool.clone()
+                };
+                sluice_connectors::open_pooled_or_report(d.kind, d.dsn.clone(), pool)
             }
         })
+    }
+
+    /// Says in the log, as soon as a connection is loaded, when its host is one `[connection_hosts]`
+    /// refuses: the pool refuses every call then, and an operator should not learn it from an agent. In
+    /// the background, so that a slow resolver never holds up a start or a reload.
+    fn warn_if_refused(&self, d: &Definition) {
+        if !matches!(d.kind, ConnectorKind::Postgres | ConnectorKind::MySql) {
+            return;
+        }
+        let (kind, dsn, name) = (d.kind, d.dsn.clone(), d.name.clone());
+        let policy = self.settings.connection_hosts.clone();
+        tokio::spawn(async move {
+            if let Err(error @ sluice_connectors::ConnectorError::HostRefused(_)) =
+                sluice_connectors::check_dsn(kind, &dsn, &policy).await
+            {
+                tracing::warn!(connection = %name, %error, "connection refused by [connection_hosts]");
+            }
+        });
     }
 
     pub fn get(&self, org_id: &str, name: &str) -> Option<Arc<Connection>> {
@@ -202,6 +228,16 @@ impl Registry {
             .unwrap_or_else(|p| p.into_inner())
             .get(&(org_id.to_owned(), name.to_owned()))
             .cloned()
+    }
+
+    /// Every org's connections, by org and name (for the metrics).
+    pub fn all(&self) -> Vec<Arc<Connection>> {
+        self.entries
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// The org's connections, sorted by name.
@@ -220,7 +256,7 @@ impl Registry {
 pub fn watch(
     registry: Arc<Registry>,
     store: Store,
-    master: Arc<MasterKey>,
+    master: Arc<Keyring>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     tokio::spawn(async move {

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use sluice_catalog::{Catalog, Finding, SchemaSnapshot};
+use sluice_catalog::{Catalog, DocumentedKeys, Finding, SchemaSnapshot};
 use sluice_connectors::ConnectorError;
 
 use crate::registry::Connection;
@@ -21,6 +21,9 @@ pub struct Cached {
     /// Values sampled from the text columns for `schema_link`: read on its first call and kept as long as
     /// this snapshot, so they share its TTL and refresh; one sampling at a time.
     pub samples: tokio::sync::OnceCell<Arc<Sampled>>,
+    /// What sampled values said about inferred joins (`find_join_path`), by join, for this snapshot's life:
+    /// each join is checked once.
+    pub join_values: Mutex<HashMap<String, JoinValues>>,
     fetched: Instant,
 }
 
@@ -44,6 +47,13 @@ impl Cached {
     pub fn age_secs(&self) -> u64 {
         self.fetched.elapsed().as_secs()
     }
+}
+
+/// How many of a sample of a join's referencing values were found on its key side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinValues {
+    pub sampled: u64,
+    pub found: u64,
 }
 
 /// What a lookup returns.
@@ -130,7 +140,14 @@ impl SchemaCache {
 
     /// The connection's snapshot: the cached one while it is younger than the TTL, else (or when `refresh`
     /// is set) a new introspection, which becomes current while the old one is kept as `previous`.
-    pub async fn get(&self, conn: &Connection, refresh: bool) -> Result<Lookup, ConnectorError> {
+    /// `documented` (the keys the connection's dbt projects test) is awaited only when introspecting, so
+    /// documented keys refresh with the snapshot.
+    pub async fn get(
+        &self,
+        conn: &Connection,
+        refresh: bool,
+        documented: impl std::future::Future<Output = Vec<DocumentedKeys>>,
+    ) -> Result<Lookup, ConnectorError> {
         let key = (conn.org_id.clone(), conn.name.clone());
         if !refresh && let Some(hit) = self.fresh(&key, conn) {
             return Ok(hit);
@@ -144,14 +161,21 @@ impl SchemaCache {
         if !refresh && let Some(hit) = self.fresh(&key, conn) {
             return Ok(hit);
         }
+        let started = Instant::now();
         let snapshot = conn.engine.snapshot().await?;
-        let (catalog, findings) = tokio::task::spawn_blocking(move || Catalog::build(snapshot))
-            .await
-            .map_err(|e| ConnectorError::Internal(format!("building the schema catalog failed: {e}")))?;
+        crate::metrics::metrics()
+            .introspection_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let documented = documented.await;
+        let (catalog, findings) =
+            tokio::task::spawn_blocking(move || Catalog::build_documented(snapshot, &documented))
+                .await
+                .map_err(|e| ConnectorError::Internal(format!("building the schema catalog failed: {e}")))?;
         let current = Arc::new(Cached {
             catalog,
             findings,
             samples: tokio::sync::OnceCell::new(),
+            join_values: Mutex::new(HashMap::new()),
             fetched: Instant::now(),
         });
         let warehouse = warehouse_id(conn);

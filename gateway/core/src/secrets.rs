@@ -1,4 +1,8 @@
 //! Secrets: the master key, sealing of stored credentials with AES-256-GCM, and redacting wrappers.
+//!
+//! A master key is known to the store only by its check value ([`MasterKey::check_value`]), and which
+//! versions of it a process holds is the [`crate::keyring::Keyring`]'s business; this module is the
+//! cryptography alone.
 
 use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
@@ -14,6 +18,16 @@ use sha2::Sha256;
 use crate::error::GatewayError;
 
 const NONCE_LEN: usize = 12;
+
+/// The label whose HMAC under a master key is the key's check value: what the store knows a version by.
+const CHECK_LABEL: &[u8] = b"sluice master key check v1";
+
+/// The label the API-key hashing secret was derived with before it was stored (see
+/// [`MasterKey::derived_api_key_secret`]).
+const API_KEY_HASH_LABEL: &[u8] = b"sluice api-key hash v1";
+
+/// The file in the data directory holding the previous master key during a rotation of a local install.
+pub const PREVIOUS_KEY_FILE: &str = "master.key.previous";
 
 /// A value that must never reach a log: `Debug` and `Display` print a placeholder.
 #[derive(Clone, PartialEq, Eq)]
@@ -76,6 +90,30 @@ impl MasterKey {
         Ok(MasterKey { key })
     }
 
+    /// The previous master key during a rotation: from `SLUICE_MASTER_KEY_PREVIOUS` when given, else from
+    /// `<data>/master.key.previous` when that file exists; `None` otherwise (never created).
+    pub fn load_previous(
+        from_env: Option<&Secret<String>>,
+        data_dir: &Path,
+    ) -> Result<Option<Self>, GatewayError> {
+        if let Some(text) = from_env {
+            return Self::decode(text.expose()).map(Some).ok_or_else(|| {
+                GatewayError::Config(
+                    "SLUICE_MASTER_KEY_PREVIOUS must be 32 bytes, base64 or hex encoded".to_owned(),
+                )
+            });
+        }
+        let path = data_dir.join(PREVIOUS_KEY_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        check_private(&path)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| GatewayError::io(&path, e))?;
+        Self::decode(text.trim())
+            .map(Some)
+            .ok_or_else(|| GatewayError::Config(format!("{} does not hold a valid key", path.display())))
+    }
+
     fn decode(text: &str) -> Option<Self> {
         let text = text.trim();
         let bytes = hex::decode(text)
@@ -125,12 +163,27 @@ impl MasterKey {
             .map_err(|_| GatewayError::Crypto)
     }
 
-    /// The key for hashing API keys, derived so that the master key itself is never used for two purposes.
-    pub fn api_key_hasher(&self) -> KeyHasher {
+    /// What the store knows this key by: HMAC-SHA-256 of a fixed label. It tells keys apart without
+    /// revealing them, so a wrong key is named as such at start, not found out by a failed decryption.
+    pub fn check_value(&self) -> [u8; 32] {
         let mut mac = hmac_sha256(&self.key);
-        mac.update(b"sluice api-key hash v1");
-        let derived: [u8; 32] = mac.finalize().into_bytes().into();
-        KeyHasher { key: derived }
+        mac.update(CHECK_LABEL);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The API-key hashing secret as installs derived it from the master key before the secret was
+    /// stored on its own; an existing store keeps exactly this value, so its keys stay valid.
+    pub fn derived_api_key_secret(&self) -> Secret<[u8; 32]> {
+        let mut mac = hmac_sha256(&self.key);
+        mac.update(API_KEY_HASH_LABEL);
+        Secret::new(mac.finalize().into_bytes().into())
+    }
+
+    /// The key for hashing API keys, derived so that the master key itself is never used for two purposes.
+    /// A gateway uses the store's own secret ([`crate::keyring::Keyring::api_key_hasher`]), which equals
+    /// this for the master key an existing install had when it first met key versions.
+    pub fn api_key_hasher(&self) -> KeyHasher {
+        KeyHasher::from_secret(&self.derived_api_key_secret())
     }
 }
 
@@ -155,6 +208,13 @@ impl std::fmt::Debug for KeyHasher {
 }
 
 impl KeyHasher {
+    /// A hasher keyed with a stored 32-byte secret.
+    pub fn from_secret(secret: &Secret<[u8; 32]>) -> Self {
+        KeyHasher {
+            key: *secret.expose(),
+        }
+    }
+
     pub fn hash(&self, api_key: &str) -> [u8; 32] {
         let mut mac = hmac_sha256(&self.key);
         mac.update(api_key.as_bytes());
@@ -214,6 +274,39 @@ mod tests {
         // Random nonce: sealing twice differs.
         assert_ne!(sealed, k.seal("conn-1", b"postgres://u:p@h/db").unwrap());
         assert!(k.open("conn-1", &sealed[..5]).is_err());
+    }
+
+    #[test]
+    fn check_values_tell_keys_apart_and_the_stored_hash_secret_is_the_derived_one() {
+        let other = MasterKey::decode(&"cd".repeat(32)).unwrap();
+        assert_eq!(key().check_value(), key().check_value());
+        assert_ne!(key().check_value(), other.check_value());
+        // The check value is not the API-key secret, nor the key itself.
+        assert_ne!(&key().check_value(), key().derived_api_key_secret().expose());
+        assert_ne!(key().check_value(), key().key);
+        // A hasher from the derived secret hashes as the master key's own hasher did.
+        let stored = KeyHasher::from_secret(&key().derived_api_key_secret());
+        assert_eq!(stored.hash("sluice_x"), key().api_key_hasher().hash("sluice_x"));
+    }
+
+    #[test]
+    fn the_previous_key_comes_from_the_variable_or_its_file_and_is_never_created() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(MasterKey::load_previous(None, dir.path()).unwrap().is_none());
+        assert!(!dir.path().join(PREVIOUS_KEY_FILE).exists());
+        let env = Secret::new("cd".repeat(32));
+        let from_env = MasterKey::load_previous(Some(&env), dir.path()).unwrap().unwrap();
+        assert_eq!(from_env.key, [0xcd; 32]);
+        let err = MasterKey::load_previous(Some(&Secret::new("short".to_owned())), dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("SLUICE_MASTER_KEY_PREVIOUS must be 32 bytes, base64 or hex encoded"),
+            "{err}"
+        );
+        write_private(&dir.path().join(PREVIOUS_KEY_FILE), "ab".repeat(32).as_bytes()).unwrap();
+        let from_file = MasterKey::load_previous(None, dir.path()).unwrap().unwrap();
+        assert_eq!(from_file.key, [0xab; 32]);
     }
 
     #[test]

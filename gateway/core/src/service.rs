@@ -69,6 +69,16 @@ impl ToolError {
             column: None,
         }
     }
+    /// Refused by an access rule of the gateway's own (not governance's), audited `denied` with `rule`.
+    pub fn refused(rule: &str, message: impl Into<String>) -> Self {
+        ToolError {
+            kind: ErrorKind::Denied,
+            rule: Some(rule.to_owned()),
+            message: message.into(),
+            line: None,
+            column: None,
+        }
+    }
     pub fn denied(finding: &Finding) -> Self {
         ToolError {
             kind: ErrorKind::Denied,
@@ -219,22 +229,43 @@ pub struct Services {
 
 impl Services {
     pub fn connection(&self, auth: &AuthContext, name: &str) -> Result<Arc<Connection>, ToolError> {
-        self.registry.get(&auth.org_id, name).ok_or_else(|| {
-            let available: Vec<String> = self
-                .registry
-                .list(&auth.org_id)
-                .iter()
-                .map(|c| c.name.clone())
-                .collect();
-            let list = if available.is_empty() {
+        let granted = || {
+            let names: Vec<String> = self.connections(auth).iter().map(|c| c.name.clone()).collect();
+            if names.is_empty() {
                 "none are configured (add one with `sluice connection add`)".to_owned()
             } else {
-                available.join(", ")
-            };
+                names.join(", ")
+            }
+        };
+        // A name of another org is unknown here, whatever it is called there: nothing of another org is
+        // ever confirmed to exist.
+        let conn = self.registry.get(&auth.org_id, name).ok_or_else(|| {
             ToolError::invalid(format!(
-                "unknown connection '{name}'; available connections: {list}"
+                "unknown connection '{name}'; available connections: {}",
+                granted()
             ))
-        })
+        })?;
+        if !auth.connections.allows(name) {
+            return Err(ToolError::refused(
+                "connection_not_granted",
+                format!(
+                    "this API key ('{}') is not granted the connection '{name}'; it may use: {}. An admin \
+                     grants it with `sluice key create --connection {name}`",
+                    auth.key_name,
+                    granted()
+                ),
+            ));
+        }
+        Ok(conn)
+    }
+
+    /// The org's connections this caller is granted, sorted by name.
+    pub fn connections(&self, auth: &AuthContext) -> Vec<Arc<Connection>> {
+        self.registry
+            .list(&auth.org_id)
+            .into_iter()
+            .filter(|c| auth.connections.allows(&c.name))
+            .collect()
     }
 
     /// The connection a statement of agent SQL names, with the audit facts every such call starts from

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use sluice_connectors::{ConnectorKind, Dsn};
 
-use crate::auth::{Scopes, ToolList, generate_key};
+use crate::auth::{Grant, generate_key};
 use crate::config::Settings;
 use crate::error::GatewayError;
+use crate::keyring::Keyring;
 use crate::registry::validate_name;
 use crate::secrets::{MasterKey, Secret, write_private};
 use crate::store::{ConnectionRecord, LOCAL_ORG, Store, now};
@@ -16,7 +17,8 @@ use crate::store::{ConnectionRecord, LOCAL_ORG, Store, now};
 /// The opened data directory: settings, master key and store.
 pub struct Context {
     pub settings: Arc<Settings>,
-    pub master: Arc<MasterKey>,
+    /// The master key (and, while rotating, the previous one), matched to the store's key versions.
+    pub master: Arc<Keyring>,
     pub store: Store,
 }
 
@@ -30,9 +32,15 @@ impl Context {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
                 .map_err(|e| GatewayError::io(dir, e))?;
         }
-        let master = MasterKey::load_or_create(settings.master_key.as_ref(), dir)?;
+        let current = MasterKey::load_or_create(settings.master_key.as_ref(), dir)?;
+        let previous = MasterKey::load_previous(settings.master_key_previous.as_ref(), dir)?;
         let store = Store::connect(&settings.store).await?;
+        // A wrong key stops here, named as such, before anything is served or sealed.
+        let master = Keyring::open(&store, current, previous).await?;
         store.ensure_org(LOCAL_ORG).await?;
+        if let Some(stream) = &settings.audit_stream {
+            store.stream_audit(stream.clone());
+        }
         Ok(Context {
             settings: Arc::new(settings),
             master: Arc::new(master),
@@ -40,27 +48,61 @@ impl Context {
         })
     }
 
-    /// Creates an API key; the secret is returned once and never stored.
+    /// Creates an API key in `org_id`; the secret is returned once and never stored. The connections a
+    /// key is limited to must exist in its org when it is created (a name from another org is unknown).
     pub async fn create_key(
         &self,
+        org_id: &str,
         name: &str,
-        scopes: &Scopes,
-        tools: &ToolList,
+        grant: &Grant,
     ) -> Result<Secret<String>, GatewayError> {
         if name.trim().is_empty() {
             return Err(GatewayError::Invalid("a key needs a name (--name)".to_owned()));
         }
+        if let Some(names) = grant.connections.names() {
+            let known = self.connection_names(org_id).await?;
+            if let Some(unknown) = names.iter().find(|n| !known.contains(n)) {
+                return Err(GatewayError::Invalid(format!(
+                    "--connection {unknown}: no such connection in organization '{org_id}'; its connections: {}",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
         let key = generate_key(&self.master.api_key_hasher());
         self.store
-            .insert_key(LOCAL_ORG, name, &key.prefix, &key.hash, scopes, tools)
+            .insert_key(org_id, name, &key.prefix, &key.hash, grant)
             .await?;
         Ok(key.secret)
+    }
+
+    /// The names of an org's connections: the config file's (for `local`) and the stored ones.
+    pub async fn connection_names(&self, org_id: &str) -> Result<Vec<String>, GatewayError> {
+        let mut names: Vec<String> = if org_id == LOCAL_ORG {
+            self.settings.connections.iter().map(|c| c.name.clone()).collect()
+        } else {
+            Vec::new()
+        };
+        names.extend(
+            self.store
+                .list_connections(org_id)
+                .await?
+                .into_iter()
+                .map(|c| c.name),
+        );
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 
     /// Seals and stores a connection. The DSN's plaintext is exposed only to be sealed (and, for a file
     /// path, to be made absolute).
     pub async fn add_connection(
         &self,
+        org_id: &str,
         name: &str,
         kind: &str,
         dsn: &Dsn,
@@ -74,7 +116,7 @@ impl Context {
                 crate::registry::supported_kinds()
             ))
         })?;
-        if self.settings.connections.iter().any(|c| c.name == name) {
+        if org_id == LOCAL_ORG && self.settings.connections.iter().any(|c| c.name == name) {
             return Err(GatewayError::Conflict(format!(
                 "'{name}' is defined in the config file; config connections cannot be shadowed"
             )));
@@ -88,15 +130,23 @@ impl Context {
             }
             ConnectorKind::Sqlite | ConnectorKind::Postgres | ConnectorKind::MySql => dsn.clone(),
         };
+        // A host `[connection_hosts]` refuses is refused here, before anything is stored; the pool checks
+        // it again before every connect. Other DSN problems stay the pool's to report, as before.
+        if let Err(sluice_connectors::ConnectorError::HostRefused(refusal)) =
+            sluice_connectors::check_dsn(kind, &dsn, &self.settings.connection_hosts).await
+        {
+            return Err(GatewayError::Invalid(format!("connection '{name}': {refusal}")));
+        }
         let id = uuid::Uuid::new_v4().to_string();
-        let sealed = self.master.seal(&id, dsn.expose().as_bytes())?;
+        let (key_version, sealed) = self.master.seal(&id, dsn.expose().as_bytes())?;
         self.store
             .insert_connection(&ConnectionRecord {
                 id,
-                org_id: LOCAL_ORG.to_owned(),
+                org_id: org_id.to_owned(),
                 name: name.to_owned(),
                 kind: kind.as_str().to_owned(),
                 dsn_sealed: sealed,
+                key_version,
                 description,
                 settings,
                 created_at: now(),
@@ -145,7 +195,7 @@ pub async fn first_key(ctx: &Context, path: &Path) -> Result<FirstKey, GatewayEr
     } else {
         "admin".to_owned()
     };
-    match ctx.create_key(&name, &Scopes::all(), &ToolList::all()).await {
+    match ctx.create_key(LOCAL_ORG, &name, &Grant::admin()).await {
         Ok(secret) => {
             write_private(path, format!("{}\n", secret.expose()).as_bytes())?;
             Ok(FirstKey::Created)
@@ -166,7 +216,7 @@ pub async fn bootstrap_local(ctx: &Context) -> Result<Bootstrap, GatewayError> {
         } else {
             "local-admin".to_owned()
         };
-        let secret = ctx.create_key(&name, &Scopes::all(), &ToolList::all()).await?;
+        let secret = ctx.create_key(LOCAL_ORG, &name, &Grant::admin()).await?;
         write_private(&key_file, format!("{}\n", secret.expose()).as_bytes())?;
         new_admin_key = Some(secret);
     }
@@ -187,6 +237,7 @@ pub async fn bootstrap_local(ctx: &Context) -> Result<Bootstrap, GatewayError> {
         || ctx.settings.connections.iter().any(|c| c.name == "demo");
     if !registered {
         ctx.add_connection(
+            LOCAL_ORG,
             "demo",
             "duckdb",
             &Dsn::new(demo.display().to_string()),

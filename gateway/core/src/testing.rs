@@ -54,10 +54,12 @@ pub fn ctx() -> CallContext {
             key_prefix: "sluice_test".into(),
             scopes: Scopes::all(),
             tools: crate::auth::ToolList::all(),
+            connections: crate::auth::ConnectionGrants::all(),
         },
         session_id: None,
         request_id: "test-request".into(),
         cancel: tokio_util::sync::CancellationToken::new(),
         progress: None,
+        traceparent: None,
     }
 }

@@ -69,7 +69,7 @@ pub async fn assemble(ctx: &Context, launch_sandbox: bool) -> Result<Core, Gatew
         )),
         health: Arc::new(sluice_core::health::Health::default()),
     });
-    let pipeline = Pipeline::new(ctx.store.clone(), settings.audit_strict);
+    let pipeline = Pipeline::with_limits(ctx.store.clone(), settings.audit_strict, &settings.rate_limits);
     let catalogue = Arc::new(Catalogue::offered(&services).map_err(GatewayError::Invalid)?);
 
     let shutdown = CancellationToken::new();
@@ -142,6 +142,7 @@ pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, Gatewa
         Arc::clone(&core.prompts),
         Arc::clone(&core.services),
     );
+    let oauth = crate::oauth::Resource::new(&core.settings, &core.catalogue)?;
     let router = crate::http::router(
         &core.settings,
         ctx.store.clone(),
@@ -156,11 +157,42 @@ pub async fn build(ctx: &Context, launch_sandbox: bool) -> Result<Server, Gatewa
         },
         sessions,
         core.shutdown.clone(),
+        oauth,
     );
     Ok(Server { router, core })
 }
 
 impl Server {
+    /// Serves `GET /metrics` (Prometheus text exposition, no key: bind it privately) on `listener` until
+    /// the gateway shuts down.
+    pub fn serve_metrics(&self, listener: tokio::net::TcpListener) {
+        let registry = Arc::clone(&self.core.registry);
+        let router = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(move || {
+                let registry = Arc::clone(&registry);
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        sluice_core::metrics::render(&registry),
+                    )
+                }
+            }),
+        );
+        let shutdown = self.core.shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
+
     /// One line on the sandbox for `sluice up` to print: its state, and why when it is not available.
     pub async fn sandbox_summary(&self) -> String {
         self.core.sandbox_summary().await

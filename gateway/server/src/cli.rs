@@ -13,7 +13,7 @@ use sluice_connectors::Dsn;
 use sluice_core::setup::{self, Context};
 
 use crate::app;
-use sluice_core::auth::{Scope, Scopes, ToolList};
+use sluice_core::auth::{ConnectionGrants, Grant, Role, Scope, ToolList};
 use sluice_core::config::{Overrides, Settings};
 use sluice_core::secrets::Secret;
 use sluice_core::store::LOCAL_ORG;
@@ -96,9 +96,15 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage organizations: each owns its keys, connections, dbt projects, budgets and audit records.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Manage dbt projects (the directories the dbt tools may read).
     #[command(subcommand)]
     Project(ProjectCommand),
+    /// Rotate the master key and show which master key versions seal the stored secrets.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Validate, map or trace a dbt project from its artifacts, e.g. in CI (no gateway or data directory needed).
     #[command(subcommand)]
     Dbt(sluice_dbt::cli::Command),
@@ -106,9 +112,67 @@ pub enum Command {
     Audit {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
         /// How many records.
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// Only records at or after this time: RFC 3339 (`2026-12-07T09:00:00Z`) or an age (`90s`, `15m`,
+        /// `2h`, `7d`).
+        #[arg(long, value_parser = since_time)]
+        since: Option<String>,
+        /// Only records of this tool.
+        #[arg(long)]
+        tool: Option<String>,
+    },
+}
+
+/// The organization a command acts in.
+#[derive(Debug, Args)]
+pub struct OrgArg {
+    /// The organization [default: local, the org every install starts with].
+    #[arg(long = "org", id = "org", env = "SLUICE_ORG", default_value = sluice_core::store::LOCAL_ORG)]
+    pub value: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization; then give it keys with `sluice key create --org NAME`.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+    },
+    /// List organizations with how many keys and stored connections each has.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove an organization with its keys, stored connections and projects (its audit records stay).
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Re-seal every stored secret still under an older master key with the current one.
+    ///
+    /// Run it with the new key as the master key and the old one as SLUICE_MASTER_KEY_PREVIOUS (or
+    /// <data dir>/master.key.previous). It works record by record, so it is safe to interrupt and run
+    /// again, and gateways holding both keys keep serving meanwhile.
+    Rotate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show the master key versions this store knows and what each still seals (needs no key).
+    Status {
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -130,6 +194,8 @@ pub enum ConnectionCommand {
     Add {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
         #[arg(long)]
         name: String,
         /// Engine: duckdb, postgres, mysql or sqlite.
@@ -165,11 +231,15 @@ pub enum ConnectionCommand {
     List {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
     },
     /// Remove a stored connection.
     Remove {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
         #[arg(long)]
         name: String,
     },
@@ -181,6 +251,8 @@ pub enum ProjectCommand {
     Add {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
         #[arg(long)]
         name: String,
         /// The project directory; stored canonical (absolute, symlinks resolved).
@@ -196,11 +268,15 @@ pub enum ProjectCommand {
     List {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
     },
     /// Remove a stored dbt project (its files are not touched).
     Remove {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
         #[arg(long)]
         name: String,
     },
@@ -212,11 +288,21 @@ pub enum KeyCommand {
     Create {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
         #[arg(long)]
         name: String,
-        /// Scope to grant (repeatable): query, schema, sandbox, fs_write, admin [default: query schema sandbox].
+        /// Role: viewer (schema), analyst (query schema sandbox), engineer (adds fs_write: workspace writes
+        /// and dbt parse) or admin (everything) [default: analyst].
+        #[arg(long, conflicts_with = "scopes")]
+        role: Option<String>,
+        /// Scope to grant instead of a role (repeatable): query, schema, sandbox, fs_write, admin.
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Limit the key to this connection of its organization (repeatable); others are refused and not
+        /// listed [default: every connection of the organization].
+        #[arg(long = "connection")]
+        connections: Vec<String>,
         /// Limit the key to this tool (repeatable); the agent sees and may call only these [default: every
         /// tool its scopes allow].
         #[arg(long = "tool")]
@@ -226,14 +312,43 @@ pub enum KeyCommand {
     List {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
     },
     /// Revoke an API key by name or prefix; running gateways stop accepting it within a second.
     Revoke {
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        org: OrgArg,
         /// The key's name or prefix.
         key: String,
     },
+}
+
+/// `--since`: an RFC 3339 time or an age (`90s`, `15m`, `2h`, `7d`), as the store's timestamps are written
+/// (UTC, microseconds), so that text order is time order.
+fn since_time(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let at = match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => t.with_timezone(&chrono::Utc),
+        Err(_) => {
+            let split = text.len().saturating_sub(1);
+            let (n, unit) = text.split_at(split);
+            let n: i64 = n.parse().map_err(|_| {
+                format!("'{text}' is neither an RFC 3339 time (2026-12-07T09:00:00Z) nor an age (90s, 15m, 2h, 7d)")
+            })?;
+            let age = match unit {
+                "s" => chrono::Duration::seconds(n),
+                "m" => chrono::Duration::minutes(n),
+                "h" => chrono::Duration::hours(n),
+                "d" => chrono::Duration::days(n),
+                _ => return Err(format!("'{text}': an age ends in s, m, h or d (e.g. 15m)")),
+            };
+            chrono::Utc::now() - age
+        }
+    };
+    Ok(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 /// Parses a count or duration flag that must be at least 1: zero rows, a zero timeout or an empty pool
@@ -252,16 +367,27 @@ fn env_nonempty(name: &str) -> Option<String> {
 /// `SLUICE_MASTER_KEY`, or the contents of the file `SLUICE_MASTER_KEY_FILE` names (a compose secret);
 /// both at once is refused rather than one silently winning.
 fn master_key_from_env() -> Result<Option<Secret<String>>> {
-    let inline = env_nonempty("SLUICE_MASTER_KEY");
-    let file = env_nonempty("SLUICE_MASTER_KEY_FILE");
+    key_from_env("SLUICE_MASTER_KEY", "the master key")
+}
+
+/// `SLUICE_MASTER_KEY_PREVIOUS` or `SLUICE_MASTER_KEY_PREVIOUS_FILE`: the key being rotated away from.
+fn previous_master_key_from_env() -> Result<Option<Secret<String>>> {
+    key_from_env("SLUICE_MASTER_KEY_PREVIOUS", "the previous master key")
+}
+
+/// `$VAR` inline or `$VAR_FILE` naming a file, not both.
+fn key_from_env(var: &str, what: &str) -> Result<Option<Secret<String>>> {
+    let file_var = format!("{var}_FILE");
+    let inline = env_nonempty(var);
+    let file = env_nonempty(&file_var);
     match (inline, file) {
         (Some(_), Some(_)) => {
-            anyhow::bail!("set SLUICE_MASTER_KEY or SLUICE_MASTER_KEY_FILE, not both")
+            anyhow::bail!("set {var} or {file_var}, not both")
         }
         (Some(key), None) => Ok(Some(Secret::new(key))),
         (None, Some(path)) => Ok(Some(sluice_core::config::read_secret_file(
             std::path::Path::new(&path),
-            "the master key (SLUICE_MASTER_KEY_FILE)",
+            &format!("{what} ({file_var})"),
         )?)),
         (None, None) => Ok(None),
     }
@@ -272,6 +398,7 @@ fn settings(common: &Common, serve: Option<&ServeArgs>) -> Result<Settings> {
         config: common.config.clone(),
         data_dir: common.data_dir.clone(),
         master_key: master_key_from_env()?,
+        master_key_previous: previous_master_key_from_env()?,
         store_url: env_nonempty("SLUICE_STORE_URL").map(Dsn::new),
         store_password_file: env_nonempty("SLUICE_STORE_PASSWORD_FILE").map(PathBuf::from),
         first_key_file: env_nonempty("SLUICE_FIRST_KEY_FILE").map(PathBuf::from),
@@ -303,12 +430,25 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Connection(cmd) => connection(cmd).await,
         Command::Key(cmd) => key(cmd).await,
+        Command::Org(cmd) => org(cmd).await,
         Command::Project(cmd) => project(cmd).await,
+        Command::Secrets(cmd) => secrets(cmd).await,
         Command::Dbt(cmd) => dbt(&cmd),
-        Command::Audit { common, limit } => {
+        Command::Audit {
+            common,
+            org,
+            limit,
+            since,
+            tool,
+        } => {
             let ctx = Context::open(settings(&common, None)?).await?;
+            let org = ctx.store.org_id(&org.value).await?;
             let mut out = std::io::stdout().lock();
-            for r in ctx.store.recent_audit(LOCAL_ORG, limit).await? {
+            for r in ctx
+                .store
+                .audit_since(&org, since.as_deref(), tool.as_deref(), limit)
+                .await?
+            {
                 writeln!(out, "{}", serde_json::to_string(&r)?)?;
             }
             Ok(())
@@ -363,9 +503,23 @@ async fn up(settings: Settings, local: bool) -> Result<()> {
         .with_context(|| format!("could not listen on {}", ctx.settings.listen))?;
     let addr = listener.local_addr()?;
     let url = format!("http://{addr}/mcp");
+    let metrics = match ctx.settings.metrics_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("could not listen on {at} ([server] metrics_listen)"))?;
+            let bound = listener.local_addr()?;
+            server.serve_metrics(listener);
+            Some(bound)
+        }
+        None => None,
+    };
 
     let mut out = std::io::stdout().lock();
     writeln!(out, "sluice: listening on {url}")?;
+    if let Some(at) = metrics {
+        writeln!(out, "sluice: metrics on http://{at}/metrics")?;
+    }
     writeln!(out, "sluice: {sandbox}")?;
     if bootstrap.as_ref().is_some_and(|b| b.demo_created) {
         writeln!(out, "sluice: created the demo warehouse as connection 'demo'")?;
@@ -442,6 +596,7 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
     match cmd {
         ConnectionCommand::Add {
             common,
+            org,
             name,
             kind,
             dsn,
@@ -454,6 +609,7 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
             pool_acquire_timeout_ms,
         } => {
             let ctx = Context::open(settings(&common, None)?).await?;
+            let org = ctx.store.org_id(&org.value).await?;
             let mut extra = serde_json::Map::new();
             if let Some(path) = policy_file {
                 let text =
@@ -478,15 +634,29 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
             if let Some(v) = pool_acquire_timeout_ms {
                 extra.insert("pool_acquire_timeout_ms".into(), v.into());
             }
-            ctx.add_connection(&name, &kind, &dsn, description, serde_json::Value::Object(extra))
-                .await?;
-            println!("added connection '{name}' ({kind})");
+            ctx.add_connection(
+                &org,
+                &name,
+                &kind,
+                &dsn,
+                description,
+                serde_json::Value::Object(extra),
+            )
+            .await?;
+            println!("added connection '{name}' ({kind}) to organization '{org}'");
             Ok(())
         }
-        ConnectionCommand::List { common } => {
+        ConnectionCommand::List { common, org } => {
             let ctx = Context::open(settings(&common, None)?).await?;
+            let org = ctx.store.org_id(&org.value).await?;
             let mut out = std::io::stdout().lock();
-            for c in &ctx.settings.connections {
+            // The config file's connections belong to `local`.
+            let configured: &[_] = if org == LOCAL_ORG {
+                &ctx.settings.connections
+            } else {
+                &[]
+            };
+            for c in configured {
                 writeln!(
                     out,
                     "{}\t{}\tconfig\t{}",
@@ -495,7 +665,7 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
                     c.description.as_deref().unwrap_or("")
                 )?;
             }
-            for c in ctx.store.list_connections(LOCAL_ORG).await? {
+            for c in ctx.store.list_connections(&org).await? {
                 writeln!(
                     out,
                     "{}\t{}\tstore\t{}",
@@ -506,9 +676,10 @@ async fn connection(cmd: ConnectionCommand) -> Result<()> {
             }
             Ok(())
         }
-        ConnectionCommand::Remove { common, name } => {
+        ConnectionCommand::Remove { common, org, name } => {
             let ctx = Context::open(settings(&common, None)?).await?;
-            ctx.store.remove_connection(LOCAL_ORG, &name).await?;
+            let org = ctx.store.org_id(&org.value).await?;
+            ctx.store.remove_connection(&org, &name).await?;
             println!("removed connection '{name}'");
             Ok(())
         }
@@ -519,41 +690,54 @@ async fn key(cmd: KeyCommand) -> Result<()> {
     match cmd {
         KeyCommand::Create {
             common,
+            org,
             name,
+            role,
             scopes,
+            connections,
             tools,
         } => {
-            let scopes = if scopes.is_empty() {
-                Scopes::default_for_new_keys()
+            let mut grant = if scopes.is_empty() {
+                let role = match role.as_deref().map(Role::parse).transpose() {
+                    Ok(role) => role.unwrap_or(Role::Analyst),
+                    Err(e) => bail!(e),
+                };
+                Grant::role(role)
             } else {
                 let parsed: std::result::Result<Vec<Scope>, String> =
                     scopes.iter().map(|s| Scope::parse(s)).collect();
                 match parsed {
-                    Ok(list) => list.into_iter().collect(),
+                    Ok(list) => Grant::scopes(list.into_iter().collect()),
                     Err(e) => bail!(e),
                 }
             };
             if let Some(e) = crate::tools::unknown_tools(&tools, "--tool") {
                 bail!(e);
             }
-            let tools = if tools.is_empty() {
-                ToolList::all()
-            } else {
-                ToolList::only(tools)
-            };
+            if !tools.is_empty() {
+                grant.tools = ToolList::only(tools);
+            }
+            if !connections.is_empty() {
+                grant.connections = ConnectionGrants::only(connections);
+            }
             let ctx = Context::open(settings(&common, None)?).await?;
-            let secret = ctx.create_key(&name, &scopes, &tools).await?;
+            let org = ctx.store.org_id(&org.value).await?;
+            let secret = ctx.create_key(&org, &name, &grant).await?;
             // The key alone on stdout, so scripts can capture it.
             println!("{}", secret.expose());
+            let role = grant.role.map_or_else(|| "custom".to_owned(), |r| r.to_string());
             eprintln!(
-                "created key '{name}' with scopes: {scopes}; tools: {tools} (store it now; it is not shown again)"
+                "created key '{name}' in organization '{org}': role {role}, scopes: {}; tools: {}; connections: {} \
+                 (store it now; it is not shown again)",
+                grant.scopes, grant.tools, grant.connections
             );
             Ok(())
         }
-        KeyCommand::List { common } => {
+        KeyCommand::List { common, org } => {
             let ctx = Context::open(settings(&common, None)?).await?;
+            let org = ctx.store.org_id(&org.value).await?;
             let mut out = std::io::stdout().lock();
-            for k in ctx.store.list_keys(LOCAL_ORG).await? {
+            for k in ctx.store.list_keys(&org).await? {
                 let state = if k.revoked_at.is_some() {
                     "revoked"
                 } else {
@@ -561,21 +745,63 @@ async fn key(cmd: KeyCommand) -> Result<()> {
                 };
                 writeln!(
                     out,
-                    "{}\t{}…\t{}\t{}\t{}\t{}",
+                    "{}\t{}…\t{}\t{}\t{}\t{}\t{}\t{}",
                     k.name,
                     k.prefix,
                     k.scopes,
                     state,
                     k.created_at,
-                    k.tools.stored().unwrap_or_else(|| "all tools".to_owned())
+                    k.tools.stored().unwrap_or_else(|| "all tools".to_owned()),
+                    k.role.map_or("custom", Role::as_str),
+                    k.connections
+                        .stored()
+                        .unwrap_or_else(|| "all connections".to_owned())
                 )?;
             }
             Ok(())
         }
-        KeyCommand::Revoke { common, key } => {
+        KeyCommand::Revoke { common, org, key } => {
             let ctx = Context::open(settings(&common, None)?).await?;
-            let record = ctx.store.revoke_key(LOCAL_ORG, &key).await?;
+            let org = ctx.store.org_id(&org.value).await?;
+            let record = ctx.store.revoke_key(&org, &key).await?;
             println!("revoked key '{}' ({}…)", record.name, record.prefix);
+            Ok(())
+        }
+    }
+}
+
+async fn org(cmd: OrgCommand) -> Result<()> {
+    match cmd {
+        OrgCommand::Create { common, name } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            ctx.store.create_org(&name).await?;
+            println!(
+                "created organization '{name}'; give it an admin key with `sluice key create --org {name} --name admin --role admin`"
+            );
+            Ok(())
+        }
+        OrgCommand::List { common } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let mut out = std::io::stdout().lock();
+            for o in ctx.store.list_orgs().await? {
+                let keys = ctx.store.list_keys(&o.id).await?;
+                let active = keys.iter().filter(|k| k.revoked_at.is_none()).count();
+                let connections = ctx.connection_names(&o.id).await?.len();
+                writeln!(
+                    out,
+                    "{}\t{active} active keys\t{connections} connections\t{}",
+                    o.name, o.created_at
+                )?;
+            }
+            Ok(())
+        }
+        OrgCommand::Remove { common, name } => {
+            let ctx = Context::open(settings(&common, None)?).await?;
+            let removed = ctx.store.remove_org(&name).await?;
+            println!(
+                "removed organization '{name}': {} keys, {} connections, {} projects (its audit records stay)",
+                removed.keys, removed.connections, removed.projects
+            );
             Ok(())
         }
     }
@@ -585,22 +811,31 @@ async fn project(cmd: ProjectCommand) -> Result<()> {
     match cmd {
         ProjectCommand::Add {
             common,
+            org,
             name,
             dir,
             connection,
             description,
         } => {
             let ctx = Context::open(settings(&common, None)?).await?;
-            let record =
-                sluice_core::projects::add(&ctx, &name, &dir, connection.as_deref(), description.as_deref())
-                    .await?;
+            let org = ctx.store.org_id(&org.value).await?;
+            let record = sluice_core::projects::add(
+                &ctx,
+                &org,
+                &name,
+                &dir,
+                connection.as_deref(),
+                description.as_deref(),
+            )
+            .await?;
             println!("added project '{}' ({})", record.name, record.dir);
             Ok(())
         }
-        ProjectCommand::List { common } => {
+        ProjectCommand::List { common, org } => {
             let ctx = Context::open(settings(&common, None)?).await?;
+            let org = ctx.store.org_id(&org.value).await?;
             let mut out = std::io::stdout().lock();
-            for p in sluice_core::projects::list(&ctx.settings, &ctx.store, LOCAL_ORG).await? {
+            for p in sluice_core::projects::list(&ctx.settings, &ctx.store, &org).await? {
                 writeln!(
                     out,
                     "{}\t{}\t{}\t{}\t{}",
@@ -613,10 +848,56 @@ async fn project(cmd: ProjectCommand) -> Result<()> {
             }
             Ok(())
         }
-        ProjectCommand::Remove { common, name } => {
+        ProjectCommand::Remove { common, org, name } => {
             let ctx = Context::open(settings(&common, None)?).await?;
-            sluice_core::projects::remove(&ctx, &name).await?;
+            let org = ctx.store.org_id(&org.value).await?;
+            sluice_core::projects::remove(&ctx, &org, &name).await?;
             println!("removed project '{name}'");
+            Ok(())
+        }
+    }
+}
+
+async fn secrets(cmd: SecretsCommand) -> Result<()> {
+    match cmd {
+        SecretsCommand::Rotate { common } => {
+            let settings = settings(&common, None)?;
+            let from_file = settings.master_key_previous.is_none();
+            // Opening the keyring refuses keys that do not fit the store, and registers the new key as the
+            // next version if no process has yet.
+            let ctx = Context::open(settings)
+                .await
+                .context("opening the store with the master keys")?;
+            if let Some(previous) = ctx.master.previous_version() {
+                eprintln!(
+                    "re-sealing what is under master key version {previous} with version {}",
+                    ctx.master.current_version()
+                );
+            }
+            let report = sluice_core::rotation::rotate(&ctx.store, &ctx.master).await?;
+            println!("{report}");
+            let file = ctx
+                .settings
+                .data_dir
+                .join(sluice_core::secrets::PREVIOUS_KEY_FILE);
+            if from_file && ctx.master.previous_version().is_some() && file.exists() {
+                println!("remove {}: it is no longer needed", file.display());
+            }
+            Ok(())
+        }
+        SecretsCommand::Status { common } => {
+            let settings = settings(&common, None)?;
+            if let sluice_core::config::StoreLocation::Sqlite(path) = &settings.store
+                && !path.exists()
+            {
+                bail!("there is no store at {}: nothing is sealed yet", path.display());
+            }
+            let store = sluice_core::store::Store::connect(&settings.store)
+                .await
+                .context("opening the store")?;
+            let status = sluice_core::rotation::status(&store).await?;
+            println!("{status}");
+            store.close().await;
             Ok(())
         }
     }
@@ -642,6 +923,14 @@ mod tests {
     use pretty_assertions::assert_eq;
 
     use super::{Cli, Command, ConnectionCommand};
+
+    /// Every subcommand's arguments are consistent (unique names, valid conflicts): clap checks this only
+    /// when a subcommand is parsed, so a mistake would otherwise surface as a panic in a user's hands.
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
 
     /// The parsed command line derives `Debug`; a DSN given with `--dsn` must not show its password there.
     #[test]

@@ -1,4 +1,5 @@
-//! The HTTP edge: MCP at `/mcp` and `/`, health endpoints, body limits and authentication.
+//! The HTTP edge: MCP at `/mcp` and `/`, health endpoints, body limits, address rate limits and
+//! authentication.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use sluice_core::auth::Authenticator;
 
-use crate::bearer::require_key;
+use crate::bearer::{Edge, require_key};
 use crate::mcp::SluiceMcp;
 use crate::sessions::Sessions;
 use sluice_core::config::Settings;
@@ -28,6 +29,7 @@ pub fn router(
     make_mcp: impl Fn() -> SluiceMcp + Send + Sync + 'static,
     sessions: Sessions,
     shutdown: CancellationToken,
+    oauth: Option<Arc<crate::oauth::Resource>>,
 ) -> Router {
     let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(settings.allowed_hosts.clone())
@@ -40,6 +42,14 @@ pub fn router(
     let mcp: StreamableHttpService<SluiceMcp, Sessions> =
         StreamableHttpService::new(move || Ok(make_mcp()), Arc::new(sessions), config);
 
+    // Address limits and the lockout guard the MCP routes only; health checks are never limited.
+    let limits = Arc::new(sluice_core::rate_limit::EdgeLimits::new(&settings.rate_limits));
+    limits.sweep_every(shutdown.clone());
+    let edge = Edge {
+        auth,
+        limits,
+        oauth: oauth.clone(),
+    };
     let max_body = settings.max_request_bytes;
     Router::new()
         .nest_service("/mcp", mcp.clone())
@@ -48,7 +58,12 @@ pub fn router(
             check_json_rpc(max_body, req, next)
         }))
         .layer(axum::middleware::from_fn(end_session))
-        .layer(axum::middleware::from_fn_with_state(auth, require_key))
+        .layer(axum::middleware::from_fn_with_state(
+            oauth.clone(),
+            crate::oauth::require_tool_scope,
+        ))
+        .layer(axum::middleware::from_fn_with_state(edge, require_key))
+        .merge(crate::oauth::metadata_routes(Router::new(), oauth.as_ref()))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(store)

@@ -10,6 +10,7 @@ mod bearer;
 pub mod cli;
 mod http;
 mod mcp;
+mod oauth;
 mod sessions;
 mod stdio;
 mod tools;

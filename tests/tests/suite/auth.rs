@@ -196,7 +196,7 @@ async fn a_key_limited_to_some_tools_sees_and_calls_only_those() -> anyhow::Resu
     let list = String::from_utf8(gw.cli(&["key", "list"]).await?.stdout)?;
     assert!(
         list.lines()
-            .any(|l| l.starts_with("analyst\t") && l.ends_with("\tlist_tables,query_database")),
+            .any(|l| l.starts_with("analyst\t") && l.contains("\tlist_tables,query_database\t")),
         "{list}"
     );
     let out = gw

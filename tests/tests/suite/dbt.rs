@@ -819,6 +819,61 @@ async fn projects_from_the_config_file_win_and_roots_widen_the_fence() -> anyhow
     Ok(())
 }
 
+/// The first join of `find_join_path`'s best path: (origin, reason).
+async fn first_join(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+    connection: &str,
+    from: &str,
+    to: &str,
+) -> anyhow::Result<(String, String)> {
+    let paths = ok(&call(
+        client,
+        "find_join_path",
+        json!({"connection_name": connection, "from_table": from, "to_table": to}),
+    )
+    .await?);
+    let join = &paths["paths"][0]["joins"][0];
+    Ok((
+        join["origin"].as_str().unwrap_or("").to_owned(),
+        join["reason"].as_str().unwrap_or("").to_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn a_bound_projects_tests_document_the_keys_of_its_views() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let jaffle = project_copy(tmp.path(), "jaffle")?;
+    let config = tmp.path().join("sluice.toml");
+    let db = jaffle.join("jaffle.duckdb");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connections]]\nname = 'bound'\nkind = 'duckdb'\ndsn = '{db}'\n\n\
+             [[connections]]\nname = 'unbound'\nkind = 'duckdb'\ndsn = '{db}'\n\n\
+             [[projects]]\nname = 'jaffle'\ndir = 'jaffle'\nconnection = 'bound'\n",
+            db = db.display()
+        ),
+    )?;
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Launch::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+    // stg_orders and stg_customers are views: the engine declares no keys for them. The project's
+    // relationships test says how they join; without the project, only naming conventions do.
+    let (origin, reason) = first_join(&client, "bound", "stg_orders", "stg_customers").await?;
+    assert_eq!(origin, "declared", "{reason}");
+    assert!(
+        reason.contains("dbt relationships test stg_orders.customer_id -> stg_customers.customer_id"),
+        "{reason}"
+    );
+    let (origin, reason) = first_join(&client, "unbound", "stg_orders", "stg_customers").await?;
+    assert_eq!(origin, "inferred", "{reason}");
+    assert!(!reason.contains("dbt"), "{reason}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_key_without_the_scope_is_refused() -> anyhow::Result<()> {
     let s = setup().await?;

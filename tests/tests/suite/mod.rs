@@ -1,17 +1,24 @@
 //! The suites, one module per concern.
 
+mod audit;
 mod auth;
 mod cli;
 mod clients;
 mod conformance;
+mod connection_hosts;
 mod dbt;
 mod duckdb_grammar;
 mod errors;
 mod governance;
 mod instances;
 mod mcp;
+mod oauth;
+mod orgs;
 mod plugin;
 mod query_tools;
+mod rate_limits;
 mod sandbox;
 mod schema;
+mod secrets;
 mod stdio;
+mod traces;

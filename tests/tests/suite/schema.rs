@@ -1306,3 +1306,76 @@ async fn describe_table_uses_the_snapshot_and_still_finds_new_tables() -> Result
     );
     Ok(())
 }
+
+/// Inferred joins are checked against a sample of the data: a join whose referencing values exist on
+/// the key side is said to agree; one whose values are nowhere there is said to disagree, and its paths
+/// rank below a longer path whose joins agree. Each join is checked once per snapshot, through the
+/// governed path (so the check is in the audit log).
+#[tokio::test]
+async fn inferred_joins_are_checked_against_sampled_values() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("values.duckdb");
+    {
+        let conn = duckdb::Connection::open(&file)?;
+        conn.execute_batch(
+            "CREATE TABLE accounts (id INTEGER, name VARCHAR);
+             CREATE TABLE invoices (id INTEGER, account_id INTEGER, total DECIMAL(10, 2));
+             CREATE TABLE payments (id INTEGER, invoice_id INTEGER, account_id INTEGER, amount DECIMAL(10, 2));
+             INSERT INTO accounts VALUES (1, 'a'), (2, 'b'), (3, 'c');
+             INSERT INTO invoices VALUES (10, 1, 5), (11, 2, 7), (12, 3, 9);
+             -- payments.account_id holds legacy numbers that are no account's id.
+             INSERT INTO payments VALUES (100, 10, 9001, 5), (101, 11, 9002, 7), (102, 12, 9003, 9),
+                                         (103, 10, 9004, 1);",
+        )?;
+    }
+    let gw = gateway_with(dir.path(), &[("vals", "duckdb", file.display().to_string())]).await?;
+    let client = gw.client().await?;
+    let args = json!({"connection_name": "vals", "from_table": "payments", "to_table": "accounts"});
+    let (out, t) = ok(&client, "find_join_path", args.clone()).await?;
+    let paths = out["paths"].as_array().context("paths")?;
+    let direct = paths
+        .iter()
+        .find(|p| p["hops"] == 1)
+        .context("the direct path is still offered")?;
+    assert!(
+        direct["joins"][0]["reason"].as_str().is_some_and(|r| r.contains(
+            "values disagree: only 0 of 4 sampled payments.account_id values found in accounts; probably not this join"
+        )),
+        "{t}"
+    );
+    assert_eq!(
+        paths[0]["tables"],
+        json!(["main.payments", "main.invoices", "main.accounts"]),
+        "the path whose joins the values confirm comes first: {t}"
+    );
+    let reasons: Vec<&str> = paths[0]["joins"]
+        .as_array()
+        .context("joins")?
+        .iter()
+        .filter_map(|j| j["reason"].as_str())
+        .collect();
+    assert!(
+        reasons[0].contains("values agree: 4 of 4 sampled payments.invoice_id values found in invoices")
+            && reasons[1]
+                .contains("values agree: 3 of 3 sampled invoices.account_id values found in accounts"),
+        "{reasons:?}"
+    );
+    assert!(t.contains("values disagree"), "the text says it too: {t}");
+    let audit = |out: std::process::Output| -> Result<Value> {
+        Ok(serde_json::from_str(String::from_utf8(out.stdout)?.trim())?)
+    };
+    let first = audit(gw.cli(&["audit", "--limit", "1"]).await?)?;
+    assert_eq!(first["tool"], "find_join_path", "{first}");
+    assert!(
+        first["sql_redacted"]
+            .as_str()
+            .is_some_and(|s| s.contains("EXISTS")),
+        "the checks ran through the governed path: {first}"
+    );
+    // The second call reuses what the values said: no statement runs.
+    let (again, _) = ok(&client, "find_join_path", args).await?;
+    assert_eq!(again["paths"], out["paths"]);
+    let second = audit(gw.cli(&["audit", "--limit", "1"]).await?)?;
+    assert_eq!(second["sql_redacted"], Value::Null, "{second}");
+    Ok(())
+}

@@ -16,12 +16,14 @@ mod introspect;
 use std::str::FromStr as _;
 use std::time::Duration;
 
-use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlDatabaseError, MySqlRow};
+use sqlx::mysql::{MySql, MySqlConnectOptions, MySqlDatabaseError, MySqlRow, MySqlSslMode};
 use sqlx::pool::PoolConnection;
 use sqlx::{Column as _, ConnectOptions as _, Connection as _, Executor as _, Row as _, TypeInfo as _};
 use tokio::sync::OnceCell;
 
+use crate::hosts::HostPolicy;
 use crate::pool::{Pooled, Refusal, Running, Target, describe, finish, take_rows};
+use crate::route::{Pinning, Route};
 use crate::{
     Cell, Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -91,12 +93,7 @@ impl MySqlWarehouse {
     /// first call; must be called inside a tokio runtime (the pool runs a reaper task).
     pub fn new(dsn: impl Into<Dsn>, pool: PoolOptions) -> Result<Self, ConnectorError> {
         let dsn = dsn.into();
-        dsn.url()?;
-        let connect = MySqlConnectOptions::from_str(dsn.expose())
-            .map_err(|e| ConnectorError::InvalidDsn {
-                dsn: dsn.to_string(),
-                message: dsn.scrub(&e.to_string()),
-            })?
+        let connect = connect_options(&dsn)?
             // TIMESTAMP values are then UTC instants, which is how they are rendered (`…Z`).
             .timezone(Some("+00:00".to_owned()))
             // Statements stay prepared on the connection (least recently used closed first). A one-off
@@ -109,7 +106,8 @@ impl MySqlWarehouse {
             database: connect.get_database().unwrap_or_default().to_owned(),
             classify,
         };
-        let pool = Pooled::new(dsn, connect, &pool, target, |options| {
+        let route = route(&connect, &pool.hosts);
+        let pool = Pooled::new(dsn, connect, &pool, target, route, |options| {
             options.after_connect(|conn: &mut sqlx::MySqlConnection, _| {
                 Box::pin(async move {
                     conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
@@ -136,12 +134,12 @@ impl MySqlWarehouse {
     /// What kills `connection_id`'s statement from a second session (after a timeout, or for a call
     /// dropped mid-statement).
     fn killer(&self, connection_id: u64) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let options = self.pool.connect_options().clone();
+        let options = self.pool.connect_options();
         let target = self.pool.dsn().target();
         async move {
-            if connection_id == 0 {
+            let Some(options) = options.filter(|_| connection_id != 0) else {
                 return;
-            }
+            };
             let killed = async {
                 let mut conn = options.connect().await?;
                 conn.execute(sqlx::AssertSqlSafe(format!("KILL QUERY {connection_id}")))
@@ -308,8 +306,41 @@ async fn fetch(
     }))
 }
 
+/// The DSN's connect options as sqlx reads them. A malformed URL is refused with a message that shows
+/// only the redacted form.
+pub(crate) fn connect_options(dsn: &Dsn) -> Result<MySqlConnectOptions, ConnectorError> {
+    dsn.url()?;
+    MySqlConnectOptions::from_str(dsn.expose()).map_err(|e| ConnectorError::InvalidDsn {
+        dsn: dsn.to_string(),
+        message: dsn.scrub(&e.to_string()),
+    })
+}
+
+/// The server's TCP host under `policy`; `None` for a Unix socket (`socket` parameter). With
+/// `ssl-mode=VERIFY_IDENTITY` the name is kept for TLS to verify (`route.rs`).
+pub(crate) fn route(connect: &MySqlConnectOptions, policy: &HostPolicy) -> Option<Route<MySql>> {
+    if connect.get_socket().is_some() {
+        return None;
+    }
+    let pinning = match connect.get_ssl_mode() {
+        MySqlSslMode::VerifyIdentity => Pinning::Name,
+        _ => Pinning::Address,
+    };
+    Some(Route {
+        host: connect.get_host().to_owned(),
+        port: connect.get_port(),
+        policy: policy.clone(),
+        pinning,
+        with_address: |options, address| options.host(&address.to_string()),
+    })
+}
+
 #[async_trait::async_trait]
 impl Warehouse for MySqlWarehouse {
+    fn pool_usage(&self) -> Option<crate::PoolUsage> {
+        self.pool.usage()
+    }
+
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::MySql
     }

@@ -17,10 +17,12 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgRow, PgTypeKind, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgRow, PgSslMode, PgTypeKind, Postgres};
 use sqlx::{Column as _, Row as _, TypeInfo as _, ValueRef as _};
 
+use crate::hosts::HostPolicy;
 use crate::pool::{Pooled, Refusal, Running, Target, describe, finish, take_rows};
+use crate::route::{Pinning, Route};
 use crate::{
     Column, ConnectorError, ConnectorKind, Dsn, PoolOptions, QueryOptions, QueryResult, TableDetail,
     TableRef, TableSummary, Warehouse,
@@ -63,13 +65,7 @@ impl PostgresWarehouse {
     /// the first call; must be called inside a tokio runtime (the pool runs a reaper task).
     pub fn new(dsn: impl Into<Dsn>, pool: PoolOptions) -> Result<Self, ConnectorError> {
         let dsn = dsn.into();
-        // Reject a malformed URL with a message that shows only the redacted form.
-        dsn.url()?;
-        let connect = PgConnectOptions::from_str(dsn.expose())
-            .map_err(|e| ConnectorError::InvalidDsn {
-                dsn: dsn.to_string(),
-                message: dsn.scrub(&e.to_string()),
-            })?
+        let connect = connect_options(&dsn)?
             .application_name("sluice")
             .options([("default_transaction_read_only", "on")])
             .statement_cache_capacity(STATEMENT_CACHE);
@@ -81,8 +77,9 @@ impl PostgresWarehouse {
                 .to_owned(),
             classify,
         };
+        let route = route(&connect, &pool.hosts);
         Ok(PostgresWarehouse {
-            pool: Pooled::new(dsn, connect, &pool, target, |options| options),
+            pool: Pooled::new(dsn, connect, &pool, target, route, |options| options),
         })
     }
 
@@ -115,9 +112,10 @@ impl PostgresWarehouse {
 
     /// What stops this session's statement from a second session, for a call dropped mid-statement.
     fn stop(&self, pid: i32) -> impl Future<Output = ()> + Send + 'static {
-        let options = self.pool.connect_options().clone();
+        let options = self.pool.connect_options();
         let target = self.pool.dsn().target();
         async move {
+            let Some(options) = options else { return };
             let cancelled = async {
                 let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect_with(&options).await?;
                 // The pid is an integer formatted into our own statement.
@@ -135,6 +133,35 @@ impl PostgresWarehouse {
             }
         }
     }
+}
+
+/// The DSN's connect options as sqlx reads them. A malformed URL is refused with a message that shows
+/// only the redacted form.
+pub(crate) fn connect_options(dsn: &Dsn) -> Result<PgConnectOptions, ConnectorError> {
+    dsn.url()?;
+    PgConnectOptions::from_str(dsn.expose()).map_err(|e| ConnectorError::InvalidDsn {
+        dsn: dsn.to_string(),
+        message: dsn.scrub(&e.to_string()),
+    })
+}
+
+/// The server's TCP host under `policy`; `None` for a Unix socket (a `host` that is a directory, or a
+/// `socket` parameter). With `sslmode=verify-full` the name is kept for TLS to verify (`route.rs`).
+pub(crate) fn route(connect: &PgConnectOptions, policy: &HostPolicy) -> Option<Route<Postgres>> {
+    if connect.get_socket().is_some() || connect.get_host().starts_with('/') {
+        return None;
+    }
+    let pinning = match connect.get_ssl_mode() {
+        PgSslMode::VerifyFull => Pinning::Name,
+        _ => Pinning::Address,
+    };
+    Some(Route {
+        host: connect.get_host().to_owned(),
+        port: connect.get_port(),
+        policy: policy.clone(),
+        pinning,
+        with_address: |options, address| options.host(&address.to_string()),
+    })
 }
 
 /// Opens the read-only transaction on `conn`, first closing every cached statement when `clear`; the
@@ -276,6 +303,10 @@ async fn fetch(
 
 #[async_trait::async_trait]
 impl Warehouse for PostgresWarehouse {
+    fn pool_usage(&self) -> Option<crate::PoolUsage> {
+        self.pool.usage()
+    }
+
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::Postgres
     }

@@ -78,7 +78,7 @@ impl SqliteWarehouse {
         let target = Target::File { path: path.clone() };
         Ok(SqliteWarehouse {
             path,
-            pool: Pooled::new(dsn, connect, &pool, target, |options| {
+            pool: Pooled::new(dsn, connect, &pool, target, None, |options| {
                 options.after_connect(|conn: &mut sqlx::SqliteConnection, _| {
                     Box::pin(async move {
                         let mut handle = conn.lock_handle().await?;
@@ -314,6 +314,10 @@ async fn fetch(
 
 #[async_trait::async_trait]
 impl Warehouse for SqliteWarehouse {
+    fn pool_usage(&self) -> Option<crate::PoolUsage> {
+        self.pool.usage()
+    }
+
     fn kind(&self) -> ConnectorKind {
         ConnectorKind::Sqlite
     }

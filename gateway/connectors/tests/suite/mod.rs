@@ -2,6 +2,7 @@
 
 mod conformance;
 mod duckdb;
+mod hosts;
 mod mariadb;
 mod postgres;
 mod sqlite;

@@ -25,6 +25,11 @@ impl fmt::Display for Settings {
                 self.data_dir.join("master.key").display()
             ))?,
         }
+        if self.master_key_previous.is_some() {
+            out.comment(
+                "previous master key: from SLUICE_MASTER_KEY_PREVIOUS or SLUICE_MASTER_KEY_PREVIOUS_FILE (not shown)",
+            )?;
+        }
 
         out.section("server")?;
         out.set("listen", text(&self.listen))?;
@@ -40,6 +45,9 @@ impl fmt::Display for Settings {
         out.set("disabled_tools", texts(&self.disabled_tools))?;
         if let Some(file) = &self.first_key_file {
             out.set("first_key_file", path(file))?;
+        }
+        if let Some(addr) = &self.metrics_listen {
+            out.set("metrics_listen", text(&addr.to_string()))?;
         }
 
         out.section("store")?;
@@ -73,6 +81,14 @@ impl fmt::Display for Settings {
 
         out.section("audit")?;
         out.set("strict", self.audit_strict)?;
+        match &self.audit_stream {
+            Some(stream) => {
+                out.set("stream_file", path(&stream.path))?;
+                out.set("stream_rotate_bytes", stream.rotate_bytes)?;
+                out.set("stream_keep", stream.keep)?;
+            }
+            None => out.comment("stream_file = not set (the audit log is in the store only)")?,
+        }
 
         out.section("duckdb")?;
         out.set(
@@ -99,6 +115,12 @@ impl fmt::Display for Settings {
             out.budget(limits)?;
         }
 
+        self.fmt_rate_limits(&mut out)?;
+        self.fmt_connection_hosts(&mut out)?;
+        match &self.oauth {
+            Some(oauth) => out.f.write_str(&oauth.to_toml())?,
+            None => out.comment("[oauth] not set: API keys only, no protected resource metadata")?,
+        }
         self.fmt_sandbox(&mut out)?;
 
         out.section("dbt")?;
@@ -117,6 +139,47 @@ impl fmt::Display for Settings {
 }
 
 impl Settings {
+    fn fmt_rate_limits(&self, out: &mut Lines<'_, '_>) -> fmt::Result {
+        let r = &self.rate_limits;
+        out.section("rate_limits")?;
+        for (name, rate) in [("key", r.key), ("org", r.org), ("ip", r.ip)] {
+            match rate {
+                Some(rate) => {
+                    out.set(&format!("{name}_per_minute"), rate.per_minute)?;
+                    out.set(&format!("{name}_burst"), rate.burst)?;
+                }
+                None => out.set(&format!("{name}_per_minute"), "0 # unlimited")?,
+            }
+        }
+        match r.lockout {
+            Some(l) => {
+                out.set("auth_failures", l.failures)?;
+                out.set("lockout_secs", l.first.as_secs())?;
+                out.set("max_lockout_secs", l.max.as_secs())?;
+            }
+            None => out.set("auth_failures", "0 # no lockout")?,
+        }
+        let proxies: Vec<String> = r.trusted_proxies.iter().map(ToString::to_string).collect();
+        out.set("trusted_proxies", texts(&proxies))
+    }
+
+    fn fmt_connection_hosts(&self, out: &mut Lines<'_, '_>) -> fmt::Result {
+        let printed = |rules: &[sluice_connectors::hosts::HostRule]| {
+            rules.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
+        out.section("connection_hosts")?;
+        out.comment(
+            "link-local, cloud metadata, unspecified, multicast and broadcast addresses: always refused",
+        )?;
+        let allow = self.connection_hosts.allow();
+        if allow.is_empty() {
+            out.comment("allow = not set (every other address)")?;
+        } else {
+            out.set("allow", texts(&printed(allow)))?;
+        }
+        out.set("deny", texts(&printed(self.connection_hosts.deny())))
+    }
+
     fn fmt_sandbox(&self, out: &mut Lines<'_, '_>) -> fmt::Result {
         let s = &self.sandbox;
         out.section("sandbox")?;
@@ -343,6 +406,29 @@ password_file = "store_password"
         );
     }
 
+    /// While rotating, the previous master key is named by its source only, like the current one.
+    #[test]
+    fn the_previous_master_key_is_named_never_shown() {
+        let (_dir, path) = write("");
+        let previous = "cHJldmlvdXMta2V5LXRoYXQtbXVzdC1uZXZlci1zaG93";
+        let settings = Settings::resolve(Overrides {
+            config: Some(path),
+            master_key: Some(Secret::new(MASTER_KEY.to_owned())),
+            master_key_previous: Some(Secret::new(previous.to_owned())),
+            ..Default::default()
+        })
+        .unwrap();
+        for printed in [format!("{settings:?}"), settings.to_string()] {
+            assert!(!printed.contains(previous), "{printed}");
+        }
+        assert!(
+            settings.to_string().contains(
+                "# previous master key: from SLUICE_MASTER_KEY_PREVIOUS or SLUICE_MASTER_KEY_PREVIOUS_FILE (not shown)"
+            ),
+            "{settings}"
+        );
+    }
+
     #[test]
     fn display_shows_the_effective_configuration() {
         let (dir, path) = write(
@@ -361,6 +447,20 @@ threads = 2
 queries_per_day = 100
 [budgets.keys."ci bot"]
 rows_per_day = 5
+
+[rate_limits]
+key_per_minute = 600
+org_per_minute = 0
+trusted_proxies = ["10.0.0.0/8"]
+
+[connection_hosts]
+allow = ["10.0.0.0/8", "DB.Internal.", "*.corp.example"]
+deny = ["10.9.0.0/16"]
+
+[oauth]
+issuer = "https://id.example.com"
+resource = "https://sluice.example.com/mcp"
+org_claim = "tenant"
 
 [sandbox]
 socket = "/run/sluice/sandbox.sock"
@@ -417,6 +517,7 @@ schema_cache_ttl_ms = 300000
 
 [audit]
 strict = true
+# stream_file = not set (the audit log is in the store only)
 
 [duckdb]
 release_after_idle_ms = 1000
@@ -434,6 +535,40 @@ queries_per_day = 100
 rows_per_day = 5
 # bytes_per_day = not set (unlimited)
 # seconds_per_day = not set (unlimited)
+
+[rate_limits]
+key_per_minute = 600
+key_burst = 600
+org_per_minute = 0 # unlimited
+ip_per_minute = 30000
+ip_burst = 30000
+auth_failures = 20
+lockout_secs = 1
+max_lockout_secs = 300
+trusted_proxies = ["10.0.0.0/8"]
+
+[connection_hosts]
+# link-local, cloud metadata, unspecified, multicast and broadcast addresses: always refused
+allow = ["10.0.0.0/8", "db.internal", "*.corp.example"]
+deny = ["10.9.0.0/16"]
+
+[oauth]
+issuer = "https://id.example.com"
+resource = "https://sluice.example.com/mcp"
+# jwks_uri = not set (discovered from the issuer's metadata)
+leeway_secs = 30
+org_claim = "tenant"
+subject_claim = "sub"
+# role_claim = not set (roles come from no claim)
+jwks_refresh_min_secs = 30
+jwks_cache_secs = 3600
+
+[oauth.scopes]
+"sluice:admin" = ["admin"]
+"sluice:fs_write" = ["fs_write"]
+"sluice:query" = ["query"]
+"sluice:sandbox" = ["sandbox"]
+"sluice:schema" = ["schema"]
 
 [sandbox]
 enabled = true
@@ -513,7 +648,7 @@ connection = "warehouse"
     #[test]
     fn display_reads_back_as_the_same_configuration() {
         let (dir, path) = write(&format!(
-            "{SECRET_CONFIG}\n[sandbox]\npreload = ['pandas']\nuid = 1000\n[budgets.keys.ci]\nqueries_per_day = 3\n"
+            "{SECRET_CONFIG}\n[sandbox]\npreload = ['pandas']\nuid = 1000\n[budgets.keys.ci]\nqueries_per_day = 3\n[rate_limits]\nip_per_minute = 0\nauth_failures = 0\ntrusted_proxies = ['::1']\n[connection_hosts]\ndeny = ['169.254.0.0/16', '*.legacy']\n"
         ));
         std::fs::write(dir.path().join("store_password"), "hunter5\n").unwrap();
         let settings = resolve(path, Some(MASTER_KEY));

@@ -91,7 +91,7 @@ fn selected(
     name: &str,
 ) -> Result<Vec<Arc<Connection>>, crate::service::ToolError> {
     if name.trim().is_empty() {
-        Ok(s.registry.list(&ctx.auth.org_id))
+        Ok(s.connections(&ctx.auth))
     } else {
         s.connection(&ctx.auth, name.trim()).map(|c| vec![c])
     }

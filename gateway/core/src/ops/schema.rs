@@ -92,8 +92,7 @@ pub struct ForeignKeyOut {
 
 pub fn list_connections(s: &Services, auth: &AuthContext) -> Outcome<ConnectionList> {
     let connections = s
-        .registry
-        .list(&auth.org_id)
+        .connections(auth)
         .iter()
         .map(|c| ConnectionInfo {
             name: c.name.clone(),

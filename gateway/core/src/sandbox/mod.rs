@@ -516,11 +516,13 @@ mod tests {
                 key_prefix: "sluice_k".into(),
                 scopes: Scopes::all(),
                 tools: crate::auth::ToolList::all(),
+                connections: crate::auth::ConnectionGrants::all(),
             },
             session_id: Some(session.into()),
             request_id: "test-request".into(),
             cancel: tokio_util::sync::CancellationToken::new(),
             progress: None,
+            traceparent: None,
         }
     }
 
@@ -529,6 +531,20 @@ mod tests {
             session,
             path: ".".into(),
         })
+    }
+
+    /// A workspace belongs to an org, a key and an MCP session: the same session id and key id in another
+    /// org name another workspace (the daemon keys workspaces by all three).
+    #[test]
+    fn workspaces_are_keyed_by_org_key_and_session() {
+        let mut other_org = ctx("s1");
+        other_org.auth.org_id = "acme".into();
+        let (a, _) = Sandbox::session_key(&ctx("s1"));
+        let (b, _) = Sandbox::session_key(&other_org);
+        assert_ne!(a, b);
+        assert_eq!((a.org.as_str(), b.org.as_str()), ("local", "acme"));
+        let (c, ephemeral) = Sandbox::session_key(&ctx("s1"));
+        assert_eq!((a, ephemeral), (c, false));
     }
 
     #[tokio::test]

@@ -8,9 +8,12 @@
 //! Strictness is unchanged: every caller waits for the commit that holds its record and gets that
 //! commit's result, so a call never answers before its audit record is durable in the store.
 
+use std::sync::{Arc, Mutex};
+
 use sqlx::{Connection as _, PgConnection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit_stream::{AuditStream, StreamSettings};
 use super::{AuditRecord, Pool};
 use crate::error::GatewayError;
 
@@ -29,14 +32,24 @@ struct Pending {
 #[derive(Clone, Debug)]
 pub(super) struct AuditWriter {
     tx: mpsc::Sender<Pending>,
+    stream: Stream,
 }
+
+/// The JSON-lines copy of committed records, once configured.
+type Stream = Arc<Mutex<Option<AuditStream>>>;
 
 impl AuditWriter {
     /// Starts the writer on the current tokio runtime.
     pub(super) fn spawn(pool: Pool) -> AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, rx));
-        AuditWriter { tx }
+        let stream = Stream::default();
+        tokio::spawn(run(pool, rx, Arc::clone(&stream)));
+        AuditWriter { tx, stream }
+    }
+
+    /// Streams every record committed from now on to `settings`' file.
+    pub(super) fn stream(&self, settings: StreamSettings) {
+        *self.stream.lock().unwrap_or_else(|p| p.into_inner()) = Some(AuditStream::new(settings));
     }
 
     /// Queues one record and waits until the transaction holding it has committed (or failed).
@@ -74,10 +87,22 @@ impl Pool {
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
+/// Appends committed records to the stream, if there is one; a failure is logged, not the call's.
+fn stream_committed<'a>(stream: &Stream, records: impl IntoIterator<Item = &'a AuditRecord>) {
+    let mut guard = stream.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(s) = guard.as_mut()
+        && let Err(e) = s.write(records)
+    {
+        tracing::error!(error = %e, "could not append to the audit stream file; the store has the records");
+    }
+}
+
+async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>, stream: Stream) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut own: Option<Own> = None;
+    let metrics = crate::metrics::metrics();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        metrics.audit_queue.set(rx.len() as i64);
         if pool.is_closed() {
             // The store was closed: so is the writer's connection, and the acquire below says why.
             own = None;
@@ -96,8 +121,17 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
                 }
             },
         };
-        match insert_all(conn, &batch).await {
+        let started = std::time::Instant::now();
+        let inserted = insert_all(conn, &batch).await;
+        metrics
+            .audit_write_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if inserted.is_err() {
+            metrics.audit_failures.inc();
+        }
+        match inserted {
             Ok(()) => {
+                stream_committed(&stream, batch.iter().map(|p| &p.record));
                 for p in batch.drain(..) {
                     let _ = p.done.send(Ok(()));
                 }
@@ -117,6 +151,9 @@ async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>) {
                     let result = insert_all(conn, std::slice::from_ref(&p))
                         .await
                         .map_err(|e| e.to_string());
+                    if result.is_ok() {
+                        stream_committed(&stream, [&p.record]);
+                    }
                     let _ = p.done.send(result);
                 }
             }

@@ -18,14 +18,17 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 
-use crate::auth::{Scopes, ToolList};
+use crate::auth::{ConnectionGrants, Grant, Role, Scopes, ToolList};
 use crate::config::StoreLocation;
 use crate::error::GatewayError;
 
+pub mod audit_stream;
 mod audit_writer;
 pub mod budgets;
 #[cfg(test)]
 pub(crate) mod engines;
+pub mod keyring;
+pub mod orgs;
 pub mod projects;
 #[cfg(test)]
 mod tests;
@@ -123,7 +126,10 @@ pub struct KeyRecord {
     pub name: String,
     pub prefix: String,
     pub scopes: Scopes,
+    /// The role the scopes came from, if any.
+    pub role: Option<Role>,
     pub tools: ToolList,
+    pub connections: ConnectionGrants,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
@@ -136,6 +142,8 @@ pub struct ConnectionRecord {
     pub name: String,
     pub kind: String,
     pub dsn_sealed: Vec<u8>,
+    /// The version of the master key that sealed the DSN (see [`keyring`]).
+    pub key_version: i64,
     pub description: Option<String>,
     pub settings: serde_json::Value,
     pub created_at: String,
@@ -233,6 +241,12 @@ impl Store {
         Ok(Store::with_pool(Pool::Postgres(pool)))
     }
 
+    /// Also appends every committed audit record to a JSON-lines file (see [`audit_stream`]); the store
+    /// stays the record of truth.
+    pub fn stream_audit(&self, settings: audit_stream::StreamSettings) {
+        self.audit.stream(settings);
+    }
+
     fn with_pool(pool: Pool) -> Store {
         let audit = audit_writer::AuditWriter::spawn(pool.clone());
         Store { pool, audit }
@@ -307,22 +321,23 @@ impl Store {
         name: &str,
         prefix: &str,
         key_hash: &[u8],
-        scopes: &Scopes,
-        tools: &ToolList,
+        grant: &Grant,
     ) -> Result<KeyRecord, GatewayError> {
         let id = uuid::Uuid::new_v4().to_string();
         let created_at = now();
         let result = on_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, tools, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO api_keys (id, org_id, name, prefix, key_hash, scopes, role, tools, connections, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
         )
         .bind(&id)
         .bind(org_id)
         .bind(name)
         .bind(prefix)
         .bind(key_hash)
-        .bind(scopes.to_string())
-        .bind(tools.stored())
+        .bind(grant.scopes.to_string())
+        .bind(grant.role.map(Role::as_str))
+        .bind(grant.tools.stored())
+        .bind(grant.connections.stored())
         .bind(&created_at)
         .execute(p)
         .await
@@ -334,8 +349,10 @@ impl Store {
             org_id: org_id.to_owned(),
             name: name.to_owned(),
             prefix: prefix.to_owned(),
-            scopes: scopes.clone(),
-            tools: tools.clone(),
+            scopes: grant.scopes.clone(),
+            role: grant.role,
+            tools: grant.tools.clone(),
+            connections: grant.connections.clone(),
             created_at,
             revoked_at: None,
         })
@@ -344,7 +361,8 @@ impl Store {
     /// Looks a key up by its hash; revoked keys are returned too, so callers can say "revoked".
     pub async fn key_by_hash(&self, key_hash: &[u8]) -> Result<Option<KeyRecord>, GatewayError> {
         on_pool!(&self.pool, p => sqlx::query(
-            "SELECT id, org_id, name, prefix, scopes, tools, created_at, revoked_at FROM api_keys WHERE key_hash = $1",
+            "SELECT id, org_id, name, prefix, scopes, role, tools, connections, created_at, revoked_at FROM api_keys \
+             WHERE key_hash = $1",
         )
         .bind(key_hash)
         .fetch_optional(p)
@@ -355,7 +373,7 @@ impl Store {
 
     pub async fn list_keys(&self, org_id: &str) -> Result<Vec<KeyRecord>, GatewayError> {
         on_pool!(&self.pool, p => sqlx::query(
-            "SELECT id, org_id, name, prefix, scopes, tools, created_at, revoked_at FROM api_keys
+            "SELECT id, org_id, name, prefix, scopes, role, tools, connections, created_at, revoked_at FROM api_keys
              WHERE org_id = $1 ORDER BY created_at",
         )
         .bind(org_id)
@@ -410,8 +428,8 @@ impl Store {
     pub async fn insert_connection(&self, record: &ConnectionRecord) -> Result<(), GatewayError> {
         let settings = record.settings.to_string();
         let result = on_pool!(&self.pool, p => sqlx::query(
-            "INSERT INTO connections (id, org_id, name, kind, dsn_sealed, description, settings, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO connections (id, org_id, name, kind, dsn_sealed, description, settings, created_at, key_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
         )
         .bind(&record.id)
         .bind(&record.org_id)
@@ -421,6 +439,7 @@ impl Store {
         .bind(&record.description)
         .bind(&settings)
         .bind(&record.created_at)
+        .bind(record.key_version)
         .execute(p)
         .await
         .map(|d| d.rows_affected()));
@@ -432,7 +451,7 @@ impl Store {
 
     pub async fn list_connections(&self, org_id: &str) -> Result<Vec<ConnectionRecord>, GatewayError> {
         on_pool!(&self.pool, p => sqlx::query(
-            "SELECT id, org_id, name, kind, dsn_sealed, description, settings, created_at
+            "SELECT id, org_id, name, kind, dsn_sealed, key_version, description, settings, created_at
              FROM connections WHERE org_id = $1 ORDER BY name",
         )
         .bind(org_id)
@@ -477,6 +496,31 @@ impl Store {
             .collect())
     }
 
+    /// An org's audit records at or after `since` (RFC 3339, UTC), of `tool` when given, newest first.
+    pub async fn audit_since(
+        &self,
+        org_id: &str,
+        since: Option<&str>,
+        tool: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, GatewayError> {
+        // Timestamps are stored as fixed-width RFC 3339 UTC text, so text order is time order.
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE org_id = $1 AND ($2 IS NULL OR ts >= $2) \
+             AND ($3 IS NULL OR tool = $3) ORDER BY id DESC LIMIT $4"
+        );
+        on_pool!(&self.pool, p => sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org_id)
+            .bind(since)
+            .bind(tool)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(audit_record)
+            .collect())
+    }
+
     /// Closes the pool (on SQLite, flushing the WAL).
     pub async fn close(&self) {
         on_pool!(&self.pool, p => p.close().await);
@@ -503,7 +547,13 @@ fn key_record(r: &impl Fields) -> Result<KeyRecord, GatewayError> {
         name: r.text("name")?,
         prefix: r.text("prefix")?,
         scopes: Scopes::parse_list(&r.text("scopes")?).map_err(GatewayError::Invalid)?,
+        role: r
+            .text_opt("role")?
+            .map(|role| Role::parse(&role))
+            .transpose()
+            .map_err(GatewayError::Invalid)?,
         tools: ToolList::from_stored(r.text_opt("tools")?.as_deref()),
+        connections: ConnectionGrants::from_stored(r.text_opt("connections")?.as_deref()),
         created_at: r.text("created_at")?,
         revoked_at: r.text_opt("revoked_at")?,
     })
@@ -516,6 +566,7 @@ fn connection_record(r: &impl Fields) -> Result<ConnectionRecord, GatewayError> 
         name: r.text("name")?,
         kind: r.text("kind")?,
         dsn_sealed: r.bytes("dsn_sealed")?,
+        key_version: r.int_opt("key_version")?.unwrap_or(1),
         description: r.text_opt("description")?,
         settings: serde_json::from_str(&r.text("settings")?).unwrap_or(serde_json::Value::Null),
         created_at: r.text("created_at")?,

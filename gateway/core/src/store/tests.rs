@@ -4,7 +4,7 @@ use pretty_assertions::assert_eq;
 
 use super::engines::{TestStore, each_engine};
 use super::*;
-use crate::auth::{Scope, Scopes, ToolList};
+use crate::auth::{ConnectionGrants, Grant, Role, Scope, Scopes, ToolList};
 
 fn record(tool: &str) -> AuditRecord {
     AuditRecord {
@@ -70,10 +70,14 @@ async fn keys_are_created_found_listed_and_revoked() {
         store.ensure_org(LOCAL_ORG).await.unwrap();
         assert_eq!(store.ensure_org(LOCAL_ORG).await.unwrap(), LOCAL_ORG, "{engine}");
         let before = store.key_revision().await.unwrap();
-        let scopes = Scopes::from_iter([Scope::Query, Scope::Schema]);
-        let tools = ToolList::only(vec!["query_database".to_owned()]);
+        let grant = Grant {
+            role: None,
+            scopes: Scopes::from_iter([Scope::Query, Scope::Schema]),
+            tools: ToolList::only(vec!["query_database".to_owned()]),
+            connections: ConnectionGrants::only(["warehouse"]),
+        };
         let created = store
-            .insert_key(LOCAL_ORG, "ci", "sluice_abc", &[7u8; 32], &scopes, &tools)
+            .insert_key(LOCAL_ORG, "ci", "sluice_abc", &[7u8; 32], &grant)
             .await
             .unwrap();
         assert!(store.key_revision().await.unwrap() > before, "{engine}");
@@ -81,7 +85,13 @@ async fn keys_are_created_found_listed_and_revoked() {
         assert_eq!(found, created, "{engine}");
         assert_eq!(store.key_by_hash(&[8u8; 32]).await.unwrap(), None, "{engine}");
         let err = store
-            .insert_key(LOCAL_ORG, "ci", "sluice_def", &[9u8; 32], &scopes, &tools)
+            .insert_key(
+                LOCAL_ORG,
+                "ci",
+                "sluice_def",
+                &[9u8; 32],
+                &Grant::role(Role::Viewer),
+            )
             .await
             .unwrap_err()
             .to_string();
@@ -113,6 +123,7 @@ async fn connections_keep_their_sealed_bytes_and_settings() {
             kind: "postgres".to_owned(),
             // Every byte value, NUL included, survives the round trip.
             dsn_sealed: (0..=255u8).collect(),
+            key_version: 1,
             description: Some("the warehouse".to_owned()),
             settings: serde_json::json!({"max_rows": 5}),
             created_at: now(),
@@ -290,9 +301,8 @@ async fn a_revocation_through_one_instance_bumps_the_revision_the_other_reads() 
     for t in each_engine().await {
         let other = t.another_instance().await;
         t.store.ensure_org(LOCAL_ORG).await.unwrap();
-        let scopes = Scopes::all();
         t.store
-            .insert_key(LOCAL_ORG, "k", "sluice_k", &[1u8; 32], &scopes, &ToolList::all())
+            .insert_key(LOCAL_ORG, "k", "sluice_k", &[1u8; 32], &Grant::admin())
             .await
             .unwrap();
         let seen = other.key_revision().await.unwrap();
@@ -367,5 +377,96 @@ async fn an_org_created_meanwhile_by_another_instance_is_no_error() {
             tx.commit().await.unwrap();
             assert_eq!(racing.await.unwrap().unwrap(), "raced", "{}", t.engine);
         });
+    }
+}
+
+#[tokio::test]
+async fn orgs_are_created_listed_and_removed_with_what_they_own() {
+    for t in each_engine().await {
+        let store = &t.store;
+        let engine = t.engine;
+        store.ensure_org(LOCAL_ORG).await.unwrap();
+        store.create_org("acme").await.unwrap();
+        let err = store.create_org("acme").await.unwrap_err().to_string();
+        assert!(
+            err.contains("an organization named 'acme' already exists"),
+            "{engine}: {err}"
+        );
+        let err = store.create_org("no spaces").await.unwrap_err().to_string();
+        assert!(
+            err.contains("invalid organization name 'no spaces'"),
+            "{engine}: {err}"
+        );
+        let names: Vec<String> = store
+            .list_orgs()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(names, ["acme", "local"], "{engine}");
+        let err = store.org_id("nope").await.unwrap_err().to_string();
+        assert!(
+            err.contains("no organization named 'nope'; organizations: acme, local"),
+            "{engine}: {err}"
+        );
+
+        let role = store
+            .insert_key("acme", "a", "sluice_a", &[3u8; 32], &Grant::role(Role::Engineer))
+            .await
+            .unwrap();
+        assert_eq!(role.role, Some(Role::Engineer), "{engine}");
+        assert_eq!(
+            store.key_by_hash(&[3u8; 32]).await.unwrap(),
+            Some(role),
+            "{engine}"
+        );
+        store
+            .insert_key(LOCAL_ORG, "a", "sluice_l", &[4u8; 32], &Grant::admin())
+            .await
+            .expect("key names are unique per org");
+        store
+            .insert_connection(&ConnectionRecord {
+                id: "c1".into(),
+                org_id: "acme".into(),
+                name: "wh".into(),
+                kind: "duckdb".into(),
+                dsn_sealed: vec![1, 2, 3],
+                key_version: 1,
+                description: None,
+                settings: serde_json::json!({}),
+                created_at: now(),
+            })
+            .await
+            .unwrap();
+        store
+            .insert_project("acme", "p", "/tmp", Some("wh"), None)
+            .await
+            .unwrap();
+        let all: Vec<(String, String)> = store
+            .list_all_connections()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.org_id, c.name))
+            .collect();
+        assert_eq!(all, [("acme".to_owned(), "wh".to_owned())], "{engine}");
+
+        let err = store.remove_org(LOCAL_ORG).await.unwrap_err().to_string();
+        assert!(
+            err.contains("'local' organization cannot be removed"),
+            "{engine}: {err}"
+        );
+        let before = store.key_revision().await.unwrap();
+        let removed = store.remove_org("acme").await.unwrap();
+        assert_eq!(
+            (removed.keys, removed.connections, removed.projects),
+            (1, 1, 1),
+            "{engine}"
+        );
+        assert!(store.key_revision().await.unwrap() > before, "{engine}");
+        assert_eq!(store.key_by_hash(&[3u8; 32]).await.unwrap(), None, "{engine}");
+        assert!(store.list_all_connections().await.unwrap().is_empty(), "{engine}");
+        assert_eq!(store.list_keys(LOCAL_ORG).await.unwrap().len(), 1, "{engine}");
     }
 }

@@ -83,6 +83,7 @@ impl SluiceMcp {
                 request_id: sluice_core::pipeline::request_id(),
                 cancel: context.ct.clone(),
                 progress: progress_reporter(context),
+                traceparent: meta_traceparent(context),
             }),
             (None, None) => Err(ErrorData::internal_error("request without HTTP context", None)),
         }
@@ -106,13 +107,31 @@ fn http_call_context(
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // The MCP request's own `_meta.traceparent` names the call more precisely than the HTTP request's.
+    let traceparent = meta_traceparent(context).or_else(|| {
+        parts
+            .headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
     Ok(CallContext {
         auth,
         session_id,
         request_id: sluice_core::pipeline::request_id(),
         cancel: context.ct.clone(),
         progress: progress_reporter(context),
+        traceparent,
     })
+}
+
+/// `_meta.traceparent` of the MCP request, when it carries one.
+fn meta_traceparent(context: &RequestContext<RoleServer>) -> Option<String> {
+    context
+        .meta
+        .get("traceparent")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
 }
 
 /// A reporter sending `notifications/progress` for the request's `progressToken`, when it carries one.

@@ -9,6 +9,9 @@ use sluice_core::auth::Scope;
 use sluice_core::ops::dbt::authoring::{
     ErrorParserArgs, ParsedErrors, Skeleton, SkeletonArgs, parse_errors, skeleton,
 };
+use sluice_core::ops::dbt::column_lineage::{ColumnLineageArgs, ColumnLineageReport, column_lineage};
+use sluice_core::ops::dbt::coverage::{CoverageArgs, CoverageReport, test_coverage};
+use sluice_core::ops::dbt::impact::{ImpactArgs, ImpactReport, dbt_impact};
 use sluice_core::ops::dbt::lineage::{Lineage, LineageArgs, lineage};
 use sluice_core::ops::dbt::project::{
     GetProjectArgs, ProjectDetail, ProjectList, ProjectMap, ProjectMapArgs, get_project, list_projects,
@@ -122,6 +125,26 @@ impl Render for Lineage {
             }
         }
         out.trim_end().to_owned()
+    }
+}
+
+impl Render for ColumnLineageReport {
+    fn render(&self) -> String {
+        sluice_dbt::column_lineage::render(&self.lineage, self.direction)
+            .trim_end()
+            .to_owned()
+    }
+}
+
+impl Render for CoverageReport {
+    fn render(&self) -> String {
+        self.text.trim_end().to_owned()
+    }
+}
+
+impl Render for ImpactReport {
+    fn render(&self) -> String {
+        self.text.trim_end().to_owned()
     }
 }
 
@@ -404,6 +427,59 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
             async move { lineage(&s, &ctx.auth, args).await }
         },
     ));
+    let s = Arc::clone(services);
+    out.push(spec(
+        Meta {
+            name: "dbt_column_lineage",
+            title: "dbt column lineage",
+            description: "Where a dbt model column's values come from (upstream) and which columns read it \
+                (downstream), traced through each model's compiled SQL (CTEs, joins, unions, SELECT *): each edge \
+                is passthrough, renamed or transformed (expression, aggregate, window) with the expression. \
+                Exposures reading the result, models without compiled SQL (model-level lineage instead) and \
+                anything unresolved are listed. depth counts models (0 = all).",
+            scope: Some(Scope::Schema),
+            effect: Effect::ReadOnly,
+        },
+        move |ctx, args: ColumnLineageArgs| {
+            let s = Arc::clone(&s);
+            async move { column_lineage(&s, &ctx.auth, args).await }
+        },
+    ));
+    let s = Arc::clone(services);
+    out.push(spec(
+        Meta {
+            name: "dbt_test_coverage",
+            title: "dbt test coverage",
+            description: "Test coverage of a dbt project: per model and source, its primary key (from tests or \
+                constraints) and which columns have unique (U), not_null (N), relationships (R) or accepted_values \
+                (A) tests; totals for models, columns and sources, checked against optional min_models / \
+                min_columns percentages.",
+            scope: Some(Scope::Schema),
+            effect: Effect::ReadOnly,
+        },
+        move |ctx, args: CoverageArgs| {
+            let s = Arc::clone(&s);
+            async move { test_coverage(&s, &ctx.auth, args).await }
+        },
+    ));
+    let s = Arc::clone(services);
+    out.push(spec(
+        Meta {
+            name: "dbt_impact",
+            title: "dbt change impact",
+            description: "What a change to a dbt model breaks or only changes downstream, before it is merged: \
+                a column rename, drop or type change (model + column + change) or a dropped model. Models whose \
+                compiled SQL reads the column by name and tests on it break; downstream columns (through the \
+                column lineage), their tests and exposures change. With state (a baseline manifest.json inside \
+                the project) it reports every column change since the baseline and the blast radius of each.",
+            scope: Some(Scope::Schema),
+            effect: Effect::ReadOnly,
+        },
+        move |ctx, args: ImpactArgs| {
+            let s = Arc::clone(&s);
+            async move { dbt_impact(&s, &ctx.auth, args).await }
+        },
+    ));
     out.push(spec(
         Meta {
             name: "dbt_error_parser",
@@ -505,6 +581,46 @@ mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
     use sluice_core::ops::dbt::warehouse::grain::KeyCheck;
+
+    #[test]
+    fn column_lineage_renders_compactly() {
+        use sluice_dbt::column_lineage::trace::Transform;
+        use sluice_dbt::column_lineage::{ColumnEdge, ColumnLineage, ColumnRef, EdgeKind};
+        let col = |node: &str, column: &str| ColumnRef {
+            node: node.into(),
+            unique_id: format!("model.jaffle.{node}"),
+            column: column.into(),
+        };
+        let report = ColumnLineageReport {
+            project: "jaffle".into(),
+            direction: Direction::Upstream,
+            depth: None,
+            lineage: ColumnLineage {
+                start: col("orders", "amount"),
+                dialect: "duckdb".into(),
+                upstream: vec![ColumnEdge {
+                    depth: 1,
+                    from: col("stg_payments", "amount"),
+                    to: col("orders", "amount"),
+                    kind: EdgeKind::Transformed,
+                    transform: Some(Transform::Aggregate),
+                    expression: Some("coalesce(p.amount, 0) <- sum(amount)".into()),
+                }],
+                downstream: vec![],
+                exposures: vec![],
+                model_level: vec![],
+                unresolved: vec!["stg_payments: relation `x` is not a node of the project".into()],
+                truncated: true,
+            },
+        };
+        assert_eq!(
+            report.render(),
+            "# Column lineage of orders.amount (model.jaffle.orders)\n\nUpstream (1):\n   1  stg_payments.amount -> \
+             orders.amount  transformed (aggregate): coalesce(p.amount, 0) <- sum(amount)\n\n(stopped at the edge \
+             limit: farther edges were not walked; lower the depth or pick one direction)\n\nUnresolved (1):\n  - \
+             stg_payments: relation `x` is not a node of the project"
+        );
+    }
 
     #[test]
     fn renders_read_well() {

@@ -8,6 +8,9 @@
 //! bound to the connection, never guessed from its name.
 
 pub mod authoring;
+pub mod column_lineage;
+pub mod coverage;
+pub mod impact;
 pub mod lineage;
 pub mod project;
 pub mod validate;
@@ -15,6 +18,7 @@ pub mod warehouse;
 
 use std::path::PathBuf;
 
+use sluice_catalog::{DocumentedKeys, DocumentedReference, RelationName};
 use sluice_dbt::{Analysis, Finding, analyze};
 
 use crate::auth::AuthContext;
@@ -94,6 +98,57 @@ async fn bound(
             .collect()
     })
     .await
+}
+
+/// The keys the tests of the projects bound to `connection` document (primary keys, unique columns,
+/// `relationships`), for join inference on relations that declare none. A project that cannot be read
+/// documents nothing; why is logged, and its own tools say it to the agent.
+pub(crate) async fn documented_keys(
+    s: &Services,
+    auth: &AuthContext,
+    connection: &str,
+) -> Vec<DocumentedKeys> {
+    let loaded = match bound(s, auth, connection).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::warn!(connection, error = %e.message, "dbt keys not read for join inference");
+            return Vec::new();
+        }
+    };
+    loaded
+        .iter()
+        .flat_map(|(project, loaded)| {
+            sluice_dbt::keys::relation_keys(&loaded.analysis.project)
+                .into_iter()
+                .map(move |keys| documented(project, keys))
+        })
+        .collect()
+}
+
+fn documented(project: &str, keys: sluice_dbt::keys::RelationKeys) -> DocumentedKeys {
+    let name = |r: &sluice_dbt::project::Relation| RelationName {
+        schema: r.schema.clone(),
+        name: r.identifier.clone(),
+    };
+    DocumentedKeys {
+        relation: name(&keys.relation),
+        source: format!("dbt project '{project}' ({})", keys.node),
+        primary_key: keys.primary_key,
+        unique: keys.unique,
+        references: keys
+            .references
+            .iter()
+            .map(|r| DocumentedReference {
+                column: r.column.clone(),
+                to: name(&r.to),
+                to_column: r.to_column.clone(),
+                source: format!(
+                    "dbt relationships test {}.{} -> {}.{}",
+                    keys.node, r.column, r.to_node, r.to_column
+                ),
+            })
+            .collect(),
+    }
 }
 
 fn ok<T>(result: Result<T, ToolError>) -> Outcome<T> {

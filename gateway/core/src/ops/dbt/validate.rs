@@ -62,6 +62,8 @@ pub enum DbtParseStatus {
     NotConfigured,
     /// The directory has no dbt_project.yml: nothing dbt could parse.
     Skipped,
+    /// The caller's key lacks `fs_write` (dbt parse writes the project's target directory).
+    NotAllowed,
     Succeeded,
     Failed,
     TimedOut,
@@ -204,7 +206,12 @@ fn parse_command(
 
 /// Runs `dbt parse` on the project when the operator configured a dbt binary. A failed or timed-out parse
 /// is reported, not an error; a binary that cannot be started is (the operator must fix the config).
-async fn refresh_manifest(s: &Services, dir: &Path, fence: &Path) -> Result<DbtParseOut, ToolError> {
+async fn refresh_manifest(
+    s: &Services,
+    auth: &AuthContext,
+    dir: &Path,
+    fence: &Path,
+) -> Result<DbtParseOut, ToolError> {
     let Some(binary) = s.settings.dbt_binary.clone() else {
         return Ok(DbtParseOut::not_run(
             DbtParseStatus::NotConfigured,
@@ -213,6 +220,15 @@ async fn refresh_manifest(s: &Services, dir: &Path, fence: &Path) -> Result<DbtP
                 .to_owned(),
         ));
     };
+    // dbt parse writes the project's target directory: a write, which takes `fs_write` (role engineer).
+    if !auth.scopes.contains(crate::auth::Scope::FsWrite) {
+        return Ok(DbtParseOut::not_run(
+            DbtParseStatus::NotAllowed,
+            "dbt parse was not run: it writes the project's target directory, which takes the fs_write scope \
+             (role engineer) this API key does not have; the artifacts were read as found."
+                .to_owned(),
+        ));
+    }
     let timeout = s.settings.dbt_parse_timeout;
     let (d, f) = (dir.to_path_buf(), fence.to_path_buf());
     let Some(command) = blocking(move || parse_command(binary, &d, &f, timeout)).await? else {
@@ -256,7 +272,7 @@ async fn report(
         Some(2.0),
         "refreshing the manifest (dbt parse, when configured)",
     );
-    let parse = refresh_manifest(s, &resolved.dir, &resolved.fence).await?;
+    let parse = refresh_manifest(s, auth, &resolved.dir, &resolved.fence).await?;
     crate::progress::report(1.0, Some(2.0), "reading and checking the project's artifacts");
     let loaded = blocking(move || load(resolved.dir, &resolved.fence))
         .await

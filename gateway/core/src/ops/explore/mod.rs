@@ -85,7 +85,11 @@ async fn snapshot(
     let conn = s.connection(auth, connection)?;
     audit.dialect = Some(conn.dialect);
     let lookup = {
-        let get = s.schema_cache.get(&conn, refresh);
+        let get = s.schema_cache.get(
+            &conn,
+            refresh,
+            crate::ops::dbt::documented_keys(s, auth, &conn.name),
+        );
         tokio::pin!(get);
         // A snapshot taken from the cache is immediate; a large warehouse's introspection is not, and a
         // client that asked for progress is told what the wait is.
