@@ -341,6 +341,9 @@ pub struct Authenticator {
     store: Store,
     hasher: KeyHasher,
     cache: RwLock<Cache>,
+    /// Orgs known to exist (for OAuth tokens, whose org comes from a claim); dropped with the key cache,
+    /// since removing an org bumps the key revision.
+    orgs: RwLock<std::collections::HashSet<String>>,
 }
 
 #[derive(Default)]
@@ -372,6 +375,7 @@ impl Authenticator {
                 revision,
                 entries: HashMap::new(),
             }),
+            orgs: RwLock::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -394,9 +398,37 @@ impl Authenticator {
         });
     }
 
+    /// Whether the org exists in the store (remembered once seen, forgotten when keys or orgs change). A
+    /// store that cannot be read answers no: the caller is refused rather than let into an unknown org.
+    pub async fn org_exists(&self, org_id: &str) -> bool {
+        if self
+            .orgs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(org_id)
+        {
+            return true;
+        }
+        match self.store.org_exists(org_id).await {
+            Ok(true) => {
+                self.orgs
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(org_id.to_owned());
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "could not look the org up");
+                false
+            }
+        }
+    }
+
     fn observe_revision(&self, revision: i64) {
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.revision != revision {
+            self.orgs.write().unwrap_or_else(|p| p.into_inner()).clear();
             cache.revision = revision;
             cache.entries.clear();
         }

@@ -120,7 +120,18 @@ pub async fn require_key(State(edge): State<Edge>, mut request: Request, next: N
     if let (Some(oauth), Ok(token)) = (&edge.oauth, &presented)
         && sluice_core::oauth::is_token(token)
     {
-        return match oauth.verify(token).await {
+        // A token whose org this gateway does not have is refused, not let in to see nothing.
+        let verified = match oauth.verify(token).await {
+            Ok((ctx, _)) if !edge.auth.org_exists(&ctx.org_id).await => {
+                Err(sluice_core::oauth::Refusal::Claim(format!(
+                    "the token's organization '{}' does not exist on this gateway; an operator creates it with \
+                     `sluice org create --name {}`",
+                    ctx.org_id, ctx.org_id
+                )))
+            }
+            other => other,
+        };
+        return match verified {
             Ok((ctx, principal)) => {
                 edge.limits.auth_succeeded(client);
                 request.extensions_mut().insert(ctx);

@@ -443,6 +443,33 @@ async fn bad_tokens_are_refused_with_401_and_the_reason() -> Result<()> {
     Ok(())
 }
 
+/// The org a token names must exist here: an org claim naming none is refused, one naming an org made with
+/// `sluice org create` is served in that org.
+#[tokio::test]
+async fn a_token_for_an_org_the_gateway_does_not_have_is_refused() -> Result<()> {
+    let provider = provider().await?;
+    let (gw, resource, _dir) = gateway(&provider, "org_claim = \"org\"\n").await?;
+    let claims = |org: &str| {
+        json!({"iss": provider.issuer, "aud": resource, "sub": "olga", "iat": now(), "exp": now() + 300,
+               "scope": "sluice:schema", "client_id": "mcp-client", "org": org})
+    };
+    let token = provider.mint("ec", &claims("nowhere"), None).await?;
+    let (status, challenge, _) = post(&gw, Some(&token), None, &initialize()).await?;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains(
+            "error_description=\"the token's organization 'nowhere' does not exist on this gateway; an operator creates it with 'sluice org create --name nowhere'\""
+        ),
+        "{challenge}"
+    );
+    let out = gw.cli(&["org", "create", "--name", "acme"]).await?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = provider.mint("ec", &claims("acme"), None).await?;
+    let (status, _, body) = post(&gw, Some(&token), None, &initialize()).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_token_without_the_query_scope_gets_403_insufficient_scope_and_roles_grant_scopes() -> Result<()> {
     let provider = provider().await?;

@@ -51,6 +51,15 @@ impl Store {
         })
     }
 
+    /// Whether an org with this id exists.
+    pub async fn org_exists(&self, id: &str) -> Result<bool, GatewayError> {
+        let found: Option<String> = on_pool!(&self.pool, p => sqlx::query_scalar("SELECT id FROM orgs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(p)
+            .await)?;
+        Ok(found.is_some())
+    }
+
     /// Every org, by name.
     pub async fn list_orgs(&self) -> Result<Vec<OrgRecord>, GatewayError> {
         on_pool!(&self.pool, p => sqlx::query("SELECT id, name, created_at FROM orgs ORDER BY name")
