@@ -21,7 +21,11 @@ struct Model {
     documented: Vec<String>,
 }
 
-fn find_model(bound: &[(String, Loaded)], connection: &str, model: &str) -> Result<Model, ToolError> {
+fn find_model(
+    bound: &[(String, std::sync::Arc<Loaded>)],
+    connection: &str,
+    model: &str,
+) -> Result<Model, ToolError> {
     if bound.is_empty() {
         return Err(ToolError::invalid(format!(
             "no dbt project is bound to connection '{connection}', so model '{model}' cannot be looked up in a \
@@ -80,7 +84,7 @@ fn find_model(bound: &[(String, Loaded)], connection: &str, model: &str) -> Resu
 }
 
 /// A table the caller names beside the model: a node of a bound project when it is one, else a plain name.
-fn find_table(bound: &[(String, Loaded)], name: &str) -> Result<TableRef, ToolError> {
+fn find_table(bound: &[(String, std::sync::Arc<Loaded>)], name: &str) -> Result<TableRef, ToolError> {
     for (_, loaded) in bound {
         let project = &loaded.analysis.project;
         if let Some(id) = project.find(name)
@@ -184,7 +188,7 @@ async fn prepare(
     s: &Services,
     ctx: &CallContext,
     connection: &str,
-) -> Result<(Quoting, Vec<(String, Loaded)>), ToolError> {
+) -> Result<(Quoting, Vec<(String, std::sync::Arc<Loaded>)>), ToolError> {
     let conn = s.connection(&ctx.auth, connection)?;
     let bound = bound(s, &ctx.auth, connection).await?;
     Ok((conn.dialect.quoting(), bound))
