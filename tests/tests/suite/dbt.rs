@@ -1287,3 +1287,84 @@ async fn validation_reports_progress_when_asked() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The column-level tools over MCP on the jaffle project: lineage of one column, the impact of renaming a
+/// column, and test coverage with a threshold; an unknown column is refused with the reason.
+#[tokio::test]
+async fn column_lineage_impact_and_coverage_over_mcp() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let jaffle = project_copy(tmp.path(), "jaffle")?;
+    let config = tmp.path().join("sluice.toml");
+    std::fs::write(&config, "[[projects]]\nname = 'jaffle'\ndir = 'jaffle'\n")?;
+    let gw = Gateway::launch(Launch {
+        args: vec!["--config".into(), config.display().to_string()],
+        ..Launch::default()
+    })
+    .await?;
+    let client = gw.client().await?;
+
+    let lineage = call(
+        &client,
+        "dbt_column_lineage",
+        json!({"project_dir": "jaffle", "model": "orders", "column": "amount", "direction": "up"}),
+    )
+    .await?;
+    let t = text(&lineage);
+    assert_eq!(lineage.is_error, Some(false), "{t}");
+    assert!(
+        t.contains("stg_payments"),
+        "orders.amount comes from the payments: {t}"
+    );
+
+    let impact = ok(&call(
+        &client,
+        "dbt_impact",
+        json!({"project_dir": "jaffle", "model": "stg_payments", "column": "order_id", "change": "rename"}),
+    )
+    .await?);
+    assert_eq!(impact["breaking"], 2, "{impact}");
+    let impact_text = impact["text"].as_str().unwrap_or("");
+    assert!(
+        impact_text.contains("fct_payments") && impact_text.contains("orders"),
+        "{impact_text}"
+    );
+
+    let all = ok(&call(
+        &client,
+        "dbt_test_coverage",
+        json!({"project_dir": "jaffle", "min_models": 0.0, "min_columns": 0.0}),
+    )
+    .await?);
+    assert_eq!(all["passed"], true, "{all}");
+    let strict = ok(&call(
+        &client,
+        "dbt_test_coverage",
+        json!({"project_dir": "jaffle", "min_models": 100.0, "min_columns": 100.0}),
+    )
+    .await?);
+    assert_eq!(
+        strict["passed"], false,
+        "jaffle does not test every column: {strict}"
+    );
+
+    refused(
+        &call(
+            &client,
+            "dbt_column_lineage",
+            json!({"project_dir": "jaffle", "model": "orders", "column": "no_such_column"}),
+        )
+        .await?,
+        "no_such_column",
+    );
+    refused(
+        &call(
+            &client,
+            "dbt_impact",
+            json!({"project_dir": tmp.path().display().to_string(), "model": "orders"}),
+        )
+        .await?,
+        "is outside every registered dbt project",
+    );
+    drop(jaffle);
+    Ok(())
+}
