@@ -47,6 +47,15 @@ impl ChangeKind {
     fn removes_name(self) -> bool {
         matches!(self, ChangeKind::Rename | ChangeKind::Drop)
     }
+
+    /// What the change does to a test on the column: a rename or drop breaks it, a type change changes it.
+    fn test_effect(self) -> Effect {
+        if self.removes_name() {
+            Effect::Breaks
+        } else {
+            Effect::Changes
+        }
+    }
 }
 
 /// One change to assess.
@@ -343,11 +352,7 @@ fn assess(lineage: &mut Lineage<'_>, id: NodeId, column: Option<&str>, kind: Cha
                             .is_some_and(|tc| tc.eq_ignore_ascii_case(column))
                 });
                 if on_column {
-                    let effect = if kind.removes_name() {
-                        Effect::Breaks
-                    } else {
-                        Effect::Changes
-                    };
+                    let effect = kind.test_effect();
                     push(
                         out,
                         change,
@@ -371,11 +376,7 @@ fn assess(lineage: &mut Lineage<'_>, id: NodeId, column: Option<&str>, kind: Cha
                 .as_ref()
                 .is_some_and(|r| r.node == node.unique_id && r.field.eq_ignore_ascii_case(column));
             if points {
-                let effect = if kind.removes_name() {
-                    Effect::Breaks
-                } else {
-                    Effect::Changes
-                };
+                let effect = kind.test_effect();
                 push(
                     out,
                     change,

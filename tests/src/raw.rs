@@ -71,6 +71,11 @@ impl RawSession {
     /// One call of a tool that reports no engine time (the schema tools): its round trip. Fails unless
     /// the tool succeeded.
     pub async fn call_plain(&self) -> Result<Duration> {
+        Ok(self.answered().await?.0)
+    }
+
+    /// Posts the call and reads its answer: (round trip, the JSON-RPC answer). Fails unless the tool succeeded.
+    async fn answered(&self) -> Result<(Duration, Value)> {
         let t = Instant::now();
         let body = self.post(self.body.clone()).await?;
         let round_trip = t.elapsed();
@@ -82,26 +87,16 @@ impl RawSession {
             .ok_or_else(|| anyhow!("no answer in: {text}"))?;
         let answer: Value = serde_json::from_str(event)?;
         anyhow::ensure!(answer["result"]["isError"] == false, "the call failed: {event}");
-        Ok(round_trip)
+        Ok((round_trip, answer))
     }
 
     /// One call: (round trip, round trip minus the engine time the gateway measured, `elapsed_ms`).
     /// Fails unless the tool succeeded and reported that time.
     pub async fn call(&self) -> Result<(Duration, Duration)> {
-        let t = Instant::now();
-        let body = self.post(self.body.clone()).await?;
-        let round_trip = t.elapsed();
-        let text = std::str::from_utf8(&body)?;
-        let event = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .find(|l| l.starts_with('{'))
-            .ok_or_else(|| anyhow!("no answer in: {text}"))?;
-        let answer: Value = serde_json::from_str(event)?;
-        anyhow::ensure!(answer["result"]["isError"] == false, "the call failed: {event}");
+        let (round_trip, answer) = self.answered().await?;
         let engine_ms = answer["result"]["structuredContent"]["elapsed_ms"]
             .as_f64()
-            .ok_or_else(|| anyhow!("no elapsed_ms in: {event}"))?;
+            .ok_or_else(|| anyhow!("no elapsed_ms in: {answer}"))?;
         Ok((
             round_trip,
             round_trip.saturating_sub(Duration::from_secs_f64(engine_ms / 1000.0)),

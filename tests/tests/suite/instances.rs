@@ -19,7 +19,9 @@ async fn store_url() -> String {
     store_url_named("several").await
 }
 
-async fn store_url_named(name: &str) -> String {
+/// A fresh schema `gw_<name>_<pid>` on the run's PostgreSQL server, and the store URL that selects it (also
+/// used by the key-rotation suite).
+pub(super) async fn store_url_named(name: &str) -> String {
     let server = tokio::task::spawn_blocking(|| Server::shared(Engine::Postgres))
         .await
         .unwrap();

@@ -3,15 +3,12 @@
 //! afterwards the new key alone opens everything and the old key alone is refused by name.
 
 use std::path::PathBuf;
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
 use sluice_e2e::{Gateway, Launch, call, sluice_bin, text};
-use sluice_test_servers::{Engine, Server};
-use sqlx::Connection as _;
 
 const OLD_KEY: &str = "6b1d0f3a9c2e5b8d1f4a7c0e3b6d9f2a5c8e1b4d7f0a3c6e9b2d5f8a1c4e7b0d";
 const NEW_KEY: &str = "0e9b2d5f8a1c4e7b0d3f6a9c2e5b8d1f4a7c0e3b6d9f2a5c8e1b4d7f0a3c6e9b";
@@ -48,7 +45,10 @@ impl Deployment {
             .unwrap();
         let store = if postgres {
             vec![
-                ("SLUICE_STORE_URL".to_owned(), store_url().await),
+                (
+                    "SLUICE_STORE_URL".to_owned(),
+                    super::instances::store_url_named("secrets").await,
+                ),
                 (
                     "SLUICE_FIRST_KEY_FILE".to_owned(),
                     data.join("local_api_key").display().to_string(),
@@ -138,26 +138,6 @@ impl Deployment {
         )
         .await;
     }
-}
-
-/// A fresh schema on the run's PostgreSQL server, and the store URL that selects it.
-async fn store_url() -> String {
-    let server = tokio::task::spawn_blocking(|| Server::shared(Engine::Postgres))
-        .await
-        .unwrap();
-    let schema = format!("gw_secrets_{}", std::process::id());
-    let options = sqlx::postgres::PgConnectOptions::from_str(&server.dsn).unwrap();
-    let mut admin = sqlx::PgConnection::connect_with(&options).await.unwrap();
-    for sql in [
-        format!("DROP SCHEMA IF EXISTS {schema} CASCADE"),
-        format!("CREATE SCHEMA {schema}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(&mut admin)
-            .await
-            .unwrap();
-    }
-    format!("{}?options=-c%20search_path%3D{schema}", server.dsn)
 }
 
 /// Queries `connection` as `key` on a fresh session; panics unless the answer is right.
