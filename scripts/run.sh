@@ -4,9 +4,10 @@
 # --listen 0.0.0.0:3300, --data-dir DIR).
 #
 # `sluice up` starts `sluice-sandbox` (built next to `sluice`) beside the gateway. The sandbox's Python is
-# a dedicated venv with pandas, numpy, pyarrow and duckdb, made here by sandbox/daemon/scripts/setup-python.sh
-# (idempotent) in the place `sluice up` looks for it. gVisor is used when `runsc` is installed
-# (sandbox/daemon/scripts/install-runsc.sh, as root); otherwise the native backend.
+# a dedicated venv with pandas, numpy, pyarrow, duckdb and matplotlib, made here by
+# sandbox/daemon/scripts/setup-python.sh (idempotent) in the place `sluice up` looks for it. gVisor is
+# used when `runsc` is installed (sandbox/daemon/scripts/install-runsc.sh, as root); otherwise the native
+# backend.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/env.sh

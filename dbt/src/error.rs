@@ -27,6 +27,19 @@ pub enum DbtError {
         #[source]
         source: serde_json::Error,
     },
+    /// An artifact file exists but holds nothing (0 bytes, or only whitespace): dbt was interrupted while
+    /// writing it, or something truncated it.
+    #[error(
+        "{}: the file is empty (0 bytes of JSON), so it is not a usable {artifact}; rerun {}",
+        path.display(),
+        rerun(artifact)
+    )]
+    EmptyArtifact {
+        /// The file.
+        path: PathBuf,
+        /// Which artifact it should be: `manifest.json`, `catalog.json`, `run_results.json`.
+        artifact: &'static str,
+    },
     /// The directory has neither a `dbt_project.yml` nor a manifest to work from.
     #[error("{}: not a dbt project: no dbt_project.yml and no {}", dir.display(), manifest.display())]
     NotAProject {
@@ -75,4 +88,13 @@ pub enum DbtError {
         /// The working project's name.
         current: String,
     },
+}
+
+/// The dbt command that writes an artifact, for messages about a broken one.
+fn rerun(artifact: &str) -> &'static str {
+    match artifact {
+        "catalog.json" => "`dbt docs generate`",
+        "run_results.json" => "`dbt build` (or the run, test or seed that wrote it)",
+        _ => "`dbt compile` or `dbt build`",
+    }
 }

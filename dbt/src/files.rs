@@ -4,6 +4,7 @@
 //!
 //! Input is file contents plus metadata, read by the edge layer ([`crate::fs`]); nothing here touches the disk.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::finding::{Finding, Rule};
@@ -217,8 +218,8 @@ pub struct SqlFile {
     pub path: String,
     /// The file's text.
     pub contents: String,
-    /// What its Jinja says.
-    pub facts: JinjaFacts,
+    /// What its Jinja says (shared with the node built from it, so the checks do not scan it again).
+    pub facts: Arc<JinjaFacts>,
     /// Directory-level materialization from `dbt_project.yml`.
     pub dir_materialized: Option<String>,
     /// Whether config disables it.
@@ -407,11 +408,11 @@ pub fn scan(files: &ProjectFiles) -> (FileScan, Vec<Finding>) {
         match (role, ext.as_str()) {
             (_, "yml" | "yaml") if role != FileRole::Other => scan_yaml(file, &mut out, &mut findings),
             (FileRole::Model, "sql" | "py") => {
-                let facts = if ext == "sql" {
+                let facts = Arc::new(if ext == "sql" {
                     jinja::scan(&file.contents)
                 } else {
                     JinjaFacts::default()
-                };
+                });
                 let (dir_materialized, dir_enabled) = out.config.dir_config(&file.path);
                 let disabled = facts.config.enabled == Some(false) || dir_enabled == Some(false);
                 out.models.push(SqlFile {
@@ -425,13 +426,13 @@ pub fn scan(files: &ProjectFiles) -> (FileScan, Vec<Finding>) {
                 });
             }
             (FileRole::Snapshot, "sql") => {
-                let facts = jinja::scan(&file.contents);
+                let facts = Arc::new(jinja::scan(&file.contents));
                 for (name, _line) in &facts.snapshots {
                     out.snapshots.push(SqlFile {
                         name: name.clone(),
                         path: file.path.clone(),
                         contents: file.contents.clone(),
-                        facts: facts.clone(),
+                        facts: Arc::clone(&facts),
                         dir_materialized: Some("snapshot".into()),
                         disabled: facts.config.enabled == Some(false),
                         modified: file.modified,

@@ -142,17 +142,27 @@ pub fn impact(
     column: Option<&str>,
     kind: ChangeKind,
 ) -> Result<Impact, DbtError> {
+    impact_with(&mut Lineage::new(project), node, column, kind)
+}
+
+/// [`impact`] over a lineage whose traces may be shared (a server keeps them with the loaded project).
+pub fn impact_with(
+    lineage: &mut Lineage<'_>,
+    node: &str,
+    column: Option<&str>,
+    kind: ChangeKind,
+) -> Result<Impact, DbtError> {
+    let project = lineage.project();
     let id = project
         .find(node)
         .filter(|id| project.node(*id).kind != NodeKind::Test)
         .ok_or_else(|| DbtError::UnknownNode(node.to_owned()))?;
-    let mut lineage = Lineage::new(project);
     let column = match column {
         Some(c) => Some(lineage.column_name(id, c)?),
         None => None,
     };
     let mut out = Impact::default();
-    assess(&mut lineage, id, column.as_deref(), kind, &mut out);
+    assess(lineage, id, column.as_deref(), kind, &mut out);
     finish(&mut out);
     Ok(out)
 }
@@ -161,6 +171,12 @@ pub fn impact(
 /// with its impact on `current`. Columns are compared as the compiled SQL produces them (else as built or
 /// documented); a dropped and an added column computed from the same origins are a rename.
 pub fn diff(baseline: &Project, current: &Project) -> Result<Impact, DbtError> {
+    diff_with(baseline, &mut Lineage::new(current))
+}
+
+/// [`diff`] with the working project's lineage given, so that its traces may be shared.
+pub fn diff_with(baseline: &Project, new: &mut Lineage<'_>) -> Result<Impact, DbtError> {
+    let current = new.project();
     if !baseline.name.is_empty() && baseline.name != current.name {
         return Err(DbtError::BaselineMismatch {
             baseline: baseline.name.clone(),
@@ -168,7 +184,6 @@ pub fn diff(baseline: &Project, current: &Project) -> Result<Impact, DbtError> {
         });
     }
     let mut old = Lineage::new(baseline);
-    let mut new = Lineage::new(current);
     let mut out = Impact::default();
     for (old_id, node) in baseline.nodes.iter().enumerate() {
         if !matches!(node.kind, NodeKind::Model | NodeKind::Snapshot | NodeKind::Seed)
@@ -205,7 +220,7 @@ pub fn diff(baseline: &Project, current: &Project) -> Result<Impact, DbtError> {
                 Some(to) => (ChangeKind::Rename, Some(format!("renamed to {to}"))),
                 None => (ChangeKind::Drop, None),
             };
-            push_change(&mut new, new_id, name, kind, detail, &mut out);
+            push_change(new, new_id, name, kind, detail, &mut out);
         }
         let types = |p: &Project, id: NodeId| -> Vec<(String, String)> {
             let n = p.node(id);
@@ -218,7 +233,7 @@ pub fn diff(baseline: &Project, current: &Project) -> Result<Impact, DbtError> {
         for (name, before_type) in types(baseline, old_id) {
             if let Some((_, after_type)) = after_types.iter().find(|(n, t)| *n == name && *t != before_type) {
                 let detail = Some(format!("type {before_type} -> {after_type}"));
-                push_change(&mut new, new_id, &name, ChangeKind::Type, detail, &mut out);
+                push_change(new, new_id, &name, ChangeKind::Type, detail, &mut out);
             }
         }
     }
@@ -292,107 +307,7 @@ fn assess(lineage: &mut Lineage<'_>, id: NodeId, column: Option<&str>, kind: Cha
         }
         return;
     };
-    let name = node.display_name();
-    // Direct readers: a model whose SQL names the column breaks when the name goes away.
-    for &child in project.children(id) {
-        let c = project.node(child);
-        match c.kind {
-            NodeKind::Model | NodeKind::Snapshot => match &*lineage.model(child) {
-                ModelTrace::Traced(t) => {
-                    let reads = t
-                        .reads
-                        .iter()
-                        .any(|(r, col)| *r == node.unique_id && col.eq_ignore_ascii_case(column));
-                    if reads && kind.removes_name() {
-                        push(
-                            out,
-                            change,
-                            Effect::Breaks,
-                            project,
-                            child,
-                            None,
-                            1,
-                            format!("its SQL reads {name}.{column} by name"),
-                        );
-                    } else if reads {
-                        push(
-                            out,
-                            change,
-                            Effect::Changes,
-                            project,
-                            child,
-                            None,
-                            1,
-                            format!("reads {name}.{column}"),
-                        );
-                    }
-                }
-                ModelTrace::Untraced(why) => {
-                    out.notes.push(format!(
-                        "{}: cannot tell whether it reads {name}.{column}: {why}",
-                        c.display_name()
-                    ));
-                    push(
-                        out,
-                        change,
-                        Effect::Changes,
-                        project,
-                        child,
-                        None,
-                        1,
-                        format!("reads {name}; whether it reads the column is unknown"),
-                    );
-                }
-            },
-            NodeKind::Test => {
-                let on_column = c.test.as_ref().is_some_and(|t| {
-                    t.attached.as_deref() == Some(&node.unique_id)
-                        && t.column
-                            .as_deref()
-                            .is_some_and(|tc| tc.eq_ignore_ascii_case(column))
-                });
-                if on_column {
-                    let effect = kind.test_effect();
-                    push(
-                        out,
-                        change,
-                        effect,
-                        project,
-                        child,
-                        None,
-                        1,
-                        format!("tests {name}.{column}"),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-    // Relationships tests elsewhere that point at the column.
-    for (tid, t) in project.nodes.iter().enumerate() {
-        for test in &t.tests {
-            let points = test
-                .references
-                .as_ref()
-                .is_some_and(|r| r.node == node.unique_id && r.field.eq_ignore_ascii_case(column));
-            if points {
-                let effect = kind.test_effect();
-                push(
-                    out,
-                    change,
-                    effect,
-                    project,
-                    tid,
-                    test.column.clone(),
-                    1,
-                    format!(
-                        "its relationships test on {} references {name}.{column}",
-                        test.column.as_deref().unwrap_or("?")
-                    ),
-                );
-            }
-        }
-    }
+    readers(lineage, id, column, kind, change, 1, &mut BTreeSet::new(), out);
     // Everything the values flow into.
     let walk = lineage.walk_from(id, column, Direction::Downstream, None);
     for edge in &walk.downstream {
@@ -457,6 +372,153 @@ fn assess(lineage: &mut Lineage<'_>, id: NodeId, column: Option<&str>, kind: Cha
         );
     }
     out.notes.extend(walk.model_level);
+}
+
+/// What reads `column` of node `id` by name, `depth` models away from the change: models whose SQL names it
+/// and tests on it break when the name goes away (and are affected otherwise). A model whose `SELECT *`
+/// passes the column through keeps the upstream name, so a rename or drop removes the column from it as
+/// well: its own readers are followed the same way.
+#[allow(clippy::too_many_arguments)]
+fn readers(
+    lineage: &mut Lineage<'_>,
+    id: NodeId,
+    column: &str,
+    kind: ChangeKind,
+    change: usize,
+    depth: usize,
+    seen: &mut BTreeSet<(NodeId, String)>,
+    out: &mut Impact,
+) {
+    if !seen.insert((id, column.to_lowercase())) {
+        return;
+    }
+    let project = lineage.project();
+    let node = project.node(id);
+    let name = node.display_name();
+    let by_name = if depth == 1 {
+        "by name".to_owned()
+    } else {
+        format!("by name ({name} passes it through `SELECT *`)")
+    };
+    // Models that take the column's name from a `SELECT *` over this node, to follow after the loop.
+    let mut through_star: Vec<(NodeId, String)> = Vec::new();
+    // Direct readers: a model whose SQL names the column breaks when the name goes away.
+    for &child in project.children(id) {
+        let c = project.node(child);
+        match c.kind {
+            NodeKind::Model | NodeKind::Snapshot => match &*lineage.model(child) {
+                ModelTrace::Traced(t) => {
+                    if kind.removes_name() {
+                        through_star.extend(
+                            t.columns
+                                .iter()
+                                .filter(|c| {
+                                    c.star
+                                        && c.origins.iter().any(|o| {
+                                            o.relation == node.unique_id
+                                                && o.column.eq_ignore_ascii_case(column)
+                                        })
+                                })
+                                .map(|c| (child, c.name.clone())),
+                        );
+                    }
+                    let reads = t
+                        .reads
+                        .iter()
+                        .any(|(r, col)| *r == node.unique_id && col.eq_ignore_ascii_case(column));
+                    if reads && kind.removes_name() {
+                        push(
+                            out,
+                            change,
+                            Effect::Breaks,
+                            project,
+                            child,
+                            None,
+                            depth,
+                            format!("its SQL reads {name}.{column} {by_name}"),
+                        );
+                    } else if reads {
+                        push(
+                            out,
+                            change,
+                            Effect::Changes,
+                            project,
+                            child,
+                            None,
+                            depth,
+                            format!("reads {name}.{column}"),
+                        );
+                    }
+                }
+                ModelTrace::Untraced(why) => {
+                    out.notes.push(format!(
+                        "{}: cannot tell whether it reads {name}.{column}: {why}",
+                        c.display_name()
+                    ));
+                    push(
+                        out,
+                        change,
+                        Effect::Changes,
+                        project,
+                        child,
+                        None,
+                        depth,
+                        format!("reads {name}; whether it reads the column is unknown"),
+                    );
+                }
+            },
+            NodeKind::Test => {
+                let on_column = c.test.as_ref().is_some_and(|t| {
+                    t.attached.as_deref() == Some(&node.unique_id)
+                        && t.column
+                            .as_deref()
+                            .is_some_and(|tc| tc.eq_ignore_ascii_case(column))
+                });
+                if on_column {
+                    let effect = kind.test_effect();
+                    push(
+                        out,
+                        change,
+                        effect,
+                        project,
+                        child,
+                        None,
+                        depth,
+                        format!("tests {name}.{column}"),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    // Relationships tests elsewhere that point at the column.
+    for (tid, t) in project.nodes.iter().enumerate() {
+        for test in &t.tests {
+            let points = test
+                .references
+                .as_ref()
+                .is_some_and(|r| r.node == node.unique_id && r.field.eq_ignore_ascii_case(column));
+            if points {
+                let effect = kind.test_effect();
+                push(
+                    out,
+                    change,
+                    effect,
+                    project,
+                    tid,
+                    test.column.clone(),
+                    depth,
+                    format!(
+                        "its relationships test on {} references {name}.{column}",
+                        test.column.as_deref().unwrap_or("?")
+                    ),
+                );
+            }
+        }
+    }
+    for (child, child_column) in through_star {
+        readers(lineage, child, &child_column, kind, change, depth + 1, seen, out);
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -6,13 +6,16 @@
 //! of both are kept.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::artifacts::manifest::{Manifest, ManifestColumn, ManifestNode, SUPPORTED_SCHEMA_VERSIONS};
+use crate::artifacts::manifest::{
+    Manifest, ManifestColumn, ManifestMacro, ManifestNode, SUPPORTED_SCHEMA_VERSIONS,
+};
 use crate::files::{FileScan, SqlFile, YmlColumn, YmlKind, YmlNode};
 use crate::finding::{Finding, Location, Rule};
-use crate::jinja::{RefCall, SourceCall};
+use crate::jinja::{JinjaFacts, RefCall, SourceCall};
 use crate::sql;
 
 /// Index of a node in [`Project::nodes`].
@@ -223,6 +226,10 @@ pub struct Node {
     /// The SQL dbt compiled (manifest `compiled_code`), for column lineage.
     #[serde(skip)]
     pub compiled_sql: Option<String>,
+    /// What the Jinja of `sql` says, while the analysis runs: scanned once with the project files (or when
+    /// the graph is finished) and read by the stub and SQL checks, then dropped so the kept project is smaller.
+    #[serde(skip)]
+    pub(crate) jinja: Option<Arc<JinjaFacts>>,
     /// `ref()` calls read from its file.
     #[serde(skip)]
     pub ref_calls: Vec<RefCall>,
@@ -265,6 +272,7 @@ impl Node {
             stub_reason: None,
             sql: None,
             compiled_sql: None,
+            jinja: None,
             ref_calls: Vec::new(),
             source_calls: Vec::new(),
             in_manifest: false,
@@ -417,45 +425,44 @@ pub struct Project {
 impl Project {
     /// Builds the graph from a manifest, the project files, or both.
     pub fn build(manifest: Option<Manifest>, files: Option<&FileScan>) -> (Project, Vec<Finding>) {
-        let mut b = Builder::default();
-        let mut findings = Vec::new();
-        let mut disabled: HashSet<(String, String)> = HashSet::new();
-        let mut name = files.and_then(|f| f.config.name.clone());
-        if let Some(manifest) = manifest {
-            if !manifest.metadata.project_name.is_empty() {
-                name = Some(manifest.metadata.project_name.clone());
-            }
-            let version = manifest.metadata.schema_version();
-            if !version.is_some_and(|v| SUPPORTED_SCHEMA_VERSIONS.contains(&v)) {
-                findings.push(Finding::new(
-                    Rule::ManifestSchemaUnsupported,
-                    format!(
-                        "manifest.json has schema `{}` (dbt {}); this version of Sluice reads v10-v12 and read it on a best-effort basis",
-                        manifest.metadata.dbt_schema_version, manifest.metadata.dbt_version
-                    ),
-                ));
-            }
-            b.project.provenance = Provenance {
-                dbt_version: Some(manifest.metadata.dbt_version.clone()).filter(|v| !v.is_empty()),
-                manifest_schema: version,
-                adapter: Some(manifest.metadata.adapter_type.clone()).filter(|v| !v.is_empty()),
-                files: false,
-            };
-            for group in &manifest.disabled {
-                for node in group {
-                    disabled.insert((node.resource_type.clone(), node.name.clone()));
-                }
-            }
-            b.add_manifest(manifest, name.as_deref().unwrap_or_default());
+        Project::from_manifest(manifest).with_files(files)
+    }
+
+    /// The first half of [`Project::build`]: the manifest's nodes, without the project files. The analysis
+    /// scans the files on another thread meanwhile, then adds them with [`ManifestGraph::with_files`].
+    pub fn from_manifest(manifest: Option<Manifest>) -> ManifestGraph {
+        let mut graph = ManifestGraph::default();
+        let Some(manifest) = manifest else {
+            return graph;
+        };
+        if !manifest.metadata.project_name.is_empty() {
+            graph.name = Some(manifest.metadata.project_name.clone());
         }
-        let root = name.clone().unwrap_or_else(|| "project".to_owned());
-        b.project.name = root.clone();
-        if let Some(files) = files {
-            b.project.provenance.files = true;
-            b.add_files(files, &root, &disabled);
+        let version = manifest.metadata.schema_version();
+        if !version.is_some_and(|v| SUPPORTED_SCHEMA_VERSIONS.contains(&v)) {
+            graph.findings.push(Finding::new(
+                Rule::ManifestSchemaUnsupported,
+                format!(
+                    "manifest.json has schema `{}` (dbt {}); this version of Sluice reads v10-v12 and read it on a best-effort basis",
+                    manifest.metadata.dbt_schema_version, manifest.metadata.dbt_version
+                ),
+            ));
         }
-        b.finish();
-        (b.project, findings)
+        graph.builder.project.provenance = Provenance {
+            dbt_version: Some(manifest.metadata.dbt_version.clone()).filter(|v| !v.is_empty()),
+            manifest_schema: version,
+            adapter: Some(manifest.metadata.adapter_type.clone()).filter(|v| !v.is_empty()),
+            files: false,
+        };
+        for group in &manifest.disabled {
+            for node in group {
+                graph
+                    .disabled
+                    .insert((node.resource_type.clone(), node.name.clone()));
+            }
+        }
+        graph.macros = graph.builder.add_manifest(manifest);
+        graph
     }
 
     /// The node with this index.
@@ -606,6 +613,52 @@ impl Project {
     }
 }
 
+/// A project graph with the manifest's nodes and not yet the project files (see [`Project::from_manifest`]).
+#[derive(Default)]
+pub struct ManifestGraph {
+    builder: Builder,
+    findings: Vec<Finding>,
+    /// `(resource_type, name)` of the manifest's disabled nodes.
+    disabled: HashSet<(String, String)>,
+    /// The root project's name from the manifest.
+    name: Option<String>,
+    /// Every macro: only the root project's are kept, and the root is known once the files are.
+    macros: Vec<ManifestMacro>,
+}
+
+impl ManifestGraph {
+    /// Adds the project files, if read, and finishes the graph.
+    pub fn with_files(self, files: Option<&FileScan>) -> (Project, Vec<Finding>) {
+        let ManifestGraph {
+            mut builder,
+            findings,
+            disabled,
+            name,
+            macros,
+        } = self;
+        let name = name.or_else(|| files.and_then(|f| f.config.name.clone()));
+        builder.project.macros = macros
+            .into_iter()
+            .filter(|m| Some(&m.package_name) == name.as_ref())
+            .map(|m| MacroInfo {
+                name: m.name,
+                signature: m.signature,
+                path: m.original_file_path,
+                line: None,
+                description: m.description,
+            })
+            .collect();
+        let root = name.unwrap_or_else(|| "project".to_owned());
+        builder.project.name = root.clone();
+        if let Some(files) = files {
+            builder.project.provenance.files = true;
+            builder.add_files(files, &root, &disabled);
+        }
+        builder.finish();
+        (builder.project, findings)
+    }
+}
+
 #[derive(Default)]
 struct Builder {
     project: Project,
@@ -631,7 +684,8 @@ impl Builder {
         })
     }
 
-    fn add_manifest(&mut self, manifest: Manifest, root: &str) {
+    /// Adds the manifest's nodes, sources and exposures; returns its macros for the caller to filter.
+    fn add_manifest(&mut self, manifest: Manifest) -> Vec<ManifestMacro> {
         let Manifest {
             nodes,
             sources,
@@ -718,17 +772,7 @@ impl Builder {
                 self.project.nodes[id].tests.push(test);
             }
         }
-        self.project.macros = macros
-            .into_iter()
-            .filter(|m| m.package_name == root)
-            .map(|m| MacroInfo {
-                name: m.name,
-                signature: m.signature,
-                path: m.original_file_path,
-                line: None,
-                description: m.description,
-            })
-            .collect();
+        macros
     }
 
     fn add_files(&mut self, files: &FileScan, root: &str, disabled: &HashSet<(String, String)>) {
@@ -886,6 +930,7 @@ impl Builder {
         node.path = Some(file.path.clone());
         node.on_disk = true;
         node.sql = Some(file.contents.clone());
+        node.jinja = Some(Arc::clone(&file.facts));
         node.ref_calls = file.facts.refs.clone();
         node.source_calls = file.facts.sources.clone();
         let config = &file.facts.config;
@@ -982,12 +1027,11 @@ impl Builder {
         }
         if !node.in_manifest {
             // Without a manifest, YAML config applies unless the SQL's own config() said otherwise.
-            let from_sql = node
-                .sql
-                .as_deref()
-                .map(crate::jinja::scan)
-                .map(|f| f.config)
-                .unwrap_or_default();
+            let from_sql = match (&node.jinja, node.sql.as_deref()) {
+                (Some(facts), _) => facts.config.clone(),
+                (None, Some(sql)) => crate::jinja::scan(sql).config,
+                (None, None) => Default::default(),
+            };
             if from_sql.materialized.is_none() && yml.materialized.is_some() {
                 node.materialized = yml.materialized.clone();
             }
@@ -1014,9 +1058,12 @@ impl Builder {
             let file_gone =
                 project.provenance.files && node.in_manifest && !node.on_disk && node.package == project.name;
             let sql = if file_gone { None } else { node.sql.as_deref() };
-            node.status = Some(match sql {
-                None if !python => ModelStatus::Missing,
-                Some(sql) if !python => match sql::stub_reason(sql, &crate::jinja::scan(sql)) {
+            if let (Some(sql), None, false) = (sql, &node.jinja, python) {
+                node.jinja = Some(Arc::new(crate::jinja::scan(sql)));
+            }
+            node.status = Some(match (sql, &node.jinja) {
+                (None, _) if !python => ModelStatus::Missing,
+                (Some(sql), Some(facts)) if !python => match sql::stub_reason(sql, facts) {
                     Some(reason) => {
                         node.stub_reason = Some(reason);
                         ModelStatus::Stub

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde_json::json;
-use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
+use sluice_connectors::duckdb::DuckDbOptions;
+use sluice_connectors::duckdb::worker::InProcess;
 use sluice_e2e::raw::RawSession;
 use sluice_e2e::{Gateway, Launch, call};
 
@@ -80,30 +81,25 @@ fn row_added(s: &Stats) {
     );
 }
 
-/// One in-process execution: the same statement through the gateway's own DuckDB connector, called
-/// directly (a fresh connection on the open instance, planned once, every cell converted to the JSON value
-/// the gateway sends), so the baseline does all the engine and conversion work the gateway does.
-fn in_process_once(warehouse: &DuckDbWarehouse) -> Result<Duration> {
+/// One in-process execution: the same statement as the gateway's DuckDB worker runs it, but in this
+/// process (a fresh connection on the open instance, planned once, every cell converted to the JSON value
+/// the gateway sends), so the baseline does all the engine and conversion work and the gateway's figure
+/// carries everything else, the round trip to its worker process included.
+fn in_process_once(warehouse: &InProcess) -> Result<Duration> {
     let t = Instant::now();
-    std::hint::black_box(warehouse.query_blocking(sql(), 10_000)?);
+    std::hint::black_box(warehouse.query(sql(), 10_000)?);
     Ok(t.elapsed())
 }
 
-/// The connector over `path`, its instance kept open for the whole bench (as the gateway keeps it open
-/// during a burst of calls).
-fn warehouse(path: &std::path::Path) -> DuckDbWarehouse {
-    DuckDbWarehouse::new(
-        path,
-        DuckDbOptions {
-            release_after_idle: Duration::from_secs(3_600),
-            ..DuckDbOptions::default()
-        },
-    )
+/// The statement path over `path` in this process, its instance open for the whole bench (as a worker
+/// keeps it open during a burst of calls), with the connector's default settings.
+fn warehouse(path: &std::path::Path) -> Result<InProcess> {
+    Ok(InProcess::open(path, &DuckDbOptions::default())?)
 }
 
 /// The in-process baseline with `clients` threads.
 fn in_process(path: &std::path::Path, clients: usize, per_client: usize) -> Result<Stats> {
-    let warehouse = warehouse(path);
+    let warehouse = warehouse(path)?;
     for _ in 0..WARMUP {
         in_process_once(&warehouse)?;
     }
@@ -168,7 +164,7 @@ async fn raw_sequential(gw: &Gateway, n: usize) -> Result<(Stats, Stats)> {
 /// Sequential calls, each gateway call paired with an in-process run right before it, so both see the
 /// same machine state. Returns (in-process, gateway round trip, gateway-added time per call).
 async fn paired(gw: &Gateway, path: &std::path::Path, n: usize) -> Result<(Stats, Stats, Stats)> {
-    let conn = warehouse(path);
+    let conn = warehouse(path)?;
     let client = gw.client().await?;
     for _ in 0..WARMUP {
         in_process_once(&conn)?;

@@ -19,6 +19,9 @@
 #    a background process outliving its run) all fail with the expected error;
 # 6. kills the sandbox: a tool call says the sandbox is unavailable; starts it again: it works;
 # 7. `down` and `up` again (volumes kept): keys, connections and the audit log survive;
+# 7b. master key rotation with docker-compose.rotate.yml: both instances restarted with the new key and the
+#    old one as the previous key, `sluice secrets rotate`, then the new key alone: the stored connection
+#    still opens and the old key alone is refused;
 # 8. sessions against two gateway instances: 50 calls each (cursor paging, workspace files), all on one
 #    instance per session (affinity), and both instances used;
 # 9. the native overlay (docker-compose.native.yml: runc, the daemon's native backend), briefly: up,
@@ -181,7 +184,7 @@ echo "healthy after $((SECONDS - t0))s"
 # The first admin key: written once, by exactly one of the racing instances.
 key="$("${compose[@]}" exec -T --index=1 gateway cat /var/lib/sluice/first_admin_key | tr -d '\r\n')"
 [[ "$key" == sluice_* ]] || fail "no admin key in /var/lib/sluice/first_admin_key"
-keys_created="$("${compose[@]}" logs gateway 2>&1 | grep -c 'cli: created the first admin API key' || true)"
+keys_created="$("${compose[@]}" logs gateway 2>&1 | grep -c 'created the first admin API key (named admin)' || true)"
 [[ "$keys_created" -eq 1 ]] || fail "expected exactly one instance to create the first key, saw $keys_created"
 echo "ok: one first admin key for two instances"
 
@@ -245,6 +248,34 @@ audit_after="$(ex audit --limit 1000 | grep -c . || true)"
     || fail "the audit log did not survive: $audit_before records before, $audit_after after"
 "$python" tests/docker/mcp_check.py "$url" "$key" smoke shop gvisor || fail "after down/up"
 echo "ok: key, connection and $audit_before audit records kept; the old key still works"
+
+# ---- 7b. master key rotation -----------------------------------------------------------------------------
+step "7b. master key rotation (docker-compose.rotate.yml): new key + previous key, rotate, new key alone"
+rotate=(docker-compose -f docker-compose.yml -f docker-compose.rotate.yml)
+"${rotate[@]}" config -q || fail "docker-compose.yml + docker-compose.rotate.yml is not valid"
+ex secrets status | tee "$work/status-before.txt" | sed 's/^/    /'
+grep -q 'every sealed record is under version 1' "$work/status-before.txt" || fail "expected everything under version 1 before the rotation"
+cp "$SLUICE_SECRETS_DIR/master_key" "$SLUICE_SECRETS_DIR/master_key_previous"
+head -c 32 /dev/urandom | base64 >"$SLUICE_SECRETS_DIR/master_key.new"
+mv "$SLUICE_SECRETS_DIR/master_key.new" "$SLUICE_SECRETS_DIR/master_key"
+chmod 644 "$SLUICE_SECRETS_DIR"/*
+"${rotate[@]}" up -d --no-build --scale gateway=2 >"$work/up-rotate.log" 2>&1 || { cat "$work/up-rotate.log" >&2; fail "up with the rotation overlay failed"; }
+wait_healthy 5 "${rotate[@]}"
+"$python" tests/docker/mcp_check.py "$url" "$key" smoke shop gvisor || fail "serving with the new and the previous key"
+rex() { "${rotate[@]}" exec -T --index=1 gateway sluice "$@" --config /etc/sluice/sluice.toml --data-dir /var/lib/sluice; }
+rex secrets rotate | sed 's/^/    /' || fail "sluice secrets rotate failed"
+rex secrets status | tee "$work/status-after.txt" | sed 's/^/    /'
+grep -q 'every sealed record is under version 2' "$work/status-after.txt" || fail "expected everything under version 2 after the rotation"
+"${compose[@]}" up -d --no-build --scale gateway=2 >"$work/up-new-key.log" 2>&1 || { cat "$work/up-new-key.log" >&2; fail "up with the new key alone failed"; }
+wait_healthy 5
+"$python" tests/docker/mcp_check.py "$url" "$key" smoke shop gvisor || fail "serving with the new key alone"
+# The old key alone no longer opens the store: a one-off gateway command with it is refused, saying why.
+old_log="$("${compose[@]}" run --rm --no-deps -T -e SLUICE_MASTER_KEY_FILE=/run/secrets/master_key_previous \
+    -v "$SLUICE_SECRETS_DIR/master_key_previous:/run/secrets/master_key_previous:ro" \
+    gateway secrets rotate --config /etc/sluice/sluice.toml --data-dir /var/lib/sluice 2>&1 || true)"
+grep -q 'version 1 of this store' <<<"$old_log" || { echo "$old_log" | tail -5 >&2; fail "the retired key alone should be refused"; }
+rm "$SLUICE_SECRETS_DIR/master_key_previous"
+echo "ok: rotated from version 1 to 2 while serving; the stored connection opens under the new key; the old key alone is refused"
 
 # ---- 8. two instances behind the proxy ---------------------------------------------------------------------
 step "8. sessions across two gateway instances (50 calls each; affinity; both instances used)"

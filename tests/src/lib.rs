@@ -4,6 +4,7 @@
 pub mod plugin;
 pub mod proxy;
 pub mod raw;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -255,7 +256,7 @@ impl Drop for Gateway {
 }
 
 /// Direct children of `parent` whose command name is `name`.
-fn children_named(parent: u32, name: &str) -> Vec<u32> {
+pub fn children_named(parent: u32, name: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {

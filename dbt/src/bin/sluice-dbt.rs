@@ -4,6 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+// See the `jemalloc` feature in Cargo.toml: the allocator is a measurable part of loading a large project.
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use sluice_dbt::cli::{Command, run};
 
 /// dbt project intelligence from dbt's artifacts: no dbt, no warehouse, no account needed.

@@ -9,7 +9,8 @@ pub mod trace;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use sluice_dialect::Dialect;
@@ -116,19 +117,24 @@ pub enum ModelTrace {
     Untraced(String),
 }
 
-/// Traces models on demand, once each, for one project.
-pub struct Lineage<'p> {
-    project: &'p Project,
+/// The traced models of one project, shared by every walk over it and safe to share between threads: each
+/// model is traced at most once (the first walk to reach it does the work, a concurrent one waits for it),
+/// so a server that keeps a loaded project keeps this beside it and answers later walks from memory.
+///
+/// The memory it holds is bounded by the project: one trace per model or snapshot, never more (about
+/// 3 KB a model on the 10,000-model benchmark project; BENCHMARKS.md).
+pub struct Traces {
     dialect: Dialect,
     /// Nodes by lowercase relation identifier.
     relations: HashMap<String, Vec<NodeId>>,
-    traces: HashMap<NodeId, Rc<ModelTrace>>,
-    max_edges: Option<usize>,
+    /// One slot per node of the project, filled when the node is first traced.
+    slots: Vec<OnceLock<Arc<ModelTrace>>>,
+    traced: AtomicUsize,
 }
 
-impl<'p> Lineage<'p> {
-    /// Prepares lineage for a project; models are traced when a walk reaches them.
-    pub fn new(project: &'p Project) -> Self {
+impl Traces {
+    /// An empty cache for `project`: nothing is traced yet.
+    pub fn new(project: &Project) -> Self {
         let dialect = project
             .provenance
             .adapter
@@ -141,11 +147,128 @@ impl<'p> Lineage<'p> {
                 relations.entry(r.identifier.to_lowercase()).or_default().push(id);
             }
         }
-        Lineage {
-            project,
+        Traces {
             dialect,
             relations,
-            traces: HashMap::new(),
+            slots: (0..project.nodes.len()).map(|_| OnceLock::new()).collect(),
+            traced: AtomicUsize::new(0),
+        }
+    }
+
+    /// How many models have been traced so far.
+    pub fn traced(&self) -> usize {
+        self.traced.load(Ordering::Relaxed)
+    }
+
+    /// Traces every model and snapshot not traced yet, in node order, while `go_on()` says so (a server
+    /// stops when it no longer keeps the project). Returns how many this call traced.
+    pub fn trace_all(&self, project: &Project, go_on: impl Fn() -> bool) -> usize {
+        let mut count = 0;
+        for (id, node) in project.nodes.iter().enumerate() {
+            if !is_traceable(node.kind) || self.slots.get(id).is_some_and(|s| s.get().is_some()) {
+                continue;
+            }
+            if !go_on() {
+                break;
+            }
+            self.model(project, id);
+            count += 1;
+        }
+        count
+    }
+
+    /// The trace of one model or snapshot, traced now if it was not yet.
+    fn model(&self, project: &Project, id: NodeId) -> Arc<ModelTrace> {
+        match self.slots.get(id) {
+            Some(slot) => Arc::clone(slot.get_or_init(|| {
+                self.traced.fetch_add(1, Ordering::Relaxed);
+                Arc::new(self.trace_model(project, id))
+            })),
+            // Only reachable with a project other than the one the cache was made for: trace, keep nothing.
+            None => Arc::new(self.trace_model(project, id)),
+        }
+    }
+
+    fn trace_model(&self, project: &Project, id: NodeId) -> ModelTrace {
+        let node = project.node(id);
+        let Some(sql) = &node.compiled_sql else {
+            return ModelTrace::Untraced(if node.sql.is_some() {
+                "the manifest has no compiled SQL for it, only raw Jinja (run `dbt compile` or `dbt build`)"
+                    .to_owned()
+            } else {
+                "no SQL is known for it".to_owned()
+            });
+        };
+        let resolve = |parts: &[String]| self.resolve(project, id, parts);
+        match trace::trace(sql, self.dialect.parser(), &resolve) {
+            Ok(traced) => ModelTrace::Traced(traced),
+            Err(e) => ModelTrace::Untraced(format!(
+                "its compiled SQL does not parse as {}: {e}",
+                self.dialect.title()
+            )),
+        }
+    }
+
+    /// The node a table name in `model`'s SQL stands for: same identifier, schema and database where given;
+    /// among several (a seed and a source over one table), the model's own parents first.
+    fn resolve(&self, project: &Project, model: NodeId, parts: &[String]) -> Option<RelationInfo> {
+        let (identifier, qualifiers) = parts.split_last()?;
+        let candidates = self.relations.get(&identifier.to_lowercase())?;
+        let fits = |id: &NodeId| {
+            let Some(r) = &project.node(*id).relation else {
+                return false;
+            };
+            let same = |want: &String, have: &Option<String>| {
+                have.as_deref().is_none_or(|h| h.eq_ignore_ascii_case(want))
+            };
+            match qualifiers {
+                [] => true,
+                [schema] => same(schema, &r.schema),
+                [.., database, schema] => same(schema, &r.schema) && same(database, &r.database),
+            }
+        };
+        let fitting: Vec<NodeId> = candidates.iter().copied().filter(fits).collect();
+        let parents = project.parents(model);
+        let id = fitting
+            .iter()
+            .copied()
+            .find(|id| parents.contains(id) || *id == model)
+            .or_else(|| fitting.first().copied())?;
+        Some(RelationInfo {
+            key: project.node(id).unique_id.clone(),
+            columns: node_columns(project, id),
+        })
+    }
+}
+
+/// A node's columns: as built (catalog), else as documented; `None` when neither is known.
+fn node_columns(project: &Project, id: NodeId) -> Option<Vec<String>> {
+    let node = project.node(id);
+    if let Some(cols) = &node.catalog_columns {
+        return Some(cols.iter().map(|(n, _)| n.clone()).collect());
+    }
+    (!node.columns.is_empty()).then(|| node.columns.iter().map(|c| c.name.clone()).collect())
+}
+
+/// Walks column lineage over one project, tracing models on demand through a [`Traces`] cache.
+pub struct Lineage<'p> {
+    project: &'p Project,
+    traces: Arc<Traces>,
+    max_edges: Option<usize>,
+}
+
+impl<'p> Lineage<'p> {
+    /// Prepares lineage for a project with a cache of its own; models are traced when a walk reaches them.
+    pub fn new(project: &'p Project) -> Self {
+        Lineage::with_traces(project, Arc::new(Traces::new(project)))
+    }
+
+    /// Prepares lineage with a shared cache, which must have been made for this `project` ([`Traces::new`]):
+    /// models traced by earlier walks are not traced again.
+    pub fn with_traces(project: &'p Project, traces: Arc<Traces>) -> Self {
+        Lineage {
+            project,
+            traces,
             max_edges: None,
         }
     }
@@ -200,77 +323,17 @@ impl<'p> Lineage<'p> {
 
     /// The dialect the models are parsed in (from the manifest's adapter; generic when unknown).
     pub fn dialect(&self) -> Dialect {
-        self.dialect
+        self.traces.dialect
     }
 
     /// The trace of one model or snapshot.
-    pub fn model(&mut self, id: NodeId) -> Rc<ModelTrace> {
-        if let Some(t) = self.traces.get(&id) {
-            return Rc::clone(t);
-        }
-        let t = Rc::new(self.trace_model(id));
-        self.traces.insert(id, Rc::clone(&t));
-        t
-    }
-
-    fn trace_model(&self, id: NodeId) -> ModelTrace {
-        let node = self.project.node(id);
-        let Some(sql) = &node.compiled_sql else {
-            return ModelTrace::Untraced(if node.sql.is_some() {
-                "the manifest has no compiled SQL for it, only raw Jinja (run `dbt compile` or `dbt build`)"
-                    .to_owned()
-            } else {
-                "no SQL is known for it".to_owned()
-            });
-        };
-        let resolve = |parts: &[String]| self.resolve(id, parts);
-        match trace::trace(sql, self.dialect.parser(), &resolve) {
-            Ok(traced) => ModelTrace::Traced(traced),
-            Err(e) => ModelTrace::Untraced(format!(
-                "its compiled SQL does not parse as {}: {e}",
-                self.dialect.title()
-            )),
-        }
-    }
-
-    /// The node a table name in `model`'s SQL stands for: same identifier, schema and database where given;
-    /// among several (a seed and a source over one table), the model's own parents first.
-    fn resolve(&self, model: NodeId, parts: &[String]) -> Option<RelationInfo> {
-        let (identifier, qualifiers) = parts.split_last()?;
-        let candidates = self.relations.get(&identifier.to_lowercase())?;
-        let fits = |id: &NodeId| {
-            let Some(r) = &self.project.node(*id).relation else {
-                return false;
-            };
-            let same = |want: &String, have: &Option<String>| {
-                have.as_deref().is_none_or(|h| h.eq_ignore_ascii_case(want))
-            };
-            match qualifiers {
-                [] => true,
-                [schema] => same(schema, &r.schema),
-                [.., database, schema] => same(schema, &r.schema) && same(database, &r.database),
-            }
-        };
-        let fitting: Vec<NodeId> = candidates.iter().copied().filter(fits).collect();
-        let parents = self.project.parents(model);
-        let id = fitting
-            .iter()
-            .copied()
-            .find(|id| parents.contains(id) || *id == model)
-            .or_else(|| fitting.first().copied())?;
-        Some(RelationInfo {
-            key: self.project.node(id).unique_id.clone(),
-            columns: self.columns(id),
-        })
+    pub fn model(&mut self, id: NodeId) -> Arc<ModelTrace> {
+        self.traces.model(self.project, id)
     }
 
     /// A node's columns: as built (catalog), else as documented; `None` when neither is known.
     pub fn columns(&self, id: NodeId) -> Option<Vec<String>> {
-        let node = self.project.node(id);
-        if let Some(cols) = &node.catalog_columns {
-            return Some(cols.iter().map(|(n, _)| n.clone()).collect());
-        }
-        (!node.columns.is_empty()).then(|| node.columns.iter().map(|c| c.name.clone()).collect())
+        node_columns(self.project, id)
     }
 
     fn column_ref(&self, id: NodeId, column: &str) -> ColumnRef {
@@ -339,7 +402,7 @@ impl<'p> Lineage<'p> {
         let column = column.to_owned();
         let mut out = ColumnLineage {
             start: self.column_ref(start, &column),
-            dialect: self.dialect.name().to_owned(),
+            dialect: self.traces.dialect.name().to_owned(),
             upstream: Vec::new(),
             downstream: Vec::new(),
             exposures: Vec::new(),

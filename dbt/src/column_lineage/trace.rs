@@ -10,9 +10,9 @@ use std::ops::ControlFlow;
 
 use serde::Serialize;
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, Select, SelectItem,
-    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor, TableWithJoins, Visit,
-    Visitor, WildcardAdditionalOptions,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, JoinConstraint, JoinOperator, ObjectName,
+    Query, Select, SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableAlias, TableFactor,
+    TableWithJoins, Visit, Visitor, WildcardAdditionalOptions,
 };
 use sqlparser::parser::Parser;
 
@@ -61,6 +61,9 @@ pub struct TracedColumn {
     pub name: String,
     /// What it is computed from; empty for constants.
     pub origins: Vec<Origin>,
+    /// Whether the name comes from a `SELECT *` (or `t.*`) expansion rather than from the SQL's text: the
+    /// column then takes whatever name its origin has, so a rename upstream renames it too.
+    pub star: bool,
 }
 
 /// What a query's output columns come from.
@@ -113,6 +116,7 @@ pub fn trace(
         .map(|c| TracedColumn {
             name: c.name,
             origins: c.origins,
+            star: c.star,
         })
         .collect();
     let mut seen = HashSet::new();
@@ -135,6 +139,8 @@ pub fn trace(
 struct Col {
     name: String,
     origins: Vec<Origin>,
+    /// Named by a `*` expansion (see [`TracedColumn::star`]).
+    star: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +293,7 @@ impl Tracer<'_> {
                     .map(|i| Col {
                         name: format!("column{i}"),
                         origins: Vec::new(),
+                        star: false,
                     })
                     .collect()
             }
@@ -309,6 +316,7 @@ impl Tracer<'_> {
                     out.push(Col {
                         name: output_name(expr),
                         origins,
+                        star: false,
                     });
                 }
                 SelectItem::ExprWithAlias { expr, alias } => {
@@ -316,6 +324,7 @@ impl Tracer<'_> {
                     out.push(Col {
                         name: alias.value.clone(),
                         origins,
+                        star: false,
                     });
                 }
                 SelectItem::ExprWithAliases { expr, aliases } => {
@@ -324,6 +333,7 @@ impl Tracer<'_> {
                         out.push(Col {
                             name: alias.value.clone(),
                             origins: origins.clone(),
+                            star: false,
                         });
                     }
                 }
@@ -414,6 +424,7 @@ impl Tracer<'_> {
                         transform: None,
                         expressions: Vec::new(),
                     }],
+                    star: true,
                 })
                 .collect(),
             SourceKind::Derived(cols) => cols.iter().filter(|c| kept(&c.name)).cloned().collect(),
@@ -432,10 +443,37 @@ impl Tracer<'_> {
         for twj in from {
             self.factor(&twj.relation, &mut out);
             for join in &twj.joins {
+                let left = out.len();
                 self.factor(&join.relation, &mut out);
+                self.using(using_columns(&join.join_operator), &out, left);
             }
         }
         out
+    }
+
+    /// `JOIN … USING (c)` reads `c` from the joined relation (`sources[left..]`) and from the side it is joined
+    /// to (`sources[..left]`), though no expression names it: renaming or dropping it breaks the query.
+    fn using(&mut self, columns: &[ObjectName], sources: &[Source], left: usize) {
+        for name in columns {
+            let Some(column) = name_parts(name).pop() else {
+                continue;
+            };
+            for (i, source) in sources.iter().enumerate() {
+                let origins = match source.lookup(&column) {
+                    Lookup::Found(origins) => origins,
+                    // Columns unknown: the joined relation has the column all the same, or the SQL would
+                    // not have run; which of the earlier relations has it cannot be told.
+                    Lookup::Maybe(origins) if i >= left => origins,
+                    Lookup::Maybe(_) | Lookup::Absent => continue,
+                };
+                self.reads.extend(
+                    origins
+                        .into_iter()
+                        .filter(|o| o.column != "*")
+                        .map(|o| (o.relation, o.column)),
+                );
+            }
+        }
     }
 
     fn factor(&mut self, factor: &TableFactor, out: &mut Vec<Source>) {
@@ -526,6 +564,7 @@ impl Tracer<'_> {
                         expressions: Vec::new(),
                     }],
                     name: c,
+                    star: false,
                 })
                 .collect(),
             kind => {
@@ -540,6 +579,7 @@ impl Tracer<'_> {
     fn rename(&mut self, mut cols: Vec<Col>, alias: &TableAlias) -> Vec<Col> {
         for (col, name) in cols.iter_mut().zip(&alias.columns) {
             col.name = name.name.value.clone();
+            col.star = false;
         }
         cols
     }
@@ -891,5 +931,33 @@ impl Visitor for Refs {
             _ => {}
         }
         ControlFlow::Continue(())
+    }
+}
+
+/// The columns of a `USING (…)` join constraint; none for other joins.
+fn using_columns(op: &JoinOperator) -> &[ObjectName] {
+    use JoinOperator as J;
+    let constraint = match op {
+        J::Join(c)
+        | J::Inner(c)
+        | J::Left(c)
+        | J::LeftOuter(c)
+        | J::Right(c)
+        | J::RightOuter(c)
+        | J::FullOuter(c)
+        | J::CrossJoin(c)
+        | J::Semi(c)
+        | J::LeftSemi(c)
+        | J::RightSemi(c)
+        | J::Anti(c)
+        | J::LeftAnti(c)
+        | J::RightAnti(c)
+        | J::StraightJoin(c)
+        | J::AsOf { constraint: c, .. } => c,
+        J::CrossApply | J::OuterApply | J::ArrayJoin | J::LeftArrayJoin | J::InnerArrayJoin => return &[],
+    };
+    match constraint {
+        JoinConstraint::Using(names) => names,
+        _ => &[],
     }
 }

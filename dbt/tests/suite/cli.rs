@@ -463,9 +463,10 @@ fn impact_exit_codes_and_baselines() {
             "jaffle/empty.json",
         ],
     );
-    assert!(
-        stderr.contains("jaffle/empty.json: invalid manifest.json"),
-        "{stderr}"
+    assert_eq!(
+        stderr,
+        "error: jaffle/empty.json: the file is empty (0 bytes of JSON), so it is not a usable manifest.json; \
+         rerun `dbt compile` or `dbt build`\n"
     );
     let (_, _, stderr) = sluice_dbt(
         dir.path(),
@@ -498,4 +499,85 @@ fn impact_exit_codes_and_baselines() {
     assert_eq!(code, 1);
     let log = assert_sarif(&stdout);
     assert_eq!(log["runs"][0]["results"][0]["ruleId"], "DBT801");
+}
+
+/// Rewrites a fixture's manifest: `edit` gets each node by unique id.
+fn edit_manifest(fixture: &Fixture, edit: impl Fn(&str, &mut serde_json::Value)) {
+    let path = fixture.path().join("target/manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    if let Some(nodes) = manifest["nodes"].as_object_mut() {
+        for (id, node) in nodes.iter_mut() {
+            edit(id, node);
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&manifest).expect("json")).expect("write");
+    fixture.touch("target/manifest.json", 60);
+}
+
+/// Input the tools cannot fully use, each with a message that says what is wrong and what to do: a manifest
+/// from `dbt parse` (no compiled SQL: model-level lineage instead), compiled SQL that does not parse in the
+/// project's dialect (the model is listed with the parser's reason), and empty artifacts (an error naming
+/// the file and the dbt command that writes it).
+#[test]
+fn bad_input_is_said_plainly() {
+    let lineage = ["lineage", "--column", "orders.amount", "--direction", "up"];
+
+    let parsed_only = Fixture::new("jaffle");
+    edit_manifest(&parsed_only, |_, node| {
+        if let Some(n) = node.as_object_mut() {
+            n.remove("compiled_code");
+        }
+    });
+    let (code, stdout, stderr) = sluice_dbt(parsed_only.path(), &lineage);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout,
+        "# Column lineage of orders.amount (model.jaffle.orders)\n\nUpstream (0):\n\nModel-level only (1):\n  \
+         - orders: column lineage unavailable, the manifest has no compiled SQL for it, only raw Jinja (run \
+         `dbt compile` or `dbt build`); model-level parents: stg_orders, stg_payments\n"
+    );
+
+    let unparsable = Fixture::new("jaffle");
+    edit_manifest(&unparsable, |id, node| {
+        if id == "model.jaffle.stg_payments" {
+            node["compiled_code"] = "select p.id as payment_id from (((".into();
+        }
+    });
+    let (code, stdout, stderr) = sluice_dbt(unparsable.path(), &lineage);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(
+            "Model-level only (1):\n  - stg_payments: column lineage unavailable, its compiled SQL does not parse \
+             as DuckDB: sql parser error: "
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stg_payments.amount -> orders.amount"),
+        "the model that parses is still traced: {stdout}"
+    );
+
+    for (artifact, command, rerun) in [
+        ("manifest.json", "validate", "`dbt compile` or `dbt build`"),
+        ("catalog.json", "coverage", "`dbt docs generate`"),
+        (
+            "run_results.json",
+            "validate",
+            "`dbt build` (or the run, test or seed that wrote it)",
+        ),
+    ] {
+        let (dir, _j, _d) = workspace();
+        std::fs::write(dir.path().join("jaffle/target").join(artifact), b"").expect("truncate");
+        let (code, stdout, stderr) = sluice_dbt(dir.path(), &[command, "--project-dir", "jaffle"]);
+        assert_eq!((code, stdout.as_str()), (2, ""), "{artifact}");
+        assert_eq!(
+            stderr,
+            format!(
+                "error: jaffle/target/{artifact}: the file is empty (0 bytes of JSON), so it is not a usable \
+                 {artifact}; rerun {rerun}\n"
+            ),
+            "{artifact}"
+        );
+    }
 }

@@ -177,3 +177,153 @@ fn a_baseline_from_another_project_is_refused() {
         "the baseline manifest is from dbt project `shop`, not `jaffle`: compare artifacts of the same project"
     );
 }
+
+/// A project from a manifest alone: `(name, compiled SQL, parents, documented columns)` per model, all in
+/// `db.main` on DuckDB.
+fn models(models: &[(&str, &str, &[&str], &[&str])]) -> Project {
+    let mut nodes = serde_json::Map::new();
+    for (name, sql, parents, columns) in models {
+        let id = format!("model.p.{name}");
+        let columns: serde_json::Map<String, serde_json::Value> = columns
+            .iter()
+            .map(|c| ((*c).to_owned(), serde_json::json!({"name": c})))
+            .collect();
+        let parents: Vec<String> = parents.iter().map(|p| format!("model.p.{p}")).collect();
+        nodes.insert(
+            id.clone(),
+            serde_json::json!({
+                "unique_id": id, "resource_type": "model", "name": name, "package_name": "p",
+                "original_file_path": format!("models/{name}.sql"), "patch_path": "p://models/schema.yml",
+                "database": "db", "schema": "main", "raw_code": sql, "compiled_code": sql,
+                "columns": columns, "depends_on": {"nodes": parents},
+            }),
+        );
+    }
+    project_of(&serde_json::json!({
+        "metadata": {"project_name": "p", "adapter_type": "duckdb",
+            "dbt_schema_version": "https://schemas.getdbt.com/dbt/manifest/v12.json"},
+        "nodes": nodes,
+    }))
+}
+
+/// A column renamed or dropped upstream of a `SELECT *` disappears from the model that selects it, so the
+/// models reading it from there by name break too; a column joined on with `USING` is read by name though
+/// no expression names it. Expectations written by hand from the SQL.
+#[test]
+fn select_star_and_join_using_are_followed() {
+    let project = models(&[
+        ("a", "select 1 as id, 2 as amount", &[], &["id", "amount"]),
+        ("e", "select 1 as id, 'x' as name", &[], &["id", "name"]),
+        // Passes every column of a through under a's names. (A `*` over a model is expanded with its
+        // catalog or YAML columns, so b and d document theirs.)
+        ("b", "select * from db.main.a", &["a"], &["id", "amount"]),
+        // Reads b.amount by name: breaks when a.amount is renamed, though its SQL never names a.
+        (
+            "c",
+            "select id, amount * 2 as doubled from db.main.b",
+            &["b"],
+            &[],
+        ),
+        // Two stars deep.
+        ("d", "select * from db.main.b", &["b"], &["id", "amount"]),
+        ("f", "select amount from db.main.d", &["d"], &[]),
+        // Names the column itself: it breaks, and what reads its alias does not.
+        ("g", "select amount as amt from db.main.a", &["a"], &[]),
+        ("h", "select amt from db.main.g", &["g"], &[]),
+        // Joins on id with USING and selects no id at all.
+        (
+            "j",
+            "select a.amount, e.name from db.main.a join db.main.e using (id)",
+            &["a", "e"],
+            &[],
+        ),
+    ]);
+    let cases: &[(&str, &str, ChangeKind, &[&str])] = &[
+        (
+            "a",
+            "amount",
+            ChangeKind::Rename,
+            &[
+                "breaks model b",
+                "breaks model g",
+                "breaks model j",
+                "breaks model c",
+                "breaks model d",
+                "breaks model f",
+                "changes model b.amount",
+                "changes model g.amt",
+                "changes model j.amount",
+                "changes model c.doubled",
+                "changes model d.amount",
+                "changes model h.amt",
+                "changes model f.amount",
+            ],
+        ),
+        // A drop reaches the same readers.
+        (
+            "b",
+            "amount",
+            ChangeKind::Drop,
+            &[
+                "breaks model c",
+                "breaks model d",
+                "breaks model f",
+                "changes model c.doubled",
+                "changes model d.amount",
+                "changes model f.amount",
+            ],
+        ),
+        // A type change removes no name: what reads through the star only changes.
+        (
+            "a",
+            "amount",
+            ChangeKind::Type,
+            &[
+                "changes model b",
+                "changes model b.amount",
+                "changes model g",
+                "changes model g.amt",
+                "changes model j",
+                "changes model j.amount",
+                "changes model c.doubled",
+                "changes model d.amount",
+                "changes model h.amt",
+                "changes model f.amount",
+            ],
+        ),
+        // USING (id) reads the id of both sides.
+        ("e", "id", ChangeKind::Rename, &["breaks model j"]),
+        (
+            "a",
+            "id",
+            ChangeKind::Rename,
+            &[
+                "breaks model b",
+                "breaks model j",
+                "breaks model c",
+                "breaks model d",
+                "changes model b.id",
+                "changes model c.id",
+                "changes model d.id",
+            ],
+        ),
+    ];
+    for (model, column, kind, expected) in cases {
+        let got = impact(&project, model, Some(column), *kind).expect("assesses");
+        assert_eq!(summary(&got), *expected, "{model}.{column} {kind:?}");
+    }
+    // The reason names the model the column passed through.
+    let got = impact(&project, "a", Some("amount"), ChangeKind::Rename).expect("assesses");
+    let f = got
+        .impacted
+        .iter()
+        .find(|i| i.node == "f" && i.effect == Effect::Breaks)
+        .expect("f breaks");
+    assert_eq!(
+        (f.depth, f.reason.as_str()),
+        (
+            3,
+            "its SQL reads d.amount by name (d passes it through `SELECT *`)"
+        )
+    );
+}

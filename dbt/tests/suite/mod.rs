@@ -6,6 +6,7 @@ mod column_lineage;
 mod defects;
 mod impact;
 mod jaffle;
+mod versions;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

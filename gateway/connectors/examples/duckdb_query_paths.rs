@@ -13,7 +13,8 @@
 use std::time::Instant;
 
 use duckdb::{AccessMode, Config, Connection};
-use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
+use sluice_connectors::duckdb::DuckDbOptions;
+use sluice_connectors::duckdb::worker::InProcess;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -68,23 +69,20 @@ fn main() -> Result<()> {
         .enable_external_access(false)?
         .enable_autoload_extension(false)?;
     let root = Connection::open_with_flags(&path, config).map_err(|e| format!("opening {path}: {e}"))?;
-    // The connector keeps its instance open between calls (as it does while an agent is busy).
-    let options = DuckDbOptions {
-        release_after_idle: std::time::Duration::from_secs(3600),
-        ..DuckDbOptions::default()
-    };
-    let warehouse = DuckDbWarehouse::new(&path, options);
+    // The statement path as a worker runs it, in this process (a worker keeps its instance open between
+    // calls while an agent is busy).
+    let warehouse = InProcess::open(&path, &DuckDbOptions::default())?;
     for sql in QUERIES {
         // Warm both instances' caches before timing.
         crate_path(&root, sql)?;
-        warehouse.query_blocking(sql, 1000)?;
+        warehouse.query(sql, 1000)?;
     }
     println!("{calls} calls per round; microseconds per statement (fresh connection, all rows read)");
     for sql in QUERIES {
         println!("{sql}");
         for round in 1..=rounds {
             let prepared = micros_per_call(calls, || crate_path(&root, sql))?;
-            let one_shot = micros_per_call(calls, || Ok(warehouse.query_blocking(sql, 1000)?.rows.len()))?;
+            let one_shot = micros_per_call(calls, || Ok(warehouse.query(sql, 1000)?.rows.len()))?;
             println!(
                 "  round {round}: prepare+query+read (crate) {prepared:7.0} us | one-shot reader {one_shot:7.0} us | {:.2}x",
                 prepared / one_shot

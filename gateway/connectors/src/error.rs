@@ -66,6 +66,22 @@ pub enum ConnectorError {
     #[error("the query ran longer than {} ms and was cancelled; add filters or aggregate to make it cheaper", timeout.as_millis())]
     Timeout { timeout: Duration },
 
+    /// The statement needed more memory than a DuckDB worker may use (its address-space limit, or DuckDB's
+    /// own `max_memory` inside it).
+    #[error(
+        "memory limit: this statement needed more than the {limit} a DuckDB worker may use ([duckdb] \
+         worker_memory); make it hold less at once (filter or aggregate earlier, avoid building huge strings, \
+         lists or DISTINCT sets) or ask an operator to raise worker_memory. DuckDB said: {detail}"
+    )]
+    MemoryLimit { limit: String, detail: String },
+
+    /// The DuckDB worker process running the call stopped before answering (killed, aborted, crashed).
+    #[error(
+        "the DuckDB worker stopped while running this statement ({how}){likely}; nothing else was affected, \
+         and the next call gets a new worker"
+    )]
+    WorkerStopped { how: String, likely: String },
+
     /// The worker running the statement stopped unexpectedly.
     #[error("internal connector error: {0}")]
     Internal(String),

@@ -63,8 +63,8 @@ pub trait Warehouse: Send + Sync + 'static {
     /// Checks that the warehouse can be reached and opened.
     async fn ping(&self) -> Result<(), ConnectorError>;
 
-    /// The pool's sessions now, for engines that pool sessions to a server or file (`None` for DuckDB,
-    /// which opens a connection per statement, and before a pool exists).
+    /// The pool's sessions now, for engines that pool sessions to a server or file (for DuckDB, its
+    /// worker processes), or `None` before a pool exists.
     fn pool_usage(&self) -> Option<PoolUsage> {
         None
     }

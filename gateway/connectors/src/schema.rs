@@ -1,9 +1,9 @@
 //! Schema metadata returned by introspection: tables, columns and keys.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Whether a relation is a base table or a view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TableKind {
     Table,
@@ -11,7 +11,7 @@ pub enum TableKind {
 }
 
 /// A table name as an agent gives it: optionally schema-qualified.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TableRef {
     pub schema: Option<String>,
     pub name: String,
@@ -78,7 +78,7 @@ fn split_qualified(input: &str) -> Option<Vec<String>> {
 }
 
 /// One table or view in a listing.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableSummary {
     pub schema: String,
     pub name: String,
@@ -90,7 +90,7 @@ pub struct TableSummary {
 }
 
 /// A column of a described table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ColumnInfo {
     pub name: String,
     #[serde(rename = "type")]
@@ -102,7 +102,7 @@ pub struct ColumnInfo {
 }
 
 /// A declared foreign key.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForeignKey {
     pub columns: Vec<String>,
     pub referenced_schema: String,
@@ -111,7 +111,7 @@ pub struct ForeignKey {
 }
 
 /// Everything `describe_table` reports about one table.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TableDetail {
     pub schema: String,
     pub name: String,

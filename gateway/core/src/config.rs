@@ -111,10 +111,19 @@ pub struct AuditSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DuckDbSection {
-    /// Release a DuckDB file this long after its last call (0 = after every call).
+    /// Release a DuckDB file this long after its last call (0 = after every call): its worker processes
+    /// are ended then.
     pub release_after_idle_ms: Option<u64>,
+    /// DuckDB threads per worker process (default: the machine's cores shared among the workers, 1 to 8).
     pub threads: Option<u16>,
+    /// DuckDB's buffer-manager cap per worker, in DuckDB's syntax (default: half of `worker_memory`).
     pub max_memory: Option<String>,
+    /// Worker processes per DuckDB connection, each running one statement at a time (default 2).
+    pub workers: Option<u16>,
+    /// The address space one worker process may use, e.g. `"2GiB"` (default 2 GiB, at least 256 MiB): a
+    /// statement that needs more fails with a memory-limit error. Per connection at most `workers` times
+    /// this.
+    pub worker_memory: Option<String>,
 }
 
 /// The sandbox daemon: `sluice up` starts it beside the gateway, `sluice serve` connects to `socket`.
@@ -159,6 +168,12 @@ pub struct SandboxSection {
     pub workspace_mb: Option<u64>,
     /// `up`: bytes of stdout and of stderr kept per run.
     pub output_bytes: Option<u64>,
+    /// `up`: the largest image under a workspace's `outputs/` a run's result carries, in bytes (default
+    /// 1 MiB, at most 16 MiB); a larger one stays in the workspace and the result names it.
+    pub image_bytes: Option<u64>,
+    /// `up`: the most image bytes one run's result carries in all (default 4 MiB or `image_bytes` if
+    /// larger, at most 16 MiB, at least `image_bytes`).
+    pub images_total_bytes: Option<u64>,
     /// `up`: how long to wait for the daemon to answer `status` after starting it.
     pub start_timeout_ms: Option<u64>,
 }
@@ -183,12 +198,17 @@ pub struct SandboxSettings {
     pub memory_mb: Option<u64>,
     pub workspace_mb: Option<u64>,
     pub output_bytes: u64,
+    pub image_bytes: u64,
+    pub images_total_bytes: u64,
     pub start_timeout: Duration,
 }
 
 pub const DEFAULT_SANDBOX_MAX_TIMEOUT_SECS: u64 = 300;
 /// Output kept per stream: enough for an agent to read, small enough for its context.
 pub const DEFAULT_SANDBOX_OUTPUT_BYTES: u64 = 100_000;
+/// The daemon's own image caps, per image and per run.
+pub const DEFAULT_SANDBOX_IMAGE_BYTES: u64 = 1 << 20;
+pub const DEFAULT_SANDBOX_IMAGES_TOTAL_BYTES: u64 = 4 << 20;
 
 impl SandboxSection {
     fn resolve(self) -> Result<SandboxSettings, GatewayError> {
@@ -209,6 +229,7 @@ impl SandboxSection {
                 "[sandbox] uid 0 is root; sandboxed code must run as an unprivileged uid".to_owned(),
             ));
         }
+        let (image_bytes, images_total_bytes) = image_caps(self.image_bytes, self.images_total_bytes)?;
         Ok(SandboxSettings {
             enabled: self.enabled.unwrap_or(true),
             socket: self.socket,
@@ -227,9 +248,34 @@ impl SandboxSection {
             memory_mb: self.memory_mb,
             workspace_mb: self.workspace_mb,
             output_bytes: self.output_bytes.unwrap_or(DEFAULT_SANDBOX_OUTPUT_BYTES),
+            image_bytes,
+            images_total_bytes,
             start_timeout: Duration::from_millis(self.start_timeout_ms.unwrap_or(60_000)),
         })
     }
+}
+
+/// `[sandbox] image_bytes` and `images_total_bytes` with their defaults, checked: each more than 0 and at
+/// most the protocol's 16 MiB (a run's images must fit a frame), and the total at least the per-image cap.
+/// Only `image_bytes` set above 4 MiB raises the total's default with it.
+fn image_caps(image: Option<u64>, total: Option<u64>) -> Result<(u64, u64), GatewayError> {
+    let max = sluice_sandbox_protocol::MAX_IMAGES_BYTES;
+    let image = image.unwrap_or(DEFAULT_SANDBOX_IMAGE_BYTES);
+    let total = total.unwrap_or(DEFAULT_SANDBOX_IMAGES_TOTAL_BYTES.max(image));
+    for (name, value) in [("image_bytes", image), ("images_total_bytes", total)] {
+        if value == 0 || value > max {
+            return Err(GatewayError::Config(format!(
+                "[sandbox] {name} must be between 1 and {max} (16 MiB), not {value}"
+            )));
+        }
+    }
+    if total < image {
+        return Err(GatewayError::Config(format!(
+            "[sandbox] images_total_bytes ({total}) must be at least image_bytes ({image}): an image within the \
+             per-image cap could otherwise never be sent"
+        )));
+    }
+    Ok((image, total))
 }
 
 /// Per-key daily budgets for governed queries; an absent limit is unlimited. `keys` overrides the limits
@@ -430,6 +476,10 @@ pub struct Settings {
     pub duckdb_release_after_idle: Duration,
     pub duckdb_threads: Option<u16>,
     pub duckdb_max_memory: Option<String>,
+    /// `[duckdb] workers`: worker processes per DuckDB connection.
+    pub duckdb_workers: usize,
+    /// `[duckdb] worker_memory` in bytes: the address-space limit of each worker process.
+    pub duckdb_worker_memory: u64,
     /// How long the schema tools reuse a connection's schema snapshot.
     pub schema_cache_ttl: Duration,
     pub connections: Vec<ConnectionConfig>,
@@ -612,6 +662,28 @@ impl Settings {
                 "max_result_bytes must be at least 1024".to_owned(),
             ));
         }
+        let duckdb_workers = usize::from(
+            file.duckdb
+                .workers
+                .unwrap_or(sluice_connectors::duckdb::DEFAULT_WORKERS as u16),
+        );
+        if duckdb_workers == 0 {
+            return Err(GatewayError::Config(
+                "[duckdb] workers must be at least 1".to_owned(),
+            ));
+        }
+        let duckdb_worker_memory = match &file.duckdb.worker_memory {
+            None => sluice_connectors::duckdb::DEFAULT_WORKER_MEMORY,
+            Some(text) => sluice_connectors::duckdb::parse_memory(text)
+                .map_err(|e| GatewayError::Config(format!("[duckdb] worker_memory: {e}")))?,
+        };
+        if duckdb_worker_memory < sluice_connectors::duckdb::MIN_WORKER_MEMORY {
+            return Err(GatewayError::Config(format!(
+                "[duckdb] worker_memory must be at least {}: a worker needs that much address space to map \
+                 its binary, threads and DuckDB itself",
+                sluice_connectors::duckdb::human_bytes(sluice_connectors::duckdb::MIN_WORKER_MEMORY)
+            )));
+        }
         let mut names = std::collections::BTreeSet::new();
         for c in &file.connections {
             if c.pool_size == Some(0) {
@@ -707,6 +779,8 @@ impl Settings {
             ),
             duckdb_threads: file.duckdb.threads,
             duckdb_max_memory: file.duckdb.max_memory,
+            duckdb_workers,
+            duckdb_worker_memory,
             schema_cache_ttl: Duration::from_millis(
                 file.limits
                     .schema_cache_ttl_ms
@@ -884,6 +958,63 @@ mod tests {
             .unwrap_err()
             .to_string();
             assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn sandbox_image_caps_are_read_and_checked() {
+        type Caps = Result<(u64, u64), &'static str>;
+        let check = |text: &str, expected: Caps| {
+            let (_dir, path) = write(&format!("[sandbox]\n{text}"));
+            let got = Settings::resolve(Overrides {
+                config: Some(path),
+                ..Default::default()
+            })
+            .map(|s| (s.sandbox.image_bytes, s.sandbox.images_total_bytes))
+            .map_err(|e| e.to_string());
+            match (got, expected) {
+                (Ok(got), Ok(expected)) => assert_eq!(got, expected, "{text}"),
+                (Err(err), Err(expected)) => assert!(err.contains(expected), "{text}: {err}"),
+                (got, expected) => panic!("{text}: got {got:?}, expected {expected:?}"),
+            }
+        };
+        let cases: Vec<(&str, Caps)> = vec![
+            ("", Ok((1 << 20, 4 << 20))),
+            ("image_bytes = 2000000\n", Ok((2_000_000, 4 << 20))),
+            ("image_bytes = 8388608\n", Ok((8 << 20, 8 << 20))),
+            ("images_total_bytes = 1048576\n", Ok((1 << 20, 1 << 20))),
+            (
+                "image_bytes = 1000\nimages_total_bytes = 16777216\n",
+                Ok((1000, 16 << 20)),
+            ),
+            (
+                "image_bytes = 0\n",
+                Err("[sandbox] image_bytes must be between 1 and 16777216 (16 MiB), not 0"),
+            ),
+            (
+                "image_bytes = 16777217\n",
+                Err("[sandbox] image_bytes must be between 1 and 16777216 (16 MiB), not 16777217"),
+            ),
+            (
+                "images_total_bytes = 0\n",
+                Err("[sandbox] images_total_bytes must be between 1 and 16777216"),
+            ),
+            (
+                "images_total_bytes = 33554432\n",
+                Err("[sandbox] images_total_bytes must be between 1 and 16777216"),
+            ),
+            (
+                "image_bytes = 2000000\nimages_total_bytes = 1000000\n",
+                Err("[sandbox] images_total_bytes (1000000) must be at least image_bytes (2000000)"),
+            ),
+            (
+                "images_total_bytes = 1000\n",
+                Err("must be at least image_bytes (1048576)"),
+            ),
+            ("image_bytes = -1\n", Err("invalid value")),
+        ];
+        for (text, expected) in cases {
+            check(text, expected);
         }
     }
 

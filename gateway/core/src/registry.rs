@@ -191,6 +191,10 @@ impl Registry {
                     release_after_idle: self.settings.duckdb_release_after_idle,
                     threads: self.settings.duckdb_threads,
                     max_memory: self.settings.duckdb_max_memory.clone(),
+                    workers: self.settings.duckdb_workers,
+                    worker_memory: self.settings.duckdb_worker_memory,
+                    // The worker program: the `sluice` binary itself, as its `main` registers it.
+                    worker_program: None,
                 },
             )),
             // Every session the pool opens goes to an address `[connection_hosts]` allows.

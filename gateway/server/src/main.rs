@@ -43,6 +43,27 @@ fn trace_provider() -> Result<Option<opentelemetry_sdk::trace::SdkTracerProvider
 }
 
 fn main() -> std::process::ExitCode {
+    // `sluice __duckdb-worker`: this process is a DuckDB worker the gateway started (it runs every DuckDB
+    // statement in one, under a memory limit). Nothing of the gateway is set up: no runtime, no OpenTelemetry,
+    // only a plain tracing subscriber on stderr, which the gateway shares.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == sluice_connectors::duckdb::worker::WORKER_ARG)
+    {
+        let directives = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "warn".to_owned());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("warn")))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .try_init();
+        let code = sluice_connectors::duckdb::worker::serve();
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    // Every DuckDB connection this gateway opens starts its workers from this very executable.
+    if let Err(e) = sluice_connectors::duckdb::WorkerProgram::use_current_exe() {
+        eprintln!("error: could not find this executable to start DuckDB workers from: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
     // PostgreSQL's notices (e.g. "relation _sqlx_migrations already exists, skipping" on every start with a
     // PostgreSQL store) are not the operator's concern unless the filter asks for sqlx by name.
     let directives = std::env::var("SLUICE_LOG").unwrap_or_else(|_| "info".to_owned());

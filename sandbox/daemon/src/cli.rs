@@ -156,6 +156,14 @@ pub struct ServeArgs {
     /// Bytes of stdout and of stderr kept per run.
     #[arg(long, default_value_t = 1 << 20)]
     pub output_bytes: u64,
+    /// Largest image (PNG, JPEG, GIF, WebP, SVG) of the workspace's `outputs/` folder a run's result
+    /// carries, in bytes; a larger one stays in the workspace and the result names it. Only an SVG within
+    /// it is parsed, and the PNG it is rendered to must fit it too. At most 16 MiB.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub image_bytes: u64,
+    /// Most image bytes one run's result carries in all. At most 16 MiB.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub images_total_bytes: u64,
 }
 
 impl ServeArgs {
@@ -171,6 +179,8 @@ impl ServeArgs {
             workspace_bytes: self.workspace_mb << 20,
             tmp_bytes: self.tmp_mb << 20,
             output_bytes: self.output_bytes,
+            image_bytes: self.image_bytes.min(policy::MAX_IMAGES_BYTES),
+            images_bytes: self.images_total_bytes.min(policy::MAX_IMAGES_BYTES),
         }
     }
 }

@@ -29,7 +29,7 @@ use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::unistd::pipe2;
 use serde_json::json;
 use sluice_sandbox_protocol::{
-    Backend, Change, ErrorKind, ExitStatus, Limit, Output, ProducedFile, RunPython, RunResult,
+    Backend, Change, ErrorKind, ExitStatus, Limit, OUTPUT_DIR, Output, ProducedFile, RunPython, RunResult,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::unix::pipe;
@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use crate::cgroup::{Cgroups, RunCgroup};
 use crate::error::OpError;
 use crate::gvisor;
+use crate::images::{self, ImageCaps};
 use crate::pidfd::{PidFd, RunHandle};
 use crate::policy::{self, HostPath, Limits, Project, ProjectMount, SANDBOX_ID};
 use crate::workspace::{Snapshot, Workspace};
@@ -116,6 +117,8 @@ pub struct Engine {
     skip: Mutex<Vec<String>>,
     /// Inside gVisor: the uids of the open sessions.
     uids: Arc<policy::UidPool>,
+    /// Read-only files linked into every run's fresh `/tmp` (matplotlib's font cache), as (link, target).
+    tmp_links: Vec<(String, String)>,
 }
 
 /// One session's namespaces and workspace.
@@ -323,6 +326,14 @@ impl Engine {
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         let env_list = policy::sandbox_env(&bin_dir);
+        let tmp_links = policy::tmp_links(&mpl_cache_files(&facts.prefixes));
+        if tmp_links.is_empty() {
+            tracing::info!(
+                "no matplotlib font cache under the interpreter's prefixes ({}); a run that imports \
+                 matplotlib builds its own in its /tmp",
+                policy::MPL_CACHE_IN_PREFIX
+            );
+        }
         let env: serde_json::Map<String, serde_json::Value> =
             env_list.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         if cfg.inside_gvisor {
@@ -370,6 +381,7 @@ impl Engine {
             seccomp_error,
             skip: Mutex::new(vec![]),
             uids: Arc::new(policy::UidPool::new(policy::SESSION_UIDS)),
+            tmp_links,
         })
     }
 
@@ -510,11 +522,19 @@ impl Engine {
             .map_err(|e| OpError::internal(format!("zygote start: {e}")))?
     }
 
-    /// Creates a session: a user + mount namespace with a tmpfs of `workspace_bytes` as workspace.
+    /// Creates a session: a user + mount namespace with a tmpfs of `workspace_bytes` as workspace,
+    /// holding an empty output folder ([`OUTPUT_DIR`]) for the images runs return.
     pub async fn open_session(self: &Arc<Self>, workspace_bytes: u64) -> Result<SessionNs, OpError> {
-        if self.mode() == Mode::InsideGvisor {
-            return self.open_session_inside(workspace_bytes);
-        }
+        let s = if self.mode() == Mode::InsideGvisor {
+            self.open_session_inside(workspace_bytes)?
+        } else {
+            self.open_session_ns(workspace_bytes).await?
+        };
+        s.workspace.mkdir(OUTPUT_DIR)?;
+        Ok(s)
+    }
+
+    async fn open_session_ns(self: &Arc<Self>, workspace_bytes: u64) -> Result<SessionNs, OpError> {
         let z = self.zygote().await?;
         let (status_r, status_w) = pipe_pair()?;
         let (hold_r, hold_w) = pipe_pair()?;
@@ -896,7 +916,7 @@ impl Engine {
                 .set_memory(memory_bytes)
                 .map_err(|e| OpError::internal(format!("cgroup memory limit: {e}")))?;
         }
-        let mut header = serde_json::to_vec(&json!({ "rlimits": rlimits }))
+        let mut header = serde_json::to_vec(&json!({ "rlimits": rlimits, "links": self.tmp_links }))
             .map_err(|e| OpError::internal(e.to_string()))?;
         match jail.go.take() {
             None => Ok(None),
@@ -949,6 +969,11 @@ impl Engine {
         let limits = self.cfg.limits.for_run(req.timeout_ms, req.memory_mb);
         for f in &req.inputs {
             s.workspace.write(&f.path, &f.content.0, true)?;
+        }
+        // The output folder again, should an earlier run have removed it; a file or symlink that took its
+        // name is the code's choice, and then no image comes back.
+        if let Err(e) = s.workspace.mkdir(OUTPUT_DIR) {
+            tracing::debug!("the output folder cannot be made: {e}");
         }
         let before = s.workspace.snapshot()?;
         let warm = s.warm.lock().await.take();
@@ -1096,16 +1121,40 @@ impl Engine {
             limits_hit.push(Limit::FileSize);
         }
         let after = s.workspace.snapshot()?;
+        let files = produced(&before, &after);
+        let caps = ImageCaps {
+            per_image: self.cfg.limits.image_bytes,
+            per_run: self.cfg.limits.images_bytes,
+        };
+        // SVGs are rendered to PNG here, which can take a while: off the runtime's worker.
+        let collected = tokio::task::block_in_place(|| images::collect(&s.workspace, &files, caps));
         Ok(RunResult {
             exit,
             stdout: out.finish(),
             stderr,
-            files: produced(&before, &after),
+            files,
             duration_ms,
             backend: self.backend(),
             limits_hit,
+            images: collected.images,
+            images_left_out: collected.left_out,
+            images_not_rendered: collected.not_rendered,
         })
     }
+}
+
+/// The font-cache files of matplotlib that `setup-python.sh` built below one of the interpreter's
+/// prefixes (none when the venv was made otherwise or has no matplotlib).
+fn mpl_cache_files(prefixes: &[PathBuf]) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = prefixes
+        .iter()
+        .filter_map(|p| std::fs::read_dir(p.join(policy::MPL_CACHE_IN_PREFIX)).ok())
+        .flat_map(|dir| dir.flatten())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    files
 }
 
 fn parse_exit(line: &str) -> Option<ExitStatus> {

@@ -67,3 +67,18 @@ impl From<PathError> for OpError {
         OpError::new(kind, e.to_string())
     }
 }
+
+/// Why an SVG of a run's output folder was not rendered to PNG; the message is shown to the agent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SvgError {
+    #[error("the SVG cannot be parsed: {0}")]
+    Parse(String),
+    #[error("the SVG has no size to render (its width or height is zero or not a number)")]
+    NoSize,
+    #[error("rendering it took longer than {0} s")]
+    Timeout(u64),
+    #[error("SVGs of earlier runs that took too long to render are still being rendered; try again later")]
+    Busy,
+    #[error("it cannot be rendered: {0}")]
+    Failed(String),
+}

@@ -326,6 +326,94 @@ pub struct ProducedFile {
     pub change: Change,
 }
 
+/// The kinds of image a run's output folder may hold, told apart by content (magic bytes, or an `<svg`
+/// root element), never by the file's name. On the wire: the MIME type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageMime {
+    #[serde(rename = "image/png")]
+    Png,
+    #[serde(rename = "image/jpeg")]
+    Jpeg,
+    #[serde(rename = "image/gif")]
+    Gif,
+    #[serde(rename = "image/webp")]
+    Webp,
+    /// Found in the output folder, but never sent as is: the daemon sends a PNG rendering of it
+    /// ([`Image::rendered_from_svg`]), because clients such as Claude accept no SVG image content.
+    #[serde(rename = "image/svg+xml")]
+    Svg,
+}
+
+impl ImageMime {
+    /// The MIME type, e.g. `image/png`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageMime::Png => "image/png",
+            ImageMime::Jpeg => "image/jpeg",
+            ImageMime::Gif => "image/gif",
+            ImageMime::Webp => "image/webp",
+            ImageMime::Svg => "image/svg+xml",
+        }
+    }
+}
+
+/// An image the run created or modified in the workspace's output folder, with its content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// Workspace-relative path, e.g. `outputs/plot.png` (or `outputs/plot.svg` for a rendered SVG).
+    pub path: String,
+    /// The MIME type of `data`: PNG for a rendered SVG.
+    pub mime: ImageMime,
+    pub data: Bytes,
+    /// Set when the file is an SVG and `data` is the daemon's PNG rendering of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendered_from_svg: Option<SvgRendering>,
+}
+
+/// How an SVG of the output folder was rendered to the PNG sent in its place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SvgRendering {
+    /// The PNG's size in pixels (the SVG's own size, scaled down to the daemon's pixel caps).
+    pub width: u32,
+    pub height: u32,
+    /// The SVG has `<text>` elements, which the rendering leaves out: it loads no fonts. (matplotlib
+    /// writes text as paths unless `svg.fonttype` is `none`.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text_left_out: bool,
+}
+
+/// An SVG of the output folder whose PNG rendering the result does not carry (it could not be parsed
+/// or rendered, or the rendering is over a cap); the file is still in the workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageNotRendered {
+    pub path: String,
+    /// The SVG's size in bytes.
+    pub size: u64,
+    /// Why, readable by an agent: e.g. `the SVG cannot be parsed: ...`.
+    pub reason: String,
+}
+
+/// Which cap kept an image out of the result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageCap {
+    /// The image alone is larger than the cap for one image.
+    PerImage,
+    /// The images before it (in path order) left too little of the cap for one run's images.
+    PerRun,
+}
+
+/// An image the run produced that the result does not carry; it is still in the workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageLeftOut {
+    pub path: String,
+    pub mime: ImageMime,
+    pub size: u64,
+    pub cap: ImageCap,
+    /// The cap's size in bytes.
+    pub cap_bytes: u64,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunResult {
     pub exit: ExitStatus,
@@ -336,7 +424,24 @@ pub struct RunResult {
     pub duration_ms: f64,
     pub backend: Backend,
     pub limits_hit: Vec<Limit>,
+    /// Images created or modified under the workspace's output folder, within the daemon's caps. Absent
+    /// from (and ignored by) peers that predate it, so gateway and daemon can be upgraded one at a time.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
+    /// Images of the output folder left out of `images` by a cap.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images_left_out: Vec<ImageLeftOut>,
+    /// SVGs of the output folder whose PNG rendering is not in `images`, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images_not_rendered: Vec<ImageNotRendered>,
 }
+
+/// The folder of the session's workspace whose new or changed images come back with a run's result.
+pub const OUTPUT_DIR: &str = "outputs";
+
+/// The largest image caps (per image and per run) a daemon accepts: a run's images, base64-encoded, plus
+/// its output must fit in a protocol frame ([`crate::DEFAULT_MAX_FRAME`], 32 MiB).
+pub const MAX_IMAGES_BYTES: u64 = 16 << 20;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

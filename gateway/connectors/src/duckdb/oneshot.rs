@@ -389,17 +389,38 @@ fn count_statements(session: &Session, sql: &CStr) -> Result<usize, ConnectorErr
     Ok(count as usize)
 }
 
+/// Whether `sql` is known, without parsing it, to be exactly one statement or a syntax error: then
+/// `duckdb_query` runs at most one statement of it, and counting its statements first (a second full parse,
+/// 45-160 µs with DuckDB 2.0's parser, a tenth of a short read) can be skipped.
+///
+/// DuckDB's grammar separates the statements of a text with `;` and nothing else (`stmtmulti: stmtmulti ';'
+/// toplevel_stmt`; the PEG grammar of DuckDB 2.0 likewise), and a `;` token is the byte `;`. So a text
+/// without that byte anywhere (not even inside a string, identifier or comment, which would not be a
+/// separator but is excluded all the same, to keep the argument simple) has at most one statement. Zero is
+/// excluded too: a text with a non-blank first character that does not open a comment begins with a
+/// token, and tokens either form a statement or are a syntax error. Everything else (texts with a `;`,
+/// blank ones, ones opening with a comment) is counted by the parser as before. The test
+/// `the_shortcut_agrees_with_the_parser` checks this against the parser's count on a corpus.
+fn at_most_one_statement(sql: &str) -> bool {
+    let text = sql.trim_start();
+    !text.is_empty() && !sql.contains(';') && !text.starts_with("--") && !text.starts_with("/*")
+}
+
 /// Runs one agent statement on `session` and reads at most `max_rows` rows; one more is looked at to
 /// know whether the result was truncated.
 pub(super) fn run(session: &Session, sql: &str, max_rows: usize) -> Result<QueryResult, ConnectorError> {
     let c_sql = CString::new(sql).map_err(|_| ConnectorError::Query {
         message: "the SQL text holds a NUL byte".to_owned(),
     })?;
-    let count = count_statements(session, &c_sql)?;
-    if count > 1 {
-        return Err(ConnectorError::Query {
-            message: format!("this text holds {count} DuckDB statements; only one statement runs per call"),
-        });
+    if !at_most_one_statement(sql) {
+        let count = count_statements(session, &c_sql)?;
+        if count > 1 {
+            return Err(ConnectorError::Query {
+                message: format!(
+                    "this text holds {count} DuckDB statements; only one statement runs per call"
+                ),
+            });
+        }
     }
     // SAFETY: all-zero is the documented initial state of a duckdb_result out-parameter.
     let mut result = ResultHandle(unsafe { std::mem::zeroed() });
@@ -776,9 +797,8 @@ mod tests {
             )
             .unwrap();
         }
-        let settings = crate::duckdb::DuckDbWarehouse::new(&path, crate::duckdb::DuckDbOptions::default())
-            .inner
-            .settings();
+        let settings = crate::duckdb::settings(&crate::duckdb::DuckDbOptions::default());
+        let settings: Vec<(&str, String)> = settings.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
         let db = Database::open(&path, &settings).unwrap();
         (dir, db)
     }
@@ -929,6 +949,63 @@ mod tests {
         }
         let error = run(&session, "SELECT 1\0", 10).expect_err("NUL byte");
         assert_eq!(error.to_string(), "the SQL text holds a NUL byte");
+    }
+
+    /// Every text the shortcut lets through without counting is one statement or a parse error by the
+    /// parser's own count, and the parse errors read as before.
+    #[test]
+    fn the_shortcut_agrees_with_the_parser() {
+        let (_dir, db) = fixture();
+        let session = db.session().unwrap();
+        let corpus = [
+            "SELECT 1",
+            "  select * from orders",
+            "WITH a AS (SELECT 1) SELECT * FROM a",
+            "SELECT 1 SELECT 2",
+            "SELECT 'a;b'",
+            "SELECT 1 -- trailing comment",
+            "SELECT /* inner */ 1",
+            "SELEC 1",
+            "x",
+            ")",
+            "FROM orders",
+            "VALUES (1)",
+            "PIVOT orders ON feeling USING sum(amount)",
+            "DESCRIBE orders",
+            "EXPLAIN SELECT 1",
+            "SHOW TABLES",
+            "SUMMARIZE orders",
+            "'just a string'",
+            "\u{feff}SELECT 1",
+            "-- only a comment",
+            "/* only a comment */",
+            "",
+            "   ",
+            "SELECT 1; SELECT 2",
+            "\nSELECT\n1\n",
+        ];
+        for sql in corpus {
+            let c_sql = CString::new(sql).unwrap();
+            let counted = count_statements(&session, &c_sql);
+            if at_most_one_statement(sql) {
+                match &counted {
+                    Ok(count) => assert_eq!(*count, 1, "{sql:?}"),
+                    Err(_) => {
+                        // The same parse error through the shortcut as through the count.
+                        let direct = run(&session, sql, 10).expect_err(sql);
+                        assert_eq!(
+                            direct.to_string(),
+                            counted.as_ref().unwrap_err().to_string(),
+                            "{sql:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(!at_most_one_statement("SELECT 'a;b'"));
+        assert!(!at_most_one_statement("-- c\nSELECT 1"));
+        assert!(!at_most_one_statement("  "));
+        assert!(at_most_one_statement("SELECT 1"));
     }
 
     #[test]

@@ -244,6 +244,11 @@ fn query_error(error: sqlx::Error, timeout: Duration) -> ConnectorError {
                 message: db.message().to_owned(),
             },
         },
+        sqlx::Error::Io(e) => ConnectorError::Query {
+            message: format!(
+                "the connection to the MySQL/MariaDB server was lost while the statement ran ({e}); the server may be restarting: run the statement again in a few seconds"
+            ),
+        },
         _ => ConnectorError::Query {
             message: error.to_string(),
         },

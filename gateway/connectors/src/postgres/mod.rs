@@ -213,8 +213,22 @@ fn query_error(error: sqlx::Error, timeout: Duration) -> ConnectorError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
             ConnectorError::Timeout { timeout }
         }
+        // admin_shutdown, crash_shutdown: the server is going down under the statement.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("57P01" | "57P02")) => {
+            ConnectorError::Query {
+                message: format!(
+                    "the PostgreSQL server shut down while the statement ran ({}); it may be restarting: run the statement again in a few seconds",
+                    db.message()
+                ),
+            }
+        }
         sqlx::Error::Database(db) => ConnectorError::Query {
             message: db.message().to_owned(),
+        },
+        sqlx::Error::Io(e) => ConnectorError::Query {
+            message: format!(
+                "the connection to the PostgreSQL server was lost while the statement ran ({e}); the server may be restarting: run the statement again in a few seconds"
+            ),
         },
         _ => ConnectorError::Query {
             message: error.to_string(),

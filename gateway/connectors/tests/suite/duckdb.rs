@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sluice_connectors::ConnectorError;
-use sluice_connectors::duckdb::{DuckDbOptions, DuckDbWarehouse};
+use sluice_connectors::duckdb::DuckDbWarehouse;
 
 use super::conformance::{Fixture, SessionCase, conformance, options};
 use sluice_test_servers::fixture_sql;
@@ -16,7 +16,7 @@ async fn open() -> Fixture {
         conn.execute_batch(&fixture_sql("duckdb.sql")).unwrap();
     }
     Fixture {
-        warehouse: Box::new(DuckDbWarehouse::new(&path, DuckDbOptions::default())),
+        warehouse: Box::new(DuckDbWarehouse::new(&path, super::duckdb_workers::options())),
         slow_sql: "SELECT sum(a.range * b.range) FROM range(100000000) a, range(100000000) b",
         activity_sql: None,
         dropped_sql: "SELECT sum(a.range * b.range) FROM range(100000001) a, range(100000001) b",

@@ -2,6 +2,7 @@
 
 mod conformance;
 mod duckdb;
+mod duckdb_workers;
 mod hosts;
 mod mariadb;
 mod postgres;

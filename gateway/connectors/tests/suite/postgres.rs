@@ -185,6 +185,37 @@ async fn the_pool_recovers_after_a_server_restart() {
     assert_eq!(customers(&w).await.unwrap(), json!(3));
 }
 
+/// A server that goes down under a running statement: the agent reads that the connection was lost (or the
+/// server shut down) while the statement ran, and to run it again, not the driver's bare I/O error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_cut_by_a_server_restart_says_so() {
+    let server = std::sync::Arc::new(Server::private(Engine::Postgres));
+    let w = std::sync::Arc::new(PostgresWarehouse::new(server.dsn.as_str(), quick_pool()).unwrap());
+    assert_eq!(customers(&*w).await.unwrap(), json!(3));
+    let running = {
+        let w = std::sync::Arc::clone(&w);
+        tokio::spawn(async move {
+            w.query("SELECT pg_sleep(20)", options(10, Duration::from_secs(30)))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopping = std::sync::Arc::clone(&server);
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .unwrap();
+    let err = running.await.unwrap().unwrap_err().to_string();
+    assert!(
+        err.contains("while the statement ran") && err.contains("run the statement again in a few seconds"),
+        "{err}"
+    );
+    let starting = std::sync::Arc::clone(&server);
+    tokio::task::spawn_blocking(move || starting.start())
+        .await
+        .unwrap();
+    assert_eq!(customers(&*w).await.unwrap(), json!(3));
+}
+
 /// The shared pool scaffolding tells a pool whose every session is taken apart from a server that is down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_pool_says_every_session_is_busy() {

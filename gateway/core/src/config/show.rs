@@ -95,11 +95,20 @@ impl fmt::Display for Settings {
             "release_after_idle_ms",
             self.duckdb_release_after_idle.as_millis(),
         )?;
-        out.maybe("threads", self.duckdb_threads, "DuckDB's default")?;
+        out.maybe(
+            "threads",
+            self.duckdb_threads,
+            "the cores shared among the workers, 1 to 8",
+        )?;
         out.maybe(
             "max_memory",
             self.duckdb_max_memory.as_deref().map(text),
-            "DuckDB's default",
+            "half of worker_memory",
+        )?;
+        out.set("workers", self.duckdb_workers)?;
+        out.set(
+            "worker_memory",
+            text(&sluice_connectors::duckdb::human_bytes(self.duckdb_worker_memory).replace(' ', "")),
         )?;
 
         out.section("budgets")?;
@@ -220,6 +229,8 @@ impl Settings {
         out.maybe("memory_mb", s.memory_mb, "the daemon's default")?;
         out.maybe("workspace_mb", s.workspace_mb, "the daemon's default")?;
         out.set("output_bytes", s.output_bytes)?;
+        out.set("image_bytes", s.image_bytes)?;
+        out.set("images_total_bytes", s.images_total_bytes)?;
         out.set("start_timeout_ms", s.start_timeout.as_millis())
     }
 }
@@ -522,7 +533,9 @@ strict = true
 [duckdb]
 release_after_idle_ms = 1000
 threads = 2
-# max_memory = not set (DuckDB's default)
+# max_memory = not set (half of worker_memory)
+workers = 2
+worker_memory = "2GiB"
 
 [budgets]
 queries_per_day = 100
@@ -588,6 +601,8 @@ max_timeout_secs = 300
 # memory_mb = not set (the daemon's default)
 # workspace_mb = not set (the daemon's default)
 output_bytes = 100000
+image_bytes = 1048576
+images_total_bytes = 4194304
 start_timeout_ms = 60000
 
 [dbt]

@@ -127,6 +127,10 @@ pub fn plan(settings: &Settings) -> Result<Plan, String> {
         python.into(),
         "--output-bytes".into(),
         sb.output_bytes.to_string().into(),
+        "--image-bytes".into(),
+        sb.image_bytes.to_string().into(),
+        "--images-total-bytes".into(),
+        sb.images_total_bytes.to_string().into(),
         "--max-timeout-ms".into(),
         (sb.max_timeout_secs.saturating_mul(1000)).to_string().into(),
     ];
@@ -171,9 +175,9 @@ pub fn plan(settings: &Settings) -> Result<Plan, String> {
 pub fn up_hint(plan: Option<&Plan>) -> String {
     match plan {
         Some(p) => format!(
-            "`sluice up` starts the daemon beside the gateway and restarts it when it exits; its output is in \
-             the gateway's log, and `{} doctor --root {}` shows what this host lacks ([sandbox] allow_degraded = \
-             true starts it anyway)",
+            "`sluice up` runs the daemon beside the gateway and restarts it when it exits: run the code again in \
+             a few seconds; if this keeps failing, the daemon's output is in the gateway's log, and `{} doctor \
+             --root {}` shows what this host lacks ([sandbox] allow_degraded = true starts it anyway)",
             p.program.display(),
             p.root.display()
         ),
@@ -379,13 +383,21 @@ fn forward(line: &str) {
 
 /// The line that best says why the daemon stopped: its `Error:` line, else its last line.
 fn failure_reason(lines: &Mutex<VecDeque<String>>) -> String {
+    error_line(lines)
+        .or_else(|| {
+            let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
+            lines.iter().rev().find(|l| !l.trim().is_empty()).cloned()
+        })
+        .unwrap_or_else(|| "it printed nothing".to_owned())
+}
+
+/// The daemon's last `Error:` line, if it printed one.
+fn error_line(lines: &Mutex<VecDeque<String>>) -> Option<String> {
     let lines = lines.lock().map(|l| l.clone()).unwrap_or_default();
     lines
         .iter()
         .rev()
         .find_map(|l| l.strip_prefix("Error: ").map(str::to_owned))
-        .or_else(|| lines.iter().rev().find(|l| !l.trim().is_empty()).cloned())
-        .unwrap_or_else(|| "it printed nothing".to_owned())
 }
 
 async fn terminate(child: &mut Child) {
@@ -490,12 +502,14 @@ async fn run_once(
         status = child.wait() => {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+            // A daemon that was serving and stopped (killed, crashed) is restarted at once: say so and to
+            // retry; its own `Error:` line, if it printed one, says why.
+            let why = error_line(&lines).map(|e| format!(": {e}")).unwrap_or_default();
             let reason = format!(
-                "the sandbox daemon exited ({status}): {}; the gateway is restarting it",
-                failure_reason(&lines)
+                "the sandbox daemon stopped ({status}){why} and the gateway is restarting it; run the code again in a few seconds"
             );
             tracing::warn!("{reason}");
-            sandbox.set_down(Some(reason));
+            sandbox.set_restarting(reason);
             Ended::Exited { ready: true }
         }
         () = stop.cancelled() => {
@@ -540,4 +554,48 @@ pub fn configure(settings: &Settings, launch: bool) -> (Arc<Sandbox>, Option<Pla
         ),
     };
     (Arc::new(sandbox), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Overrides;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn the_plan_passes_the_image_caps_to_the_daemon() {
+        let dir = tempfile::tempdir().unwrap();
+        let daemon = dir.path().join("sluice-sandbox");
+        std::fs::write(&daemon, "").unwrap();
+        let flags = |section: &str| {
+            let config = dir.path().join("sluice.toml");
+            let text = format!(
+                "[sandbox]\ndaemon = '{}'\nroot = '{}'\n{section}",
+                daemon.display(),
+                dir.path().join("root").display()
+            );
+            std::fs::write(&config, text).unwrap();
+            let settings = Settings::resolve(Overrides {
+                config: Some(config),
+                ..Default::default()
+            })
+            .unwrap();
+            let args: Vec<String> = plan(&settings)
+                .unwrap()
+                .args
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let value = |flag: &str| {
+                let at = args.iter().position(|a| a == flag).unwrap();
+                args[at + 1].clone()
+            };
+            (value("--image-bytes"), value("--images-total-bytes"))
+        };
+        assert_eq!(flags(""), ("1048576".to_owned(), "4194304".to_owned()));
+        assert_eq!(
+            flags("image_bytes = 2000000\nimages_total_bytes = 3000000\n"),
+            ("2000000".to_owned(), "3000000".to_owned())
+        );
+    }
 }

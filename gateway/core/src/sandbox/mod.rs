@@ -59,6 +59,14 @@ pub enum State {
     Unavailable(String),
 }
 
+/// Why the daemon is down, as the supervisor knows it.
+#[derive(Clone, Debug)]
+struct Down {
+    reason: String,
+    /// Whether the operator has something to do (a failed start), so the message carries the hint.
+    operator: bool,
+}
+
 /// The gateway's handle on the sandbox daemon.
 #[derive(Debug)]
 pub struct Sandbox {
@@ -68,7 +76,7 @@ pub struct Sandbox {
     /// What the operator should do when the daemon is unreachable ("start it with …").
     hint: String,
     /// Set by the supervisor while it knows the daemon is down (failed start, exit, restart) and why.
-    down: Mutex<Option<String>>,
+    down: Mutex<Option<Down>>,
     /// Sessions opened on the current connection's daemon: (connection generation, keys).
     opened: Mutex<(u64, HashSet<SessionKey>)>,
     /// Workspaces by MCP session id, for closing them when the session ends.
@@ -117,7 +125,21 @@ impl Sandbox {
     /// always attempted, so a daemon that came back is used at once.
     pub fn set_down(&self, reason: Option<String>) {
         if let Ok(mut d) = self.down.lock() {
-            *d = reason;
+            *d = reason.map(|reason| Down {
+                reason,
+                operator: true,
+            });
+        }
+    }
+
+    /// Records that a daemon which was serving stopped and is being restarted: a passing outage that
+    /// needs no operator, so its message says to retry instead of how to fix the host.
+    pub fn set_restarting(&self, reason: String) {
+        if let Ok(mut d) = self.down.lock() {
+            *d = Some(Down {
+                reason,
+                operator: false,
+            });
         }
     }
 
@@ -126,14 +148,22 @@ impl Sandbox {
         if let Ok(mut d) = self.down.lock()
             && d.is_none()
         {
-            *d = Some("the sandbox daemon is starting".to_owned());
+            *d = Some(Down {
+                reason: "the sandbox daemon is starting".to_owned(),
+                operator: true,
+            });
         }
     }
 
     fn unavailable(&self, why: &str) -> String {
-        let known = self.down.lock().ok().and_then(|d| d.clone());
-        let why = known.unwrap_or_else(|| why.to_owned());
-        format!("sandbox unavailable: {why}; {}", self.hint)
+        match self.down.lock().ok().and_then(|d| d.clone()) {
+            Some(Down {
+                reason,
+                operator: false,
+            }) => format!("sandbox unavailable: {reason}"),
+            Some(Down { reason, .. }) => format!("sandbox unavailable: {reason}; {}", self.hint),
+            None => format!("sandbox unavailable: {why}; {}", self.hint),
+        }
     }
 
     fn not_configured_message(&self) -> String {

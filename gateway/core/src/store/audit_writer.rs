@@ -7,8 +7,15 @@
 //!
 //! Strictness is unchanged: every caller waits for the commit that holds its record and gets that
 //! commit's result, so a call never answers before its audit record is durable in the store.
+//!
+//! A store out of reach (a PostgreSQL restart or failover) holds the batch rather than failing it: the
+//! writer reconnects and commits the same records for up to [`RETRY_FOR`], and the calls waiting on them
+//! answer once they are stored. A commit whose acknowledgement was lost with the connection may so be
+//! written twice; an audit log may hold a duplicate, never miss a record.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use sqlx::{Connection as _, PgConnection, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
@@ -33,6 +40,8 @@ struct Pending {
 pub(super) struct AuditWriter {
     tx: mpsc::Sender<Pending>,
     stream: Stream,
+    /// How long a batch is retried while the store is out of reach, in milliseconds.
+    retry_ms: Arc<AtomicU64>,
 }
 
 /// The JSON-lines copy of committed records, once configured.
@@ -43,8 +52,14 @@ impl AuditWriter {
     pub(super) fn spawn(pool: Pool) -> AuditWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stream = Stream::default();
-        tokio::spawn(run(pool, rx, Arc::clone(&stream)));
-        AuditWriter { tx, stream }
+        let retry_ms = Arc::new(AtomicU64::new(RETRY_FOR.as_millis() as u64));
+        tokio::spawn(run(pool, rx, Arc::clone(&stream), Arc::clone(&retry_ms)));
+        AuditWriter { tx, stream, retry_ms }
+    }
+
+    /// How long a batch is retried while the store is out of reach (default [`RETRY_FOR`]).
+    pub(super) fn retry_for(&self, limit: Duration) {
+        self.retry_ms.store(limit.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Streams every record committed from now on to `settings`' file.
@@ -97,81 +112,120 @@ fn stream_committed<'a>(stream: &Stream, records: impl IntoIterator<Item = &'a A
     }
 }
 
-async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>, stream: Stream) {
+async fn run(pool: Pool, mut rx: mpsc::Receiver<Pending>, stream: Stream, retry_ms: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut own: Option<Own> = None;
     let metrics = crate::metrics::metrics();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         metrics.audit_queue.set(rx.len() as i64);
-        if pool.is_closed() {
-            // The store was closed: so is the writer's connection, and the acquire below says why.
-            own = None;
-        }
-        let conn = match &mut own {
-            Some(conn) => conn,
-            None => match pool.own_connection().await {
-                Ok(conn) => own.insert(conn),
-                Err(e) => {
-                    // No connection now: these records fail, the next batch tries again.
-                    let message = e.to_string();
+        let deadline = Instant::now() + Duration::from_millis(retry_ms.load(Ordering::Relaxed));
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if pool.is_closed() {
+                // The store was closed (the gateway is ending): so is the writer's connection, and the
+                // acquire below says why; nothing to wait for.
+                own = None;
+            }
+            let attempt = match &mut own {
+                Some(conn) => Attempt::Inserted(insert_timed(conn, &batch).await),
+                None => match pool.own_connection().await {
+                    Ok(conn) => Attempt::Inserted(insert_timed(own.insert(conn), &batch).await),
+                    Err(e) => Attempt::NoConnection(e),
+                },
+            };
+            let error = match attempt {
+                Attempt::Inserted(Ok(())) => {
+                    stream_committed(&stream, batch.iter().map(|p| &p.record));
                     for p in batch.drain(..) {
-                        let _ = p.done.send(Err(message.clone()));
+                        let _ = p.done.send(Ok(()));
                     }
+                    break;
+                }
+                Attempt::Inserted(Err(e)) => {
+                    metrics.audit_failures.inc();
+                    e
+                }
+                Attempt::NoConnection(e) => e,
+            };
+            // A lost store (a PostgreSQL restart, say): drop the connection and try the same records again
+            // on a new one until the deadline; the callers wait, since none may answer unaudited.
+            if is_connection_error(&error) && !pool.is_closed() {
+                own = None;
+                if Instant::now() + backoff < deadline {
+                    if backoff == FIRST_BACKOFF {
+                        tracing::warn!(error = %error, records = batch.len(), "the audit store is unreachable; retrying the records until it is back");
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
-            },
-        };
-        let started = std::time::Instant::now();
-        let inserted = insert_all(conn, &batch).await;
-        metrics
-            .audit_write_seconds
-            .observe(started.elapsed().as_secs_f64());
-        if inserted.is_err() {
-            metrics.audit_failures.inc();
-        }
-        match inserted {
-            Ok(()) => {
-                stream_committed(&stream, batch.iter().map(|p| &p.record));
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Ok(()));
-                }
+                fail_all(&mut batch, &error.to_string());
+                break;
             }
-            // A lost connection (a PostgreSQL restart, say) is dropped, so the next batch opens another.
-            Err(e) if is_connection_error(&e) => {
-                own = None;
-                let message = e.to_string();
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Err(message.clone()));
-                }
-            }
-            // One record the store refuses must not fail the others queued with it: retry one by one,
-            // so each caller gets the answer for its own record.
-            Err(_) if batch.len() > 1 => {
-                for p in batch.drain(..) {
-                    let result = insert_all(conn, std::slice::from_ref(&p))
-                        .await
-                        .map_err(|e| e.to_string());
-                    if result.is_ok() {
-                        stream_committed(&stream, [&p.record]);
+            match own.as_mut() {
+                // One record the store refuses must not fail the others queued with it: retry one by
+                // one, so each caller gets the answer for its own record.
+                Some(conn) if batch.len() > 1 => {
+                    for p in batch.drain(..) {
+                        let result = insert_all(conn, std::slice::from_ref(&p))
+                            .await
+                            .map_err(|e| e.to_string());
+                        if result.is_ok() {
+                            stream_committed(&stream, [&p.record]);
+                        }
+                        let _ = p.done.send(result);
                     }
-                    let _ = p.done.send(result);
                 }
+                _ => fail_all(&mut batch, &error.to_string()),
             }
-            Err(e) => {
-                let message = e.to_string();
-                for p in batch.drain(..) {
-                    let _ = p.done.send(Err(message.clone()));
-                }
-            }
+            break;
         }
     }
 }
 
+/// How long the writer keeps trying to commit records while the store is unreachable before the calls
+/// waiting on them fail: long enough for a database restart or failover, short enough that an agent is
+/// not left waiting on a store that is gone.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// One try at committing a batch.
+enum Attempt {
+    Inserted(Result<(), sqlx::Error>),
+    NoConnection(sqlx::Error),
+}
+
+/// Inserts the batch, recording how long the write took.
+async fn insert_timed(conn: &mut Own, batch: &[Pending]) -> Result<(), sqlx::Error> {
+    let started = Instant::now();
+    let inserted = insert_all(conn, batch).await;
+    crate::metrics::metrics()
+        .audit_write_seconds
+        .observe(started.elapsed().as_secs_f64());
+    inserted
+}
+
+fn fail_all(batch: &mut Vec<Pending>, message: &str) {
+    for p in batch.drain(..) {
+        let _ = p.done.send(Err(message.to_owned()));
+    }
+}
+
+/// Whether the store itself is out of reach (as opposed to refusing a record): the connection broke, none
+/// could be made, or the server is shutting down or starting up (SQLSTATE classes 08 and 57P).
 fn is_connection_error(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed
-    )
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
+    }
 }
 
 /// Inserts the records in one transaction (a lone record in its own implicit one: one round trip to the

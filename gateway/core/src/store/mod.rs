@@ -247,6 +247,12 @@ impl Store {
         self.audit.stream(settings);
     }
 
+    /// How long audit records are retried while the store is out of reach before their calls fail (30 s
+    /// unless set).
+    pub fn audit_retry_for(&self, limit: Duration) {
+        self.audit.retry_for(limit);
+    }
+
     fn with_pool(pool: Pool) -> Store {
         let audit = audit_writer::AuditWriter::spawn(pool.clone());
         Store { pool, audit }

@@ -313,10 +313,11 @@ async fn a_revocation_through_one_instance_bumps_the_revision_the_other_reads() 
     }
 }
 
-/// A PostgreSQL store that goes away fails calls with the driver's reason and serves again once it is
-/// back, audit writer included (its own connection is replaced).
+/// A PostgreSQL store that goes away holds the audit records of calls made meanwhile and commits them once
+/// it is back (the writer's connection is replaced); other store calls fail with the driver's reason. Past
+/// the retry limit, the records' calls fail, and the store serves again once it is back.
 #[tokio::test]
-async fn a_postgres_store_that_restarts_serves_again() {
+async fn a_postgres_store_that_restarts_keeps_the_audit_records_made_meanwhile() {
     let server = tokio::task::spawn_blocking(|| {
         sluice_test_servers::Server::private(sluice_test_servers::Engine::Postgres)
     })
@@ -326,26 +327,46 @@ async fn a_postgres_store_that_restarts_serves_again() {
     let store = Store::open_postgres(options, 4).await.unwrap();
     store.ensure_org(LOCAL_ORG).await.unwrap();
     store.append_audit(&record("before")).await.unwrap();
-    let server = tokio::task::spawn_blocking(move || {
-        server.stop();
-        server
-    })
-    .await
-    .unwrap();
+    let stop = |server: sluice_test_servers::Server| {
+        tokio::task::spawn_blocking(move || {
+            server.stop();
+            server
+        })
+    };
+    let start = |server: sluice_test_servers::Server| {
+        tokio::task::spawn_blocking(move || {
+            server.start();
+            server
+        })
+    };
+
+    // Down for a second: the record made meanwhile waits, and lands.
+    let server = stop(server).await.unwrap();
+    let waiting = {
+        let store = store.clone();
+        tokio::spawn(async move { store.append_audit(&record("while_down")).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the record's call must wait for the store"
+    );
+    assert!(store.ping().await.is_err());
+    let server = start(server).await.unwrap();
+    waiting.await.unwrap().unwrap();
+    store.append_audit(&record("after")).await.unwrap();
+
+    // Down for longer than the retry limit: the call fails, saying why; the store serves again after.
+    store.audit_retry_for(std::time::Duration::from_millis(300));
+    let server = stop(server).await.unwrap();
     let err = store
-        .append_audit(&record("while_down"))
+        .append_audit(&record("too_long"))
         .await
         .unwrap_err()
         .to_string();
     assert!(err.contains("audit write failed"), "{err}");
-    assert!(store.ping().await.is_err());
-    let server = tokio::task::spawn_blocking(move || {
-        server.start();
-        server
-    })
-    .await
-    .unwrap();
-    store.append_audit(&record("after")).await.unwrap();
+    let server = start(server).await.unwrap();
+    store.append_audit(&record("back")).await.unwrap();
     let tools: Vec<String> = store
         .recent_audit(LOCAL_ORG, 10)
         .await
@@ -353,7 +374,7 @@ async fn a_postgres_store_that_restarts_serves_again() {
         .into_iter()
         .map(|r| r.tool)
         .collect();
-    assert_eq!(tools, ["after", "before"]);
+    assert_eq!(tools, ["back", "after", "while_down", "before"]);
     drop(server);
 }
 

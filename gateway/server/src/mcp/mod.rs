@@ -152,9 +152,18 @@ fn progress_reporter(context: &RequestContext<RoleServer>) -> Option<sluice_core
     )))
 }
 
+/// The text first, then one image content item per image (base64, as MCP carries binary data).
 fn success(out: ToolOutput) -> CallToolResult {
+    use base64::Engine as _;
     let mut result = CallToolResult::structured(out.structured);
-    result.content = vec![ContentBlock::text(out.text)];
+    result.content = std::iter::once(ContentBlock::text(out.text))
+        .chain(out.images.into_iter().map(|i| {
+            ContentBlock::image(
+                base64::engine::general_purpose::STANDARD.encode(&i.data),
+                i.mime_type,
+            )
+        }))
+        .collect();
     result
 }
 

@@ -35,16 +35,37 @@ use sluice_core::auth::Scope;
 use sluice_core::pipeline::CallContext;
 use sluice_core::service::{Outcome, Services, ToolError};
 
-/// A successful tool result: the structured value (matching the tool's output schema) and its text.
+/// A successful tool result: the structured value (matching the tool's output schema), its text, and any
+/// images shown beside them.
 #[derive(Debug)]
 pub struct ToolOutput {
     pub structured: serde_json::Value,
     pub text: String,
+    pub images: Vec<ImageBlock>,
+}
+
+/// An image a tool returns as MCP image content.
+pub struct ImageBlock {
+    /// `image/png`, `image/jpeg`, `image/svg+xml`.
+    pub mime_type: String,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for ImageBlock {
+    // Images can be megabytes; their type and length say enough in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ImageBlock({}, {} bytes)", self.mime_type, self.data.len())
+    }
 }
 
 /// The compact text an agent reads beside the structured result.
 pub trait Render {
     fn render(&self) -> String;
+
+    /// Images to send beside the text, moved out of the result before it is encoded (most tools have none).
+    fn take_images(&mut self) -> Vec<ImageBlock> {
+        Vec::new()
+    }
 }
 
 /// A decoded call, ready to run; nothing happens until the pipeline polls it.
@@ -192,10 +213,15 @@ where
         let fut = handler(ctx, args);
         Ok(Box::pin(async move {
             let outcome = fut.await;
-            let result = outcome.result.and_then(|o| {
+            let result = outcome.result.and_then(|mut o| {
+                let images = o.take_images();
                 let text = o.render();
                 serde_json::to_value(&o)
-                    .map(|structured| ToolOutput { structured, text })
+                    .map(|structured| ToolOutput {
+                        structured,
+                        text,
+                        images,
+                    })
                     .map_err(|e| ToolError::failed(format!("could not encode the result: {e}")))
             });
             Outcome {

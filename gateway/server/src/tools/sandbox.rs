@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::tools::{Effect, Meta, NoArgs, Render, ToolSpec, spec};
+use crate::tools::{Effect, ImageBlock, Meta, NoArgs, Render, ToolSpec, spec};
 use sluice_core::auth::Scope;
 use sluice_core::ops::sandbox::{
     ChangeOut, ExecuteCodeArgs, ExecuteCodeOutput, FileInfoOut, ListingOut, MoveFileArgs, PathArg, ReadOut,
@@ -66,6 +66,25 @@ impl Render for ExecuteCodeOutput {
                 .collect();
             let _ = writeln!(text, "files: {}", files.join(", "));
         }
+        if !self.images.is_empty() {
+            let images: Vec<String> = self
+                .images
+                .iter()
+                .map(|i| match i.rendered_from_svg {
+                    Some([w, h]) => format!(
+                        "{} ({} rendered from the SVG, {w}x{h} px, {})",
+                        i.path,
+                        i.mime_type,
+                        bytes(i.bytes)
+                    ),
+                    None => format!("{} ({}, {})", i.path, i.mime_type, bytes(i.bytes)),
+                })
+                .collect();
+            let _ = writeln!(text, "images (attached below): {}", images.join(", "));
+        }
+        for notice in &self.notices {
+            let _ = writeln!(text, "note: {notice}");
+        }
         if !self.workspace_kept {
             let _ = writeln!(
                 text,
@@ -73,6 +92,16 @@ impl Render for ExecuteCodeOutput {
             );
         }
         text.trim_end().to_owned()
+    }
+
+    fn take_images(&mut self) -> Vec<ImageBlock> {
+        self.images
+            .iter_mut()
+            .map(|i| ImageBlock {
+                mime_type: i.mime_type.clone(),
+                data: std::mem::take(&mut i.data.0),
+            })
+            .collect()
     }
 }
 
@@ -218,8 +247,12 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
                 limits). The working directory is this MCP session's workspace: files persist between calls of \
                 the session and are never visible to other sessions. `inputs` puts files in place first: a \
                 workspace file name, or {connection_name, sql, file} to run a governed read-only query and write \
-                its result as CSV (or Parquet for a .parquet name) for pandas/duckdb to read. Returns the exit \
-                status, stdout/stderr (capped), files created or changed, duration and limits hit.",
+                its result as CSV (or Parquet for a .parquet name) for pandas/duckdb to read. Save plots and \
+                pictures under `outputs/` (matplotlib works headless: `plt.savefig('outputs/chart.png')`): PNG, \
+                JPEG, GIF and WebP files created or changed there come back as images, an SVG as a PNG rendering \
+                of it (SVG text elements are not drawn; matplotlib draws text as paths by default); up to 1 MiB \
+                each and 4 MiB per run by default, a larger one is named with how to get it. Returns the exit status, \
+                stdout/stderr (capped), files created or changed with sizes, images, duration and limits hit.",
             scope: Some(Scope::Sandbox),
             effect: Effect::Changes,
         },
@@ -353,11 +386,11 @@ pub fn tools(services: &Arc<Services>) -> Vec<ToolSpec> {
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
-    use sluice_core::ops::sandbox::{InputOut, ProducedFileOut};
+    use sluice_core::ops::sandbox::{ImageOut, InputOut, ProducedFileOut};
 
     #[test]
     fn run_output_renders_compactly() {
-        let out = ExecuteCodeOutput {
+        let mut out = ExecuteCodeOutput {
             exit_code: Some(1),
             signal: None,
             stdout: "42\n".into(),
@@ -366,11 +399,40 @@ mod tests {
             stderr: "Traceback ...\nValueError: x".into(),
             stderr_truncated: true,
             stderr_bytes: 5000,
-            files: vec![ProducedFileOut {
-                path: "out.csv".into(),
-                size: 2048,
-                change: "created".into(),
-            }],
+            files: vec![
+                ProducedFileOut {
+                    path: "out.csv".into(),
+                    size: 2048,
+                    change: "created".into(),
+                },
+                ProducedFileOut {
+                    path: "outputs/plot.png".into(),
+                    size: 8,
+                    change: "created".into(),
+                },
+                ProducedFileOut {
+                    path: "outputs/plot.svg".into(),
+                    size: 900,
+                    change: "created".into(),
+                },
+            ],
+            images: vec![
+                ImageOut {
+                    path: "outputs/plot.png".into(),
+                    mime_type: "image/png".into(),
+                    bytes: 8,
+                    rendered_from_svg: None,
+                    data: b"\x89PNG\r\n\x1a\n".to_vec().into(),
+                },
+                ImageOut {
+                    path: "outputs/plot.svg".into(),
+                    mime_type: "image/png".into(),
+                    bytes: 2048,
+                    rendered_from_svg: Some([614, 460]),
+                    data: b"\x89PNG\r\n\x1a\n".to_vec().into(),
+                },
+            ],
+            notices: vec!["image outputs/big.png (image/png, 3.0 MiB) was not sent: ...".into()],
             inputs: vec![InputOut {
                 file: "orders.csv".into(),
                 format: "csv".into(),
@@ -384,11 +446,29 @@ mod tests {
             limits_hit: vec!["output".into()],
             workspace_kept: true,
         };
+        let images = out.take_images();
         assert_eq!(
             out.render(),
             "exit 1 · 12.3 ms · native\nlimits hit: output\ninput orders.csv ← demo: 10 rows as csv\n\
              --- stdout ---\n42\n--- stderr ---\nTraceback ...\nValueError: x\n[stderr cut: 27 B kept of 4.9 KiB]\n\
-             files: out.csv (2.0 KiB, created)"
+             files: out.csv (2.0 KiB, created), outputs/plot.png (8 B, created), outputs/plot.svg (900 B, created)\n\
+             images (attached below): outputs/plot.png (image/png, 8 B), outputs/plot.svg (image/png rendered \
+             from the SVG, 614x460 px, 2.0 KiB)\n\
+             note: image outputs/big.png (image/png, 3.0 MiB) was not sent: ..."
+        );
+        // The image data leaves the structured result: it travels once, as image content.
+        assert_eq!(images.len(), 2);
+        assert_eq!(
+            (images[0].mime_type.as_str(), images[0].data.as_slice()),
+            ("image/png", b"\x89PNG\r\n\x1a\n".as_slice())
+        );
+        let structured = serde_json::to_value(&out).unwrap();
+        assert_eq!(
+            structured["images"],
+            serde_json::json!([
+                {"path": "outputs/plot.png", "mime_type": "image/png", "bytes": 8},
+                {"path": "outputs/plot.svg", "mime_type": "image/png", "bytes": 2048, "rendered_from_svg": [614, 460]}
+            ])
         );
     }
 }

@@ -32,7 +32,14 @@ pub struct Limits {
     pub workspace_bytes: u64,
     pub tmp_bytes: u64,
     pub output_bytes: u64,
+    /// Largest image of the output folder a run's result carries.
+    pub image_bytes: u64,
+    /// Most image bytes one run's result carries in all.
+    pub images_bytes: u64,
 }
+
+/// The largest image caps accepted (the protocol's, shared with the gateway's config checks).
+pub use sluice_sandbox_protocol::MAX_IMAGES_BYTES;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -47,6 +54,8 @@ impl Default for Limits {
             workspace_bytes: 512 << 20,
             tmp_bytes: 64 << 20,
             output_bytes: 1 << 20,
+            image_bytes: 1 << 20,
+            images_bytes: 4 << 20,
         }
     }
 }
@@ -363,6 +372,28 @@ pub fn landlock_policy(plan: &RootPlan) -> LandlockPolicy {
     }
 }
 
+/// Where runs keep matplotlib's configuration and cache (`MPLCONFIGDIR`): inside the run's own `/tmp`.
+pub const MPL_CONFIG_DIR: &str = "/tmp/matplotlib";
+
+/// Where `setup-python.sh` puts matplotlib's font cache, built once with the venv, below the venv's prefix.
+pub const MPL_CACHE_IN_PREFIX: &str = "share/sluice/matplotlib";
+
+/// Read-only files every run finds linked into its fresh `/tmp`, as (link, target): matplotlib's font
+/// cache, so that `import matplotlib.pyplot` neither rebuilds it (measured: 0.15 s more natively, 0.7 s
+/// under gVisor, and fontconfig's error on stderr) nor warns that its directory is not writable.
+/// `cache_files` are the files found in [`MPL_CACHE_IN_PREFIX`].
+pub fn tmp_links(cache_files: &[PathBuf]) -> Vec<(String, String)> {
+    cache_files
+        .iter()
+        .filter_map(|target| {
+            let name = target.file_name()?.to_str()?;
+            // Only plain names: a link always lands directly in the run's matplotlib directory.
+            (!name.starts_with('.') && name.ends_with(".json"))
+                .then(|| (format!("{MPL_CONFIG_DIR}/{name}"), target.display().to_string()))
+        })
+        .collect()
+}
+
 /// The environment user code sees; nothing of the daemon's own environment passes through.
 pub fn sandbox_env(python_bin_dir: &str) -> Vec<(String, String)> {
     [
@@ -372,6 +403,9 @@ pub fn sandbox_env(python_bin_dir: &str) -> Vec<(String, String)> {
         ("LANG", "C.UTF-8".to_string()),
         ("USER", "sandbox".to_string()),
         ("MPLBACKEND", "Agg".to_string()),
+        // matplotlib's config and cache directory: the run's own fresh /tmp, so nothing is written to the
+        // workspace or elsewhere; the font cache built by setup-python.sh is linked into it (`tmp_links`).
+        ("MPLCONFIGDIR", MPL_CONFIG_DIR.to_string()),
         ("OPENBLAS_NUM_THREADS", "1".to_string()),
         ("OMP_NUM_THREADS", "1".to_string()),
     ]
@@ -391,6 +425,26 @@ mod tests {
             is_dir,
             statvfs_flags: flags,
         }
+    }
+
+    #[test]
+    fn matplotlib_cache_is_linked_into_the_runs_tmp() {
+        let files: Vec<PathBuf> = [
+            "/opt/venv/share/sluice/matplotlib/fontlist-v3.11.0.json",
+            "/opt/venv/share/sluice/matplotlib/.lock",
+            "/opt/venv/share/sluice/matplotlib/notes.txt",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(
+            tmp_links(&files),
+            vec![(
+                "/tmp/matplotlib/fontlist-v3.11.0.json".to_string(),
+                "/opt/venv/share/sluice/matplotlib/fontlist-v3.11.0.json".to_string()
+            )]
+        );
+        assert!(sandbox_env("/v/bin").contains(&("MPLCONFIGDIR".to_string(), MPL_CONFIG_DIR.to_string())));
     }
 
     #[test]

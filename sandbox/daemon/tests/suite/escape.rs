@@ -157,7 +157,7 @@ fn host_files_and_secrets_are_out_of_reach() {
                         "import glob\nleak = [p for p in glob.glob('/proc/*/environ') if b'{SECRET}' in open(p,'rb').read()]\n\
                          print('leak' if leak or 'SLUICE_TEST_SECRET' in os.environ else 'clean', sorted(os.environ))"
                     ),
-                    "clean ['HOME', 'LANG', 'MPLBACKEND', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'PATH', 'TMPDIR', 'USER']",
+                    "clean ['HOME', 'LANG', 'MPLBACKEND', 'MPLCONFIGDIR', 'OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'PATH', 'TMPDIR', 'USER']",
                 ),
                 a(
                     "listing / is denied by landlock",
@@ -544,10 +544,10 @@ fn resource_exhaustion_is_contained() {
         let r = run(
             &mut c,
             &s,
-            "import os, glob\nfor f in glob.glob('/workspace/*'): os.remove(f)\nopen('/workspace/ok','w').write('ok')\nprint(os.listdir('/workspace'))",
+            "import os, glob\nfor f in glob.glob('/workspace/*'):\n    if os.path.isfile(f): os.remove(f)\nopen('/workspace/ok','w').write('ok')\nprint(sorted(os.listdir('/workspace')))",
             None,
         );
-        assert_eq!(r.stdout.text, "['ok']\n", "{r:?}");
+        assert_eq!(r.stdout.text, "['ok', 'outputs']\n", "{r:?}");
         d.assert_serving();
     }
 }
@@ -572,19 +572,30 @@ fn no_state_crosses_sessions() {
             None,
         );
         assert_eq!(r.stdout.text, "planted\n");
-        // Same session id, another org: a different, empty workspace; nothing of A's is reachable.
-        let probe = "import os, socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0sluice-leak'); print('reached')\nexcept OSError as e:\n    print('refused', e.errno)\nprint(os.listdir('/workspace'), os.listdir('/tmp'), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))";
+        // Same session id, another org: a different workspace holding only its empty output folder; nothing
+        // of A's is reachable.
+        let probe = "import os, socket\ns = socket.socket(socket.AF_UNIX)\ntry:\n    s.connect('\\0sluice-leak'); print('reached')\nexcept OSError as e:\n    print('refused', e.errno)\nprint(sorted(os.listdir('/workspace')), os.listdir('/tmp'), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))";
         let r = run(&mut c, &b_s, probe, None);
-        assert_eq!(r.stdout.text, "refused 111\n[] [] [1]\n", "{r:?}");
+        assert_eq!(r.stdout.text, "refused 111\n['outputs'] [] [1]\n", "{r:?}");
         // A's own next run keeps its workspace but gets a fresh /tmp and no leftover processes.
         let r = run(&mut c, &a_s, probe, None);
-        assert_eq!(r.stdout.text, "refused 111\n['secret.txt'] [] [1]\n", "{r:?}");
+        assert_eq!(
+            r.stdout.text, "refused 111\n['outputs', 'secret.txt'] [] [1]\n",
+            "{r:?}"
+        );
         // Closing removes the workspace: reopening the same key starts empty.
         c.call(Request::CloseSession(SessionArgs { session: a_s.clone() }))
             .unwrap();
         open(&mut c, &a_s);
-        let r = run(&mut c, &a_s, "import os\nprint(os.listdir('/workspace'))", None);
+        let r = run(
+            &mut c,
+            &a_s,
+            "import os\nprint(os.listdir('/workspace/outputs'))",
+            None,
+        );
         assert_eq!(r.stdout.text, "[]\n");
+        let r = run(&mut c, &a_s, "import os\nprint(os.listdir('/workspace'))", None);
+        assert_eq!(r.stdout.text, "['outputs']\n");
         d.assert_serving();
     }
 }

@@ -4,6 +4,7 @@ mod escape;
 mod files;
 mod gvisor;
 mod harness;
+mod outputs;
 mod projects;
 mod protocol;
 mod python_stack;

@@ -129,14 +129,61 @@ fn response_examples() -> Vec<ResponseBody> {
                 truncated: false,
                 total_bytes: 0,
             },
-            files: vec![ProducedFile {
-                path: "out/chart.png".into(),
-                size: 2048,
-                change: Change::Created,
-            }],
+            files: vec![
+                ProducedFile {
+                    path: "outputs/big.png".into(),
+                    size: 3 << 20,
+                    change: Change::Created,
+                },
+                ProducedFile {
+                    path: "outputs/broken.svg".into(),
+                    size: 20,
+                    change: Change::Created,
+                },
+                ProducedFile {
+                    path: "outputs/chart.png".into(),
+                    size: 8,
+                    change: Change::Created,
+                },
+                ProducedFile {
+                    path: "outputs/chart.svg".into(),
+                    size: 900,
+                    change: Change::Created,
+                },
+            ],
             duration_ms: 12.5,
             backend: Backend::Native,
             limits_hit: vec![],
+            images: vec![
+                Image {
+                    path: "outputs/chart.png".into(),
+                    mime: ImageMime::Png,
+                    data: Bytes(b"\x89PNG\r\n\x1a\n".to_vec()),
+                    rendered_from_svg: None,
+                },
+                Image {
+                    path: "outputs/chart.svg".into(),
+                    mime: ImageMime::Png,
+                    data: Bytes(b"\x89PNG\r\n\x1a\n".to_vec()),
+                    rendered_from_svg: Some(SvgRendering {
+                        width: 614,
+                        height: 460,
+                        text_left_out: false,
+                    }),
+                },
+            ],
+            images_left_out: vec![ImageLeftOut {
+                path: "outputs/big.png".into(),
+                mime: ImageMime::Png,
+                size: 3 << 20,
+                cap: ImageCap::PerImage,
+                cap_bytes: 1 << 20,
+            }],
+            images_not_rendered: vec![ImageNotRendered {
+                path: "outputs/broken.svg".into(),
+                size: 20,
+                reason: "the SVG cannot be parsed: the document has no root element".into(),
+            }],
         })),
         ResponseBody::Ok(Response::ListDirectory(Listing {
             path: ".".into(),
@@ -236,4 +283,20 @@ fn every_example_round_trips() {
         let bytes = encode(&frame).unwrap();
         assert_eq!(decode_response(&bytes[4..]).unwrap(), frame);
     }
+}
+
+/// A daemon from before images answers without `images`; a newer one may add fields an older gateway does
+/// not know. Both read, so the two can be upgraded one at a time.
+#[test]
+fn run_results_without_images_and_with_unknown_fields_decode() {
+    let old = r#"{"v":1,"id":3,"ok":{"op":"run_python","result":{"exit":{"code":0},
+        "stdout":{"text":"1\n","truncated":false,"total_bytes":2},
+        "stderr":{"text":"","truncated":false,"total_bytes":0},
+        "files":[],"duration_ms":1.5,"backend":"native","limits_hit":[],"some_future_field":[1]}}}"#;
+    let frame = decode_response(old.as_bytes()).unwrap();
+    let ResponseBody::Ok(Response::RunPython(r)) = frame.body else {
+        panic!("{frame:?}")
+    };
+    assert_eq!(r.stdout.text, "1\n");
+    assert!(r.images.is_empty() && r.images_left_out.is_empty());
 }

@@ -1,6 +1,8 @@
 //! `dbt_column_lineage`: where a column's values come from and which columns read it, traced through each
 //! model's compiled SQL by `sluice_dbt::column_lineage`.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_dbt::Direction;
@@ -77,7 +79,7 @@ async fn walk(
     // Tracing parses every model on the way: on a large project that is real work, kept off the async threads.
     blocking(move || {
         let project = &loaded.analysis.project;
-        let lineage = Lineage::new(project)
+        let lineage = Lineage::with_traces(project, Arc::clone(&loaded.traces))
             .max_edges(MAX_EDGES)
             .walk(&args.model, &args.column, direction, depth.map(|d| d as usize))
             .map_err(|e| ToolError::invalid(format!("{e} (dbt_project_map lists models and columns)")))?;

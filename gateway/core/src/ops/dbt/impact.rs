@@ -2,10 +2,12 @@
 //! or every column change since a baseline manifest, from `sluice_dbt::impact`.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sluice_dbt::Project;
+use sluice_dbt::column_lineage::Lineage;
 use sluice_dbt::impact::{self, ChangeKind, Impact};
 
 use super::{blocking, load, ok, projects};
@@ -78,14 +80,15 @@ async fn assess(s: &Services, auth: &AuthContext, args: ImpactArgs) -> Result<Im
         let resolved = resolve_dir(&projects, &roots, &args.project_dir).map_err(ToolError::invalid)?;
         let loaded = load(resolved.dir.clone(), &resolved.fence)?;
         let project = &loaded.analysis.project;
+        let mut lineage = Lineage::with_traces(project, Arc::clone(&loaded.traces));
         let result = match &args.state {
             Some(state) => {
                 let baseline = baseline(&resolved.dir, &resolved.fence, state)?;
-                impact::diff(&baseline, project)
+                impact::diff_with(&baseline, &mut lineage)
             }
             None => {
                 let model = args.model.as_deref().unwrap_or_default();
-                impact::impact(project, model, args.column.as_deref(), kind)
+                impact::impact_with(&mut lineage, model, args.column.as_deref(), kind)
             }
         };
         let impact = result.map_err(|e| ToolError::invalid(e.to_string()))?;

@@ -19,8 +19,10 @@ pub mod warehouse;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use sluice_catalog::{DocumentedKeys, DocumentedReference, RelationName};
+use sluice_dbt::column_lineage::Traces;
 use sluice_dbt::{Analysis, Finding, analyze};
 
 use crate::auth::AuthContext;
@@ -47,17 +49,42 @@ struct Loaded {
     dir: PathBuf,
     analysis: Analysis,
     findings: Vec<Finding>,
+    /// Its models' column-level traces, filled in the background after the load (see [`pretrace`]) and by
+    /// the lineage and impact tools as they walk; dropped with the project when it is read again.
+    traces: Arc<Traces>,
 }
 
-/// Projects kept loaded, by directory and fence, with the stamp of the files they were read from.
-type Kept = HashMap<(PathBuf, PathBuf), (Stamp, Arc<Loaded>)>;
+/// Projects kept loaded, by directory and fence.
+type Kept = HashMap<(PathBuf, PathBuf), KeptProject>;
 
-/// Every file under a project (but version control, packages, logs and node modules): its path, size and
-/// modification time. A project is read again only when this changes (an artifact rebuilt, a model edited).
+/// A loaded project with the stamp of the files it was read from, and when and how fast that was checked.
+struct KeptProject {
+    stamp: Stamp,
+    /// When the stamp was last found unchanged (or taken).
+    checked: Instant,
+    /// How long taking the stamp took then.
+    cost: Duration,
+    loaded: Arc<Loaded>,
+}
+
+/// Every file under a project (but version control, packages, logs, node modules and dbt's compiled SQL):
+/// its path, size and modification time. A project is read again only when this changes (an artifact
+/// rebuilt, a model edited).
 type Stamp = Vec<(PathBuf, u64, Option<std::time::SystemTime>)>;
 
 /// Most projects kept loaded at once (a 10,000-model project takes about 150 MB).
 const KEPT_PROJECTS: usize = 8;
+
+/// A stamp that took less than this to take is taken again on every call: small projects are always current.
+const CHEAP_STAMP: Duration = Duration::from_millis(5);
+
+/// A costlier stamp (about 30 ms for the 20,000 files of a 10,000-model project) is trusted for this many
+/// times its cost, up to [`MAX_TRUST`], so that an agent's burst of calls pays for one check, not one each,
+/// and checking never takes more than a twentieth of the time.
+const TRUST_FACTOR: u32 = 20;
+
+/// The longest a change to a large project can go unseen.
+const MAX_TRUST: Duration = Duration::from_secs(1);
 
 const UNSTAMPED_DIRS: &[&str] = &[
     ".git",
@@ -67,6 +94,10 @@ const UNSTAMPED_DIRS: &[&str] = &[
     "node_modules",
     "__pycache__",
 ];
+
+/// Directories of dbt's own output beside `manifest.json` (one file per model each): dbt rewrites them
+/// together with the manifest, whose stamp already says when they changed, and nothing reads them.
+const DBT_OUTPUT_DIRS: &[&str] = &["compiled", "run"];
 
 fn kept() -> &'static Mutex<Kept> {
     static KEPT: OnceLock<Mutex<Kept>> = OnceLock::new();
@@ -82,15 +113,16 @@ fn stamp(dir: &Path) -> Stamp {
             continue;
         };
         for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            // The entry's metadata is read relative to the open directory and does not follow links.
+            let Ok(meta) = entry.metadata() else {
                 continue;
             };
+            let path = entry.path();
             if meta.is_dir() {
-                let skip = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| UNSTAMPED_DIRS.contains(&n));
+                let name = entry.file_name();
+                let name = name.to_str().unwrap_or_default();
+                let skip = UNSTAMPED_DIRS.contains(&name)
+                    || (DBT_OUTPUT_DIRS.contains(&name) && current.join("manifest.json").is_file());
                 if !skip {
                     pending.push(path);
                 }
@@ -103,25 +135,58 @@ fn stamp(dir: &Path) -> Stamp {
     out
 }
 
+/// How long a stamp that took `cost` to take is trusted without taking it again.
+fn trust(cost: Duration) -> Duration {
+    if cost < CHEAP_STAMP {
+        Duration::ZERO
+    } else {
+        (cost * TRUST_FACTOR).min(MAX_TRUST)
+    }
+}
+
+/// Makes the next read of the projects kept for `dir` check their files, whatever the trust window says:
+/// the gateway itself has just changed them (`dbt parse`).
+fn recheck(dir: &Path) {
+    for (key, kept) in kept().lock().unwrap_or_else(|p| p.into_inner()).iter_mut() {
+        if key.0 == dir {
+            kept.cost = Duration::ZERO;
+        }
+    }
+}
+
 /// Reads a project, never outside `fence` (its registered directory or root), whatever its dbt_project.yml
 /// or symbolic links say. A project whose files have not changed since it was last read is not read again:
-/// the gateway keeps the last [`KEPT_PROJECTS`] loaded (a large manifest takes a second to read).
+/// the gateway keeps the last [`KEPT_PROJECTS`] loaded (a large manifest takes a second to read). Whether
+/// they changed is checked on every call for small projects, and at most once per [`trust`] window for
+/// large ones.
 fn load(dir: PathBuf, fence: &Path) -> Result<Arc<Loaded>, ToolError> {
     let key = (dir.clone(), fence.to_path_buf());
-    let now = stamp(&dir);
-    if let Some((seen, loaded)) = kept().lock().unwrap_or_else(|p| p.into_inner()).get(&key)
-        && *seen == now
+    if let Some(kept) = kept().lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+        && kept.checked.elapsed() < trust(kept.cost)
     {
-        return Ok(Arc::clone(loaded));
+        return Ok(Arc::clone(&kept.loaded));
+    }
+    let started = Instant::now();
+    let now = stamp(&dir);
+    let cost = started.elapsed();
+    if let Some(kept) = kept().lock().unwrap_or_else(|p| p.into_inner()).get_mut(&key)
+        && kept.stamp == now
+    {
+        kept.checked = Instant::now();
+        kept.cost = cost;
+        return Ok(Arc::clone(&kept.loaded));
     }
     let input = sluice_dbt::fs::load_project_within(&dir, None, fence)
         .map_err(|e| ToolError::invalid(e.to_string()))?;
     let (analysis, findings) = analyze(input);
+    let traces = Arc::new(Traces::new(&analysis.project));
     let loaded = Arc::new(Loaded {
         dir,
         analysis,
         findings,
+        traces,
     });
+    pretrace(&loaded);
     let mut kept = kept().lock().unwrap_or_else(|p| p.into_inner());
     if kept.len() >= KEPT_PROJECTS && !kept.contains_key(&key) {
         // Any one goes: the set is small, and a project read again costs only its load.
@@ -129,8 +194,46 @@ fn load(dir: PathBuf, fence: &Path) -> Result<Arc<Loaded>, ToolError> {
             kept.remove(&evicted);
         }
     }
-    kept.insert(key, (now, Arc::clone(&loaded)));
+    kept.insert(
+        key,
+        KeptProject {
+            stamp: now,
+            checked: Instant::now(),
+            cost,
+            loaded: Arc::clone(&loaded),
+        },
+    );
     Ok(loaded)
+}
+
+/// Traces every model of a freshly loaded project on a thread of its own, so that the first column lineage or
+/// impact question is answered from memory too (a cold trace costs about 0.2 ms a model, and a column that
+/// feeds half the project reaches thousands). The thread stops as soon as the project is no longer kept
+/// and no call is using it. What it keeps is bounded by the project: one trace per model.
+fn pretrace(loaded: &Arc<Loaded>) {
+    let weak = Arc::downgrade(loaded);
+    let spawned = std::thread::Builder::new()
+        .name("dbt-pretrace".to_owned())
+        .spawn(move || {
+            let Some(loaded) = weak.upgrade() else {
+                return;
+            };
+            let started = Instant::now();
+            // This thread's own reference does not count: another holder (the kept set, a call) must remain.
+            let traced = loaded
+                .traces
+                .trace_all(&loaded.analysis.project, || weak.strong_count() > 1);
+            tracing::debug!(
+                dir = %loaded.dir.display(),
+                traced,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "traced the dbt project's models"
+            );
+        });
+    if let Err(e) = spawned {
+        // Not fatal: the tools trace what they need as they walk.
+        tracing::warn!(error = %e, "could not start the dbt pre-trace thread");
+    }
 }
 
 /// Resolves `project_dir` (a registered name or a path inside a registered project or root) and loads it.
@@ -280,5 +383,97 @@ mod kept_tests {
             .unwrap();
         let rebuilt = load(dir.clone(), &dir).unwrap();
         assert!(!Arc::ptr_eq(&edited, &rebuilt), "a rebuilt manifest: read again");
+    }
+}
+
+/// The figures of issue 22 as the gateway serves them, on a large project built by real dbt (see
+/// `dbt/benches/gen_project.py`; BENCHMARKS.md):
+///
+///     SLUICE_DBT_SCALE_DIR=/tmp/dbt-scale cargo test --release -p sluice-core --lib -- --ignored \
+///         --nocapture gateway_scale
+#[cfg(test)]
+mod gateway_scale {
+    use super::*;
+    use sluice_dbt::Direction;
+    use sluice_dbt::column_lineage::{Lineage, render};
+
+    fn rss_kb() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn p50(mut times: Vec<Duration>) -> Duration {
+        times.sort();
+        times[times.len() / 2]
+    }
+
+    /// Lineage of one column (nearest 150 edges each way, rendered), through the kept project.
+    #[test]
+    #[ignore = "needs a generated 10,000-model project; run by hand"]
+    fn gateway_scale_lineage_p50() {
+        let dir = std::env::var_os("SLUICE_DBT_SCALE_DIR")
+            .map_or_else(|| PathBuf::from("/tmp/dbt-scale"), PathBuf::from);
+        let dir = std::fs::canonicalize(&dir).unwrap();
+        let started = Instant::now();
+        let loaded = load(dir.clone(), &dir).unwrap();
+        eprintln!("first load (read + analyse): {:?}", started.elapsed());
+        let before = rss_kb();
+        let started = Instant::now();
+        // The pre-trace thread is already at work; this call shares it and returns when every model is done.
+        loaded.traces.trace_all(&loaded.analysis.project, || true);
+        eprintln!(
+            "every model traced: {:?} ({} models, RSS +{} MB)",
+            started.elapsed(),
+            loaded.traces.traced(),
+            rss_kb().saturating_sub(before) / 1024
+        );
+        let project = &loaded.analysis.project;
+        let models: Vec<String> = project
+            .of_kind(sluice_dbt::NodeKind::Model)
+            .iter()
+            .step_by(97)
+            .map(|(_, n)| n.name.clone())
+            .collect();
+        let serve = |model: &str| {
+            let loaded = load(dir.clone(), &dir).unwrap();
+            let walk = Lineage::with_traces(&loaded.analysis.project, Arc::clone(&loaded.traces))
+                .max_edges(150)
+                .walk(model, "amount", Direction::Both, None)
+                .unwrap();
+            render(&walk, Direction::Both).len()
+        };
+        let mut times = Vec::new();
+        for model in models.iter().cycle().take(300) {
+            let t = Instant::now();
+            std::hint::black_box(serve(model));
+            times.push(t.elapsed());
+        }
+        eprintln!(
+            "lineage p50, calls within the stamp's trust window: {:?}",
+            p50(times)
+        );
+        let mut times = Vec::new();
+        let mut stamps = Vec::new();
+        for model in models.iter().take(30) {
+            // Expire the trust window: every call checks the project's files first.
+            if let Some(k) = kept().lock().unwrap().get_mut(&(dir.clone(), dir.clone())) {
+                k.checked = Instant::now() - MAX_TRUST;
+            }
+            let t = Instant::now();
+            std::hint::black_box(serve(model));
+            times.push(t.elapsed());
+            let t = Instant::now();
+            std::hint::black_box(stamp(&dir).len());
+            stamps.push(t.elapsed());
+        }
+        eprintln!(
+            "lineage p50, each call checking the files: {:?} (the check alone: {:?})",
+            p50(times),
+            p50(stamps)
+        );
     }
 }

@@ -243,6 +243,8 @@ async fn refresh_manifest(
     let run = dbt_parse::run(&command)
         .await
         .map_err(|e| ToolError::failed(format!("dbt parse could not run: {e}")))?;
+    // The manifest was just rewritten: the next read checks the files whatever the trust window says.
+    super::recheck(dir);
     tracing::info!(
         project_dir = %dir.display(),
         status = run.status.as_str(),

@@ -12,7 +12,8 @@ use schemars::JsonSchema;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use sluice_sandbox_protocol::{
-    Backend, Change, FileKind, InputFile, Limit, PathArgs, ProtectionState, Request, Response, RunPython,
+    Backend, Bytes, Change, FileKind, Image, ImageCap, ImageLeftOut, ImageMime, ImageNotRendered, InputFile,
+    Limit, PathArgs, ProtectionState, Request, Response, RunPython,
 };
 
 use crate::auth::Scope;
@@ -37,7 +38,9 @@ fn default_timeout() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct ExecuteCodeArgs {
     /// Python 3 code. It runs in the session's workspace directory (files persist between calls of one MCP
-    /// session), without network access, with pandas, numpy, pyarrow and duckdb available when installed.
+    /// session), without network access, with pandas, numpy, pyarrow, duckdb and matplotlib available when
+    /// installed. PNG, JPEG, GIF, WebP and SVG images saved under `outputs/` come back as images with the
+    /// result (an SVG as a PNG rendering of it).
     pub code: String,
     /// Wall-clock limit in seconds (default 30; at most the server's maximum, 300 unless configured).
     #[serde(default = "default_timeout")]
@@ -107,6 +110,11 @@ pub struct ExecuteCodeOutput {
     pub stderr_bytes: u64,
     /// Workspace files the run created or modified.
     pub files: Vec<ProducedFileOut>,
+    /// Images the run saved under `outputs/`, returned as image content beside this result.
+    pub images: Vec<ImageOut>,
+    /// What the result leaves out and how to get it (an image over the size cap, an SVG that could not be
+    /// rendered, the text an SVG rendering lacks).
+    pub notices: Vec<String>,
     /// The inputs placed in (or found in) the workspace before the run.
     pub inputs: Vec<InputOut>,
     pub duration_ms: f64,
@@ -124,6 +132,23 @@ pub struct ProducedFileOut {
     pub size: u64,
     /// `created` or `modified`.
     pub change: String,
+}
+
+/// An image returned with a run's result.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ImageOut {
+    /// Workspace path, under `outputs/`.
+    pub path: String,
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`, from the file's content; `image/png` for an
+    /// SVG, which is sent as a PNG rendering of it.
+    pub mime_type: String,
+    pub bytes: u64,
+    /// The file is an SVG and the image is its PNG rendering, `[width, height]` in pixels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rendered_from_svg: Option<[u32; 2]>,
+    /// The image itself: sent as MCP image content, not in the structured result.
+    #[serde(skip)]
+    pub data: Bytes,
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -152,6 +177,101 @@ fn limit_name(l: Limit) -> &'static str {
         Limit::Memory => "memory",
         Limit::Output => "output",
         Limit::FileSize => "file_size",
+    }
+}
+
+/// Human-readable size for notices.
+fn size_text(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+/// Says which image was left out, why, and how to get it: smaller, or read from the workspace.
+pub fn image_notice(l: &ImageLeftOut) -> String {
+    let why = match l.cap {
+        ImageCap::PerImage => format!("it is over the {} limit per image", size_text(l.cap_bytes)),
+        ImageCap::PerRun => format!(
+            "the run's earlier images used up the {} limit per run",
+            size_text(l.cap_bytes)
+        ),
+    };
+    format!(
+        "image {} ({}, {}) was not sent: {why}. It is in the workspace: save it smaller (a lower dpi, e.g. \
+         savefig(..., dpi=72), or a smaller figsize) or read it with fs_read_file.",
+        l.path,
+        l.mime.as_str(),
+        size_text(l.size)
+    )
+}
+
+/// The image types that go out as MCP image content: those Claude's API accepts.
+const SENDABLE_IMAGES: [ImageMime; 4] = [ImageMime::Png, ImageMime::Jpeg, ImageMime::Gif, ImageMime::Webp];
+
+/// Says which SVG was not sent, why, and how to get the figure anyway.
+pub fn not_rendered_notice(n: &ImageNotRendered) -> String {
+    format!(
+        "image {} (SVG, {}) was not sent: {}. It is in the workspace: save the figure as PNG instead (e.g. \
+         savefig('outputs/chart.png')) or read the SVG with fs_read_file.",
+        n.path,
+        size_text(n.size),
+        n.reason
+    )
+}
+
+/// Says that an SVG's rendering lacks the SVG's text, and how to keep it.
+pub fn text_left_out_notice(path: &str) -> String {
+    format!(
+        "image {path} was rendered without its text: SVG <text> elements need fonts, which the renderer does not \
+         load. Keep matplotlib's default svg.fonttype 'path' (text drawn as shapes) or save the figure as PNG."
+    )
+}
+
+/// The images a run's result sends, and the notices about those it does not send (or sends without
+/// their text), in that order: caps, failed renderings, refused types, missing text.
+fn images_and_notices(
+    images: Vec<Image>,
+    left_out: &[ImageLeftOut],
+    not_rendered: &[ImageNotRendered],
+) -> (Vec<ImageOut>, Vec<String>) {
+    // Claude's API refuses any image type but these four, and an image it refuses breaks every later turn
+    // of the conversation: whatever a daemon sends (an SVG as is, from a daemon that predates rendering
+    // them), nothing else goes out as image content.
+    let (images, refused): (Vec<Image>, Vec<Image>) = images
+        .into_iter()
+        .partition(|i| SENDABLE_IMAGES.contains(&i.mime));
+    let notices = left_out
+        .iter()
+        .map(image_notice)
+        .chain(not_rendered.iter().map(not_rendered_notice))
+        .chain(refused.iter().map(|i| {
+            format!(
+                "image {} ({}) was not sent: clients accept only PNG, JPEG, GIF and WebP images. It is in the \
+                 workspace: read it with fs_read_file.",
+                i.path,
+                i.mime.as_str()
+            )
+        }))
+        .chain(
+            images
+                .iter()
+                .filter(|i| i.rendered_from_svg.is_some_and(|r| r.text_left_out))
+                .map(|i| text_left_out_notice(&i.path)),
+        )
+        .collect();
+    (images.into_iter().map(image_out).collect(), notices)
+}
+
+/// The image as the tool's result describes it (its bytes travel as image content).
+fn image_out(i: Image) -> ImageOut {
+    ImageOut {
+        path: i.path,
+        mime_type: i.mime.as_str().to_owned(),
+        bytes: i.data.0.len() as u64,
+        rendered_from_svg: i.rendered_from_svg.map(|r| [r.width, r.height]),
+        data: i.data,
     }
 }
 
@@ -493,6 +613,7 @@ async fn run(
     let Response::RunPython(r) = response else {
         return Err(unexpected("run_python"));
     };
+    let (images, notices) = images_and_notices(r.images, &r.images_left_out, &r.images_not_rendered);
     Ok(ExecuteCodeOutput {
         exit_code: r.exit.code,
         signal: r.exit.signal,
@@ -515,6 +636,8 @@ async fn run(
                 .to_owned(),
             })
             .collect(),
+        images,
+        notices,
         inputs: described,
         duration_ms: r.duration_ms,
         backend: backend_name(r.backend).to_owned(),
@@ -543,6 +666,93 @@ pub async fn sandbox_status(s: &Services) -> Outcome<SandboxStatusOutput> {
 mod tests {
     use super::*;
     use pretty_assertions::assert_eq;
+
+    #[test]
+    fn image_notices_name_the_file_its_size_the_cap_and_the_way_out() {
+        let left = |cap, size, cap_bytes| ImageLeftOut {
+            path: "outputs/big.png".into(),
+            mime: ImageMime::Png,
+            size,
+            cap,
+            cap_bytes,
+        };
+        assert_eq!(
+            image_notice(&left(ImageCap::PerImage, 3 << 20, 1 << 20)),
+            "image outputs/big.png (image/png, 3.0 MiB) was not sent: it is over the 1.0 MiB limit per image. \
+             It is in the workspace: save it smaller (a lower dpi, e.g. savefig(..., dpi=72), or a smaller \
+             figsize) or read it with fs_read_file."
+        );
+        assert!(
+            image_notice(&left(ImageCap::PerRun, 600 << 10, 4 << 20))
+                .contains("(image/png, 600.0 KiB) was not sent: the run's earlier images used up the 4.0 MiB limit per run.")
+        );
+        let broken = ImageNotRendered {
+            path: "outputs/chart.svg".into(),
+            size: 2048,
+            reason: "the SVG cannot be parsed: unexpected end of stream".into(),
+        };
+        assert_eq!(
+            not_rendered_notice(&broken),
+            "image outputs/chart.svg (SVG, 2.0 KiB) was not sent: the SVG cannot be parsed: unexpected end of \
+             stream. It is in the workspace: save the figure as PNG instead (e.g. savefig('outputs/chart.png')) or \
+             read the SVG with fs_read_file."
+        );
+        assert!(
+            text_left_out_notice("outputs/t.svg")
+                .starts_with("image outputs/t.svg was rendered without its text")
+        );
+    }
+
+    #[test]
+    fn only_png_jpeg_gif_and_webp_go_out_as_images() {
+        use sluice_sandbox_protocol::SvgRendering;
+        let image = |path: &str, mime, rendered_from_svg| Image {
+            path: path.into(),
+            mime,
+            data: Bytes(b"data".to_vec()),
+            rendered_from_svg,
+        };
+        let rendering = |text_left_out| {
+            Some(SvgRendering {
+                width: 614,
+                height: 460,
+                text_left_out,
+            })
+        };
+        let (images, notices) = images_and_notices(
+            vec![
+                image("outputs/a.gif", ImageMime::Gif, None),
+                image("outputs/b.svg", ImageMime::Png, rendering(false)),
+                image("outputs/c.svg", ImageMime::Svg, None),
+                image("outputs/d.svg", ImageMime::Png, rendering(true)),
+                image("outputs/e.webp", ImageMime::Webp, None),
+            ],
+            &[],
+            &[],
+        );
+        let sent: Vec<(&str, &str, Option<[u32; 2]>)> = images
+            .iter()
+            .map(|i| (i.path.as_str(), i.mime_type.as_str(), i.rendered_from_svg))
+            .collect();
+        assert_eq!(
+            sent,
+            vec![
+                ("outputs/a.gif", "image/gif", None),
+                ("outputs/b.svg", "image/png", Some([614, 460])),
+                ("outputs/d.svg", "image/png", Some([614, 460])),
+                ("outputs/e.webp", "image/webp", None),
+            ]
+        );
+        assert_eq!(
+            notices,
+            vec![
+                "image outputs/c.svg (image/svg+xml) was not sent: clients accept only PNG, JPEG, GIF and WebP \
+                 images. It is in the workspace: read it with fs_read_file."
+                    .to_owned(),
+                text_left_out_notice("outputs/d.svg"),
+            ]
+        );
+    }
 
     #[test]
     fn inputs_decode_with_clear_errors() {
