@@ -199,6 +199,21 @@ mod tests {
     use pretty_assertions::assert_eq;
     use sluice_sandbox_protocol::Change;
 
+    /// Writes `files` into the workspace and lists them as a run's created files.
+    fn write_all(ws: &Workspace, files: &[(&str, Vec<u8>)]) -> Vec<ProducedFile> {
+        files
+            .iter()
+            .map(|(path, content)| {
+                ws.write(path, content, true).unwrap();
+                ProducedFile {
+                    path: (*path).into(),
+                    size: content.len() as u64,
+                    change: Change::Created,
+                }
+            })
+            .collect()
+    }
+
     fn check(head: &[u8], expected: Option<ImageMime>) {
         assert_eq!(sniff(head), expected, "{:?}", String::from_utf8_lossy(head));
     }
@@ -279,15 +294,7 @@ mod tests {
             ("outputs/notes.txt", b"hello".to_vec()),
             ("outputs/empty.png", vec![]),
         ];
-        let mut produced = Vec::new();
-        for (path, content) in &files {
-            ws.write(path, content, true).unwrap();
-            produced.push(ProducedFile {
-                path: (*path).into(),
-                size: content.len() as u64,
-                change: Change::Created,
-            });
-        }
+        let mut produced = write_all(&ws, &files);
         // Listed before the run ended, then removed: skipped, not an error.
         produced.push(ProducedFile {
             path: "outputs/gone.png".into(),
@@ -393,15 +400,7 @@ mod tests {
             ("outputs/d.svg", noise),
             ("outputs/e.svg", square("red")),
         ];
-        let mut produced = Vec::new();
-        for (path, content) in &files {
-            ws.write(path, content, true).unwrap();
-            produced.push(ProducedFile {
-                path: (*path).into(),
-                size: content.len() as u64,
-                change: Change::Created,
-            });
-        }
+        let produced = write_all(&ws, &files);
         let one = crate::svg::render(&square("red")).unwrap().data.len() as u64;
         // Room for the first rendering and not the second: the room counts PNG bytes, not SVG bytes.
         let caps = ImageCaps {

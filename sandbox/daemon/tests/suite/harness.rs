@@ -53,6 +53,26 @@ impl Kind {
     }
 }
 
+/// The sandbox venv (`scripts/setup-python.sh` prints its path) from `SLUICE_SANDBOX_PYTHON`, for the tests
+/// of its data stack. Without it those tests are skipped with a line saying so, except under the test
+/// command (`SLUICE_TEST_REQUIRE_GVISOR=1`), which always sets it: there a missing venv fails the test.
+pub fn sandbox_venv_python() -> Option<String> {
+    match std::env::var_os("SLUICE_SANDBOX_PYTHON") {
+        Some(python) => Some(python.to_string_lossy().into_owned()),
+        None => {
+            assert!(
+                std::env::var_os("SLUICE_TEST_REQUIRE_GVISOR").is_none(),
+                "SLUICE_SANDBOX_PYTHON is not set under the test command (scripts/test.sh sets it)"
+            );
+            eprintln!(
+                "skipped: SLUICE_SANDBOX_PYTHON is not set (point it at the venv that \
+                 sandbox/daemon/scripts/setup-python.sh prints)"
+            );
+            None
+        }
+    }
+}
+
 fn runsc_installed() -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())

@@ -38,14 +38,9 @@ fn read(c: &mut BlockingClient, s: &SessionKey, path: &str) -> Vec<u8> {
 
 #[test]
 fn a_matplotlib_plot_comes_back_as_a_png() {
-    let Some(python) = std::env::var_os("SLUICE_SANDBOX_PYTHON") else {
-        eprintln!(
-            "skipped: SLUICE_SANDBOX_PYTHON is not set (point it at the venv that \
-             sandbox/daemon/scripts/setup-python.sh prints)"
-        );
+    let Some(python) = sandbox_venv_python() else {
         return;
     };
-    let python = python.to_string_lossy().into_owned();
     for kind in backends() {
         eprintln!("backend: {kind:?}");
         let d = Daemon::start_backend(kind, &["--python", &python]);
@@ -271,14 +266,9 @@ fn images_are_told_by_content_not_by_name() {
 
 #[test]
 fn matplotlib_svgs_come_back_as_png_renderings() {
-    let Some(python) = std::env::var_os("SLUICE_SANDBOX_PYTHON") else {
-        eprintln!(
-            "skipped: SLUICE_SANDBOX_PYTHON is not set (point it at the venv that \
-             sandbox/daemon/scripts/setup-python.sh prints)"
-        );
+    let Some(python) = sandbox_venv_python() else {
         return;
     };
-    let python = python.to_string_lossy().into_owned();
     for kind in backends() {
         let d = Daemon::start_backend(kind, &["--python", &python]);
         let mut c = d.client();

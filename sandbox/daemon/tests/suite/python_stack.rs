@@ -8,14 +8,9 @@ use super::harness::*;
 
 #[test]
 fn pandas_aggregation_runs_in_the_sandbox() {
-    let Some(python) = std::env::var_os("SLUICE_SANDBOX_PYTHON") else {
-        eprintln!(
-            "skipped: SLUICE_SANDBOX_PYTHON is not set (point it at the venv that \
-             sandbox/daemon/scripts/setup-python.sh prints)"
-        );
+    let Some(python) = sandbox_venv_python() else {
         return;
     };
-    let python = python.to_string_lossy().into_owned();
     for kind in backends() {
         eprintln!("backend: {kind:?}");
         let d = Daemon::start_backend(kind, &["--python", &python, "--preload", "numpy,pandas,pyarrow"]);
