@@ -447,13 +447,39 @@ fn connect_error(
 
 /// Acquires a pooled connection. When the pool times out, one direct attempt tells "server down" (the
 /// pool retries refused connections silently until its deadline) apart from "every connection busy".
+/// Pauses before each new attempt at a session whose socket the server dropped during the handshake.
+const HANDSHAKE_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(400)];
+
+/// A connection the server accepted and then dropped before the session was set up.
+fn dropped_mid_handshake(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        kind,
+        ConnectionReset | ConnectionAborted | UnexpectedEof | BrokenPipe
+    )
+}
+
 async fn acquire<DB: sqlx::Database>(
     pool: &sqlx::Pool<DB>,
     options: &<DB::Connection as sqlx::Connection>::Options,
     map: impl Fn(sqlx::Error) -> ConnectorError,
 ) -> Result<sqlx::pool::PoolConnection<DB>, ConnectorError> {
     use sqlx::ConnectOptions as _;
-    match pool.acquire().await {
+    let mut acquired = pool.acquire().await;
+    // sqlx retries a refused connection until the acquire timeout; a server that is going down (or coming
+    // up) may instead accept and then drop the socket mid-handshake. Such a session is tried again, twice,
+    // before the call is answered "could not reach".
+    for pause in HANDSHAKE_RETRY_PAUSES {
+        match &acquired {
+            Err(sqlx::Error::Io(e)) if dropped_mid_handshake(e.kind()) => {
+                tracing::debug!("a new session was dropped during its handshake ({e}); trying again");
+                tokio::time::sleep(pause).await;
+                acquired = pool.acquire().await;
+            }
+            _ => break,
+        }
+    }
+    match acquired {
         Ok(conn) => Ok(conn),
         Err(sqlx::Error::PoolTimedOut) => {
             match tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
