@@ -77,8 +77,6 @@ pub enum SvgError {
     NoSize,
     #[error("rendering it took longer than {0} s")]
     Timeout(u64),
-    #[error("SVGs of earlier runs that took too long to render are still being rendered; try again later")]
-    Busy,
     #[error("it cannot be rendered: {0}")]
     Failed(String),
 }

