@@ -8,3 +8,4 @@ mod outputs;
 mod projects;
 mod protocol;
 mod python_stack;
+mod zygote;
