@@ -33,9 +33,10 @@ pub fn version_mismatch(venv_python: &str, venv_version: &str) -> Option<String>
     })
 }
 
-/// Starts the interpreter isolated (no environment variables, no user site), with `python` as its
-/// executable so that `sys.prefix` is the venv, and without writing bytecode (the installation is
-/// read-only in the jail anyway).
+/// Starts the interpreter as `python -I -B` would: the regular configuration in isolated mode (no
+/// environment variables, no user site; unlike the "isolated configuration" it still configures the
+/// locale, so stdio is UTF-8 under C.UTF-8 as before), with `python` as its executable so that
+/// `sys.prefix` is the venv, and without writing bytecode (the installation is read-only in the jail).
 pub fn initialize(python: &str) -> Result<(), String> {
     let path = CString::new(python).map_err(|_| format!("{python:?} contains a NUL byte"))?;
     let status_error = |what: &str, s: ffi::PyStatus| -> Option<String> {
@@ -54,11 +55,15 @@ pub fn initialize(python: &str) -> Result<(), String> {
         Some(format!("{what}: {msg}"))
     };
     let mut config = std::mem::MaybeUninit::<ffi::PyConfig>::uninit();
-    // SAFETY: PyConfig_InitIsolatedConfig fully initialises the struct it is given; every later call gets
+    // SAFETY: PyConfig_InitPythonConfig fully initialises the struct it is given; every later call gets
     // that initialised config, and PyConfig_Clear frees what the setters allocated.
     unsafe {
-        ffi::PyConfig_InitIsolatedConfig(config.as_mut_ptr());
+        ffi::PyConfig_InitPythonConfig(config.as_mut_ptr());
         let config = config.assume_init_mut();
+        config.isolated = 1;
+        config.use_environment = 0;
+        config.user_site_directory = 0;
+        config.parse_argv = 0;
         config.write_bytecode = 0;
         config.install_signal_handlers = 1;
         let mut result = None;

@@ -268,17 +268,11 @@ fn wait_and_run(py: Python<'_>, cfg: &ZygoteConfig, run: &Py<PyAny>, go: OwnedFd
         Ok(f) => f,
         Err(_) => exit(0),
     };
+    // The daemon wrote the memfd with pwrite: its offset is still 0.
     let mut code = Vec::new();
-    let file = std::fs::File::from(code_fd);
-    loop {
-        let mut chunk = vec![0u8; 1 << 20];
-        match std::os::unix::fs::FileExt::read_at(&file, &mut chunk, code.len() as u64) {
-            Ok(0) => break,
-            Ok(n) => code.extend_from_slice(&chunk[..n]),
-            Err(_) => exit(70),
-        }
+    if std::io::Read::read_to_end(&mut std::fs::File::from(code_fd), &mut code).is_err() {
+        exit(70);
     }
-    drop(file);
     if apply::set_rlimits(&header.rlimits).is_err() {
         exit(70);
     }

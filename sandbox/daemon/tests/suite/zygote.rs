@@ -150,6 +150,27 @@ fn a_preload_module_that_does_not_import_is_named_with_its_error() {
 }
 
 #[test]
+fn the_embedded_interpreter_is_configured_as_python_minus_i() {
+    let d = Daemon::start_with(&[
+        "--python",
+        &sandbox_venv_python().unwrap_or_else(|| python().display().to_string()),
+    ]);
+    let mut c = d.client();
+    let s = session("interpreter");
+    open(&mut c, &s);
+    // UTF-8 stdio under C.UTF-8 (the locale is configured, as `python -I` does), isolated mode, no
+    // bytecode written, and the venv as sys.prefix when the daemon runs a venv.
+    let r = run(
+        &mut c,
+        &s,
+        "import sys\nprint(sys.stdout.encoding, sys.getfilesystemencoding(), sys.flags.isolated, \
+         sys.flags.dont_write_bytecode, sys.prefix == sys.base_prefix or 'venv' in sys.prefix, 'é ✓')",
+        None,
+    );
+    assert_eq!(r.stdout.text, "utf-8 utf-8 1 1 True é ✓\n", "{r:?}");
+}
+
+#[test]
 fn a_missing_zygote_executable_is_a_clear_start_up_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"))
