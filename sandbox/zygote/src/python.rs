@@ -102,22 +102,27 @@ pub fn freeze(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
-/// The runner's `run` function, compiled once in the zygote.
+/// The runner module, compiled once in the zygote.
 pub fn runner(py: Python<'_>) -> PyResult<Py<PyAny>> {
     let module = PyModule::from_code(py, RUNNER, c"<sluice-runner>", c"_sluice_runner")?;
-    Ok(module.getattr("run")?.unbind())
+    Ok(module.into_any().unbind())
+}
+
+/// The runner's `prepare`: the environment, and the interpreter's common path run once (see runner.py).
+pub fn prepare_run(py: Python<'_>, runner: &Py<PyAny>, env: &[(String, String)]) -> PyResult<()> {
+    let env_dict = PyDict::new(py);
+    for (k, v) in env {
+        env_dict.set_item(k, v)?;
+    }
+    runner.call_method1(py, "prepare", (env_dict,))?;
+    Ok(())
 }
 
 /// Becomes the user's code: never returns (the runner ends the process with the code's exit status).
-pub fn run_code(py: Python<'_>, run: &Py<PyAny>, code: &[u8], report: i32, env: &[(String, String)]) -> ! {
-    let outcome = (|| -> PyResult<()> {
-        let env_dict = PyDict::new(py);
-        for (k, v) in env {
-            env_dict.set_item(k, v)?;
-        }
-        run.call1(py, (PyBytes::new(py, code), report, env_dict))?;
-        Ok(())
-    })();
+pub fn run_code(py: Python<'_>, runner: &Py<PyAny>, code: &[u8], report: i32) -> ! {
+    let outcome = runner
+        .call_method1(py, "run", (PyBytes::new(py, code), report))
+        .map(|_| ());
     if let Err(e) = outcome {
         e.print(py);
     }

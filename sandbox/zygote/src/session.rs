@@ -219,7 +219,8 @@ fn reap(j: &Running) {
 }
 
 /// PID 1 of a run: leaves the launcher's descriptors, unshares the run's other namespaces, locks itself
-/// down, says `Ready`, waits for its code and runs it.
+/// down, prepares the runner (environment, and the interpreter's common path once, so that copying the
+/// zygote's pages happens now rather than in the run's time), says `Ready`, waits for its code and runs it.
 fn jail(
     py: Python<'_>,
     cfg: &ZygoteConfig,
@@ -252,12 +253,22 @@ fn jail(
             exit(70);
         }
     }
+    // After `Ready`: the runner's preparation overlaps the daemon's answer; code sent meanwhile waits in
+    // the go socket until it is done.
+    if let Err(e) = python::prepare_run(py, run, &cfg.env) {
+        report_error(
+            status.as_fd(),
+            Step::Setup,
+            format!("the runner's preparation failed: {e}"),
+        );
+        exit(70);
+    }
     drop(status);
-    wait_and_run(py, cfg, run, go)
+    wait_and_run(py, run, go)
 }
 
 /// The locked-down jail's last trusted step: waits for the run, then becomes the user's code.
-fn wait_and_run(py: Python<'_>, cfg: &ZygoteConfig, run: &Py<PyAny>, go: OwnedFd) -> ! {
+fn wait_and_run(py: Python<'_>, run: &Py<PyAny>, go: OwnedFd) -> ! {
     let Ok((body, fds)) = fdpass::recv(go.as_fd(), 1 << 16, 8) else {
         exit(0)
     };
@@ -290,7 +301,7 @@ fn wait_and_run(py: Python<'_>, cfg: &ZygoteConfig, run: &Py<PyAny>, go: OwnedFd
     let _ = nix::unistd::chdir("/workspace");
     // SAFETY: restoring the default disposition installs no handler code.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-    python::run_code(py, run, &code, report, &cfg.env)
+    python::run_code(py, run, &code, report)
 }
 
 trait IntoRawKeep {
