@@ -121,6 +121,8 @@ pub struct Engine {
     zygote: Mutex<Option<Arc<Zygote>>>,
     /// Preload modules the zygote could not import, as it last reported them.
     preload_failed: Mutex<Vec<sluice_sandbox_jail::PreloadFailure>>,
+    /// The pid of the Rust zygote a thread watches (restarting it when it dies), 0 before the first.
+    watched: std::sync::atomic::AtomicU32,
     pub facts: PythonFacts,
     /// Why seccomp could not be compiled, if it could not.
     pub seccomp_error: Option<String>,
@@ -421,6 +423,7 @@ impl Engine {
             rust_zygote,
             zygote: Mutex::new(None),
             preload_failed: Mutex::new(vec![]),
+            watched: std::sync::atomic::AtomicU32::new(0),
             facts,
             seccomp_error,
             skip: Mutex::new(vec![]),
@@ -590,12 +593,7 @@ impl Engine {
         if z.alive() {
             return None;
         }
-        let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = this.zygote_blocking() {
-                tracing::warn!("restarting the sandbox's Python worker failed: {e}");
-            }
-        });
+        // The watcher restarts the Rust zygote; the python one (gVisor backends) on the next request.
         Some(unavailable(format!(
             "the sandbox's Python worker stopped while {during} and is being restarted; run the code again"
         )))
@@ -611,9 +609,42 @@ impl Engine {
 
     async fn zygote(self: &Arc<Self>) -> Result<Arc<Zygote>, OpError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.zygote_blocking())
+        let z = tokio::task::spawn_blocking(move || this.zygote_blocking())
             .await
-            .map_err(|e| OpError::internal(format!("zygote start: {e}")))?
+            .map_err(|e| OpError::internal(format!("zygote start: {e}")))??;
+        self.watch_zygote(&z);
+        Ok(z)
+    }
+
+    /// The Rust zygote is restarted as soon as it dies, not when the next session needs it: a thread
+    /// waits on its pidfd, then starts a new one (which `zygote_blocking` logs). It holds the engine
+    /// weakly: once the engine is gone its zygote is killed, and the thread ends.
+    fn watch_zygote(self: &Arc<Self>, z: &Zygote) {
+        let pid = z.pid();
+        if self.rust_zygote.is_none() || self.watched.swap(pid, Ordering::SeqCst) == pid {
+            return;
+        }
+        let Ok(pidfd) = PidFd::open(pid as i32) else {
+            return;
+        };
+        let engine = Arc::downgrade(self);
+        let watcher = std::thread::Builder::new()
+            .name("zygote-watch".into())
+            .spawn(move || {
+                pidfd.wait_exit();
+                // A zygote that dies as soon as it starts would otherwise be restarted in a tight loop.
+                std::thread::sleep(Duration::from_millis(200));
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                match engine.zygote_blocking() {
+                    Ok(z) => engine.watch_zygote(&z),
+                    Err(e) => tracing::warn!("restarting the sandbox's Python worker failed: {e}"),
+                }
+            });
+        if let Err(e) = watcher {
+            tracing::warn!("cannot watch the zygote: {e}");
+        }
     }
 
     /// Creates a session: a user + mount namespace with a tmpfs of `workspace_bytes` as workspace,

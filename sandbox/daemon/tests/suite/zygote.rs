@@ -67,6 +67,11 @@ fn a_zygote_killed_between_runs_is_restarted_and_sessions_keep_working() {
     open(&mut c, &a);
     assert_eq!(run(&mut c, &a, "print(1)", None).stdout.text, "1\n");
     let old = kill_zygote(&d);
+    // The daemon starts a new zygote at once, without waiting for a session to need it, and says so.
+    wait_for_log(
+        &d,
+        &format!("the sandbox's Python worker (zygote pid {old}) stopped"),
+    );
     // A session opened before: its launcher does not depend on the zygote, so its runs go on.
     let r = run(&mut c, &a, "print(2)", None);
     assert_eq!((r.stdout.text.as_str(), r.exit.code), ("2\n", Some(0)), "{r:?}");
