@@ -207,6 +207,53 @@ fn a_missing_zygote_executable_is_a_clear_start_up_error() {
 }
 
 #[test]
+fn a_venv_of_another_python_version_is_refused_with_both_versions_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    // An "interpreter" that answers the daemon's probe as a Python the zygote was not built against.
+    let fake = dir.path().join("python");
+    let prefix = dir.path().display().to_string();
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho '{{\"version\": \"3.99.0\", \"executable\": \"{0}/python\", \
+             \"real_executable\": \"{0}/python\", \"prefixes\": [\"{0}\"]}}'\n",
+            prefix
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"))
+        .args(["doctor", "--backend", "native"])
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--python")
+        .arg(&fake)
+        .args(if is_root() {
+            vec!["--uid".to_string(), SANDBOX_UID.to_string()]
+        } else {
+            vec![]
+        })
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("sluice-sandbox-zygote was built against Python 3.")
+            && all.contains(&format!(
+                "the sandbox interpreter {prefix}/python is Python 3.99.0"
+            ))
+            && all.contains("PYO3_PYTHON"),
+        "{all}"
+    );
+}
+
+#[test]
 fn the_python_zygote_still_serves_the_native_backend_when_asked() {
     let d = Daemon::start_with(&["--zygote", "python"]);
     let Response::Status(st) = d.client().call(Request::Status).unwrap() else {
