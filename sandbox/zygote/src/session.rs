@@ -295,23 +295,12 @@ fn wait_and_run(py: Python<'_>, run: &Py<PyAny>, go: OwnedFd) -> ! {
     drop((out, err, go));
     // From here on only the user's code runs; nothing below may trust it. Every descriptor but the
     // standard ones and the report pipe is closed (the go socket, the code memfd, anything inherited).
-    let report = report.into_raw_fd_keep();
+    // Close-on-exec (received so), as with the python zygote: a program the code execs does not inherit it.
+    let report = std::os::fd::IntoRawFd::into_raw_fd(report);
     apply::close_all_but(&[report]);
     apply::link_into_tmp(&header.tmp_links);
     let _ = nix::unistd::chdir("/workspace");
     // SAFETY: restoring the default disposition installs no handler code.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
     python::run_code(py, run, &code, report)
-}
-
-trait IntoRawKeep {
-    fn into_raw_fd_keep(self) -> i32;
-}
-
-impl IntoRawKeep for OwnedFd {
-    /// The descriptor stays open (not close-on-exec: the code's subprocesses do not get it either way,
-    /// as it is only the runner's).
-    fn into_raw_fd_keep(self) -> i32 {
-        std::os::fd::IntoRawFd::into_raw_fd(self)
-    }
 }
