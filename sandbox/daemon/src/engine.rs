@@ -1,12 +1,14 @@
 //! The sandbox engine both backends share: sessions as user + mount namespaces holding a size-limited
-//! tmpfs workspace, and runs in per-run PID/network/IPC/UTS/cgroup/mount namespaces forked from the
-//! python zygote, each run in a jail prepared ahead of time.
+//! tmpfs workspace, and runs in per-run PID/network/IPC/UTS/cgroup/mount namespaces forked from a
+//! zygote, each run in a jail prepared ahead of time.
 //!
-//! Life of a run, native backend: the session's launcher (forked from the zygote with the session, PID 1
-//! of the session's own PID namespace, trusted, never running user code) forks the jail's PID 1 into a
-//! fresh PID namespace and hands the daemon a pidfd on it; PID 1 unshares the run's other namespaces,
-//! builds the minimal root, drops every privilege, installs landlock and seccomp, says `ready` and waits
-//! for its code. gVisor backend: the zygote forks a trusted intermediate child, which joins the session's
+//! Life of a run, native backend: the session's launcher (forked from the Rust zygote,
+//! `sluice-sandbox-zygote`, with the session; PID 1 of the session's own PID namespace, trusted, never
+//! running user code) forks the jail's PID 1 into a fresh PID namespace and hands the daemon a pidfd on it;
+//! PID 1 unshares the run's other namespaces, builds the minimal root, drops every privilege, sets its
+//! rlimits, installs landlock and seccomp, says `Ready` and waits for its code. Every message of that path
+//! is a typed `sluice_sandbox_jail` value (`--zygote python` runs it on the python zygote instead, with
+//! JSON and status lines, for side-by-side benchmarks). gVisor backend: the zygote forks a trusted intermediate child, which joins the session's
 //! namespaces, unshares the run's own and starts `runsc run` as the run's PID 1; the container process
 //! (`python/gvisor_runner.py`) says `ready` on its stdout and waits for the code on its stdin. That
 //! prepared jail is kept per session ("warm"), so a run only has to hand over the code; the next jail is
@@ -42,7 +44,9 @@ use crate::images::{self, ImageCaps};
 use crate::pidfd::{PidFd, RunHandle};
 use crate::policy::{self, HostPath, Limits, Project, ProjectMount, SANDBOX_ID};
 use crate::workspace::{Snapshot, Workspace};
-use crate::zygote::{PythonFacts, Zygote, python_facts, recv_queued_fd, send_with_fds, seqpacket_pair};
+use crate::zygote::{
+    NativeZygote, PythonFacts, Zygote, python_facts, recv_queued_fd, send_with_fds, seqpacket_pair,
+};
 
 /// Namespaces each run gets of its own (the session contributes the user and the outer mount namespace).
 pub const RUN_NAMESPACES: u64 = (libc::CLONE_NEWNS
@@ -91,6 +95,8 @@ pub struct EngineConfig {
     /// The daemon runs as root inside a gVisor container (`--backend gvisor-container`): sessions are
     /// tmpfs workspaces owned by a uid of their own, runs are built by [`Mode::InsideGvisor`]'s rules.
     pub inside_gvisor: bool,
+    /// The native backend's zygote (the gVisor backends always use the python one, for now).
+    pub zygote: NativeZygote,
 }
 
 /// How this engine builds sessions and runs.
@@ -110,7 +116,13 @@ pub struct Engine {
     plan: policy::RootPlan,
     seq: std::sync::atomic::AtomicU64,
     config_json: serde_json::Value,
+    /// The native backend on the Rust zygote: its executable and typed configuration.
+    rust_zygote: Option<(Arc<OwnedFd>, sluice_sandbox_jail::ZygoteConfig)>,
     zygote: Mutex<Option<Arc<Zygote>>>,
+    /// Preload modules the zygote could not import, as it last reported them.
+    preload_failed: Mutex<Vec<sluice_sandbox_jail::PreloadFailure>>,
+    /// The pid of the Rust zygote a thread watches (restarting it when it dies), 0 before the first.
+    watched: std::sync::atomic::AtomicU32,
     pub facts: PythonFacts,
     /// Why seccomp could not be compiled, if it could not.
     pub seccomp_error: Option<String>,
@@ -189,6 +201,8 @@ impl SessionNs {
 enum Channel {
     /// Native: a seqpacket socket on which the code memfd and the output pipes are sent.
     Native(OwnedFd),
+    /// Native on the Rust zygote: the same, with a typed header; its status pipe carries typed frames.
+    Typed(OwnedFd),
     /// gVisor: the container's stdin (the run's header and code are written to it) and its output.
     Gvisor {
         stdin: OwnedFd,
@@ -203,7 +217,7 @@ pub struct Jail {
     go: Option<Channel>,
     status: BufReader<pipe::Receiver>,
     pidfd: RunHandle,
-    pub probe: Option<BTreeMap<String, String>>,
+    pub probe: Option<crate::host::JailSteps>,
     /// Native backend with cgroups: the run's group, which PID 1 entered before its set-up finished.
     /// Dropped after the kill in `drop`; the group is removed later, once the run's processes are gone.
     cgroup: Option<RunCgroup>,
@@ -309,13 +323,14 @@ impl Engine {
         }
         let plan = policy::plan_root(exposed, top_links, devices, &projects, &cfg.limits);
         let landlock = policy::landlock_policy(&plan);
-        let (seccomp, seccomp_error) = match policy::seccomp::compile() {
-            Ok(progs) => (
-                progs.iter().map(policy::seccomp::to_hex).collect::<Vec<_>>(),
-                None,
-            ),
+        let (seccomp_programs, seccomp_error) = match policy::seccomp::compile() {
+            Ok(progs) => (progs, None),
             Err(e) => (vec![], Some(e.to_string())),
         };
+        let seccomp = seccomp_programs
+            .iter()
+            .map(policy::seccomp::to_hex)
+            .collect::<Vec<_>>();
         let cap_last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -353,6 +368,35 @@ impl Engine {
         } else {
             cfg.preload.clone()
         };
+        let rust_zygote = match (&cfg.zygote, cfg.runsc.is_some() || cfg.inside_gvisor) {
+            (NativeZygote::Rust(exe), false) => {
+                let exe = exe.clone().map_err(unavailable)?;
+                let config = sluice_sandbox_jail::ZygoteConfig {
+                    python: facts.executable.display().to_string(),
+                    python_version: facts.version.clone(),
+                    preload: cfg.preload.clone(),
+                    ids: sluice_sandbox_jail::IdMap {
+                        uid_inside: SANDBOX_ID,
+                        gid_inside: SANDBOX_ID,
+                        uid_outside: nix::unistd::geteuid().as_raw(),
+                        gid_outside: nix::unistd::getegid().as_raw(),
+                    },
+                    workspace_mountpoint: cfg.root.join("ws").display().to_string(),
+                    jail_dir: cfg.root.join("jail").display().to_string(),
+                    root: plan.clone(),
+                    landlock: landlock.clone(),
+                    seccomp: seccomp_programs
+                        .iter()
+                        .map(policy::seccomp::to_instructions)
+                        .collect(),
+                    cap_last_cap,
+                    rlimits_max: cfg.limits.max_rlimits(),
+                    env: env_list.clone(),
+                };
+                Some((exe, config))
+            }
+            _ => None,
+        };
         let config_json = json!({
             "op": "config",
             "gvisor": gvisor,
@@ -376,7 +420,10 @@ impl Engine {
             plan,
             seq: std::sync::atomic::AtomicU64::new(0),
             config_json,
+            rust_zygote,
             zygote: Mutex::new(None),
+            preload_failed: Mutex::new(vec![]),
+            watched: std::sync::atomic::AtomicU32::new(0),
             facts,
             seccomp_error,
             skip: Mutex::new(vec![]),
@@ -504,22 +551,100 @@ impl Engine {
         if let Some(existing) = z.as_ref().filter(|z| z.alive()) {
             return Ok(existing.clone());
         }
-        let started = Arc::new(Zygote::start(
-            &self.cfg.python,
-            &self.cfg.root,
-            &self.config_json,
-            Duration::from_secs(120),
-        )?);
-        tracing::info!(pid = started.pid(), python = %started.python_version, "python zygote started");
+        let restarted = z.take().map(|dead| (dead.pid(), dead.exit_status()));
+        let started = Arc::new(match &self.rust_zygote {
+            Some((exe, config)) => Zygote::start_rust(exe, &self.cfg.root, config, Duration::from_secs(120))?,
+            None => Zygote::start(
+                &self.cfg.python,
+                &self.cfg.root,
+                &self.config_json,
+                Duration::from_secs(120),
+            )?,
+        });
+        for f in &started.preload_failed {
+            tracing::warn!(module = %f.module, "a preload module failed to import: {}", f.error);
+        }
+        if let Ok(mut p) = self.preload_failed.lock() {
+            p.clone_from(&started.preload_failed);
+        }
+        match restarted {
+            Some((old, status)) => tracing::warn!(
+                pid = started.pid(),
+                "the sandbox's Python worker (zygote pid {old}) stopped ({}); restarted it; runs in sessions \
+                 opened before keep working (their launchers do not depend on it)",
+                status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "status unknown".into())
+            ),
+            None => tracing::info!(
+                pid = started.pid(),
+                python = %started.python_version,
+                rust = self.rust_zygote.is_some(),
+                "zygote started"
+            ),
+        }
         *z = Some(started.clone());
         Ok(started)
     }
 
+    /// When `z` has died: the error a request it was serving gets, after a restart in the background so
+    /// that the next request finds a zygote. `None` while `z` still runs.
+    fn worker_stopped(self: &Arc<Self>, z: &Zygote, during: &str) -> Option<OpError> {
+        if z.alive() {
+            return None;
+        }
+        // The watcher restarts the Rust zygote; the python one (gVisor backends) on the next request.
+        Some(unavailable(format!(
+            "the sandbox's Python worker stopped while {during} and is being restarted; run the code again"
+        )))
+    }
+
+    /// Preload modules the zygote could not import: (module, the last line of its import error).
+    pub fn preload_failures(&self) -> Vec<(String, String)> {
+        self.preload_failed
+            .lock()
+            .map(|p| p.iter().map(|f| (f.module.clone(), f.error.clone())).collect())
+            .unwrap_or_default()
+    }
+
     async fn zygote(self: &Arc<Self>) -> Result<Arc<Zygote>, OpError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.zygote_blocking())
+        let z = tokio::task::spawn_blocking(move || this.zygote_blocking())
             .await
-            .map_err(|e| OpError::internal(format!("zygote start: {e}")))?
+            .map_err(|e| OpError::internal(format!("zygote start: {e}")))??;
+        self.watch_zygote(&z);
+        Ok(z)
+    }
+
+    /// The Rust zygote is restarted as soon as it dies, not when the next session needs it: a thread
+    /// waits on its pidfd, then starts a new one (which `zygote_blocking` logs). It holds the engine
+    /// weakly: once the engine is gone its zygote is killed, and the thread ends.
+    fn watch_zygote(self: &Arc<Self>, z: &Zygote) {
+        let pid = z.pid();
+        if self.rust_zygote.is_none() || self.watched.swap(pid, Ordering::SeqCst) == pid {
+            return;
+        }
+        let Ok(pidfd) = PidFd::open(pid as i32) else {
+            return;
+        };
+        let engine = Arc::downgrade(self);
+        let watcher = std::thread::Builder::new()
+            .name("zygote-watch".into())
+            .spawn(move || {
+                pidfd.wait_exit();
+                // A zygote that dies as soon as it starts would otherwise be restarted in a tight loop.
+                std::thread::sleep(Duration::from_millis(200));
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                match engine.zygote_blocking() {
+                    Ok(z) => engine.watch_zygote(&z),
+                    Err(e) => tracing::warn!("restarting the sandbox's Python worker failed: {e}"),
+                }
+            });
+        if let Err(e) = watcher {
+            tracing::warn!("cannot watch the zygote: {e}");
+        }
     }
 
     /// Creates a session: a user + mount namespace with a tmpfs of `workspace_bytes` as workspace,
@@ -549,20 +674,49 @@ impl Engine {
             }
             Mode::Runsc | Mode::InsideGvisor => None,
         };
-        z.send(
-            &json!({"op": "session", "workspace_bytes": workspace_bytes, "workspace_inodes": inodes}),
-            &fds,
-        )?;
+        let sent = if self.rust_zygote.is_some() {
+            let req = sluice_sandbox_jail::Request::OpenSession {
+                workspace_bytes,
+                workspace_inodes: inodes,
+            };
+            z.send_typed(&req, &fds)
+        } else {
+            z.send(
+                &json!({"op": "session", "workspace_bytes": workspace_bytes, "workspace_inodes": inodes}),
+                &fds,
+            )
+        };
+        if let Err(e) = sent {
+            return Err(self.worker_stopped(&z, "creating the session").unwrap_or(e));
+        }
         drop((status_w, hold_r));
         let launcher = launcher.map(|(ours, _theirs)| ours);
         let mut status = BufReader::new(receiver(status_r)?);
-        let line = read_line_by(&mut status, Instant::now() + SETUP_TIMEOUT)
-            .await?
-            .unwrap_or_default();
-        let Some(pid) = line.strip_prefix("ready ").and_then(|p| p.parse::<u32>().ok()) else {
-            return Err(unavailable(format!(
-                "cannot create the session's namespaces: {line}"
-            )));
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let pid = if self.rust_zygote.is_some() {
+            use sluice_sandbox_jail::Status;
+            match read_status_by(&mut status, deadline).await? {
+                Some(Status::SessionReady { pid }) => pid as u32,
+                Some(Status::Error { message, .. }) => {
+                    return Err(unavailable(format!(
+                        "cannot create the session's namespaces: {message}"
+                    )));
+                }
+                Some(other) => return Err(OpError::internal(format!("unexpected status {other:?}"))),
+                None => {
+                    return Err(self
+                        .worker_stopped(&z, "creating the session")
+                        .unwrap_or_else(|| unavailable("cannot create the session's namespaces")));
+                }
+            }
+        } else {
+            let line = read_line_by(&mut status, deadline).await?.unwrap_or_default();
+            let Some(pid) = line.strip_prefix("ready ").and_then(|p| p.parse::<u32>().ok()) else {
+                return Err(unavailable(format!(
+                    "cannot create the session's namespaces: {line}"
+                )));
+            };
+            pid
         };
         let open = |p: PathBuf, flags: i32| {
             OpenOptions::new()
@@ -674,7 +828,8 @@ impl Engine {
         drop((status_w, go_theirs, hold_r));
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + SETUP_TIMEOUT;
-        let (mut handle, mut ready, mut probe_result) = (None, false, None);
+        let (mut handle, mut ready) = (None, false);
+        let mut probe_result: Option<BTreeMap<String, String>> = None;
         let mut hold = Some(hold_w);
         while !(ready && handle.is_some()) {
             let Some(line) = read_line_by(&mut status, deadline).await? else {
@@ -705,7 +860,7 @@ impl Engine {
             go: Some(Channel::Native(go)),
             status,
             pidfd,
-            probe: probe_result,
+            probe: probe_result.map(crate::host::JailSteps::Text),
             cgroup: None,
         })
     }
@@ -799,6 +954,9 @@ impl Engine {
     }
 
     async fn prepare_native(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
+        if self.rust_zygote.is_some() {
+            return self.prepare_typed(s, probe).await;
+        }
         let (status_r, status_w) = pipe_pair()?;
         let (go, go_theirs) = seqpacket_pair()?;
         let skip = self.skip.lock().map(|s| s.clone()).unwrap_or_default();
@@ -833,34 +991,7 @@ impl Engine {
                     // knows is in the session's PID namespace, meaningless here).
                     let fd = recv_queued_fd(&go)?;
                     let pf = PidFd::adopt(fd).map_err(|e| OpError::internal(format!("jail pidfd: {e}")))?;
-                    // Into the run's cgroup while PID 1 still builds its jail: user code, and anything
-                    // it forks, only ever runs inside the group.
-                    if let Ok(cgroups) = &self.cfg.cgroups {
-                        // The default run's memory limit, so that most runs need no second write. On a
-                        // thread of its own: moving a process between cgroups may wait for an RCU grace
-                        // period (≈ 10 ms after a quiet spell), which must not stall a runtime worker.
-                        let (cgroups, pid) = (cgroups.clone(), pf.pid());
-                        let memory = self.cfg.limits.for_run(None, None).memory_mb << 20;
-                        let max_pids = self.cfg.limits.max_processes;
-                        let group = tokio::task::spawn_blocking(move || {
-                            let g = cgroups.create_run(memory, max_pids)?;
-                            g.enter(pid)?;
-                            Ok::<_, std::io::Error>(g)
-                        })
-                        .await
-                        .map_err(|e| OpError::internal(format!("cgroup task: {e}")))
-                        .and_then(|r| {
-                            r.map_err(|e| unavailable(format!("sandbox set-up failed: cgroup: {e}")))
-                        });
-                        let group = match group {
-                            Ok(g) => g,
-                            Err(e) => {
-                                let _ = pf.kill();
-                                return Err(e);
-                            }
-                        };
-                        cgroup = Some(group);
-                    }
+                    cgroup = self.enter_cgroup(&pf).await?;
                     pidfd = Some(pf);
                 }
                 "probe" => probe_result = serde_json::from_str(rest).ok(),
@@ -874,7 +1005,94 @@ impl Engine {
             go: Some(Channel::Native(go)),
             status,
             pidfd: RunHandle::Fd(pidfd),
-            probe: probe_result,
+            probe: probe_result.map(crate::host::JailSteps::Text),
+            cgroup,
+        })
+    }
+
+    /// Into the run's cgroup while PID 1 still builds its jail: user code, and anything it forks, only
+    /// ever runs inside the group. Kills the jail when that fails.
+    async fn enter_cgroup(&self, pf: &PidFd) -> Result<Option<RunCgroup>, OpError> {
+        let Ok(cgroups) = &self.cfg.cgroups else {
+            return Ok(None);
+        };
+        // The default run's memory limit, so that most runs need no second write. On a thread of its
+        // own: moving a process between cgroups may wait for an RCU grace period (≈ 10 ms after a quiet
+        // spell), which must not stall a runtime worker.
+        let (cgroups, pid) = (cgroups.clone(), pf.pid());
+        let memory = self.cfg.limits.for_run(None, None).memory_mb << 20;
+        let max_pids = self.cfg.limits.max_processes;
+        let group = tokio::task::spawn_blocking(move || {
+            let g = cgroups.create_run(memory, max_pids)?;
+            g.enter(pid)?;
+            Ok::<_, std::io::Error>(g)
+        })
+        .await
+        .map_err(|e| OpError::internal(format!("cgroup task: {e}")))
+        .and_then(|r| r.map_err(|e| unavailable(format!("sandbox set-up failed: cgroup: {e}"))));
+        match group {
+            Ok(g) => Ok(Some(g)),
+            Err(e) => {
+                let _ = pf.kill();
+                Err(e)
+            }
+        }
+    }
+
+    /// A native jail from the Rust zygote's launcher: a typed [`sluice_sandbox_jail::Prepare`], then typed
+    /// status events until the jail's pidfd has arrived (and PID 1 is in its cgroup) and it is `Ready`.
+    async fn prepare_typed(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
+        use sluice_sandbox_jail::{Prepare, Protection, Status};
+        let (status_r, status_w) = pipe_pair()?;
+        let (go, go_theirs) = seqpacket_pair()?;
+        let skip = self.skip.lock().map(|s| s.clone()).unwrap_or_default();
+        let prepare = Prepare {
+            probe,
+            // Degraded mode's names come from the protocol's protection list, which uses these names.
+            skip: skip.iter().filter_map(|n| Protection::from_name(n)).collect(),
+            unshare_flags: RUN_NAMESPACES,
+        };
+        let body =
+            sluice_sandbox_jail::codec::encode(&prepare).map_err(|e| OpError::internal(e.to_string()))?;
+        {
+            let launcher = s
+                .launcher
+                .lock()
+                .map_err(|_| OpError::internal("launcher lock poisoned"))?;
+            let Some(launcher) = launcher.as_ref() else {
+                return Err(unavailable("the sandbox session is closed"));
+            };
+            send_with_fds(launcher, &body, &[status_w.as_raw_fd(), go_theirs.as_raw_fd()])?;
+        }
+        drop((status_w, go_theirs));
+        let mut status = BufReader::new(receiver(status_r)?);
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let (mut pidfd, mut ready, mut report, mut cgroup) = (None, false, None, None);
+        while !(ready && pidfd.is_some()) {
+            match read_status_by(&mut status, deadline).await? {
+                None => return Err(unavailable("the sandbox worker exited while preparing a jail")),
+                Some(Status::Child) => {
+                    // The launcher queued a pidfd on the jail's PID 1 before it said `Child` (the pid it
+                    // knows is in the session's PID namespace, meaningless here).
+                    let fd = recv_queued_fd(&go)?;
+                    let pf = PidFd::adopt(fd).map_err(|e| OpError::internal(format!("jail pidfd: {e}")))?;
+                    cgroup = self.enter_cgroup(&pf).await?;
+                    pidfd = Some(pf);
+                }
+                Some(Status::Probe(steps)) => report = Some(crate::host::JailSteps::Typed(steps)),
+                Some(Status::Ready) => ready = true,
+                Some(Status::Error { message, .. }) => {
+                    return Err(unavailable(format!("sandbox set-up failed: {message}")));
+                }
+                Some(other) => return Err(OpError::internal(format!("unexpected status {other:?}"))),
+            }
+        }
+        let pidfd = pidfd.ok_or_else(|| OpError::internal("no jail pid"))?;
+        Ok(Jail {
+            go: Some(Channel::Typed(go)),
+            status,
+            pidfd: RunHandle::Fd(pidfd),
+            probe: report,
             cgroup,
         })
     }
@@ -916,11 +1134,20 @@ impl Engine {
                 .set_memory(memory_bytes)
                 .map_err(|e| OpError::internal(format!("cgroup memory limit: {e}")))?;
         }
-        let mut header = serde_json::to_vec(&json!({ "rlimits": rlimits, "links": self.tmp_links }))
-            .map_err(|e| OpError::internal(e.to_string()))?;
+        let typed = matches!(jail.go, Some(Channel::Typed(_)));
+        let mut header = if typed {
+            sluice_sandbox_jail::codec::encode(&sluice_sandbox_jail::RunHeader {
+                rlimits: rlimits.to_vec(),
+                tmp_links: self.tmp_links.clone(),
+            })
+            .map_err(|e| OpError::internal(e.to_string()))?
+        } else {
+            serde_json::to_vec(&json!({ "rlimits": rlimits, "links": self.tmp_links }))
+                .map_err(|e| OpError::internal(e.to_string()))?
+        };
         match jail.go.take() {
             None => Ok(None),
-            Some(Channel::Native(go)) => {
+            Some(Channel::Native(go) | Channel::Typed(go)) => {
                 let code_fd = memfd_create("sluice-code", MFdFlags::MFD_CLOEXEC)
                     .map_err(|e| OpError::internal(format!("memfd: {e}")))?;
                 std::fs::File::from(
@@ -1016,6 +1243,9 @@ impl Engine {
         let mut deadline = tokio::time::Instant::from_std(start + Duration::from_millis(limits.timeout_ms));
         let (mut ob, mut eb) = (vec![0u8; 65536], vec![0u8; 65536]);
         let (mut rl, mut sl) = (String::new(), String::new());
+        // The Rust zygote's status pipe carries typed frames: read as they come, decoded when whole.
+        let typed = self.rust_zygote.is_some();
+        let (mut frames, mut fb) = (Vec::new(), vec![0u8; 4096]);
         loop {
             // Without the runner's `done` line, the report pipe is read to its end too: a `limit memory`
             // line written just before the jail exited may still be in it when the exit status arrives.
@@ -1048,9 +1278,23 @@ impl Engine {
                     }
                     rl.clear();
                 },
-                r = jail.status.read_line(&mut sl), if !status_eof => {
+                r = async {
+                    if typed {
+                        jail.status.read(&mut fb).await
+                    } else {
+                        jail.status.read_line(&mut sl).await
+                    }
+                }, if !status_eof => {
                     match r {
                         Ok(0) | Err(_) => status_eof = true,
+                        Ok(n) if typed => {
+                            frames.extend_from_slice(&fb[..n]);
+                            while let Some(st) = sluice_sandbox_jail::codec::take_status(&mut frames) {
+                                if let Ok(sluice_sandbox_jail::Status::Exit { end, .. }) = st {
+                                    exit = Some(exit_status(end));
+                                }
+                            }
+                        }
                         Ok(_) => exit = parse_exit(sl.trim_end()).or(exit),
                     }
                     sl.clear();
@@ -1155,6 +1399,53 @@ fn mpl_cache_files(prefixes: &[PathBuf]) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+fn exit_status(end: sluice_sandbox_jail::End) -> ExitStatus {
+    match end {
+        sluice_sandbox_jail::End::Code(c) => ExitStatus {
+            code: Some(c),
+            signal: None,
+        },
+        sluice_sandbox_jail::End::Signal(s) => ExitStatus {
+            code: None,
+            signal: Some(s),
+        },
+    }
+}
+
+/// Reads one typed status frame (exactly: whatever follows stays in the reader for the run).
+async fn read_status_by(
+    r: &mut BufReader<pipe::Receiver>,
+    deadline: Instant,
+) -> Result<Option<sluice_sandbox_jail::Status>, OpError> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let frame = async {
+        let mut len = [0u8; 4];
+        match r.read_exact(&mut len).await {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let len = u32::from_le_bytes(len) as usize;
+        if len + 4 > sluice_sandbox_jail::codec::MAX_STATUS_FRAME {
+            return Err(std::io::Error::other(format!("a status frame of {len} bytes")));
+        }
+        let mut body = vec![0u8; len];
+        r.read_exact(&mut body).await?;
+        Ok(Some(body))
+    };
+    match tokio::time::timeout(left, frame).await {
+        Err(_) => Err(OpError::new(
+            ErrorKind::Timeout,
+            "the sandbox did not become ready in time",
+        )),
+        Ok(Err(e)) => Err(OpError::internal(format!("status pipe: {e}"))),
+        Ok(Ok(None)) => Ok(None),
+        Ok(Ok(Some(body))) => sluice_sandbox_jail::codec::decode(&body)
+            .map(Some)
+            .map_err(|e| OpError::internal(format!("status pipe: {e}"))),
+    }
 }
 
 fn parse_exit(line: &str) -> Option<ExitStatus> {

@@ -20,6 +20,56 @@ pub const GVISOR_STEPS: &[&str] = &[
     "gvisor_seccomp",
 ];
 
+/// Each protection step's result as a jail reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JailSteps {
+    /// The Rust zygote's typed report (the native backend).
+    Typed(Vec<sluice_sandbox_jail::StepReport>),
+    /// Results as text, `ok[: detail]` or `failed: why`, keyed by step name: gVisor's self-test, the
+    /// in-gVisor jail and the python zygote (`--zygote python`) report this way.
+    Text(BTreeMap<String, String>),
+}
+
+impl JailSteps {
+    /// Whether the step is in force, and the detail to show.
+    fn step(&self, name: &str) -> (bool, String) {
+        let (active, detail) = match self {
+            JailSteps::Typed(steps) => {
+                use sluice_sandbox_jail::State;
+                match steps
+                    .iter()
+                    .find(|s| s.protection.name() == name)
+                    .map(|s| &s.state)
+                {
+                    Some(State::Ok(detail)) => (true, detail.clone().unwrap_or_default()),
+                    Some(State::Skipped) => (false, "skipped (degraded mode)".to_string()),
+                    Some(State::Failed(why)) => (false, format!("failed: {why}")),
+                    None => (false, "not reported".to_string()),
+                }
+            }
+            JailSteps::Text(steps) => {
+                let result = steps
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| "not reported".to_string());
+                let active = result.starts_with("ok");
+                let detail = result
+                    .strip_prefix("ok: ")
+                    .or(result.strip_prefix("ok"))
+                    .unwrap_or(&result)
+                    .to_string();
+                (active, detail)
+            }
+        };
+        let detail = if detail.is_empty() {
+            "applied".to_string()
+        } else {
+            detail
+        };
+        (active, detail)
+    }
+}
+
 /// What the probe through the real pipeline found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeOutcome {
@@ -31,7 +81,7 @@ pub struct ProbeOutcome {
     /// Creating a session (user + mount namespace, tmpfs workspace).
     pub session: Result<(), String>,
     /// Preparing a jail: each step's result as the jail itself reported it.
-    pub jail: Result<BTreeMap<String, String>, String>,
+    pub jail: Result<JailSteps, String>,
     /// Per-run cgroup limits: what is used, or why not.
     pub cgroup: Result<String, String>,
 }
@@ -70,28 +120,11 @@ pub const INSIDE_STEPS: &[(&str, bool)] = &[
 /// landlock is reported missing, with what stands in for it.
 fn inside_protections(probe: &ProbeOutcome) -> Vec<Protection> {
     let step = |name: &str| -> (bool, String) {
-        let result = match (&probe.session, &probe.jail) {
-            (Err(e), _) => format!("failed: no session: {e}"),
-            (Ok(()), Err(e)) => format!("failed: {e}"),
-            (Ok(()), Ok(steps)) => steps
-                .get(name)
-                .cloned()
-                .unwrap_or_else(|| "not reported".to_string()),
-        };
-        let active = result.starts_with("ok");
-        let detail = result
-            .strip_prefix("ok: ")
-            .or(result.strip_prefix("ok"))
-            .unwrap_or(&result)
-            .to_string();
-        (
-            active,
-            if detail.is_empty() {
-                "applied".to_string()
-            } else {
-                detail
-            },
-        )
+        match (&probe.session, &probe.jail) {
+            (Err(e), _) => (false, format!("failed: no session: {e}")),
+            (Ok(()), Err(e)) => (false, format!("failed: {e}")),
+            (Ok(()), Ok(steps)) => steps.step(name),
+        }
     };
     let mut out = Vec::new();
     let (uid_ok, uid_detail) = step("session_uid");
@@ -239,23 +272,9 @@ pub fn protections(probe: &ProbeOutcome) -> Vec<Protection> {
         out.push(p(name, jail_ok && session_ok, true, detail));
     }
     for step in steps {
-        let result = match &probe.jail {
-            Ok(steps) => steps
-                .get(*step)
-                .cloned()
-                .unwrap_or_else(|| "not reported".to_string()),
-            Err(e) => format!("failed: {e}"),
-        };
-        let active = result.starts_with("ok");
-        let detail = result
-            .strip_prefix("ok: ")
-            .or(result.strip_prefix("ok"))
-            .unwrap_or(&result)
-            .to_string();
-        let detail = if detail.is_empty() {
-            "applied".to_string()
-        } else {
-            detail
+        let (active, detail) = match &probe.jail {
+            Ok(steps) => steps.step(step),
+            Err(e) => (false, format!("failed: {e}")),
         };
         out.push(p(step, active, true, detail));
     }
@@ -277,6 +296,34 @@ pub fn protections(probe: &ProbeOutcome) -> Vec<Protection> {
         Err(e) => p("cgroup_limits", false, false, e.clone()),
     });
     out
+}
+
+/// What became of the preload list (`--preload`): not a protection, but `status` and `doctor` carry it
+/// there. Optional: a module that did not import is imported by each run that needs it (slower, never
+/// wrong), so the daemon serves on and says which one failed and why.
+pub fn preload_protection(preload: &[String], failed: &[(String, String)]) -> Option<Protection> {
+    if preload.is_empty() {
+        return None;
+    }
+    Some(if failed.is_empty() {
+        p(
+            "preload",
+            true,
+            false,
+            format!("imported before the first fork: {}", preload.join(", ")),
+        )
+    } else {
+        let why: Vec<String> = failed.iter().map(|(m, e)| format!("{m} ({e})")).collect();
+        p(
+            "preload",
+            false,
+            false,
+            format!(
+                "failed to import: {}; each run imports what it needs itself",
+                why.join("; ")
+            ),
+        )
+    })
 }
 
 /// Runs the probe: a session and a jail built exactly as for real runs, with every step reported. For
@@ -307,8 +354,8 @@ pub async fn probe(engine: &Arc<Engine>) -> ProbeOutcome {
                 .ok_or_else(|| "the jail sent no probe report".to_string()),
             Err(e) => Err(e.message),
         },
-        Mode::InsideGvisor => probe_inside(engine, &session).await,
-        Mode::Runsc => probe_gvisor(engine, &session).await,
+        Mode::InsideGvisor => probe_inside(engine, &session).await.map(JailSteps::Text),
+        Mode::Runsc => probe_gvisor(engine, &session).await.map(JailSteps::Text),
     };
     session.close();
     ProbeOutcome {
@@ -343,11 +390,11 @@ async fn probe_inside(
         )]),
     };
     let jail = engine.prepare(session, true).await.map_err(|e| e.message)?;
-    steps.extend(
-        jail.probe
-            .clone()
-            .ok_or_else(|| "the jail sent no probe report".to_string())?,
-    );
+    match jail.probe.clone() {
+        Some(JailSteps::Text(reported)) => steps.extend(reported),
+        Some(JailSteps::Typed(_)) => return Err("a typed probe report inside gVisor".to_string()),
+        None => return Err("the jail sent no probe report".to_string()),
+    }
     let leaked = mounts_below(&engine.jail_dir());
     steps.insert(
         "mount_namespace".into(),
@@ -549,7 +596,7 @@ mod tests {
                 inside_gvisor: true,
                 uid: 0,
                 session,
-                jail,
+                jail: jail.map(JailSteps::Text),
                 cgroup: Err("none inside gVisor".into()),
             };
         let every_step: Vec<&str> = vec![
@@ -706,14 +753,31 @@ mod tests {
 
     #[test]
     fn probe_to_protections() {
-        let all_ok: BTreeMap<String, String> = JAIL_STEPS
-            .iter()
-            .map(|s| (s.to_string(), "ok".to_string()))
-            .collect();
-        let mut landlock_missing = all_ok.clone();
-        landlock_missing.insert(
-            "landlock".into(),
-            "failed: landlock not available: Function not implemented".into(),
+        use sluice_sandbox_jail::{Protection, State, StepReport};
+        // The native jail's report is typed: every step in force, or landlock failed.
+        let report = |failed: Option<Protection>| {
+            JailSteps::Typed(
+                Protection::ALL
+                    .iter()
+                    .map(|&protection| StepReport {
+                        protection,
+                        state: if Some(protection) == failed {
+                            State::Failed("landlock not available: ENOSYS".into())
+                        } else {
+                            State::Ok(None)
+                        },
+                    })
+                    .collect(),
+            )
+        };
+        let all_ok = report(None);
+        let landlock_missing = report(Some(Protection::Landlock));
+        // The python zygote's text report of the same (`--zygote python`).
+        let all_ok_text = JailSteps::Text(
+            JAIL_STEPS
+                .iter()
+                .map(|s| (s.to_string(), "ok".to_string()))
+                .collect(),
         );
         let gvisor_ok: BTreeMap<String, String> = GVISOR_STEPS
             .iter()
@@ -729,7 +793,7 @@ mod tests {
                     inside_gvisor: false,
                     uid: 65534,
                     session: Ok(()),
-                    jail: Ok(gvisor_ok),
+                    jail: Ok(JailSteps::Text(gvisor_ok)),
                     cgroup: Err("v1".into()),
                 },
                 vec!["cgroup_limits"],
@@ -740,7 +804,7 @@ mod tests {
                     inside_gvisor: false,
                     uid: 65534,
                     session: Ok(()),
-                    jail: Ok(gvisor_open),
+                    jail: Ok(JailSteps::Text(gvisor_open)),
                     cgroup: Err("v1".into()),
                 },
                 vec!["network_none", "cgroup_limits"],
@@ -784,6 +848,17 @@ mod tests {
                     uid: 1000,
                     session: Ok(()),
                     jail: Ok(all_ok.clone()),
+                    cgroup: Ok("cgroup v1 memory and pids limits per run".into()),
+                },
+                vec![],
+            ),
+            (
+                ProbeOutcome {
+                    backend: Backend::Native,
+                    inside_gvisor: false,
+                    uid: 1000,
+                    session: Ok(()),
+                    jail: Ok(all_ok_text),
                     cgroup: Ok("cgroup v1 memory and pids limits per run".into()),
                 },
                 vec![],

@@ -50,6 +50,21 @@ impl PidFd {
         matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(0))
     }
 
+    /// Blocks until the process has exited.
+    pub fn wait_exit(&self) {
+        use std::os::fd::AsFd;
+        loop {
+            let mut fds = [nix::poll::PollFd::new(
+                self.fd.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                _ => return,
+            }
+        }
+    }
+
     /// Sends SIGKILL. Killing PID 1 of a PID namespace kills every process in it.
     pub fn kill(&self) -> std::io::Result<()> {
         // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo and no flags.

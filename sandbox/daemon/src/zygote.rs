@@ -1,8 +1,11 @@
-//! The pre-forked python3 zygote: starting it, handing it the policy, and asking it for forks.
+//! The pre-forked zygote: starting it, handing it the policy, and asking it for forks.
 //!
-//! The zygote script (`python/zygote.py`) is compiled into the binary and started with `python -I -c`,
-//! an empty environment (thread counts pinned to one) and a `SOCK_SEQPACKET` control socket as stdin.
-//! Each message carries one JSON object and the descriptors the forked child needs.
+//! Two zygotes exist while the backends move over. The native backend's is `sluice-sandbox-zygote` (Rust,
+//! embedding CPython): it gets a typed `sluice_sandbox_jail::ZygoteConfig` and answers with a typed
+//! `Hello`, every message `postcard`-encoded. The gVisor backends' (and `--zygote python`'s) is the script
+//! `python/zygote.py`, compiled into this binary and started with `python -I -c`; its messages are JSON.
+//! Both start with an empty environment (thread counts pinned to one) and a `SOCK_SEQPACKET` control
+//! socket as stdin; each request carries the descriptors the forked child needs.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -19,7 +22,10 @@ use nix::sys::socket::{
 
 use crate::error::OpError;
 
-/// The zygote's source, shipped inside the daemon binary.
+/// The Rust zygote's file name, looked for next to the daemon's executable.
+pub const ZYGOTE_BIN: &str = "sluice-sandbox-zygote";
+
+/// The python zygote's source, shipped inside the daemon binary.
 pub const SCRIPT: &str = include_str!("../python/zygote.py");
 
 /// Environment of the zygote itself: nothing from the daemon's, and one thread for numeric libraries
@@ -47,6 +53,8 @@ pub struct Zygote {
     ctl: Mutex<OwnedFd>,
     child: Mutex<Child>,
     pub python_version: String,
+    /// Preload modules that failed to import (the Rust zygote reports them and serves without them).
+    pub preload_failed: Vec<sluice_sandbox_jail::PreloadFailure>,
 }
 
 /// Creates a `SOCK_SEQPACKET` pair with close-on-exec set on both ends.
@@ -175,7 +183,80 @@ impl Zygote {
             ctl: Mutex::new(ours),
             child: Mutex::new(child),
             python_version,
+            preload_failed: vec![],
         })
+    }
+
+    /// Starts the Rust zygote from `exe` (a descriptor opened before the daemon dropped its privileges, so
+    /// that a binary in a directory the daemon's uid cannot reach still starts), sends it the typed
+    /// configuration and waits until it has preloaded its modules.
+    pub fn start_rust(
+        exe: &OwnedFd,
+        tag: &Path,
+        config: &sluice_sandbox_jail::ZygoteConfig,
+        ready_timeout: Duration,
+    ) -> Result<Zygote, OpError> {
+        use std::os::unix::process::CommandExt;
+        let unavailable = |m: String| OpError::new(sluice_sandbox_protocol::ErrorKind::Unavailable, m);
+        let (ours, theirs) = seqpacket_pair()?;
+        let mut cmd = Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+        cmd.arg0(ZYGOTE_BIN).arg(tag).env_clear().current_dir("/");
+        for (k, v) in ZYGOTE_ENV {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| unavailable(format!("cannot start {ZYGOTE_BIN}: {e}")))?;
+        let body =
+            sluice_sandbox_jail::codec::encode(config).map_err(|e| OpError::internal(e.to_string()))?;
+        send_with_fds(&ours, &body, &[])?;
+        let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
+        let ms = u16::try_from(ready_timeout.as_millis()).unwrap_or(u16::MAX);
+        let n = poll(&mut fds, PollTimeout::from(ms)).map_err(|e| OpError::internal(format!("poll: {e}")))?;
+        if n == 0 {
+            return Err(unavailable(format!(
+                "{ZYGOTE_BIN} not ready after {ready_timeout:?}"
+            )));
+        }
+        let (body, _) = sluice_sandbox_jail::fdpass::recv(ours.as_fd(), 1 << 20, 0)
+            .map_err(|e| unavailable(format!("{ZYGOTE_BIN}: {e}")))?;
+        if body.is_empty() {
+            return Err(unavailable(format!(
+                "{ZYGOTE_BIN} exited during start-up (see the daemon's stderr for its message)"
+            )));
+        }
+        match sluice_sandbox_jail::codec::decode(&body) {
+            Ok(sluice_sandbox_jail::Hello::Ready {
+                python_version,
+                preload,
+                ..
+            }) => Ok(Zygote {
+                ctl: Mutex::new(ours),
+                child: Mutex::new(child),
+                python_version,
+                preload_failed: preload.failed,
+            }),
+            Ok(sluice_sandbox_jail::Hello::Refused { reason }) => Err(unavailable(reason)),
+            Err(e) => Err(unavailable(format!("{ZYGOTE_BIN} said: {e}"))),
+        }
+    }
+
+    /// Sends one request to the Rust zygote.
+    pub fn send_typed(&self, req: &sluice_sandbox_jail::Request, fds: &[RawFd]) -> Result<(), OpError> {
+        let body = sluice_sandbox_jail::codec::encode(req).map_err(|e| OpError::internal(e.to_string()))?;
+        let ctl = self
+            .ctl
+            .lock()
+            .map_err(|_| OpError::internal("zygote lock poisoned"))?;
+        send_with_fds(&*ctl, &body, fds)
+    }
+
+    /// How the zygote ended, once it has.
+    pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
+        self.child.lock().ok()?.try_wait().ok().flatten()
     }
 
     /// Asks for a fork. The descriptors are duplicated into the zygote by the kernel; the caller keeps
@@ -249,4 +330,38 @@ pub fn python_facts(python: &Path) -> Result<PythonFacts, OpError> {
         ));
     }
     serde_json::from_slice(&out.stdout).map_err(|e| OpError::internal(format!("python facts: {e}")))
+}
+
+/// Which zygote the native backend forks its runs from.
+#[derive(Clone, Debug)]
+pub enum NativeZygote {
+    /// `sluice-sandbox-zygote`, opened ahead (or why it could not be).
+    Rust(Result<std::sync::Arc<OwnedFd>, String>),
+    /// The python script the gVisor backends use (`--zygote python`, for side-by-side benchmarks).
+    Python,
+}
+
+/// Opens the Rust zygote's executable: `explicit` (`--zygote-bin`), or `sluice-sandbox-zygote` next to
+/// this executable. Opened (not just found) while the daemon may still be root: it is started later, after
+/// the switch to the unprivileged uid, through `/proc/self/fd`.
+pub fn open_zygote_bin(explicit: Option<&Path>) -> Result<OwnedFd, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = match explicit {
+        Some(p) => p.to_path_buf(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find this executable's directory: {e}"))?
+            .with_file_name(ZYGOTE_BIN),
+    };
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .map(OwnedFd::from)
+        .map_err(|e| {
+            format!(
+                "the native backend's zygote {} cannot be opened: {e} (build it with `cargo build -p {ZYGOTE_BIN}`, \
+                 or name it with --zygote-bin)",
+                path.display()
+            )
+        })
 }

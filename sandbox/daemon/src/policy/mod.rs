@@ -1,5 +1,6 @@
 //! Pure policy: what the jail looks like (mounts, landlock rules, rlimits, seccomp), decided from
-//! configuration and facts about the host, with no I/O. The zygote's child only applies it.
+//! configuration and facts about the host, with no I/O. The zygote's jails only apply it (natively
+//! `sluice_sandbox_jail::apply`, on the typed values below).
 
 pub mod inside;
 pub mod seccomp;
@@ -9,7 +10,9 @@ pub use inside::{SESSION_UIDS, UidLease, UidPool, inside_workspace_options};
 use std::path::{Path, PathBuf};
 
 use landlock::{ABI, Access, AccessFs, AccessNet, Scope};
-use serde::Serialize;
+/// The jail's plan types live beside the code that applies them (`sluice-sandbox-jail`); the policy here
+/// decides their values.
+pub use sluice_sandbox_jail::{Bind, LandlockPolicy, LandlockRule, Rlimit, RootPlan};
 
 /// The landlock ABI the policy is written for; older kernels lack the scopes (V6) it relies on.
 pub const LANDLOCK_ABI: ABI = ABI::V7;
@@ -60,9 +63,6 @@ impl Default for Limits {
     }
 }
 
-/// One `setrlimit` as the zygote applies it: (resource, soft, hard).
-pub type Rlimit = (u32, u64, u64);
-
 /// What one run gets, after clamping the request to the configured range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunLimits {
@@ -108,23 +108,6 @@ impl Limits {
             memory_mb: self.max_memory_mb,
         })
     }
-}
-
-/// A bind mount into the jail: the installation read-only at its host paths, devices, and project
-/// directories at `/projects/NAME`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Bind {
-    pub src: String,
-    pub dst: String,
-    pub is_dir: bool,
-    /// Flags for the bind remount: read-only (unless a device or a read-write project) plus the flags
-    /// the kernel keeps locked.
-    pub remount_flags: u64,
-    /// Sandboxed code may write below it (landlock grants it; the mount is not read-only).
-    pub writable: bool,
-    /// Bind the mounts below the source too. Projects are bound alone: a remount to read-only only
-    /// covers the top mount, so a host mount below a project would otherwise stay writable.
-    pub recursive: bool,
 }
 
 /// Where project directories appear inside the jail.
@@ -178,19 +161,6 @@ pub struct ProjectMount {
     pub name: String,
     pub host: HostPath,
     pub writable: bool,
-}
-
-/// The jail's root file system, as the zygote builds it on a small tmpfs.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RootPlan {
-    pub root_bytes: u64,
-    pub tmp_bytes: u64,
-    pub tmp_inodes: u64,
-    pub dirs: Vec<String>,
-    /// (target, link path)
-    pub symlinks: Vec<(String, String)>,
-    pub binds: Vec<Bind>,
-    pub dev_symlinks: Vec<(String, String)>,
 }
 
 /// A host path to expose read-only, with what the host says about it.
@@ -309,24 +279,6 @@ pub fn plan_root(
             ("/proc/self/fd/2".into(), "/dev/stderr".into()),
         ],
     }
-}
-
-/// One landlock path rule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LandlockRule {
-    pub path: String,
-    pub access: u64,
-}
-
-/// The landlock ruleset: every file-system and network right is handled (so denied unless a rule
-/// grants it), signals and abstract Unix sockets are scoped to the sandbox.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LandlockPolicy {
-    pub min_abi: u32,
-    pub handled_fs: u64,
-    pub handled_net: u64,
-    pub scoped: u64,
-    pub rules: Vec<LandlockRule>,
 }
 
 /// Read-only (with execute) on the exposed installation, read on `/proc` and devices, write on

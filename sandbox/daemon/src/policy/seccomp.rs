@@ -390,7 +390,12 @@ fn tree(keys: &[(u32, u32, Target)], prog: &mut BpfProgram, fixups: &mut Vec<(us
     }
 }
 
-/// A program as the hex string the zygote installs (`struct sock_filter` array, native byte order).
+/// A program as the typed instructions the Rust zygote's jails install with `seccompiler`.
+pub fn to_instructions(prog: &BpfProgram) -> Vec<sluice_sandbox_jail::BpfInstruction> {
+    prog.iter().map(Into::into).collect()
+}
+
+/// A program as the hex string the python zygote installs (`struct sock_filter` array, native byte order).
 pub fn to_hex(prog: &BpfProgram) -> String {
     let mut s = String::with_capacity(prog.len() * 16);
     for ins in prog {

@@ -100,6 +100,19 @@ pub fn backends() -> Vec<Kind> {
     vec![Kind::Native]
 }
 
+/// The native backend's zygote is another package's binary, which `cargo nextest run -p sluice-sandbox`
+/// does not build: say so instead of failing every test with a start-up error.
+pub fn assert_zygote_built() {
+    let daemon = Path::new(env!("CARGO_BIN_EXE_sluice-sandbox"));
+    let zygote = daemon.with_file_name("sluice-sandbox-zygote");
+    assert!(
+        zygote.is_file(),
+        "{} is missing: build it first (`cargo build -p sluice-sandbox-zygote`, with the same profile and \
+         CARGO_TARGET_DIR), or run the whole workspace's tests",
+        zygote.display()
+    );
+}
+
 pub fn is_root() -> bool {
     nix::unistd::Uid::effective().is_root()
 }
@@ -128,6 +141,7 @@ impl Daemon {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
         let socket = dir.path().join("sandbox.sock");
         let root = dir.path().join("root");
+        assert_zygote_built();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"));
         cmd.arg("serve")
             .arg("--socket")

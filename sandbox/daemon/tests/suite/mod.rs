@@ -9,3 +9,4 @@ mod projects;
 mod protocol;
 mod python_stack;
 mod svg_renderer;
+mod zygote;
