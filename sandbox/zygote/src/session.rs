@@ -254,21 +254,25 @@ fn jail(
         }
     }
     // After `Ready`: the runner's preparation overlaps the daemon's answer; code sent meanwhile waits in
-    // the go socket until it is done.
-    if let Err(e) = python::prepare_run(py, run, &cfg.env) {
-        report_error(
-            status.as_fd(),
-            Step::Setup,
-            format!("the runner's preparation failed: {e}"),
-        );
-        exit(70);
-    }
+    // the go socket until it is done. The daemon has stopped reading set-up errors by now, so a failure
+    // here is told to the run that comes, on its stderr.
+    let unprepared = python::prepare_run(py, run, &cfg.env)
+        .err()
+        .map(|e| format!("the sandbox could not prepare this run: {e}"));
     drop(status);
-    wait_and_run(py, run, go)
+    wait_and_run(py, run, go, unprepared)
+}
+
+/// Says why a run cannot start on its stderr (already the run's pipe), and ends the jail.
+fn fail_run(why: &str) -> ! {
+    let line = format!("sluice sandbox: {why}\n");
+    // SAFETY: writes a live buffer to this process's own stderr.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    exit(70)
 }
 
 /// The locked-down jail's last trusted step: waits for the run, then becomes the user's code.
-fn wait_and_run(py: Python<'_>, run: &Py<PyAny>, go: OwnedFd) -> ! {
+fn wait_and_run(py: Python<'_>, run: &Py<PyAny>, go: OwnedFd, unprepared: Option<String>) -> ! {
     let Ok((body, fds)) = fdpass::recv(go.as_fd(), 1 << 16, 8) else {
         exit(0)
     };
@@ -279,20 +283,23 @@ fn wait_and_run(py: Python<'_>, run: &Py<PyAny>, go: OwnedFd) -> ! {
         Ok(f) => f,
         Err(_) => exit(0),
     };
-    // The daemon wrote the memfd with pwrite: its offset is still 0.
-    let mut code = Vec::new();
-    if std::io::Read::read_to_end(&mut std::fs::File::from(code_fd), &mut code).is_err() {
-        exit(70);
-    }
-    if apply::set_rlimits(&header.rlimits).is_err() {
-        exit(70);
-    }
     // SAFETY: dup2 onto the standard descriptors, which this process owns.
     unsafe {
         libc::dup2(out.as_raw_fd(), 1);
         libc::dup2(err.as_raw_fd(), 2);
     }
     drop((out, err, go));
+    if let Some(why) = unprepared {
+        fail_run(&why);
+    }
+    // The daemon wrote the memfd with pwrite: its offset is still 0.
+    let mut code = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::fs::File::from(code_fd), &mut code) {
+        fail_run(&format!("the run's code could not be read: {e}"));
+    }
+    if let Err(e) = apply::set_rlimits(&header.rlimits) {
+        fail_run(&format!("the run's limits could not be set: {e}"));
+    }
     // From here on only the user's code runs; nothing below may trust it. Every descriptor but the
     // standard ones and the report pipe is closed (the go socket, the code memfd, anything inherited).
     // Close-on-exec (received so), as with the python zygote: a program the code execs does not inherit it.
