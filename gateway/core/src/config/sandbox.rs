@@ -42,6 +42,9 @@ pub struct SandboxSection {
     pub max_sessions: Option<u32>,
     /// `up`: idle session workspaces are removed after this many seconds.
     pub session_ttl_secs: Option<u64>,
+    /// `up`, gVisor backend: a session's container (started by its first run, reused by the later ones)
+    /// stops after this many seconds without a run (the daemon's default: 300).
+    pub gvisor_idle_secs: Option<u64>,
     /// The largest `timeout` execute_code accepts, in seconds (default 300).
     pub max_timeout_secs: Option<u64>,
     /// `up`: address-space limit of each sandboxed process, in MiB.
@@ -76,6 +79,7 @@ pub struct SandboxSettings {
     pub max_concurrency: Option<u32>,
     pub max_sessions: Option<u32>,
     pub session_ttl_secs: Option<u64>,
+    pub gvisor_idle_secs: Option<u64>,
     pub max_timeout_secs: u64,
     pub memory_mb: Option<u64>,
     pub workspace_mb: Option<u64>,
@@ -106,6 +110,11 @@ impl SandboxSection {
                 "[sandbox] max_timeout_secs must be at least 1".to_owned(),
             ));
         }
+        if self.gvisor_idle_secs == Some(0) {
+            return Err(GatewayError::Config(
+                "[sandbox] gvisor_idle_secs must be at least 1".to_owned(),
+            ));
+        }
         if self.uid == Some(0) {
             return Err(GatewayError::Config(
                 "[sandbox] uid 0 is root; sandboxed code must run as an unprivileged uid".to_owned(),
@@ -126,6 +135,7 @@ impl SandboxSection {
             max_concurrency: self.max_concurrency,
             max_sessions: self.max_sessions,
             session_ttl_secs: self.session_ttl_secs,
+            gvisor_idle_secs: self.gvisor_idle_secs,
             max_timeout_secs,
             memory_mb: self.memory_mb,
             workspace_mb: self.workspace_mb,
@@ -193,6 +203,10 @@ mod tests {
                 "backend 'docker' is not one of auto, gvisor, native",
             ),
             ("[sandbox]\nuid = 0\n", "uid 0 is root"),
+            (
+                "[sandbox]\ngvisor_idle_secs = 0\n",
+                "gvisor_idle_secs must be at least 1",
+            ),
             ("[sandbox]\npyhton = 'x'\n", "unknown field `pyhton`"),
         ] {
             let (_dir, path) = write(text);

@@ -225,6 +225,7 @@ impl Settings {
         out.maybe("max_concurrency", s.max_concurrency, "the daemon's default")?;
         out.maybe("max_sessions", s.max_sessions, "the daemon's default")?;
         out.maybe("session_ttl_secs", s.session_ttl_secs, "the daemon's default")?;
+        out.maybe("gvisor_idle_secs", s.gvisor_idle_secs, "the daemon's default")?;
         out.set("max_timeout_secs", s.max_timeout_secs)?;
         out.maybe("memory_mb", s.memory_mb, "the daemon's default")?;
         out.maybe("workspace_mb", s.workspace_mb, "the daemon's default")?;
@@ -597,6 +598,7 @@ projects = []
 # max_concurrency = not set (the daemon's default)
 # max_sessions = not set (the daemon's default)
 # session_ttl_secs = not set (the daemon's default)
+# gvisor_idle_secs = not set (the daemon's default)
 max_timeout_secs = 300
 # memory_mb = not set (the daemon's default)
 # workspace_mb = not set (the daemon's default)

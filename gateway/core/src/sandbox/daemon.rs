@@ -158,6 +158,7 @@ pub fn plan(settings: &Settings) -> Result<Plan, String> {
     number("--max-concurrency", sb.max_concurrency.map(u64::from));
     number("--max-sessions", sb.max_sessions.map(u64::from));
     number("--session-ttl-secs", sb.session_ttl_secs);
+    number("--gvisor-idle-secs", sb.gvisor_idle_secs);
     number("--workspace-mb", sb.workspace_mb);
     number("--default-memory-mb", sb.memory_mb);
     number("--max-memory-mb", sb.memory_mb.map(|m| m.max(16)));
@@ -563,7 +564,7 @@ mod tests {
     use pretty_assertions::assert_eq;
 
     #[test]
-    fn the_plan_passes_the_image_caps_to_the_daemon() {
+    fn the_plan_passes_the_image_caps_and_gvisor_idle_time_to_the_daemon() {
         let dir = tempfile::tempdir().unwrap();
         let daemon = dir.path().join("sluice-sandbox");
         std::fs::write(&daemon, "").unwrap();
@@ -587,15 +588,20 @@ mod tests {
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect();
             let value = |flag: &str| {
-                let at = args.iter().position(|a| a == flag).unwrap();
-                args[at + 1].clone()
+                let at = args.iter().position(|a| a == flag)?;
+                Some(args[at + 1].clone())
             };
-            (value("--image-bytes"), value("--images-total-bytes"))
+            (
+                value("--image-bytes"),
+                value("--images-total-bytes"),
+                value("--gvisor-idle-secs"),
+            )
         };
-        assert_eq!(flags(""), ("1048576".to_owned(), "4194304".to_owned()));
+        let some = |v: &str| Some(v.to_owned());
+        assert_eq!(flags(""), (some("1048576"), some("4194304"), None));
         assert_eq!(
-            flags("image_bytes = 2000000\nimages_total_bytes = 3000000\n"),
-            ("2000000".to_owned(), "3000000".to_owned())
+            flags("image_bytes = 2000000\nimages_total_bytes = 3000000\ngvisor_idle_secs = 60\n"),
+            (some("2000000"), some("3000000"), some("60"))
         );
     }
 }
