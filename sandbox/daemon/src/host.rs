@@ -417,9 +417,10 @@ async fn probe_gvisor(
     engine: &Arc<Engine>,
     session: &Arc<crate::engine::SessionNs>,
 ) -> Result<BTreeMap<String, String>, String> {
-    // A prepared container: its runsc processes are there to be inspected before the run.
-    let seccomp = match engine.prepare(session, false).await {
-        Ok(jail) => gvisor_seccomp(jail.pid()),
+    // The session's container: its runsc processes are there to be inspected before the run, which is
+    // then forked inside it as every run is.
+    let seccomp = match engine.gvisor_container(session).await {
+        Ok(c) => gvisor_seccomp(c.pid()),
         Err(e) => return Err(e.message),
     };
     let req = RunPython {
