@@ -7,24 +7,26 @@ writes framed events on stdout (stderr is diagnostics the daemon logs). Frames a
 `HEADER` (payload length, kind, run id), then the payload; `sandbox/daemon/src/gvisor/wire.rs` is the typed
 Rust side of the same format.
 
-Per run the server forks; the child unshares PID, IPC and UTS namespaces and forks the run's PID 1, which
+The server keeps two runs' PID 1s cloned ahead (one clone(2) each into fresh PID, IPC and UTS namespaces, see
+`clone_run`). Each such PID 1
 - builds a root of its own under /tmp/.runs (a read-only bind of the container's skeleton root, the
   installation's binds, /dev and /sys as the container has them, the session's /workspace, a fresh
   size-limited /tmp, a /proc of the run's PID namespace) and enters it with chroot (this gVisor does not
   separate mount namespaces and has no pivot_root),
-- lowers the rlimits to the run's, empties every capability set and sets no_new_privs,
-- and runs the code in this already-initialised interpreter.
+- empties every capability set, sets no_new_privs and waits for its run on a pipe;
+- given a run, lowers the rlimits to the run's and runs the code in this already-initialised interpreter.
 The run is uid 0 of gVisor's kernel with no capabilities, as the per-run container's process was. When its
 PID 1 exits (or on Kill) the whole PID namespace dies: nothing a run started survives it. The server reaps PID 1,
 drains the run's output, sends Exit and takes the run's mounts down.
 
 The server runs as root of gVisor's kernel with the capabilities the bundle grants it (mount, chroot,
-setpcap, kill): gVisor-kernel capabilities that never reach the host, and that every run drops. Nothing a run
+setpcap): gVisor-kernel capabilities that never reach the host, and that every run drops. Nothing a run
 can reach holds the server's stdin or stdout: a run cannot forge frames for another run.
 """
 
 import builtins
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -56,9 +58,7 @@ MS_NODEV = 4
 MS_NOEXEC = 8
 MS_BIND = 4096
 MNT_DETACH = 2
-PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
-PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
@@ -66,6 +66,9 @@ SYS_CAPGET = 125
 SYS_CAPSET = 126
 
 RUNS = "/tmp/.runs"
+# PID 1s kept cloned ahead: two, so that back-to-back runs find one whose set-up is done (a clone and its
+# set-up take longer than a short run under the ptrace platform).
+READY_PID1S = 2
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -113,6 +116,31 @@ def log(text):
         pass
 
 
+# One process, no intermediate: clone(2) with the run's namespaces makes the child PID 1 of a fresh PID
+# namespace (and gives it IPC and UTS namespaces of its own) in one step, where unshare + fork would need a
+# second fork. Each fork costs milliseconds under the ptrace platform. Python's own fork bookkeeping is done
+# around the raw system call as os.fork() does it (PyOS_BeforeFork / AfterFork_*); PyDLL holds the GIL.
+_py = ctypes.pythonapi
+_pyc = ctypes.PyDLL(None, use_errno=True)
+_pyc.syscall.restype = ctypes.c_long
+SYS_CLONE = 56
+RUN_CLONE_FLAGS = CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | signal.SIGCHLD
+
+
+def clone_run():
+    _py.PyOS_BeforeFork()
+    pid = _pyc.syscall(ctypes.c_long(SYS_CLONE), ctypes.c_ulong(RUN_CLONE_FLAGS), ctypes.c_ulong(0),
+                       ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+    if pid == 0:
+        _py.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    _py.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(err, os.strerror(err))
+    return pid
+
+
 # --- a run's PID 1 -------------------------------------------------------------------------------------------
 
 def mounts_of(cfg, root):
@@ -156,27 +184,48 @@ def set_rlimits(limits):
             resource.setrlimit(res, (min(soft, hard), hard))
 
 
+def cap_sets():
+    """(CapBnd, CapEff, CapPrm, CapInh) from the run's own /proc: one file read instead of a prctl per
+    capability (each system call is a round trip through the ptrace platform)."""
+    with open("/proc/self/status", "rb") as f:
+        fields = dict(line.split(b":\t", 1) for line in f.read().splitlines() if b":\t" in line)
+    return tuple(int(fields[k], 16) for k in (b"CapBnd", b"CapEff", b"CapPrm", b"CapInh"))
+
+
 def drop_caps():
     """Empties the bounding, ambient, effective, permitted and inheritable sets, and checks they are empty."""
-    cap = 0
-    while libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0:
-        check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop bounding cap {cap}")
-        cap += 1
+    bounding = cap_sets()[0]
+    for cap in range(64):
+        if bounding >> cap & 1:
+            check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"drop bounding cap {cap}")
     # gVisor has no ambient set (EINVAL): nothing to clear then.
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     hdr = CapHeader(0x20080522, 0)
     check(libc.syscall(SYS_CAPSET, ctypes.byref(hdr), ctypes.byref((CapData * 2)())), "capset")
-    left = (CapData * 2)()
-    check(libc.syscall(SYS_CAPGET, ctypes.byref(hdr), ctypes.byref(left)), "capget")
-    if any(d.effective or d.permitted or d.inheritable for d in left) or libc.prctl(PR_CAPBSET_READ, 0, 0, 0, 0):
-        raise OSError(0, "capabilities still present after dropping them")
+    left = cap_sets()
+    if any(left):
+        raise OSError(0, f"capabilities still present after dropping them: {left}")
 
 
-def run_init(cfg, setup, code, out_w, err_w, status_w, root):
-    """PID 1 of the run's PID namespace: builds the run's root, drops every privilege, runs the code."""
+def parse_run(payload):
+    """A Run request's payload: the set-up's JSON length, the set-up (rlimits, tmp links), the code."""
+    (n,) = SETUP_LEN.unpack_from(payload)
+    return json.loads(payload[4:4 + n]), payload[4 + n:]
+
+
+def write_status(fd, word, text=""):
     try:
-        # No parent-death signal: the intermediate parent exits at once. Should the server die, the
-        # container (whose init it is) dies, and every run with it.
+        os.write(fd, f"{word} {text}".replace("\n", " ").encode() + b"\n")
+    except OSError:
+        pass
+
+
+def run_init(cfg, go_r, out_w, err_w, status_w, root):
+    """PID 1 of a run's PID namespace, cloned ahead of its run: builds the run's root and drops every privilege,
+    then waits for the run on `go_r`, lowers the rlimits to the run's and runs the code."""
+    try:
+        # No parent-death signal needed: should the server die, the container (whose init it is) dies, and
+        # every run with it.
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         null = os.open("/dev/null", os.O_RDONLY)
@@ -185,16 +234,33 @@ def run_init(cfg, setup, code, out_w, err_w, status_w, root):
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
         low = 3
-        for keep in sorted((status_w,)):
+        for keep in sorted((go_r, status_w)):
             os.closerange(low, keep)
             low = keep + 1
         os.closerange(low, 65536)
         build_root(cfg, root)
-        set_rlimits(setup["rlimits"])
         drop_caps()
         check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         os.environ.clear()
         os.environ.update(cfg["env"])
+        os.chdir("/workspace")
+    except BaseException as exc:  # noqa: BLE001 - reported as the set-up failure of the run it is given
+        write_status(status_w, "error", str(exc))
+        os._exit(70)
+    # Locked down; still trusted code until the run's code starts.
+    chunks = []
+    while True:
+        chunk = os.read(go_r, 1 << 20)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(go_r)
+    if not chunks:
+        os._exit(0)  # The server let this PID 1 go without a run (the container is stopping).
+    try:
+        setup, code = parse_run(b"".join(chunks))
+        del chunks
+        set_rlimits(setup["rlimits"])
         for link, target in setup["links"]:
             # Read-only files the daemon names (matplotlib's prebuilt font cache), linked into the fresh /tmp.
             try:
@@ -202,14 +268,10 @@ def run_init(cfg, setup, code, out_w, err_w, status_w, root):
                 os.symlink(target, link)
             except OSError:
                 pass
-        os.chdir("/workspace")
-        os.write(status_w, b"ok\n")
+        write_status(status_w, "ok")
         os.close(status_w)
-    except BaseException as exc:  # noqa: BLE001 - reported as the run's set-up failure
-        try:
-            os.write(status_w, f"error {exc}\n".replace("\n", " ").encode() + b"\n")
-        except OSError:
-            pass
+    except BaseException as exc:  # noqa: BLE001
+        write_status(status_w, "error", str(exc))
         os._exit(70)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     # ctypes keeps the last saved errno per thread: the code starts with none of the set-up's.
@@ -249,82 +311,87 @@ def run_user_code(code):
 # --- the server ----------------------------------------------------------------------------------------------
 
 class Run:
-    def __init__(self, run_id):
-        self.id = run_id
+    def __init__(self, seq):
+        self.id = None  # set when a Run request is given to this PID 1
         self.pid = None
-        self.root = f"{RUNS}/{run_id}"
+        self.root = f"{RUNS}/{seq}"
+        self.go_fd = None  # where the run's request is written
         self.pipes = {}  # read end -> event kind
         self.status_fd = None
         self.status_buf = b""
-        self.failed = False
+        self.error = None  # why the set-up failed
         self.ended = None  # (how, value, maxrss)
 
 
 class Server:
+    """Keeps READY_PID1S PID 1s cloned and locked down ahead of the next runs (a clone costs the most under
+    the ptrace platform); gives each Run request to the oldest and clones the next while that run runs.
+    The clone blocks this loop for its duration (milliseconds): the run it overlaps relays its Exit after it."""
+
     def __init__(self, cfg):
         self.cfg = cfg
+        self.seq = 0
+        self.ready = []  # PID 1s of the next runs, cloned and locked down, waiting
         self.runs = {}  # run id -> Run
         self.by_fd = {}  # read end -> Run
         self.by_pid = {}  # PID 1 -> Run
+        self.finished = []  # runs whose mounts are still to be taken down
 
-    def start(self, run_id, payload):
-        run = Run(run_id)
-        try:
-            (n,) = SETUP_LEN.unpack_from(payload)
-            setup = json.loads(payload[4:4 + n])
-            code = payload[4 + n:]
-        except (ValueError, struct.error) as exc:
-            send(KIND_FAILED, run_id, f"malformed run request: {exc}".encode())
-            return
+    def prepare(self):
+        self.seq += 1
+        run = Run(self.seq)
+        go_r, go_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         status_r, status_w = os.pipe()
-        pid_r, pid_w = os.pipe()
+        # Objects that exist now are never collected in the run: without this its first collection touches
+        # (and so copies, one page fault through the ptrace platform at a time) every page of the heap.
+        gc.freeze()
         try:
-            child = os.fork()
+            pid = clone_run()
         except OSError as exc:
-            for fd in (out_r, out_w, err_r, err_w, status_r, status_w, pid_r, pid_w):
+            for fd in (go_r, go_w, out_r, out_w, err_r, err_w, status_r, status_w):
                 os.close(fd)
-            send(KIND_FAILED, run_id, f"fork: {exc}".encode())
-            return
-        if child == 0:
-            # The intermediate child: new namespaces for the run, then its PID 1; the server adopts PID 1.
-            try:
-                check(libc.unshare(CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS), "unshare run namespaces")
-                pid1 = os.fork()
-                if pid1 == 0:
-                    run_init(self.cfg, setup, code, out_w, err_w, status_w, run.root)
-                os.write(pid_w, f"pid {pid1}\n".encode())
-            except BaseException as exc:  # noqa: BLE001
-                os.write(pid_w, f"error {exc}\n".replace("\n", " ").encode() + b"\n")
-            os._exit(0)
-        for fd in (out_w, err_w, status_w, pid_w):
+            log(f"clone: {exc}")
+            return None
+        if pid == 0:
+            run_init(self.cfg, go_r, out_w, err_w, status_w, run.root)
+        for fd in (go_r, out_w, err_w, status_w):
             os.close(fd)
-        # The intermediate child says PID 1's pid (in this namespace) and exits at once.
-        line = b""
-        while not line.endswith(b"\n"):
-            chunk = os.read(pid_r, 64)
-            if not chunk:
-                break
-            line += chunk
-        os.close(pid_r)
-        try:
-            os.waitpid(child, 0)
-        except ChildProcessError:
-            pass
-        word, _, rest = line.decode(errors="replace").strip().partition(" ")
-        self.runs[run_id] = run
+        run.pid = pid
+        run.go_fd = go_w
         run.pipes = {out_r: KIND_STDOUT, err_r: KIND_STDERR}
         run.status_fd = status_r
+        self.by_pid[pid] = run
         for fd in (out_r, err_r, status_r):
             self.by_fd[fd] = run
-        if word == "pid":
-            run.pid = int(rest)
-            self.by_pid[run.pid] = run
-        else:
-            run.failed = True
-            run.ended = (0, 70, 0)
-            send(KIND_FAILED, run_id, (rest or "the run's namespaces could not be made").encode())
+        return run
+
+    def refill(self):
+        while len(self.ready) < READY_PID1S:
+            run = self.prepare()
+            if run is None:
+                return
+            self.ready.append(run)
+
+    def start(self, run_id, payload):
+        run = self.ready.pop(0) if self.ready else self.prepare()
+        if run is None:
+            send(KIND_FAILED, run_id, b"the run's process could not be cloned (see the sandbox log)")
+            return
+        run.id = run_id
+        self.runs[run_id] = run
+        if run.error is not None:
+            send(KIND_FAILED, run_id, run.error.encode())
+        try:
+            write_all(run.go_fd, payload)
+        except OSError:
+            pass  # PID 1 died before its run: its exit is reported as the run's.
+        os.close(run.go_fd)
+        run.go_fd = None
+        # The next PID 1 is cloned while this run runs.
+        self.refill()
+        self.maybe_done(run)
 
     def kill(self, run_id):
         run = self.runs.get(run_id)
@@ -345,17 +412,18 @@ class Server:
             while b"\n" in run.status_buf:
                 line, _, run.status_buf = run.status_buf.partition(b"\n")
                 word, _, rest = line.decode(errors="replace").partition(" ")
-                if word == "ok":
+                if word == "ok" and run.id is not None:
                     send(KIND_STARTED, run.id)
-                elif not run.failed:
-                    run.failed = True
-                    send(KIND_FAILED, run.id, (rest or line.decode(errors="replace")).encode())
+                elif word == "error" and run.error is None:
+                    run.error = rest
+                    if run.id is not None:
+                        send(KIND_FAILED, run.id, rest.encode())
         else:
             chunk = os.read(fd, 1 << 16)
-            if chunk:
-                send(run.pipes[fd], run.id, chunk)
-            else:
+            if not chunk:
                 self.close_fd(run, fd)
+            elif run.id is not None:
+                send(run.pipes[fd], run.id, chunk)
         self.maybe_done(run)
 
     def close_fd(self, run, fd):
@@ -375,7 +443,7 @@ class Server:
                 return
             run = self.by_pid.pop(pid, None)
             if run is None:
-                continue  # An intermediate child, reaped here before the server's own waitpid.
+                continue
             if os.WIFSIGNALED(wstatus):
                 run.ended = (1, os.WTERMSIG(wstatus), rusage.ru_maxrss)
             else:
@@ -386,10 +454,19 @@ class Server:
         # Every process of the run is gone once PID 1 is reaped, so the pipes reach their end too.
         if run.ended is None or run.pipes or run.status_fd is not None:
             return
-        if not run.failed:
-            send(KIND_EXIT, run.id, EXIT_PAYLOAD.pack(*run.ended))
-        del self.runs[run.id]
-        self.take_down(run)
+        if run.id is None:
+            # A PID 1 that died before it was given a run; the next run gets a new one.
+            if run in self.ready:
+                self.ready.remove(run)
+                log(f"a prepared run process ended before its run: {run.error or run.ended}")
+            os.close(run.go_fd)
+            run.go_fd = None
+        else:
+            if run.error is None:
+                send(KIND_EXIT, run.id, EXIT_PAYLOAD.pack(*run.ended))
+            del self.runs[run.id]
+        # Taken down once nothing else waits: a request that arrived meanwhile goes first.
+        self.finished.append(run)
 
     def take_down(self, run):
         """Detaches the run's mounts (innermost first) and removes its empty mount point."""
@@ -403,17 +480,18 @@ class Server:
             log(f"could not remove {run.root}: {exc}")
 
     def stop(self):
-        for run in self.runs.values():
-            self.kill(run.id)
+        for run in list(self.runs.values()) + self.ready:
+            if run.pid is not None and run.ended is None:
+                try:
+                    os.kill(run.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def main():
     cfg = json.loads(sys.argv[1])
     for name in sys.argv[2:]:
         __import__(name)
-    # Runs' PID 1s are adopted by the server when their intermediate child exits (it is the container's init
-    # too; the subreaper flag makes that explicit).
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     os.makedirs(RUNS, mode=0o700, exist_ok=True)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_r, False)
@@ -421,10 +499,14 @@ def main():
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     server = Server(cfg)
+    server.refill()
     send(KIND_READY, 0, sys.version.split()[0].encode())
     buf = b""
     while True:
-        ready, _, _ = select.select([0, wake_r, *server.by_fd], [], [])
+        ready, _, _ = select.select([0, wake_r, *server.by_fd], [], [], 0 if server.finished else None)
+        if not ready and server.finished:
+            server.take_down(server.finished.pop())
+            continue
         for fd in ready:
             if fd == wake_r:
                 try:

@@ -13,8 +13,9 @@ use sluice_sandbox_protocol::*;
 pub const SANDBOX_UID: u32 = 65534;
 /// Processes of one session's gVisor container plus the zygote: the zygote, the intermediate child,
 /// `runsc run` (PID 1 of its namespace), runsc re-executed in its rootless user namespace, the gofer, the
-/// sandbox, its stub master and the stub of the session server's address space.
-pub const GVISOR_IDLE: usize = 8;
+/// sandbox, its stub master, and the stubs of the session server's address space and of the two PID 1s
+/// it keeps ready for the next runs.
+pub const GVISOR_IDLE: usize = 10;
 /// Put into the daemon's environment; sandboxed code must never see it.
 pub const SECRET: &str = "hunter2-sluice-test-secret";
 
