@@ -225,11 +225,20 @@ pub fn protections(probe: &ProbeOutcome) -> Vec<Protection> {
             ("ipc_namespace", "private System V IPC and POSIX queues"),
             ("cgroup_namespace", "own cgroup root view"),
         ],
-        // runsc and its gofer run in fresh namespaces too; gVisor's kernel gives the code its own.
-        Backend::Gvisor => &[(
-            "launcher_namespaces",
-            "runsc, its gofer and sandbox run in fresh PID, network, IPC, UTS and mount namespaces",
-        )],
+        // runsc and its gofer run in fresh namespaces too; gVisor's kernel gives each run its own.
+        Backend::Gvisor => &[
+            (
+                "launcher_namespaces",
+                "one gVisor container per session: runsc, its gofer and sandbox run in fresh PID, \
+                 network, IPC, UTS and mount namespaces",
+            ),
+            (
+                "per_run_namespaces",
+                "runs are warm per session: each run is forked inside the session's container into a PID, \
+                 IPC and UTS namespace and a root of its own (chroot; fresh /tmp, /proc of the run), without \
+                 any capability; everything it started dies with it",
+            ),
+        ],
     };
     for (name, what) in run_namespaces.iter().copied() {
         let detail = match &probe.jail {
@@ -757,6 +766,7 @@ mod tests {
                 },
                 vec![
                     "launcher_namespaces",
+                    "per_run_namespaces",
                     "gvisor_kernel",
                     "minimal_root",
                     "network_none",
