@@ -389,8 +389,10 @@ class Server:
             pass  # PID 1 died before its run: its exit is reported as the run's.
         os.close(run.go_fd)
         run.go_fd = None
-        # The next PID 1 is cloned while this run runs.
-        self.refill()
+        # The server blocks while it clones (10-25 ms here), and a run's Exit waits for it: with another PID 1
+        # still ready, the next is cloned once no run is under way; with none, now, while this run runs.
+        if not self.ready:
+            self.refill()
         self.maybe_done(run)
 
     def kill(self, run_id):
@@ -503,9 +505,13 @@ def main():
     send(KIND_READY, 0, sys.version.split()[0].encode())
     buf = b""
     while True:
-        ready, _, _ = select.select([0, wake_r, *server.by_fd], [], [], 0 if server.finished else None)
+        idle_work = server.finished or (len(server.ready) < READY_PID1S and not server.runs)
+        ready, _, _ = select.select([0, wake_r, *server.by_fd], [], [], 0 if idle_work else None)
         if not ready and server.finished:
             server.take_down(server.finished.pop())
+            continue
+        if not ready and idle_work:
+            server.refill()
             continue
         for fd in ready:
             if fd == wake_r:
