@@ -1,5 +1,7 @@
 //! What only the gVisor backend has: the host side of runsc (its processes' seccomp filters, uid and
-//! namespaces), checked from outside while a prepared container waits.
+//! namespaces), checked from outside while a session's container waits, and the session's one container
+//! itself: reused by every run, with nothing of a run surviving it, shared by concurrent runs, kept after
+//! a timeout, gone with its session or when idle, and replaced after it dies.
 
 use pretty_assertions::assert_eq;
 use sluice_sandbox_protocol::*;
