@@ -3,8 +3,9 @@
 The daemon (Rust) starts this script once, with a SOCK_SEQPACKET control socket as fd 0, and sends it a
 `config` message holding the isolation policy it computed (mounts, landlock rules, seccomp BPF, rlimits).
 Every later message asks for a fork: `session` (create a session's user + mount namespace and its size-limited
-workspace tmpfs; on the native backend also the session's launcher) or `gvisor` (one gVisor container started by
-`runsc run` inside the session's namespaces, waiting for its code). A native session's jails come from its
+workspace tmpfs; on the native backend also the session's launcher) or `gvisor` (the session's one gVisor
+container, started by `runsc run` inside the session's namespaces; its process is the session server,
+`gvisor_runner.py`, which forks the session's runs inside it). A native session's jails come from its
 launcher: a process that lives in the session's namespaces as PID 1 of the session's own PID namespace, and on
 each `prepare` message forks one jail's PID 1 into a fresh PID namespace (one fork per run, instead of a fork
 from the zygote, `setns` into the session, and a second fork). The policy is decided and unit-tested in Rust;
@@ -560,12 +561,11 @@ def wait_and_run(cfg, go):
 # --- gvisor: the same session namespaces, but the jail is a gVisor container started by runsc ------------
 
 def gvisor_child(cfg, req, fds):
-    """Starts one gVisor container for a session; its process waits for the run's code on stdin.
+    """Starts a session's gVisor container; its process is the session server (`gvisor_runner.py`).
 
-    This intermediate child stays outside the run and reports the pid of the run's PID 1 (here `runsc run`
-    itself) and its exit status, which is the container's. Killing that
-    PID 1 takes runsc's sandbox, gofer and every stub process with it: they all live in this run's PID
-    namespace.
+    This intermediate child stays outside the container and reports the pid of `runsc run` (PID 1 of the
+    PID namespace it made) and its exit status. Killing that PID 1 takes runsc's sandbox, gofer and every
+    stub process with it: they all live in this PID namespace.
     """
     userns, mntns, status, stdin_r, out_w, err_w = fds
     g = cfg["gvisor"]

@@ -99,6 +99,10 @@ pub struct CommonArgs {
     /// Modules the zygote imports before forking (comma-separated), e.g. `pandas,numpy,pyarrow,duckdb`.
     #[arg(long, value_delimiter = ',')]
     pub preload: Vec<String>,
+    /// gVisor backend: a session's container (started at its first run, reused by the later ones) is
+    /// stopped after this many seconds without a run; the next run starts a new one.
+    #[arg(long, default_value_t = 300)]
+    pub gvisor_idle_secs: u64,
     /// When started as root: the unprivileged uid to switch to before anything runs.
     #[arg(long)]
     pub uid: Option<u32>,
@@ -386,6 +390,7 @@ fn probe_engine(
             cgroups: cgroups.clone(),
             inside_gvisor,
             zygote: native_zygote(common),
+            gvisor_idle: Duration::from_secs(common.gvisor_idle_secs.max(1)),
         })
         .map_err(|e| anyhow::anyhow!("{}", e.message))?,
     );

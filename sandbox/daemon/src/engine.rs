@@ -1,6 +1,5 @@
-//! The sandbox engine both backends share: sessions as user + mount namespaces holding a size-limited
-//! tmpfs workspace, and runs in per-run PID/network/IPC/UTS/cgroup/mount namespaces forked from a
-//! zygote, each run in a jail prepared ahead of time.
+//! The sandbox engine the backends share: sessions as user + mount namespaces holding a size-limited
+//! tmpfs workspace, and runs in per-run namespaces.
 //!
 //! Life of a run, native backend: the session's launcher (forked from the Rust zygote,
 //! `sluice-sandbox-zygote`, with the session; PID 1 of the session's own PID namespace, trusted, never
@@ -8,14 +7,20 @@
 //! PID 1 unshares the run's other namespaces, builds the minimal root, drops every privilege, sets its
 //! rlimits, installs landlock and seccomp, says `Ready` and waits for its code. Every message of that path
 //! is a typed `sluice_sandbox_jail` value (`--zygote python` runs it on the python zygote instead, with
-//! JSON and status lines, for side-by-side benchmarks). gVisor backend: the zygote forks a trusted intermediate child, which joins the session's
-//! namespaces, unshares the run's own and starts `runsc run` as the run's PID 1; the container process
-//! (`python/gvisor_runner.py`) says `ready` on its stdout and waits for the code on its stdin. That
-//! prepared jail is kept per session ("warm"), so a run only has to hand over the code; the next jail is
-//! prepared in the background while the current one runs. Inside a gVisor container
-//! ([`Mode::InsideGvisor`]) a session is a tmpfs owned by a uid of its own, and a run's PID 1 comes from a
-//! trusted intermediate child of the zygote, builds a root of its own, drops to the session's uid and then
-//! waits for its code as a native jail does.
+//! JSON and status lines, for side-by-side benchmarks). That prepared jail is kept per session ("warm"), so
+//! a run only has to hand over the code; the next jail is prepared in the background while the current one
+//! runs.
+//!
+//! gVisor backend: one container per session, started at the session's first run (or by `warm_up`): the
+//! python zygote forks a trusted intermediate child, which joins the session's namespaces, unshares its
+//! own and starts `runsc run`, whose process is the session server (`python/gvisor_runner.py`). Each run is
+//! a `Run` request to it ([`gvisor::wire`]); the server forks the run into a PID namespace and a root of its
+//! own inside the container and streams its output back ([`gvisor::session`]). The container stops when
+//! the session closes or idles out, and is started again by the next run after it stopped for any reason.
+//!
+//! Inside a gVisor container ([`Mode::InsideGvisor`]) a session is a tmpfs owned by a uid of its own, and
+//! a run's PID 1 comes from a trusted intermediate child of the python zygote, builds a root of its own,
+//! drops to the session's uid and then waits for its code as a native jail does.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -40,6 +45,8 @@ use tokio::sync::watch;
 use crate::cgroup::{Cgroups, RunCgroup};
 use crate::error::OpError;
 use crate::gvisor;
+use crate::gvisor::session::Container;
+use crate::gvisor::wire::{Ended, Event, RunSetup};
 use crate::images::{self, ImageCaps};
 use crate::pidfd::{PidFd, RunHandle};
 use crate::policy::{self, HostPath, Limits, Project, ProjectMount, SANDBOX_ID};
@@ -97,6 +104,8 @@ pub struct EngineConfig {
     pub inside_gvisor: bool,
     /// The native backend's zygote (the gVisor backends always use the python one, for now).
     pub zygote: NativeZygote,
+    /// gVisor backend: a session's container is stopped after this long without a run.
+    pub gvisor_idle: Duration,
 }
 
 /// How this engine builds sessions and runs.
@@ -104,7 +113,7 @@ pub struct EngineConfig {
 pub enum Mode {
     /// Namespaces, minimal root, landlock, seccomp on the host's kernel.
     Native,
-    /// `runsc run` per run, on the host.
+    /// `runsc run` once per session, on the host; each run is forked inside that container.
     Runsc,
     /// Inside a gVisor container (the container is the outer wall): per-run PID, network and IPC
     /// namespaces, a root of the run's own entered with chroot, the session's uid, seccomp, rlimits.
@@ -152,6 +161,9 @@ pub struct SessionNs {
     /// Native backend: the control socket of the session's launcher. Closing it ends the launcher and,
     /// with it (PID 1 of the session's PID namespace), every jail of the session.
     launcher: Mutex<Option<OwnedFd>>,
+    /// gVisor backend: the session's container, started at its first run (or by `warm_up`). The lock is
+    /// held while one starts, so that concurrent first runs share it.
+    gvisor: tokio::sync::Mutex<Option<Arc<Container>>>,
 }
 
 /// A session's own uid and its workspace tmpfs, when the daemon runs inside gVisor.
@@ -185,6 +197,12 @@ impl SessionNs {
         if let Ok(mut l) = self.launcher.lock() {
             l.take();
         }
+        // If a run is starting the container right now, it sees `closed` when done and stops it itself.
+        if let Ok(mut g) = self.gvisor.try_lock()
+            && let Some(c) = g.take()
+        {
+            c.stop();
+        }
     }
 
     /// Kills every run of the session that is under way now; the workspace and the warm jail stay.
@@ -197,18 +215,12 @@ impl SessionNs {
     }
 }
 
-/// How a prepared jail receives its run.
+/// How a prepared jail receives its run: a seqpacket socket on which the code memfd and the output
+/// pipes are sent.
 enum Channel {
-    /// Native: a seqpacket socket on which the code memfd and the output pipes are sent.
     Native(OwnedFd),
     /// Native on the Rust zygote: the same, with a typed header; its status pipe carries typed frames.
     Typed(OwnedFd),
-    /// gVisor: the container's stdin (the run's header and code are written to it) and its output.
-    Gvisor {
-        stdin: OwnedFd,
-        out: pipe::Receiver,
-        err: pipe::Receiver,
-    },
 }
 
 /// A prepared jail: PID 1 of a locked-down PID namespace, waiting for its code.
@@ -448,14 +460,25 @@ impl Engine {
             std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
         }
         gvisor::write_skeleton(&rootfs, plan).map_err(|e| io(&rootfs, e))?;
+        let server = serde_json::to_string(&gvisor::ServerConfig::new(plan, env))
+            .map_err(|e| OpError::internal(e.to_string()))?;
         let mut args = vec![
             facts.executable.display().to_string(),
             "-I".into(),
             "-B".into(),
             "-c".into(),
             gvisor::RUNNER.into(),
+            server,
         ];
         args.extend(cfg.preload.iter().cloned());
+        // The session server lives as long as the session: no CPU-time limit of its own (each run sets
+        // its own, which only ever lowers).
+        let rlimits: Vec<policy::Rlimit> = cfg
+            .limits
+            .max_rlimits()
+            .into_iter()
+            .filter(|(res, _, _)| *res != libc::RLIMIT_CPU)
+            .collect();
         let config = gvisor::oci_config(
             gvisor::TEMPLATE,
             &gvisor::BundleSpec {
@@ -464,7 +487,7 @@ impl Engine {
                 workspace: &cfg.root.join("ws"),
                 args,
                 env,
-                rlimits: &cfg.limits.max_rlimits(),
+                rlimits: &rlimits,
             },
         )?;
         let path = bundle.join("config.json");
@@ -748,6 +771,7 @@ impl Engine {
             closed: watch::channel(false).0,
             cancels: watch::channel(0).0,
             launcher: Mutex::new(launcher),
+            gvisor: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -793,6 +817,7 @@ impl Engine {
             closed: watch::channel(false).0,
             cancels: watch::channel(0).0,
             launcher: Mutex::new(None),
+            gvisor: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -800,7 +825,9 @@ impl Engine {
     /// asks a native jail to try and report every protection step (gVisor is probed with a real run).
     pub async fn prepare(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
         match self.mode() {
-            Mode::Runsc => self.prepare_gvisor(s).await,
+            Mode::Runsc => Err(OpError::internal(
+                "gVisor runs are forked inside the session's container, not prepared",
+            )),
             Mode::Native => self.prepare_native(s, probe).await,
             Mode::InsideGvisor => self.prepare_inside(s, probe).await,
         }
@@ -888,8 +915,27 @@ impl Engine {
         }
     }
 
-    /// Starts a gVisor container for the session and waits until its python is ready for code.
-    async fn prepare_gvisor(self: &Arc<Self>, s: &SessionNs) -> Result<Jail, OpError> {
+    /// The session's gVisor container, starting one if there is none (or the last one stopped).
+    pub async fn gvisor_container(self: &Arc<Self>, s: &SessionNs) -> Result<Arc<Container>, OpError> {
+        let mut slot = s.gvisor.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_stopped()) {
+            return Ok(c.clone());
+        }
+        if s.is_closed() {
+            return Err(unavailable("the sandbox session is closed"));
+        }
+        let c = self.start_gvisor(s).await?;
+        if s.is_closed() {
+            c.stop();
+            return Err(unavailable("the sandbox session is closed"));
+        }
+        tracing::debug!(runsc = c.pid(), python = %c.python, "the session's gVisor sandbox is up");
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Starts a gVisor container for the session and waits until its session server is ready.
+    async fn start_gvisor(self: &Arc<Self>, s: &SessionNs) -> Result<Arc<Container>, OpError> {
         let z = self.zygote().await?;
         let (status_r, status_w) = pipe_pair()?;
         let (stdin_r, stdin_w) = pipe_pair()?;
@@ -914,43 +960,21 @@ impl Engine {
         drop((status_w, stdin_r, out_w, err_w));
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + GVISOR_SETUP_TIMEOUT;
-        let pidfd = Self::jail_pid(&mut status, deadline).await?;
-        let mut out = receiver(out_r)?;
-        let mut err = receiver(err_r)?;
-        let mut ready = vec![0u8; gvisor::READY_LINE.len()];
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, out.read_exact(&mut ready)).await {
-            Ok(Ok(_)) if ready == gvisor::READY_LINE => {}
-            outcome => {
-                // runsc failed (or the container did): its reason is on the container's stderr.
-                let _ = pidfd.kill();
-                let mut why = Vec::new();
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    (&mut err).take(4096).read_to_end(&mut why),
-                )
-                .await;
-                let what = match outcome {
-                    Err(_) => format!("not ready after {GVISOR_SETUP_TIMEOUT:?}"),
-                    _ => "runsc exited".to_string(),
-                };
-                return Err(unavailable(format!(
-                    "the gVisor sandbox could not start ({what}): {}",
-                    String::from_utf8_lossy(&why).trim()
-                )));
-            }
-        }
-        Ok(Jail {
-            go: Some(Channel::Gvisor {
-                stdin: stdin_w,
-                out,
-                err,
-            }),
-            status,
-            pidfd: RunHandle::Fd(pidfd),
-            probe: None,
-            cgroup: None,
-        })
+        let runsc = Self::jail_pid(&mut status, deadline).await?;
+        let stdin =
+            pipe::Sender::from_owned_fd(stdin_w).map_err(|e| OpError::internal(format!("pipe: {e}")))?;
+        Container::serve(
+            gvisor::session::Started {
+                runsc,
+                stdin,
+                stdout: receiver(out_r)?,
+                stderr: receiver(err_r)?,
+                status,
+            },
+            deadline.saturating_duration_since(Instant::now()),
+            self.cfg.gvisor_idle,
+        )
+        .await
     }
 
     async fn prepare_native(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
@@ -1098,7 +1122,7 @@ impl Engine {
     }
 
     fn prepare_next(self: &Arc<Self>, s: &Arc<SessionNs>) {
-        if s.is_closed() || s.preparing.swap(true, Ordering::SeqCst) {
+        if self.mode() == Mode::Runsc || s.is_closed() || s.preparing.swap(true, Ordering::SeqCst) {
             return;
         }
         let (this, s) = (self.clone(), s.clone());
@@ -1114,28 +1138,36 @@ impl Engine {
         });
     }
 
-    /// Prepares the session's first jail in the background, so that its first run is fast too.
+    /// Prepares the session's first jail (gVisor: starts its container) in the background, so that its
+    /// first run is fast too.
     pub fn warm_up(self: &Arc<Self>, s: &Arc<SessionNs>) {
-        self.prepare_next(s);
+        if self.mode() != Mode::Runsc {
+            return self.prepare_next(s);
+        }
+        let (this, s) = (self.clone(), s.clone());
+        tokio::spawn(async move {
+            if let Err(e) = this.gvisor_container(&s).await {
+                tracing::warn!("starting a session's gVisor sandbox failed: {}", e.message);
+            }
+        });
     }
 
-    /// Gives a prepared jail its run; returns the output pipes (and, natively, the report pipe) to
-    /// read, or `None` when the jail died while it waited.
-    #[allow(clippy::type_complexity)]
+    /// Gives a prepared jail its run; returns the output pipes and the report pipe to read, or `None`
+    /// when the jail died while it waited.
     fn hand_over(
         &self,
         jail: &mut Jail,
         code: &str,
         rlimits: &[policy::Rlimit],
         memory_bytes: u64,
-    ) -> Result<Option<(pipe::Receiver, pipe::Receiver, Option<pipe::Receiver>)>, OpError> {
+    ) -> Result<Option<(pipe::Receiver, pipe::Receiver, pipe::Receiver)>, OpError> {
         if let Some(group) = &jail.cgroup {
             group
                 .set_memory(memory_bytes)
                 .map_err(|e| OpError::internal(format!("cgroup memory limit: {e}")))?;
         }
         let typed = matches!(jail.go, Some(Channel::Typed(_)));
-        let mut header = if typed {
+        let header = if typed {
             sluice_sandbox_jail::codec::encode(&sluice_sandbox_jail::RunHeader {
                 rlimits: rlimits.to_vec(),
                 tmp_links: self.tmp_links.clone(),
@@ -1169,47 +1201,26 @@ impl Engine {
                 if send_with_fds(&go, &header, &fds).is_err() {
                     return Ok(None);
                 }
-                Ok(Some((receiver(out_r)?, receiver(err_r)?, Some(receiver(rep_r)?))))
-            }
-            Some(Channel::Gvisor { stdin, out, err }) => {
-                if !jail.pidfd.alive() {
-                    return Ok(None);
-                }
-                header.push(b'\n');
-                header.extend_from_slice(code.as_bytes());
-                let mut sender = pipe::Sender::from_owned_fd(stdin)
-                    .map_err(|e| OpError::internal(format!("pipe: {e}")))?;
-                // The code may be larger than a pipe's buffer: it is written while the run's output is
-                // read. Closing the pipe marks the end of the code. A container that dies makes the write
-                // fail, which the run then reports through runsc's exit status.
-                tokio::spawn(async move {
-                    use tokio::io::AsyncWriteExt;
-                    let _ = sender.write_all(&header).await;
-                });
-                Ok(Some((out, err, None)))
+                Ok(Some((receiver(out_r)?, receiver(err_r)?, receiver(rep_r)?)))
             }
         }
     }
 
-    /// Runs code in the session. Dropping the future (client gone) kills the run.
-    pub async fn run(self: &Arc<Self>, s: &Arc<SessionNs>, req: RunPython) -> Result<RunResult, OpError> {
-        let limits = self.cfg.limits.for_run(req.timeout_ms, req.memory_mb);
-        for f in &req.inputs {
-            s.workspace.write(&f.path, &f.content.0, true)?;
-        }
-        // The output folder again, should an earlier run have removed it; a file or symlink that took its
-        // name is the code's choice, and then no image comes back.
-        if let Err(e) = s.workspace.mkdir(OUTPUT_DIR) {
-            tracing::debug!("the output folder cannot be made: {e}");
-        }
-        let before = s.workspace.snapshot()?;
+    /// A run in a prepared jail (native, and inside a gVisor container): the session's warm jail, or a
+    /// fresh one when it died; the next one is prepared while this one runs.
+    async fn run_jail(
+        self: &Arc<Self>,
+        s: &Arc<SessionNs>,
+        code: &str,
+        rlimits: &[policy::Rlimit],
+        limits: policy::RunLimits,
+    ) -> Result<Ran, OpError> {
         let warm = s.warm.lock().await.take();
-        let rlimits = self.cfg.limits.rlimits(limits);
         // A warm jail may have died since it was prepared (session closing, host trouble): then build one.
         let mut handed = None;
         if let Some(mut j) = warm {
             handed = self
-                .hand_over(&mut j, &req.code, &rlimits, limits.memory_mb << 20)?
+                .hand_over(&mut j, code, rlimits, limits.memory_mb << 20)?
                 .map(|pipes| (j, pipes));
         }
         let (mut jail, (out_r, err_r, rep)) = match handed {
@@ -1217,7 +1228,7 @@ impl Engine {
             None => {
                 let mut j = self.prepare(s, false).await?;
                 let pipes = self
-                    .hand_over(&mut j, &req.code, &rlimits, limits.memory_mb << 20)?
+                    .hand_over(&mut j, code, rlimits, limits.memory_mb << 20)?
                     .ok_or_else(|| unavailable("a freshly prepared sandbox died before its run"))?;
                 (j, pipes)
             }
@@ -1228,13 +1239,8 @@ impl Engine {
         let cap = self.cfg.limits.output_bytes as usize;
         let (mut out, mut err) = (Capture::new(cap), Capture::new(cap));
         let (mut out_r, mut err_r) = (out_r, err_r);
-        // gVisor's container has no report pipe (its status comes from runsc's exit, which is trusted):
-        // an already-closed pipe stands in for it, so the select below has one shape for both backends.
-        let mut rep_eof = rep.is_none();
-        let mut rep = match rep {
-            Some(r) => BufReader::new(r),
-            None => BufReader::new(receiver(pipe_pair()?.0)?),
-        };
+        let mut rep_eof = false;
+        let mut rep = BufReader::new(rep);
         let (mut out_eof, mut err_eof, mut status_eof) = (false, false, false);
         let (mut done, mut exit, mut memory, mut timed_out, mut killed) = (None, None, false, false, false);
         let mut closed = s.closed.subscribe();
@@ -1334,6 +1340,128 @@ impl Engine {
                 signal: Some(libc::SIGKILL),
             },
         };
+        Ok(Ran {
+            exit,
+            out,
+            err,
+            memory,
+            timed_out,
+            duration_ms,
+        })
+    }
+
+    /// A run forked inside the session's gVisor container by its session server. A container that stops
+    /// during the run fails it (the next run starts a fresh one); a run that does not end within
+    /// [`KILL_GRACE`] of its kill costs the container.
+    async fn run_gvisor(
+        self: &Arc<Self>,
+        s: &Arc<SessionNs>,
+        code: &str,
+        rlimits: &[policy::Rlimit],
+        timeout_ms: u64,
+    ) -> Result<Ran, OpError> {
+        let container = self.gvisor_container(s).await?;
+        let setup = RunSetup {
+            rlimits: rlimits.to_vec(),
+            links: self.tmp_links.clone(),
+        };
+        let start = Instant::now();
+        let mut run = container.start_run(setup, code)?;
+        let cap = self.cfg.limits.output_bytes as usize;
+        let (mut out, mut err) = (Capture::new(cap), Capture::new(cap));
+        let (mut timed_out, mut killed) = (false, false);
+        let mut closed = s.closed.subscribe();
+        let mut cancels = s.cancels.subscribe();
+        cancels.borrow_and_update();
+        let mut deadline = tokio::time::Instant::from_std(start + Duration::from_millis(timeout_ms));
+        let ended = loop {
+            tokio::select! {
+                e = run.next() => match e {
+                    Some(Event::Started { .. } | Event::Ready { .. }) => {}
+                    Some(Event::Stdout { bytes, .. }) => out.push(&bytes),
+                    Some(Event::Stderr { bytes, .. }) => err.push(&bytes),
+                    Some(Event::Exit { ended, .. }) => break Some(ended),
+                    Some(Event::Failed { message, .. }) => {
+                        return Err(unavailable(format!("sandbox set-up failed: {message}")));
+                    }
+                    None => {
+                        let why = container.stopped_because().await;
+                        return Err(unavailable(format!(
+                            "the session's gVisor sandbox stopped ({why}); run the code again"
+                        )));
+                    }
+                },
+                _ = tokio::time::sleep_until(deadline) => {
+                    if killed {
+                        // The server did not answer the kill: the container goes, the next run gets a new one.
+                        tracing::warn!(runsc = container.pid(), "a run did not end after its kill; stopping the session's gVisor sandbox");
+                        container.stop();
+                        break None;
+                    }
+                    timed_out = true;
+                    killed = true;
+                    run.kill();
+                    deadline = tokio::time::Instant::now() + KILL_GRACE;
+                },
+                _ = closed.changed() => {
+                    run.kill();
+                    return Err(OpError::new(ErrorKind::Cancelled, "the session was closed during the run"));
+                },
+                Ok(()) = cancels.changed() => {
+                    run.kill();
+                    return Err(OpError::new(ErrorKind::Cancelled, "the run was cancelled by its caller"));
+                },
+            }
+        };
+        let exit = match ended {
+            Some(Ended::Code(c)) => ExitStatus {
+                code: Some(c),
+                signal: None,
+            },
+            Some(Ended::Signal(sig)) => ExitStatus {
+                code: None,
+                signal: Some(sig),
+            },
+            None => ExitStatus {
+                code: None,
+                signal: Some(libc::SIGKILL),
+            },
+        };
+        Ok(Ran {
+            exit,
+            out,
+            err,
+            memory: false,
+            timed_out,
+            duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+        })
+    }
+
+    /// Runs code in the session. Dropping the future (client gone) kills the run.
+    pub async fn run(self: &Arc<Self>, s: &Arc<SessionNs>, req: RunPython) -> Result<RunResult, OpError> {
+        let limits = self.cfg.limits.for_run(req.timeout_ms, req.memory_mb);
+        for f in &req.inputs {
+            s.workspace.write(&f.path, &f.content.0, true)?;
+        }
+        // The output folder again, should an earlier run have removed it; a file or symlink that took its
+        // name is the code's choice, and then no image comes back.
+        if let Err(e) = s.workspace.mkdir(OUTPUT_DIR) {
+            tracing::debug!("the output folder cannot be made: {e}");
+        }
+        let before = s.workspace.snapshot()?;
+        let rlimits = self.cfg.limits.rlimits(limits);
+        let ran = match self.mode() {
+            Mode::Runsc => self.run_gvisor(s, &req.code, &rlimits, limits.timeout_ms).await?,
+            Mode::Native | Mode::InsideGvisor => self.run_jail(s, &req.code, &rlimits, limits).await?,
+        };
+        let Ran {
+            exit,
+            out,
+            err,
+            memory,
+            timed_out,
+            duration_ms,
+        } = ran;
         let mut limits_hit = Vec::new();
         if timed_out {
             limits_hit.push(Limit::Timeout);
@@ -1385,6 +1513,17 @@ impl Engine {
             images_not_rendered: collected.not_rendered,
         })
     }
+}
+
+/// What a run's code did, as either kind of run reports it.
+struct Ran {
+    exit: ExitStatus,
+    out: Capture,
+    err: Capture,
+    /// The run said it hit its memory limit (natively, or its cgroup did).
+    memory: bool,
+    timed_out: bool,
+    duration_ms: f64,
 }
 
 /// The font-cache files of matplotlib that `setup-python.sh` built below one of the interpreter's

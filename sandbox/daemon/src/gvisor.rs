@@ -1,16 +1,23 @@
 //! The gVisor backend's pieces: finding `runsc`, the OCI bundle (from the `gvisor/config.json` template
-//! and the same root plan the native jail uses), the `runsc` command line, and judging the self-test.
+//! and the same root plan the native jail uses), the `runsc` command line, the session server's
+//! configuration, and judging the self-test.
 //!
-//! A gVisor run uses the session machinery of the native backend (a user + mount namespace per session
-//! holding a size-limited tmpfs workspace); the zygote's intermediate child then starts
+//! A gVisor session uses the session machinery of the native backend (a user + mount namespace per
+//! session holding a size-limited tmpfs workspace); the zygote's intermediate child then starts
 //! `runsc --rootless run` inside the session's namespaces and a fresh PID namespace, on a bundle whose
 //! root is an empty, read-only skeleton directory with read-only bind mounts of the Python installation.
-//! Inside, gVisor's own kernel answers every system call.
+//! Inside, gVisor's own kernel answers every system call. The container lives as long as the session (or
+//! until it idles out): its process is the session server (`python/gvisor_runner.py`, [`session`]), which
+//! forks each run into a PID namespace and a root of its own ([`wire`] is how the two talk).
+
+pub mod session;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::OpError;
@@ -19,11 +26,46 @@ use crate::policy::{Rlimit, RootPlan};
 /// The OCI `config.json` template the bundle is made from (see `gvisor/README.md`).
 pub const TEMPLATE: &str = include_str!("../../../gvisor/config.json");
 
-/// The container's process: waits for the run's code on stdin.
+/// The container's process: the session server, which serves the session's runs.
 pub const RUNNER: &str = include_str!("../python/gvisor_runner.py");
 
-/// What the runner prints once its preloads are imported and it waits for code.
-pub const READY_LINE: &[u8] = b"sluice-ready\n";
+/// How the session server builds each run's root and environment (its first argument, as JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServerConfig {
+    /// The container paths bound again into each run's root, with whether the run may write below them
+    /// (the installation read-only, `--project` directories as configured). `/dev`, `/sys` and
+    /// `/workspace` are bound by the server itself.
+    pub binds: Vec<ServerBind>,
+    pub tmp_bytes: u64,
+    pub tmp_inodes: u64,
+    /// The run's whole environment.
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServerBind {
+    pub dst: String,
+    pub writable: bool,
+}
+
+impl ServerConfig {
+    pub fn new(plan: &RootPlan, env: &[(String, String)]) -> ServerConfig {
+        ServerConfig {
+            binds: plan
+                .binds
+                .iter()
+                .filter(|b| !b.dst.starts_with("/dev/"))
+                .map(|b| ServerBind {
+                    dst: b.dst.clone(),
+                    writable: b.writable,
+                })
+                .collect(),
+            tmp_bytes: plan.tmp_bytes,
+            tmp_inodes: plan.tmp_inodes,
+            env: env.iter().cloned().collect(),
+        }
+    }
+}
 
 /// Where the container's process runs from inside (its working directory).
 pub const WORKSPACE: &str = "/workspace";
@@ -430,7 +472,14 @@ mod tests {
         );
         // The template's protections survive the filling in.
         assert_eq!(cfg["process"]["noNewPrivileges"], json!(true));
-        assert_eq!(cfg["process"]["capabilities"]["bounding"], json!([]));
+        // The session server's capabilities inside gVisor's kernel (every run drops them).
+        let server_caps = json!(["CAP_SYS_ADMIN", "CAP_SYS_CHROOT", "CAP_SETPCAP"]);
+        for set in ["bounding", "effective", "permitted"] {
+            assert_eq!(cfg["process"]["capabilities"][set], server_caps, "{set}");
+        }
+        for set in ["inheritable", "ambient"] {
+            assert_eq!(cfg["process"]["capabilities"][set], json!([]), "{set}");
+        }
         assert_eq!(cfg["process"]["user"], json!({"uid": 0, "gid": 0}));
     }
 

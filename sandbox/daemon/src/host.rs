@@ -258,11 +258,20 @@ pub fn protections(probe: &ProbeOutcome) -> Vec<Protection> {
             ("ipc_namespace", "private System V IPC and POSIX queues"),
             ("cgroup_namespace", "own cgroup root view"),
         ],
-        // runsc and its gofer run in fresh namespaces too; gVisor's kernel gives the code its own.
-        Backend::Gvisor => &[(
-            "launcher_namespaces",
-            "runsc, its gofer and sandbox run in fresh PID, network, IPC, UTS and mount namespaces",
-        )],
+        // runsc and its gofer run in fresh namespaces too; gVisor's kernel gives each run its own.
+        Backend::Gvisor => &[
+            (
+                "launcher_namespaces",
+                "one gVisor container per session: runsc, its gofer and sandbox run in fresh PID, \
+                 network, IPC, UTS and mount namespaces",
+            ),
+            (
+                "per_run_namespaces",
+                "runs are warm per session: each run is forked inside the session's container into a PID, \
+                 IPC and UTS namespace and a root of its own (chroot; fresh /tmp, /proc of the run), without \
+                 any capability; everything it started dies with it",
+            ),
+        ],
     };
     for (name, what) in run_namespaces.iter().copied() {
         let detail = match &probe.jail {
@@ -464,9 +473,10 @@ async fn probe_gvisor(
     engine: &Arc<Engine>,
     session: &Arc<crate::engine::SessionNs>,
 ) -> Result<BTreeMap<String, String>, String> {
-    // A prepared container: its runsc processes are there to be inspected before the run.
-    let seccomp = match engine.prepare(session, false).await {
-        Ok(jail) => gvisor_seccomp(jail.pid()),
+    // The session's container: its runsc processes are there to be inspected before the run, which is
+    // then forked inside it as every run is.
+    let seccomp = match engine.gvisor_container(session).await {
+        Ok(c) => gvisor_seccomp(c.pid()),
         Err(e) => return Err(e.message),
     };
     let req = RunPython {
@@ -820,6 +830,7 @@ mod tests {
                 },
                 vec![
                     "launcher_namespaces",
+                    "per_run_namespaces",
                     "gvisor_kernel",
                     "minimal_root",
                     "network_none",

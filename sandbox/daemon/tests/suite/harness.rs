@@ -11,10 +11,11 @@ use sluice_sandbox_protocol::*;
 
 /// The uid the daemon runs as when the tests run as root (CI does): `nobody`.
 pub const SANDBOX_UID: u32 = 65534;
-/// Processes of one warm gVisor jail plus the zygote: the zygote, the intermediate child, `runsc run`
-/// (PID 1 of the run's namespace), runsc re-executed in its rootless user namespace, the gofer, the
-/// sandbox and its stub processes.
-pub const GVISOR_IDLE: usize = 8;
+/// Processes of one session's gVisor container plus the zygote: the zygote, the intermediate child,
+/// `runsc run` (PID 1 of its namespace), runsc re-executed in its rootless user namespace, the gofer, the
+/// sandbox, its stub master, and the stubs of the session server's address space and of the two PID 1s
+/// it keeps ready for the next runs.
+pub const GVISOR_IDLE: usize = 10;
 /// Put into the daemon's environment; sandboxed code must never see it.
 pub const SECRET: &str = "hunter2-sluice-test-secret";
 
@@ -266,6 +267,11 @@ impl Daemon {
             }
             i += 1;
         }
+        // gVisor's ptrace platform keeps the stub process of an address space that ended (every process
+        // of a finished run had one) in a pool for reuse, with everything unmapped. Such a stub holds
+        // nothing of any run: it is not counted. A live process's stub maps its whole address space.
+        let parent = |pid: i32| parents.iter().find(|(c, _)| *c == pid).map(|(_, p)| *p);
+        all.retain(|pid| !(empty_address_space(*pid) && parent(*pid).is_some_and(empty_address_space)));
         all
     }
 
@@ -354,6 +360,12 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A process with at most two mappings (gVisor's stub code and its stack): the stub master, or a pooled
+/// stub of an address space that ended.
+fn empty_address_space(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.lines().count() <= 2)
 }
 
 pub fn session(name: &str) -> SessionKey {
