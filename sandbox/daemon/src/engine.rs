@@ -22,7 +22,6 @@
 //! a run's PID 1 comes from a trusted intermediate child of the python zygote, builds a root of its own,
 //! drops to the session's uid and then waits for its code as a native jail does.
 
-use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -380,38 +379,43 @@ impl Engine {
         } else {
             cfg.preload.clone()
         };
-        let rust_zygote = match (&cfg.zygote, cfg.runsc.is_some() || cfg.inside_gvisor) {
-            (NativeZygote::Rust(exe), false) => {
-                let exe = exe.clone().map_err(unavailable)?;
-                let config = sluice_sandbox_jail::ZygoteConfig {
-                    python: facts.executable.display().to_string(),
-                    python_version: facts.version.clone(),
-                    preload: cfg.preload.clone(),
-                    ids: sluice_sandbox_jail::IdMap {
-                        uid_inside: SANDBOX_ID,
-                        gid_inside: SANDBOX_ID,
-                        uid_outside: nix::unistd::geteuid().as_raw(),
-                        gid_outside: nix::unistd::getegid().as_raw(),
-                    },
-                    workspace_mountpoint: cfg.root.join("ws").display().to_string(),
-                    jail_dir: cfg.root.join("jail").display().to_string(),
-                    root: plan.clone(),
-                    landlock: landlock.clone(),
-                    seccomp: seccomp_programs
-                        .iter()
-                        .map(policy::seccomp::to_instructions)
-                        .collect(),
-                    cap_last_cap,
-                    rlimits_max: cfg.limits.max_rlimits(),
-                    env: env_list.clone(),
-                };
-                Some((exe, config))
-            }
-            _ => None,
+        // The gVisor backends always fork from the Rust zygote; `--zygote python` only changes the native one.
+        let exe = match (&cfg.zygote, cfg.runsc.is_some() || cfg.inside_gvisor) {
+            (NativeZygote::Rust(exe), _) => Some(exe.clone().map_err(unavailable)?),
+            (NativeZygote::Python, true) => Some(Arc::new(
+                crate::zygote::open_zygote_bin(None).map_err(unavailable)?,
+            )),
+            (NativeZygote::Python, false) => None,
         };
+        let rust_zygote = exe.map(|exe| {
+            let config = sluice_sandbox_jail::ZygoteConfig {
+                python: facts.executable.display().to_string(),
+                python_version: facts.version.clone(),
+                preload: zygote_preload.clone(),
+                ids: sluice_sandbox_jail::IdMap {
+                    uid_inside: SANDBOX_ID,
+                    gid_inside: SANDBOX_ID,
+                    uid_outside: nix::unistd::geteuid().as_raw(),
+                    gid_outside: nix::unistd::getegid().as_raw(),
+                },
+                workspace_mountpoint: cfg.root.join("ws").display().to_string(),
+                jail_dir: cfg.root.join("jail").display().to_string(),
+                root: plan.clone(),
+                landlock: landlock.clone(),
+                seccomp: seccomp_programs
+                    .iter()
+                    .map(policy::seccomp::to_instructions)
+                    .collect(),
+                cap_last_cap,
+                rlimits_max: cfg.limits.max_rlimits(),
+                env: env_list.clone(),
+                unsettable_rlimits: policy::unsettable_rlimits(cfg.inside_gvisor),
+                runsc: gvisor.clone(),
+            };
+            (exe, config)
+        });
         let config_json = json!({
             "op": "config",
-            "gvisor": gvisor,
             "preload": zygote_preload,
             "uid_inside": SANDBOX_ID,
             "gid_inside": SANDBOX_ID,
@@ -425,7 +429,6 @@ impl Engine {
             "cap_last_cap": cap_last_cap,
             "rlimits_max": cfg.limits.max_rlimits(),
             "env": env,
-            "inside_gvisor": cfg.inside_gvisor,
         });
         Ok(Engine {
             cfg,
@@ -452,7 +455,7 @@ impl Engine {
         plan: &policy::RootPlan,
         runsc: &Path,
         env: &[(String, String)],
-    ) -> Result<serde_json::Value, OpError> {
+    ) -> Result<sluice_sandbox_jail::RunscConfig, OpError> {
         let io = |what: &Path, e: std::io::Error| OpError::internal(format!("{}: {e}", what.display()));
         let dir = cfg.root.join("gvisor");
         let (rootfs, state, bundle) = (dir.join("rootfs"), dir.join("state"), dir.join("bundle"));
@@ -493,11 +496,11 @@ impl Engine {
         let path = bundle.join("config.json");
         let text = serde_json::to_vec_pretty(&config).map_err(|e| OpError::internal(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
-        Ok(json!({
-            "runsc": runsc.display().to_string(),
-            "state": state.display().to_string(),
-            "argv": gvisor::runsc_argv(runsc, &state, &bundle),
-        }))
+        Ok(sluice_sandbox_jail::RunscConfig {
+            runsc: runsc.display().to_string(),
+            state: state.display().to_string(),
+            argv: gvisor::runsc_argv(runsc, &state, &bundle),
+        })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -701,6 +704,7 @@ impl Engine {
             let req = sluice_sandbox_jail::Request::OpenSession {
                 workspace_bytes,
                 workspace_inodes: inodes,
+                launcher: launcher.is_some(),
             };
             z.send_typed(&req, &fds)
         } else {
@@ -837,6 +841,7 @@ impl Engine {
     /// fresh PID namespace and reports its pid; PID 1 builds its root, drops to the session's uid and
     /// waits for its code on `go`, as a native jail does.
     async fn prepare_inside(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
+        use sluice_sandbox_jail::{Prepare, Protection, Request, Status};
         let Some(inside) = &s.inside else {
             return Err(OpError::internal("not a session of a daemon inside gVisor"));
         };
@@ -847,71 +852,69 @@ impl Engine {
         let skip = self.skip.lock().map(|s| s.clone()).unwrap_or_default();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let uid = inside.uid.uid();
-        z.send(
-            &json!({"op": "inside", "seq": seq, "unshare_flags": RUN_NAMESPACES, "probe": probe, "skip": skip,
-                    "uid": uid, "gid": uid, "workspace": inside.dir.display().to_string()}),
+        let req = Request::InsideJail {
+            seq,
+            prepare: Prepare {
+                probe,
+                skip: skip.iter().filter_map(|n| Protection::from_name(n)).collect(),
+                unshare_flags: RUN_NAMESPACES,
+            },
+            uid,
+            gid: uid,
+            workspace: inside.dir.display().to_string(),
+        };
+        if let Err(e) = z.send_typed(
+            &req,
             &[status_w.as_raw_fd(), go_theirs.as_raw_fd(), hold_r.as_raw_fd()],
-        )?;
+        ) {
+            return Err(self.worker_stopped(&z, "preparing a jail").unwrap_or(e));
+        }
         drop((status_w, go_theirs, hold_r));
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + SETUP_TIMEOUT;
-        let (mut handle, mut ready) = (None, false);
-        let mut probe_result: Option<BTreeMap<String, String>> = None;
+        let (mut handle, mut ready, mut report) = (None, false, None);
         let mut hold = Some(hold_w);
         while !(ready && handle.is_some()) {
-            let Some(line) = read_line_by(&mut status, deadline).await? else {
-                return Err(unavailable("the sandbox worker exited while preparing a jail"));
-            };
-            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            match word {
-                "child" => {
-                    let pid: i32 = rest
-                        .parse()
-                        .map_err(|_| OpError::internal(format!("bad status line {line:?}")))?;
-                    let hold = hold.take().ok_or_else(|| OpError::internal("two child lines"))?;
+            match read_status_by(&mut status, deadline).await? {
+                None => return Err(unavailable("the sandbox worker exited while preparing a jail")),
+                Some(Status::Forked { pid }) => {
+                    let hold = hold.take().ok_or_else(|| OpError::internal("two jail pids"))?;
                     handle = Some(RunHandle::Held { pid, hold });
                 }
-                "probe" => probe_result = serde_json::from_str(rest).ok(),
-                "ready" => ready = true,
-                "error" => {
+                Some(Status::Probe(steps)) => report = Some(crate::host::JailSteps::Typed(steps)),
+                Some(Status::Ready) => ready = true,
+                Some(Status::Error { message, .. }) => {
                     if let Some(h) = &handle {
                         let _ = h.kill();
                     }
-                    return Err(unavailable(format!("sandbox set-up failed: {rest}")));
+                    return Err(unavailable(format!("sandbox set-up failed: {message}")));
                 }
-                _ => return Err(OpError::internal(format!("unexpected status line {line:?}"))),
+                Some(other) => return Err(OpError::internal(format!("unexpected status {other:?}"))),
             }
         }
         let pidfd = handle.ok_or_else(|| OpError::internal("no jail pid"))?;
         Ok(Jail {
-            go: Some(Channel::Native(go)),
+            go: Some(Channel::Typed(go)),
             status,
             pidfd,
-            probe: probe_result.map(crate::host::JailSteps::Text),
+            probe: report,
             cgroup: None,
         })
     }
 
-    /// Reads status lines until the intermediate child reports the jail's PID 1, and opens a pidfd on it.
-    async fn jail_pid(status: &mut BufReader<pipe::Receiver>, deadline: Instant) -> Result<PidFd, OpError> {
-        loop {
-            let Some(line) = read_line_by(status, deadline).await? else {
-                return Err(unavailable("the sandbox worker exited while preparing a jail"));
-            };
-            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            match word {
-                "pid" => {}
-                "child" => {
-                    let pid: i32 = rest
-                        .parse()
-                        .map_err(|_| OpError::internal(format!("bad status line {line:?}")))?;
-                    // PID 1 is blocked waiting for us or has failed and stays unreaped until its parent
-                    // has read the status we are about to see, so this pid is still the jail's.
-                    return PidFd::open(pid).map_err(|e| OpError::internal(format!("pidfd_open: {e}")));
-                }
-                "error" => return Err(unavailable(format!("sandbox set-up failed: {rest}"))),
-                _ => return Err(OpError::internal(format!("unexpected status line {line:?}"))),
+    /// Reads status events until the intermediate child reports `runsc run`'s pid, and opens a pidfd on it.
+    async fn runsc_pid(status: &mut BufReader<pipe::Receiver>, deadline: Instant) -> Result<PidFd, OpError> {
+        use sluice_sandbox_jail::Status;
+        match read_status_by(status, deadline).await? {
+            // runsc is not reaped before its parent has reported how it ended, so this pid is still its.
+            Some(Status::Forked { pid }) => {
+                PidFd::open(pid).map_err(|e| OpError::internal(format!("pidfd_open: {e}")))
             }
+            Some(Status::Error { message, .. }) => {
+                Err(unavailable(format!("sandbox set-up failed: {message}")))
+            }
+            Some(other) => Err(OpError::internal(format!("unexpected status {other:?}"))),
+            None => Err(unavailable("the sandbox worker exited while preparing a jail")),
         }
     }
 
@@ -946,21 +949,27 @@ impl Engine {
             return Err(OpError::internal("a runsc session without namespaces"));
         };
         let (userns, mntns) = (userns.as_raw_fd(), mntns.as_raw_fd());
-        z.send(
-            &json!({"op": "gvisor", "unshare_flags": GVISOR_NAMESPACES, "seq": seq}),
-            &[
-                userns,
-                mntns,
-                status_w.as_raw_fd(),
-                stdin_r.as_raw_fd(),
-                out_w.as_raw_fd(),
-                err_w.as_raw_fd(),
-            ],
-        )?;
+        let req = sluice_sandbox_jail::Request::StartGvisor {
+            unshare_flags: GVISOR_NAMESPACES,
+            seq,
+        };
+        let fds = [
+            userns,
+            mntns,
+            status_w.as_raw_fd(),
+            stdin_r.as_raw_fd(),
+            out_w.as_raw_fd(),
+            err_w.as_raw_fd(),
+        ];
+        if let Err(e) = z.send_typed(&req, &fds) {
+            return Err(self
+                .worker_stopped(&z, "starting the session's gVisor sandbox")
+                .unwrap_or(e));
+        }
         drop((status_w, stdin_r, out_w, err_w));
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + GVISOR_SETUP_TIMEOUT;
-        let runsc = Self::jail_pid(&mut status, deadline).await?;
+        let runsc = Self::runsc_pid(&mut status, deadline).await?;
         let stdin =
             pipe::Sender::from_owned_fd(stdin_w).map_err(|e| OpError::internal(format!("pipe: {e}")))?;
         Container::serve(
@@ -1554,7 +1563,7 @@ fn exit_status(end: sluice_sandbox_jail::End) -> ExitStatus {
 }
 
 /// Reads one typed status frame (exactly: whatever follows stays in the reader for the run).
-async fn read_status_by(
+pub(crate) async fn read_status_by(
     r: &mut BufReader<pipe::Receiver>,
     deadline: Instant,
 ) -> Result<Option<sluice_sandbox_jail::Status>, OpError> {

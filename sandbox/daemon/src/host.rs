@@ -401,7 +401,16 @@ async fn probe_inside(
     let jail = engine.prepare(session, true).await.map_err(|e| e.message)?;
     match jail.probe.clone() {
         Some(JailSteps::Text(reported)) => steps.extend(reported),
-        Some(JailSteps::Typed(_)) => return Err("a typed probe report inside gVisor".to_string()),
+        Some(JailSteps::Typed(reported)) => steps.extend(reported.iter().map(|r| {
+            use sluice_sandbox_jail::State;
+            let result = match &r.state {
+                State::Ok(None) => "ok".to_string(),
+                State::Ok(Some(detail)) => format!("ok: {detail}"),
+                State::Skipped => "skipped".to_string(),
+                State::Failed(why) => format!("failed: {why}"),
+            };
+            (r.protection.name().to_string(), result)
+        })),
         None => return Err("the jail sent no probe report".to_string()),
     }
     let leaked = mounts_below(&engine.jail_dir());
