@@ -1,26 +1,28 @@
 //! The sandbox engine the backends share: sessions as user + mount namespaces holding a size-limited
 //! tmpfs workspace, and runs in per-run namespaces.
 //!
-//! Life of a run, native backend: the session's launcher (forked from the Rust zygote,
-//! `sluice-sandbox-zygote`, with the session; PID 1 of the session's own PID namespace, trusted, never
-//! running user code) forks the jail's PID 1 into a fresh PID namespace and hands the daemon a pidfd on it;
-//! PID 1 unshares the run's other namespaces, builds the minimal root, drops every privilege, sets its
-//! rlimits, installs landlock and seccomp, says `Ready` and waits for its code. Every message of that path
-//! is a typed `sluice_sandbox_jail` value (`--zygote python` runs it on the python zygote instead, with
-//! JSON and status lines, for side-by-side benchmarks). That prepared jail is kept per session ("warm"), so
-//! a run only has to hand over the code; the next jail is prepared in the background while the current one
-//! runs.
+//! Every backend forks from one zygote, `sluice-sandbox-zygote` (Rust, embedding CPython), and every
+//! message to it, to a session's launcher and to a jail, and every status back, is a typed
+//! `sluice_sandbox_jail` value.
+//!
+//! Life of a run, native backend: the session's launcher (forked from the zygote with the session; PID 1
+//! of the session's own PID namespace, trusted, never running user code) forks the jail's PID 1 into a
+//! fresh PID namespace and hands the daemon a pidfd on it; PID 1 unshares the run's other namespaces,
+//! builds the minimal root, drops every privilege, sets its rlimits, installs landlock and seccomp, says
+//! `Ready` and waits for its code. That prepared jail is kept per session ("warm"), so a run only has to
+//! hand over the code; the next jail is prepared in the background while the current one runs.
 //!
 //! gVisor backend: one container per session, started at the session's first run (or by `warm_up`): the
-//! python zygote forks a trusted intermediate child, which joins the session's namespaces, unshares its
-//! own and starts `runsc run`, whose process is the session server (`python/gvisor_runner.py`). Each run is
-//! a `Run` request to it ([`gvisor::wire`]); the server forks the run into a PID namespace and a root of its
+//! zygote forks a trusted intermediate child, which joins the session's namespaces, unshares its own and
+//! starts `runsc run`, whose process is the session server (`python/gvisor_runner.py`). Each run is a
+//! `Run` request to it ([`gvisor::wire`]); the server forks the run into a PID namespace and a root of its
 //! own inside the container and streams its output back ([`gvisor::session`]). The container stops when
 //! the session closes or idles out, and is started again by the next run after it stopped for any reason.
 //!
 //! Inside a gVisor container ([`Mode::InsideGvisor`]) a session is a tmpfs owned by a uid of its own, and
-//! a run's PID 1 comes from a trusted intermediate child of the python zygote, builds a root of its own,
-//! drops to the session's uid and then waits for its code as a native jail does.
+//! a run's PID 1 comes from a trusted intermediate child of the zygote, builds a root of its own
+//! (`sluice_sandbox_jail::inside`), drops to the session's uid and then waits for its code as a native
+//! jail does.
 
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd};

@@ -21,7 +21,7 @@ use nix::sys::socket::{
 
 use crate::error::OpError;
 
-/// The Rust zygote's file name, looked for next to the daemon's executable.
+/// The zygote's file name, looked for next to the daemon's executable.
 pub const ZYGOTE_BIN: &str = "sluice-sandbox-zygote";
 
 /// Environment of the zygote itself: nothing from the daemon's, and one thread for numeric libraries
@@ -49,7 +49,7 @@ pub struct Zygote {
     ctl: Mutex<OwnedFd>,
     child: Mutex<Child>,
     pub python_version: String,
-    /// Preload modules that failed to import (the Rust zygote reports them and serves without them).
+    /// Preload modules that failed to import (the zygote reports them and serves without them).
     pub preload_failed: Vec<sluice_sandbox_jail::PreloadFailure>,
 }
 

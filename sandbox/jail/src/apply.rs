@@ -509,7 +509,7 @@ pub fn close_all_but(keep: &[RawFd]) {
 }
 
 /// Closes the descriptors `low..=high`. A kernel without `close_range` (gVisor's 2022 release answers
-/// ENOSYS) gets one `close` per descriptor below 65536, as the python zygote's `os.closerange` did:
+/// ENOSYS) gets one `close` per descriptor below 65536 (what Python's `os.closerange` does there):
 /// a descriptor left open here would reach user code.
 fn close_range(low: u32, high: u32) {
     // SAFETY: close_range on descriptors this process owns and no longer needs; no Rust owner of them is

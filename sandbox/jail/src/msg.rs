@@ -1,4 +1,5 @@
-//! The messages between the daemon and the Rust zygote (and the zygote's session launchers and jails).
+//! The messages between the daemon and the zygote (and the zygote's launchers, intermediate children and
+//! jails).
 //!
 //! Daemon -> zygote, on its control socket: one [`ZygoteConfig`], answered by one [`Hello`]; then a
 //! [`Request`] per fork. Daemon -> a session's launcher: a [`Prepare`] per jail. Daemon -> a prepared

@@ -1,13 +1,15 @@
-//! `sluice-sandbox-zygote`: the native backend's pre-forked worker. The daemon starts it with a
+//! `sluice-sandbox-zygote`: the sandbox's pre-forked worker, for every backend. The daemon starts it with a
 //! `SOCK_SEQPACKET` control socket as stdin and its root directory as `argv[1]` (every process forked from
 //! here keeps it in its command line, which is how operators and tests find a daemon's sandbox processes).
 //!
 //! It embeds CPython (the only process of the sandbox that links `libpython`), imports the preload modules
-//! while single-threaded, then forks per request: a session (user + mount namespace, workspace tmpfs) and
-//! its launcher, PID 1 of the session's own PID namespace, which forks one jail per `Prepare`. A jail
-//! locks itself down (`sluice_sandbox_jail::apply::lock_down`), says `Ready`, waits for its code and only
-//! then runs it in the interpreter it inherited. The zygote never reads user code: only a jail reads its
-//! memfd. Messages are the typed values of `sluice_sandbox_jail::msg`.
+//! while single-threaded, then forks per request: a session (user + mount namespace, workspace tmpfs) and,
+//! natively, its launcher, PID 1 of the session's own PID namespace, which forks one jail per `Prepare`; a
+//! session's gVisor container (an intermediate child that starts `runsc run`, [`gvisor`]); or, inside a
+//! gVisor container, a run's jail (an intermediate child and the run's PID 1). A jail locks itself down
+//! (`sluice_sandbox_jail::apply::lock_down`, or `inside::lock_down`), says `Ready`, waits for its code and
+//! only then runs it in the interpreter it inherited. The zygote never reads user code: only a jail reads
+//! its memfd. Messages are the typed values of `sluice_sandbox_jail::msg`.
 #![allow(unsafe_code)]
 
 mod gvisor;

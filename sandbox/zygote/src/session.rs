@@ -340,7 +340,7 @@ fn wait_and_run(
     }
     // From here on only the user's code runs; nothing below may trust it. Every descriptor but the
     // standard ones and the report pipe is closed (the go socket, the code memfd, anything inherited).
-    // Close-on-exec (received so), as with the python zygote: a program the code execs does not inherit it.
+    // Close-on-exec (received so): a program the code execs does not inherit it.
     let report = std::os::fd::IntoRawFd::into_raw_fd(report);
     apply::close_all_but(&[report]);
     apply::link_into_tmp(&header.tmp_links);
