@@ -114,7 +114,7 @@ pub struct CommonArgs {
     pub zygote_bin: Option<PathBuf>,
     /// The zygote executable, opened before the switch to --uid (see [`open_zygote`]).
     #[arg(skip)]
-    pub zygote_exe: Option<Result<Arc<std::os::fd::OwnedFd>, String>>,
+    pub zygote_exe: Option<Result<Arc<crate::zygote::ZygoteExe>, String>>,
 }
 
 /// Opens the zygote's executable while the daemon may still be root: started later as the unprivileged
@@ -123,7 +123,7 @@ fn open_zygote(common: &mut CommonArgs) {
     common.zygote_exe = Some(crate::zygote::open_zygote_bin(common.zygote_bin.as_deref()).map(Arc::new));
 }
 
-fn zygote_exe(common: &CommonArgs) -> Result<Arc<std::os::fd::OwnedFd>, String> {
+fn zygote_exe(common: &CommonArgs) -> Result<Arc<crate::zygote::ZygoteExe>, String> {
     match &common.zygote_exe {
         Some(exe) => exe.clone(),
         None => crate::zygote::open_zygote_bin(common.zygote_bin.as_deref()).map(Arc::new),

@@ -51,7 +51,9 @@ use crate::images::{self, ImageCaps};
 use crate::pidfd::{PidFd, RunHandle};
 use crate::policy::{self, HostPath, Limits, Project, ProjectMount, SANDBOX_ID};
 use crate::workspace::{Snapshot, Workspace};
-use crate::zygote::{PythonFacts, Zygote, python_facts, recv_queued_fd, send_with_fds, seqpacket_pair};
+use crate::zygote::{
+    PythonFacts, Zygote, ZygoteExe, python_facts, recv_queued_fd, send_with_fds, seqpacket_pair,
+};
 
 /// Namespaces each run gets of its own (the session contributes the user and the outer mount namespace).
 pub const RUN_NAMESPACES: u64 = (libc::CLONE_NEWNS
@@ -101,7 +103,7 @@ pub struct EngineConfig {
     /// tmpfs workspaces owned by a uid of their own, runs are built by [`Mode::InsideGvisor`]'s rules.
     pub inside_gvisor: bool,
     /// The zygote's executable, opened ahead (or why it could not be).
-    pub zygote: Result<Arc<OwnedFd>, String>,
+    pub zygote: Result<Arc<ZygoteExe>, String>,
     /// gVisor backend: a session's container is stopped after this long without a run.
     pub gvisor_idle: Duration,
 }
@@ -123,7 +125,7 @@ pub struct Engine {
     plan: policy::RootPlan,
     seq: std::sync::atomic::AtomicU64,
     /// The zygote's executable and its typed configuration.
-    zygote_exe: Arc<OwnedFd>,
+    zygote_exe: Arc<ZygoteExe>,
     zygote_config: sluice_sandbox_jail::ZygoteConfig,
     zygote: Mutex<Option<Arc<Zygote>>>,
     /// Preload modules the zygote could not import, as it last reported them.
@@ -521,8 +523,11 @@ impl Engine {
             return Ok(existing.clone());
         }
         let restarted = z.take().map(|dead| (dead.pid(), dead.exit_status()));
+        // Inside gVisor the daemon stays root and reaches the binary by its path; starting it by path
+        // there does not depend on gVisor following /proc's descriptor links in an exec.
         let started = Arc::new(Zygote::start(
             &self.zygote_exe,
+            self.mode() == Mode::InsideGvisor,
             &self.cfg.root,
             &self.zygote_config,
             Duration::from_secs(120),

@@ -120,13 +120,15 @@ pub fn recv_queued_fd(sock: &impl AsFd) -> Result<OwnedFd, OpError> {
 }
 
 impl Zygote {
-    /// Starts the zygote from `exe` (a descriptor opened before the daemon dropped its privileges, so that
-    /// a binary in a directory the daemon's uid cannot reach still starts), sends it the typed
+    /// Starts the zygote from `exe` (through its descriptor, opened before the daemon dropped its
+    /// privileges, so that a binary in a directory the daemon's uid cannot reach still starts; or, with
+    /// `by_path`, through its path), sends it the typed
     /// configuration and waits until it has preloaded its modules. `tag` (the daemon's root directory) is
     /// passed as `argv[1]`: every process forked from the zygote keeps it in its command line, which is how
     /// an operator (and the tests) find a daemon's sandbox processes in the process table.
     pub fn start(
-        exe: &OwnedFd,
+        exe: &ZygoteExe,
+        by_path: bool,
         tag: &Path,
         config: &sluice_sandbox_jail::ZygoteConfig,
         ready_timeout: Duration,
@@ -134,7 +136,11 @@ impl Zygote {
         use std::os::unix::process::CommandExt;
         let unavailable = |m: String| OpError::new(sluice_sandbox_protocol::ErrorKind::Unavailable, m);
         let (ours, theirs) = seqpacket_pair()?;
-        let mut cmd = Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+        let mut cmd = if by_path {
+            Command::new(&exe.path)
+        } else {
+            Command::new(format!("/proc/self/fd/{}", exe.fd.as_raw_fd()))
+        };
         cmd.arg0(ZYGOTE_BIN).arg(tag).env_clear().current_dir("/");
         for (k, v) in ZYGOTE_ENV {
             cmd.env(k, v);
@@ -257,10 +263,17 @@ pub fn python_facts(python: &Path) -> Result<PythonFacts, OpError> {
     serde_json::from_slice(&out.stdout).map_err(|e| OpError::internal(format!("python facts: {e}")))
 }
 
+/// The zygote's executable: a descriptor opened ahead, and the path it was opened at.
+#[derive(Debug)]
+pub struct ZygoteExe {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
+}
+
 /// Opens the zygote's executable: `explicit` (`--zygote-bin`), or `sluice-sandbox-zygote` next to
 /// this executable. Opened (not just found) while the daemon may still be root: it is started later, after
 /// the switch to the unprivileged uid, through `/proc/self/fd`.
-pub fn open_zygote_bin(explicit: Option<&Path>) -> Result<OwnedFd, String> {
+pub fn open_zygote_bin(explicit: Option<&Path>) -> Result<ZygoteExe, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = match explicit {
         Some(p) => p.to_path_buf(),
@@ -272,7 +285,10 @@ pub fn open_zygote_bin(explicit: Option<&Path>) -> Result<OwnedFd, String> {
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(&path)
-        .map(OwnedFd::from)
+        .map(|f| ZygoteExe {
+            fd: OwnedFd::from(f),
+            path: path.clone(),
+        })
         .map_err(|e| {
             format!(
                 "the sandbox's zygote {} cannot be opened: {e} (build it with `cargo build -p {ZYGOTE_BIN}`, \
