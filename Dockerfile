@@ -82,7 +82,7 @@ RUN update-ca-certificates >/dev/null \
 # daemon's in-gVisor mode gives each run its session's own uid (sandbox/daemon/README.md).
 FROM ${BASE_IMAGE} AS sandbox
 # Debian's python3, the interpreter the venv was made from (same path, same version), and its shared
-# library, which the native backend's zygote embeds.
+# library, which the sandbox's zygote (every backend's, the in-gVisor mode's included) embeds.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 libpython3.11 \
     && rm -rf /var/lib/apt/lists/* \

@@ -1,9 +1,8 @@
 //! `run_python` latency and throughput per backend, against a plain `python3 -c` subprocess and a
 //! `runsc do` cold start measured in the same run. `cargo bench -p sluice-sandbox --bench run_python`;
 //! `SLUICE_BENCH_N` sets the number of sequential runs per case (default 200); `SLUICE_BENCH_BACKENDS`
-//! (e.g. `native`) limits the backends (`native-python-zygote`: the native backend on the python zygote,
-//! `--zygote python`, measured beside the Rust one while both exist; build `sluice-sandbox-zygote` with
-//! the same profile first), `SLUICE_BENCH_THROUGHPUT_ONLY=1` skips the latency cases (for
+//! (e.g. `native`) limits the backends (build `sluice-sandbox-zygote` with the same profile first: the
+//! daemon finds it next to itself), `SLUICE_BENCH_THROUGHPUT_ONLY=1` skips the latency cases (for
 //! profiling), and `SLUICE_BENCH_DAEMON` runs another build of the daemon (to compare two builds under
 //! the same load).
 //!
@@ -163,10 +162,7 @@ fn timed(n: usize, mut f: impl FnMut()) -> Vec<f64> {
 }
 
 fn bench_backend(backend: &str, n: usize) {
-    let d = match backend {
-        "native-python-zygote" => Daemon::start("native", &["--zygote", "python"]),
-        _ => Daemon::start(backend, &[]),
-    };
+    let d = Daemon::start(backend, &[]);
     let (mut c, s) = d.session("seq");
     // Warm-up: the first jail, the page cache.
     for _ in 0..5 {
@@ -276,8 +272,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(if quick { 5 } else { 200 });
-    let backends = std::env::var("SLUICE_BENCH_BACKENDS")
-        .unwrap_or_else(|_| "native,native-python-zygote,gvisor".into());
+    let backends = std::env::var("SLUICE_BENCH_BACKENDS").unwrap_or_else(|_| "native,gvisor".into());
     let wanted = |b: &str| backends.split(',').any(|w| w.trim() == b);
     let full = std::env::var("SLUICE_BENCH_THROUGHPUT_ONLY").is_err();
     println!("python: {}, n = {n}", python());
@@ -292,9 +287,6 @@ fn main() {
     }
     if wanted("native") {
         bench_backend("native", n);
-    }
-    if wanted("native-python-zygote") {
-        bench_backend("native-python-zygote", n);
     }
     match (&runsc, wanted("gvisor")) {
         (_, false) => {}

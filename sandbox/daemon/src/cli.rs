@@ -109,41 +109,24 @@ pub struct CommonArgs {
     /// Group to switch to with --uid (defaults to the same number).
     #[arg(long)]
     pub gid: Option<u32>,
-    /// The native backend's zygote executable (default: `sluice-sandbox-zygote` next to this one).
+    /// The sandbox's zygote executable (default: `sluice-sandbox-zygote` next to this one).
     #[arg(long)]
     pub zygote_bin: Option<PathBuf>,
-    /// Which zygote the native backend uses: `rust` (`sluice-sandbox-zygote`) or `python` (the gVisor
-    /// backends' script; kept to benchmark the two side by side).
-    #[arg(long, value_enum, default_value_t = ZygoteChoice::Rust, hide = true)]
-    pub zygote: ZygoteChoice,
-    /// The zygote executable, opened before the switch to --uid (see [`open_native_zygote`]).
+    /// The zygote executable, opened before the switch to --uid (see [`open_zygote`]).
     #[arg(skip)]
-    pub zygote_exe: Option<Result<Arc<std::os::fd::OwnedFd>, String>>,
+    pub zygote_exe: Option<Result<Arc<crate::zygote::ZygoteExe>, String>>,
 }
 
-/// The native backend's zygote, as `--zygote` names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ZygoteChoice {
-    Rust,
-    Python,
+/// Opens the zygote's executable while the daemon may still be root: started later as the unprivileged
+/// uid, from a directory that uid may not reach (a build tree under /root).
+fn open_zygote(common: &mut CommonArgs) {
+    common.zygote_exe = Some(crate::zygote::open_zygote_bin(common.zygote_bin.as_deref()).map(Arc::new));
 }
 
-/// Opens the Rust zygote's executable while the daemon may still be root: started later as the
-/// unprivileged uid, from a directory that uid may not reach (a build tree under /root).
-fn open_native_zygote(common: &mut CommonArgs) {
-    if common.zygote == ZygoteChoice::Rust {
-        common.zygote_exe = Some(crate::zygote::open_zygote_bin(common.zygote_bin.as_deref()).map(Arc::new));
-    }
-}
-
-fn native_zygote(common: &CommonArgs) -> crate::zygote::NativeZygote {
-    use crate::zygote::NativeZygote;
-    match (common.zygote, &common.zygote_exe) {
-        (ZygoteChoice::Python, _) => NativeZygote::Python,
-        (ZygoteChoice::Rust, Some(exe)) => NativeZygote::Rust(exe.clone()),
-        (ZygoteChoice::Rust, None) => {
-            NativeZygote::Rust(crate::zygote::open_zygote_bin(common.zygote_bin.as_deref()).map(Arc::new))
-        }
+fn zygote_exe(common: &CommonArgs) -> Result<Arc<crate::zygote::ZygoteExe>, String> {
+    match &common.zygote_exe {
+        Some(exe) => exe.clone(),
+        None => crate::zygote::open_zygote_bin(common.zygote_bin.as_deref()).map(Arc::new),
     }
 }
 
@@ -389,7 +372,7 @@ fn probe_engine(
             runsc,
             cgroups: cgroups.clone(),
             inside_gvisor,
-            zygote: native_zygote(common),
+            zygote: zygote_exe(common),
             gvisor_idle: Duration::from_secs(common.gvisor_idle_secs.max(1)),
         })
         .map_err(|e| anyhow::anyhow!("{}", e.message))?,
@@ -512,7 +495,7 @@ fn print_protections(protections: &[Protection]) {
 }
 
 fn doctor(mut common: CommonArgs) -> anyhow::Result<i32> {
-    open_native_zygote(&mut common);
+    open_zygote(&mut common);
     let outer = crate::container::detect_here();
     let inside = inside_mode(&common, outer.as_ref())?;
     let owner = common
@@ -587,7 +570,7 @@ fn doctor(mut common: CommonArgs) -> anyhow::Result<i32> {
 }
 
 fn serve(mut args: ServeArgs) -> anyhow::Result<i32> {
-    open_native_zygote(&mut args.common);
+    open_zygote(&mut args.common);
     let start_uid = Uid::current().as_raw();
     let outer = crate::container::detect_here();
     let inside = inside_mode(&args.common, outer.as_ref())?;

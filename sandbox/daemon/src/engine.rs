@@ -1,28 +1,29 @@
 //! The sandbox engine the backends share: sessions as user + mount namespaces holding a size-limited
 //! tmpfs workspace, and runs in per-run namespaces.
 //!
-//! Life of a run, native backend: the session's launcher (forked from the Rust zygote,
-//! `sluice-sandbox-zygote`, with the session; PID 1 of the session's own PID namespace, trusted, never
-//! running user code) forks the jail's PID 1 into a fresh PID namespace and hands the daemon a pidfd on it;
-//! PID 1 unshares the run's other namespaces, builds the minimal root, drops every privilege, sets its
-//! rlimits, installs landlock and seccomp, says `Ready` and waits for its code. Every message of that path
-//! is a typed `sluice_sandbox_jail` value (`--zygote python` runs it on the python zygote instead, with
-//! JSON and status lines, for side-by-side benchmarks). That prepared jail is kept per session ("warm"), so
-//! a run only has to hand over the code; the next jail is prepared in the background while the current one
-//! runs.
+//! Every backend forks from one zygote, `sluice-sandbox-zygote` (Rust, embedding CPython), and every
+//! message to it, to a session's launcher and to a jail, and every status back, is a typed
+//! `sluice_sandbox_jail` value.
+//!
+//! Life of a run, native backend: the session's launcher (forked from the zygote with the session; PID 1
+//! of the session's own PID namespace, trusted, never running user code) forks the jail's PID 1 into a
+//! fresh PID namespace and hands the daemon a pidfd on it; PID 1 unshares the run's other namespaces,
+//! builds the minimal root, drops every privilege, sets its rlimits, installs landlock and seccomp, says
+//! `Ready` and waits for its code. That prepared jail is kept per session ("warm"), so a run only has to
+//! hand over the code; the next jail is prepared in the background while the current one runs.
 //!
 //! gVisor backend: one container per session, started at the session's first run (or by `warm_up`): the
-//! python zygote forks a trusted intermediate child, which joins the session's namespaces, unshares its
-//! own and starts `runsc run`, whose process is the session server (`python/gvisor_runner.py`). Each run is
-//! a `Run` request to it ([`gvisor::wire`]); the server forks the run into a PID namespace and a root of its
+//! zygote forks a trusted intermediate child, which joins the session's namespaces, unshares its own and
+//! starts `runsc run`, whose process is the session server (`python/gvisor_runner.py`). Each run is a
+//! `Run` request to it ([`gvisor::wire`]); the server forks the run into a PID namespace and a root of its
 //! own inside the container and streams its output back ([`gvisor::session`]). The container stops when
 //! the session closes or idles out, and is started again by the next run after it stopped for any reason.
 //!
 //! Inside a gVisor container ([`Mode::InsideGvisor`]) a session is a tmpfs owned by a uid of its own, and
-//! a run's PID 1 comes from a trusted intermediate child of the python zygote, builds a root of its own,
-//! drops to the session's uid and then waits for its code as a native jail does.
+//! a run's PID 1 comes from a trusted intermediate child of the zygote, builds a root of its own
+//! (`sluice_sandbox_jail::inside`), drops to the session's uid and then waits for its code as a native
+//! jail does.
 
-use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -34,7 +35,6 @@ use std::time::{Duration, Instant};
 use nix::fcntl::OFlag;
 use nix::sys::memfd::{MFdFlags, memfd_create};
 use nix::unistd::pipe2;
-use serde_json::json;
 use sluice_sandbox_protocol::{
     Backend, Change, ErrorKind, ExitStatus, Limit, OUTPUT_DIR, Output, ProducedFile, RunPython, RunResult,
 };
@@ -52,7 +52,7 @@ use crate::pidfd::{PidFd, RunHandle};
 use crate::policy::{self, HostPath, Limits, Project, ProjectMount, SANDBOX_ID};
 use crate::workspace::{Snapshot, Workspace};
 use crate::zygote::{
-    NativeZygote, PythonFacts, Zygote, python_facts, recv_queued_fd, send_with_fds, seqpacket_pair,
+    PythonFacts, Zygote, ZygoteExe, python_facts, recv_queued_fd, send_with_fds, seqpacket_pair,
 };
 
 /// Namespaces each run gets of its own (the session contributes the user and the outer mount namespace).
@@ -102,8 +102,8 @@ pub struct EngineConfig {
     /// The daemon runs as root inside a gVisor container (`--backend gvisor-container`): sessions are
     /// tmpfs workspaces owned by a uid of their own, runs are built by [`Mode::InsideGvisor`]'s rules.
     pub inside_gvisor: bool,
-    /// The native backend's zygote (the gVisor backends always use the python one, for now).
-    pub zygote: NativeZygote,
+    /// The zygote's executable, opened ahead (or why it could not be).
+    pub zygote: Result<Arc<ZygoteExe>, String>,
     /// gVisor backend: a session's container is stopped after this long without a run.
     pub gvisor_idle: Duration,
 }
@@ -124,13 +124,13 @@ pub struct Engine {
     cfg: EngineConfig,
     plan: policy::RootPlan,
     seq: std::sync::atomic::AtomicU64,
-    config_json: serde_json::Value,
-    /// The native backend on the Rust zygote: its executable and typed configuration.
-    rust_zygote: Option<(Arc<OwnedFd>, sluice_sandbox_jail::ZygoteConfig)>,
+    /// The zygote's executable and its typed configuration.
+    zygote_exe: Arc<ZygoteExe>,
+    zygote_config: sluice_sandbox_jail::ZygoteConfig,
     zygote: Mutex<Option<Arc<Zygote>>>,
     /// Preload modules the zygote could not import, as it last reported them.
     preload_failed: Mutex<Vec<sluice_sandbox_jail::PreloadFailure>>,
-    /// The pid of the Rust zygote a thread watches (restarting it when it dies), 0 before the first.
+    /// The pid of the zygote a thread watches (restarting it when it dies), 0 before the first.
     watched: std::sync::atomic::AtomicU32,
     pub facts: PythonFacts,
     /// Why seccomp could not be compiled, if it could not.
@@ -215,18 +215,11 @@ impl SessionNs {
     }
 }
 
-/// How a prepared jail receives its run: a seqpacket socket on which the code memfd and the output
-/// pipes are sent.
-enum Channel {
-    Native(OwnedFd),
-    /// Native on the Rust zygote: the same, with a typed header; its status pipe carries typed frames.
-    Typed(OwnedFd),
-}
-
 /// A prepared jail: PID 1 of a locked-down PID namespace, waiting for its code.
 pub struct Jail {
-    /// Taken when the run is handed over.
-    go: Option<Channel>,
+    /// Where the run is handed over: a seqpacket socket on which a typed
+    /// [`sluice_sandbox_jail::RunHeader`], the code memfd and the output pipes are sent. Taken then.
+    go: Option<OwnedFd>,
     status: BufReader<pipe::Receiver>,
     pidfd: RunHandle,
     pub probe: Option<crate::host::JailSteps>,
@@ -261,23 +254,6 @@ fn pipe_pair() -> Result<(OwnedFd, OwnedFd), OpError> {
 
 fn receiver(fd: OwnedFd) -> Result<pipe::Receiver, OpError> {
     pipe::Receiver::from_owned_fd(fd).map_err(|e| OpError::internal(format!("pipe: {e}")))
-}
-
-async fn read_line_by(
-    r: &mut BufReader<pipe::Receiver>,
-    deadline: Instant,
-) -> Result<Option<String>, OpError> {
-    let mut line = String::new();
-    let left = deadline.saturating_duration_since(Instant::now());
-    match tokio::time::timeout(left, r.read_line(&mut line)).await {
-        Err(_) => Err(OpError::new(
-            ErrorKind::Timeout,
-            "the sandbox did not become ready in time",
-        )),
-        Ok(Err(e)) => Err(OpError::internal(format!("status pipe: {e}"))),
-        Ok(Ok(0)) => Ok(None),
-        Ok(Ok(_)) => Ok(Some(line.trim_end().to_string())),
-    }
 }
 
 fn host_path(p: &Path) -> Option<HostPath> {
@@ -339,10 +315,6 @@ impl Engine {
             Ok(progs) => (progs, None),
             Err(e) => (vec![], Some(e.to_string())),
         };
-        let seccomp = seccomp_programs
-            .iter()
-            .map(policy::seccomp::to_hex)
-            .collect::<Vec<_>>();
         let cap_last_cap: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
             .ok()
             .and_then(|s| s.trim().parse().ok())
@@ -361,8 +333,6 @@ impl Engine {
                 policy::MPL_CACHE_IN_PREFIX
             );
         }
-        let env: serde_json::Map<String, serde_json::Value> =
-            env_list.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
         if cfg.inside_gvisor {
             // Runs bind the installation from here; they refuse to start where it is writable.
             tracing::info!(
@@ -374,65 +344,43 @@ impl Engine {
             Some(runsc) => Some(Self::write_bundle(&cfg, &facts, &plan, runsc, &env_list)?),
             None => None,
         };
-        // Under gVisor the zygote only forks launchers; the container's own python does the preloading.
+        // On the host's gVisor the zygote only starts containers: the container's own python preloads.
         let zygote_preload = if cfg.runsc.is_some() {
             vec![]
         } else {
             cfg.preload.clone()
         };
-        let rust_zygote = match (&cfg.zygote, cfg.runsc.is_some() || cfg.inside_gvisor) {
-            (NativeZygote::Rust(exe), false) => {
-                let exe = exe.clone().map_err(unavailable)?;
-                let config = sluice_sandbox_jail::ZygoteConfig {
-                    python: facts.executable.display().to_string(),
-                    python_version: facts.version.clone(),
-                    preload: cfg.preload.clone(),
-                    ids: sluice_sandbox_jail::IdMap {
-                        uid_inside: SANDBOX_ID,
-                        gid_inside: SANDBOX_ID,
-                        uid_outside: nix::unistd::geteuid().as_raw(),
-                        gid_outside: nix::unistd::getegid().as_raw(),
-                    },
-                    workspace_mountpoint: cfg.root.join("ws").display().to_string(),
-                    jail_dir: cfg.root.join("jail").display().to_string(),
-                    root: plan.clone(),
-                    landlock: landlock.clone(),
-                    seccomp: seccomp_programs
-                        .iter()
-                        .map(policy::seccomp::to_instructions)
-                        .collect(),
-                    cap_last_cap,
-                    rlimits_max: cfg.limits.max_rlimits(),
-                    env: env_list.clone(),
-                };
-                Some((exe, config))
-            }
-            _ => None,
+        let zygote_exe = cfg.zygote.clone().map_err(unavailable)?;
+        let zygote_config = sluice_sandbox_jail::ZygoteConfig {
+            python: facts.executable.display().to_string(),
+            python_version: facts.version.clone(),
+            preload: zygote_preload,
+            ids: sluice_sandbox_jail::IdMap {
+                uid_inside: SANDBOX_ID,
+                gid_inside: SANDBOX_ID,
+                uid_outside: nix::unistd::geteuid().as_raw(),
+                gid_outside: nix::unistd::getegid().as_raw(),
+            },
+            workspace_mountpoint: cfg.root.join("ws").display().to_string(),
+            jail_dir: cfg.root.join("jail").display().to_string(),
+            root: plan.clone(),
+            landlock: landlock.clone(),
+            seccomp: seccomp_programs
+                .iter()
+                .map(policy::seccomp::to_instructions)
+                .collect(),
+            cap_last_cap,
+            rlimits_max: cfg.limits.max_rlimits(),
+            env: env_list.clone(),
+            unsettable_rlimits: policy::unsettable_rlimits(cfg.inside_gvisor),
+            runsc: gvisor,
         };
-        let config_json = json!({
-            "op": "config",
-            "gvisor": gvisor,
-            "preload": zygote_preload,
-            "uid_inside": SANDBOX_ID,
-            "gid_inside": SANDBOX_ID,
-            "uid_outside": nix::unistd::geteuid().as_raw(),
-            "gid_outside": nix::unistd::getegid().as_raw(),
-            "workspace_mountpoint": cfg.root.join("ws").display().to_string(),
-            "jail": cfg.root.join("jail").display().to_string(),
-            "root": plan,
-            "landlock": landlock,
-            "seccomp_bpf": seccomp,
-            "cap_last_cap": cap_last_cap,
-            "rlimits_max": cfg.limits.max_rlimits(),
-            "env": env,
-            "inside_gvisor": cfg.inside_gvisor,
-        });
         Ok(Engine {
             cfg,
             plan,
             seq: std::sync::atomic::AtomicU64::new(0),
-            config_json,
-            rust_zygote,
+            zygote_exe,
+            zygote_config,
             zygote: Mutex::new(None),
             preload_failed: Mutex::new(vec![]),
             watched: std::sync::atomic::AtomicU32::new(0),
@@ -452,7 +400,7 @@ impl Engine {
         plan: &policy::RootPlan,
         runsc: &Path,
         env: &[(String, String)],
-    ) -> Result<serde_json::Value, OpError> {
+    ) -> Result<sluice_sandbox_jail::RunscConfig, OpError> {
         let io = |what: &Path, e: std::io::Error| OpError::internal(format!("{}: {e}", what.display()));
         let dir = cfg.root.join("gvisor");
         let (rootfs, state, bundle) = (dir.join("rootfs"), dir.join("state"), dir.join("bundle"));
@@ -493,11 +441,11 @@ impl Engine {
         let path = bundle.join("config.json");
         let text = serde_json::to_vec_pretty(&config).map_err(|e| OpError::internal(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;
-        Ok(json!({
-            "runsc": runsc.display().to_string(),
-            "state": state.display().to_string(),
-            "argv": gvisor::runsc_argv(runsc, &state, &bundle),
-        }))
+        Ok(sluice_sandbox_jail::RunscConfig {
+            runsc: runsc.display().to_string(),
+            state: state.display().to_string(),
+            argv: gvisor::runsc_argv(runsc, &state, &bundle),
+        })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -575,15 +523,15 @@ impl Engine {
             return Ok(existing.clone());
         }
         let restarted = z.take().map(|dead| (dead.pid(), dead.exit_status()));
-        let started = Arc::new(match &self.rust_zygote {
-            Some((exe, config)) => Zygote::start_rust(exe, &self.cfg.root, config, Duration::from_secs(120))?,
-            None => Zygote::start(
-                &self.cfg.python,
-                &self.cfg.root,
-                &self.config_json,
-                Duration::from_secs(120),
-            )?,
-        });
+        // Inside gVisor the daemon stays root and reaches the binary by its path; starting it by path
+        // there does not depend on gVisor following /proc's descriptor links in an exec.
+        let started = Arc::new(Zygote::start(
+            &self.zygote_exe,
+            self.mode() == Mode::InsideGvisor,
+            &self.cfg.root,
+            &self.zygote_config,
+            Duration::from_secs(120),
+        )?);
         for f in &started.preload_failed {
             tracing::warn!(module = %f.module, "a preload module failed to import: {}", f.error);
         }
@@ -602,7 +550,6 @@ impl Engine {
             None => tracing::info!(
                 pid = started.pid(),
                 python = %started.python_version,
-                rust = self.rust_zygote.is_some(),
                 "zygote started"
             ),
         }
@@ -616,7 +563,7 @@ impl Engine {
         if z.alive() {
             return None;
         }
-        // The watcher restarts the Rust zygote; the python one (gVisor backends) on the next request.
+        // The watcher restarts it.
         Some(unavailable(format!(
             "the sandbox's Python worker stopped while {during} and is being restarted; run the code again"
         )))
@@ -639,12 +586,12 @@ impl Engine {
         Ok(z)
     }
 
-    /// The Rust zygote is restarted as soon as it dies, not when the next session needs it: a thread
+    /// The zygote is restarted as soon as it dies, not when the next session needs it: a thread
     /// waits on its pidfd, then starts a new one (which `zygote_blocking` logs). It holds the engine
     /// weakly: once the engine is gone its zygote is killed, and the thread ends.
     fn watch_zygote(self: &Arc<Self>, z: &Zygote) {
         let pid = z.pid();
-        if self.rust_zygote.is_none() || self.watched.swap(pid, Ordering::SeqCst) == pid {
+        if self.watched.swap(pid, Ordering::SeqCst) == pid {
             return;
         }
         let Ok(pidfd) = PidFd::open(pid as i32) else {
@@ -697,18 +644,12 @@ impl Engine {
             }
             Mode::Runsc | Mode::InsideGvisor => None,
         };
-        let sent = if self.rust_zygote.is_some() {
-            let req = sluice_sandbox_jail::Request::OpenSession {
-                workspace_bytes,
-                workspace_inodes: inodes,
-            };
-            z.send_typed(&req, &fds)
-        } else {
-            z.send(
-                &json!({"op": "session", "workspace_bytes": workspace_bytes, "workspace_inodes": inodes}),
-                &fds,
-            )
+        let req = sluice_sandbox_jail::Request::OpenSession {
+            workspace_bytes,
+            workspace_inodes: inodes,
+            launcher: launcher.is_some(),
         };
+        let sent = z.send(&req, &fds);
         if let Err(e) = sent {
             return Err(self.worker_stopped(&z, "creating the session").unwrap_or(e));
         }
@@ -716,30 +657,19 @@ impl Engine {
         let launcher = launcher.map(|(ours, _theirs)| ours);
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + SETUP_TIMEOUT;
-        let pid = if self.rust_zygote.is_some() {
-            use sluice_sandbox_jail::Status;
-            match read_status_by(&mut status, deadline).await? {
-                Some(Status::SessionReady { pid }) => pid as u32,
-                Some(Status::Error { message, .. }) => {
-                    return Err(unavailable(format!(
-                        "cannot create the session's namespaces: {message}"
-                    )));
-                }
-                Some(other) => return Err(OpError::internal(format!("unexpected status {other:?}"))),
-                None => {
-                    return Err(self
-                        .worker_stopped(&z, "creating the session")
-                        .unwrap_or_else(|| unavailable("cannot create the session's namespaces")));
-                }
-            }
-        } else {
-            let line = read_line_by(&mut status, deadline).await?.unwrap_or_default();
-            let Some(pid) = line.strip_prefix("ready ").and_then(|p| p.parse::<u32>().ok()) else {
+        let pid = match read_status_by(&mut status, deadline).await? {
+            Some(sluice_sandbox_jail::Status::SessionReady { pid }) => pid as u32,
+            Some(sluice_sandbox_jail::Status::Error { message, .. }) => {
                 return Err(unavailable(format!(
-                    "cannot create the session's namespaces: {line}"
+                    "cannot create the session's namespaces: {message}"
                 )));
-            };
-            pid
+            }
+            Some(other) => return Err(OpError::internal(format!("unexpected status {other:?}"))),
+            None => {
+                return Err(self
+                    .worker_stopped(&z, "creating the session")
+                    .unwrap_or_else(|| unavailable("cannot create the session's namespaces")));
+            }
         };
         let open = |p: PathBuf, flags: i32| {
             OpenOptions::new()
@@ -837,6 +767,7 @@ impl Engine {
     /// fresh PID namespace and reports its pid; PID 1 builds its root, drops to the session's uid and
     /// waits for its code on `go`, as a native jail does.
     async fn prepare_inside(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
+        use sluice_sandbox_jail::{Prepare, Protection, Request, Status};
         let Some(inside) = &s.inside else {
             return Err(OpError::internal("not a session of a daemon inside gVisor"));
         };
@@ -847,71 +778,69 @@ impl Engine {
         let skip = self.skip.lock().map(|s| s.clone()).unwrap_or_default();
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let uid = inside.uid.uid();
-        z.send(
-            &json!({"op": "inside", "seq": seq, "unshare_flags": RUN_NAMESPACES, "probe": probe, "skip": skip,
-                    "uid": uid, "gid": uid, "workspace": inside.dir.display().to_string()}),
+        let req = Request::InsideJail {
+            seq,
+            prepare: Prepare {
+                probe,
+                skip: skip.iter().filter_map(|n| Protection::from_name(n)).collect(),
+                unshare_flags: RUN_NAMESPACES,
+            },
+            uid,
+            gid: uid,
+            workspace: inside.dir.display().to_string(),
+        };
+        if let Err(e) = z.send(
+            &req,
             &[status_w.as_raw_fd(), go_theirs.as_raw_fd(), hold_r.as_raw_fd()],
-        )?;
+        ) {
+            return Err(self.worker_stopped(&z, "preparing a jail").unwrap_or(e));
+        }
         drop((status_w, go_theirs, hold_r));
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + SETUP_TIMEOUT;
-        let (mut handle, mut ready) = (None, false);
-        let mut probe_result: Option<BTreeMap<String, String>> = None;
+        let (mut handle, mut ready, mut report) = (None, false, None);
         let mut hold = Some(hold_w);
         while !(ready && handle.is_some()) {
-            let Some(line) = read_line_by(&mut status, deadline).await? else {
-                return Err(unavailable("the sandbox worker exited while preparing a jail"));
-            };
-            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            match word {
-                "child" => {
-                    let pid: i32 = rest
-                        .parse()
-                        .map_err(|_| OpError::internal(format!("bad status line {line:?}")))?;
-                    let hold = hold.take().ok_or_else(|| OpError::internal("two child lines"))?;
+            match read_status_by(&mut status, deadline).await? {
+                None => return Err(unavailable("the sandbox worker exited while preparing a jail")),
+                Some(Status::Forked { pid }) => {
+                    let hold = hold.take().ok_or_else(|| OpError::internal("two jail pids"))?;
                     handle = Some(RunHandle::Held { pid, hold });
                 }
-                "probe" => probe_result = serde_json::from_str(rest).ok(),
-                "ready" => ready = true,
-                "error" => {
+                Some(Status::Probe(steps)) => report = Some(crate::host::JailSteps::Typed(steps)),
+                Some(Status::Ready) => ready = true,
+                Some(Status::Error { message, .. }) => {
                     if let Some(h) = &handle {
                         let _ = h.kill();
                     }
-                    return Err(unavailable(format!("sandbox set-up failed: {rest}")));
+                    return Err(unavailable(format!("sandbox set-up failed: {message}")));
                 }
-                _ => return Err(OpError::internal(format!("unexpected status line {line:?}"))),
+                Some(other) => return Err(OpError::internal(format!("unexpected status {other:?}"))),
             }
         }
         let pidfd = handle.ok_or_else(|| OpError::internal("no jail pid"))?;
         Ok(Jail {
-            go: Some(Channel::Native(go)),
+            go: Some(go),
             status,
             pidfd,
-            probe: probe_result.map(crate::host::JailSteps::Text),
+            probe: report,
             cgroup: None,
         })
     }
 
-    /// Reads status lines until the intermediate child reports the jail's PID 1, and opens a pidfd on it.
-    async fn jail_pid(status: &mut BufReader<pipe::Receiver>, deadline: Instant) -> Result<PidFd, OpError> {
-        loop {
-            let Some(line) = read_line_by(status, deadline).await? else {
-                return Err(unavailable("the sandbox worker exited while preparing a jail"));
-            };
-            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            match word {
-                "pid" => {}
-                "child" => {
-                    let pid: i32 = rest
-                        .parse()
-                        .map_err(|_| OpError::internal(format!("bad status line {line:?}")))?;
-                    // PID 1 is blocked waiting for us or has failed and stays unreaped until its parent
-                    // has read the status we are about to see, so this pid is still the jail's.
-                    return PidFd::open(pid).map_err(|e| OpError::internal(format!("pidfd_open: {e}")));
-                }
-                "error" => return Err(unavailable(format!("sandbox set-up failed: {rest}"))),
-                _ => return Err(OpError::internal(format!("unexpected status line {line:?}"))),
+    /// Reads status events until the intermediate child reports `runsc run`'s pid, and opens a pidfd on it.
+    async fn runsc_pid(status: &mut BufReader<pipe::Receiver>, deadline: Instant) -> Result<PidFd, OpError> {
+        use sluice_sandbox_jail::Status;
+        match read_status_by(status, deadline).await? {
+            // runsc is not reaped before its parent has reported how it ended, so this pid is still its.
+            Some(Status::Forked { pid }) => {
+                PidFd::open(pid).map_err(|e| OpError::internal(format!("pidfd_open: {e}")))
             }
+            Some(Status::Error { message, .. }) => {
+                Err(unavailable(format!("sandbox set-up failed: {message}")))
+            }
+            Some(other) => Err(OpError::internal(format!("unexpected status {other:?}"))),
+            None => Err(unavailable("the sandbox worker exited while preparing a jail")),
         }
     }
 
@@ -946,21 +875,27 @@ impl Engine {
             return Err(OpError::internal("a runsc session without namespaces"));
         };
         let (userns, mntns) = (userns.as_raw_fd(), mntns.as_raw_fd());
-        z.send(
-            &json!({"op": "gvisor", "unshare_flags": GVISOR_NAMESPACES, "seq": seq}),
-            &[
-                userns,
-                mntns,
-                status_w.as_raw_fd(),
-                stdin_r.as_raw_fd(),
-                out_w.as_raw_fd(),
-                err_w.as_raw_fd(),
-            ],
-        )?;
+        let req = sluice_sandbox_jail::Request::StartGvisor {
+            unshare_flags: GVISOR_NAMESPACES,
+            seq,
+        };
+        let fds = [
+            userns,
+            mntns,
+            status_w.as_raw_fd(),
+            stdin_r.as_raw_fd(),
+            out_w.as_raw_fd(),
+            err_w.as_raw_fd(),
+        ];
+        if let Err(e) = z.send(&req, &fds) {
+            return Err(self
+                .worker_stopped(&z, "starting the session's gVisor sandbox")
+                .unwrap_or(e));
+        }
         drop((status_w, stdin_r, out_w, err_w));
         let mut status = BufReader::new(receiver(status_r)?);
         let deadline = Instant::now() + GVISOR_SETUP_TIMEOUT;
-        let runsc = Self::jail_pid(&mut status, deadline).await?;
+        let runsc = Self::runsc_pid(&mut status, deadline).await?;
         let stdin =
             pipe::Sender::from_owned_fd(stdin_w).map_err(|e| OpError::internal(format!("pipe: {e}")))?;
         Container::serve(
@@ -975,63 +910,6 @@ impl Engine {
             self.cfg.gvisor_idle,
         )
         .await
-    }
-
-    async fn prepare_native(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
-        if self.rust_zygote.is_some() {
-            return self.prepare_typed(s, probe).await;
-        }
-        let (status_r, status_w) = pipe_pair()?;
-        let (go, go_theirs) = seqpacket_pair()?;
-        let skip = self.skip.lock().map(|s| s.clone()).unwrap_or_default();
-        let body = serde_json::to_vec(
-            &json!({"op": "prepare", "unshare_flags": RUN_NAMESPACES, "probe": probe, "skip": skip}),
-        )
-        .map_err(|e| OpError::internal(e.to_string()))?;
-        {
-            let launcher = s
-                .launcher
-                .lock()
-                .map_err(|_| OpError::internal("launcher lock poisoned"))?;
-            let Some(launcher) = launcher.as_ref() else {
-                return Err(unavailable("the sandbox session is closed"));
-            };
-            send_with_fds(launcher, &body, &[status_w.as_raw_fd(), go_theirs.as_raw_fd()])?;
-        }
-        drop((status_w, go_theirs));
-        let mut status = BufReader::new(receiver(status_r)?);
-        let deadline = Instant::now() + SETUP_TIMEOUT;
-        let (mut pidfd, mut ready, mut probe_result) = (None, false, None);
-        let mut cgroup = None;
-        while !(ready && pidfd.is_some()) {
-            let Some(line) = read_line_by(&mut status, deadline).await? else {
-                return Err(unavailable("the sandbox worker exited while preparing a jail"));
-            };
-            let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-            match word {
-                "pid" => {}
-                "child" => {
-                    // The launcher queued a pidfd on the jail's PID 1 before it said `child` (the pid it
-                    // knows is in the session's PID namespace, meaningless here).
-                    let fd = recv_queued_fd(&go)?;
-                    let pf = PidFd::adopt(fd).map_err(|e| OpError::internal(format!("jail pidfd: {e}")))?;
-                    cgroup = self.enter_cgroup(&pf).await?;
-                    pidfd = Some(pf);
-                }
-                "probe" => probe_result = serde_json::from_str(rest).ok(),
-                "ready" => ready = true,
-                "error" => return Err(unavailable(format!("sandbox set-up failed: {rest}"))),
-                _ => return Err(OpError::internal(format!("unexpected status line {line:?}"))),
-            }
-        }
-        let pidfd = pidfd.ok_or_else(|| OpError::internal("no jail pid"))?;
-        Ok(Jail {
-            go: Some(Channel::Native(go)),
-            status,
-            pidfd: RunHandle::Fd(pidfd),
-            probe: probe_result.map(crate::host::JailSteps::Text),
-            cgroup,
-        })
     }
 
     /// Into the run's cgroup while PID 1 still builds its jail: user code, and anything it forks, only
@@ -1063,9 +941,9 @@ impl Engine {
         }
     }
 
-    /// A native jail from the Rust zygote's launcher: a typed [`sluice_sandbox_jail::Prepare`], then typed
+    /// A native jail from the session's launcher: a typed [`sluice_sandbox_jail::Prepare`], then typed
     /// status events until the jail's pidfd has arrived (and PID 1 is in its cgroup) and it is `Ready`.
-    async fn prepare_typed(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
+    async fn prepare_native(self: &Arc<Self>, s: &SessionNs, probe: bool) -> Result<Jail, OpError> {
         use sluice_sandbox_jail::{Prepare, Protection, Status};
         let (status_r, status_w) = pipe_pair()?;
         let (go, go_theirs) = seqpacket_pair()?;
@@ -1113,7 +991,7 @@ impl Engine {
         }
         let pidfd = pidfd.ok_or_else(|| OpError::internal("no jail pid"))?;
         Ok(Jail {
-            go: Some(Channel::Typed(go)),
+            go: Some(go),
             status,
             pidfd: RunHandle::Fd(pidfd),
             probe: report,
@@ -1166,20 +1044,14 @@ impl Engine {
                 .set_memory(memory_bytes)
                 .map_err(|e| OpError::internal(format!("cgroup memory limit: {e}")))?;
         }
-        let typed = matches!(jail.go, Some(Channel::Typed(_)));
-        let header = if typed {
-            sluice_sandbox_jail::codec::encode(&sluice_sandbox_jail::RunHeader {
-                rlimits: rlimits.to_vec(),
-                tmp_links: self.tmp_links.clone(),
-            })
-            .map_err(|e| OpError::internal(e.to_string()))?
-        } else {
-            serde_json::to_vec(&json!({ "rlimits": rlimits, "links": self.tmp_links }))
-                .map_err(|e| OpError::internal(e.to_string()))?
-        };
+        let header = sluice_sandbox_jail::codec::encode(&sluice_sandbox_jail::RunHeader {
+            rlimits: rlimits.to_vec(),
+            tmp_links: self.tmp_links.clone(),
+        })
+        .map_err(|e| OpError::internal(e.to_string()))?;
         match jail.go.take() {
             None => Ok(None),
-            Some(Channel::Native(go) | Channel::Typed(go)) => {
+            Some(go) => {
                 let code_fd = memfd_create("sluice-code", MFdFlags::MFD_CLOEXEC)
                     .map_err(|e| OpError::internal(format!("memfd: {e}")))?;
                 std::fs::File::from(
@@ -1248,9 +1120,8 @@ impl Engine {
         cancels.borrow_and_update();
         let mut deadline = tokio::time::Instant::from_std(start + Duration::from_millis(limits.timeout_ms));
         let (mut ob, mut eb) = (vec![0u8; 65536], vec![0u8; 65536]);
-        let (mut rl, mut sl) = (String::new(), String::new());
-        // The Rust zygote's status pipe carries typed frames: read as they come, decoded when whole.
-        let typed = self.rust_zygote.is_some();
+        let mut rl = String::new();
+        // The status pipe carries typed frames: read as they come, decoded when whole.
         let (mut frames, mut fb) = (Vec::new(), vec![0u8; 4096]);
         loop {
             // Without the runner's `done` line, the report pipe is read to its end too: a `limit memory`
@@ -1284,16 +1155,10 @@ impl Engine {
                     }
                     rl.clear();
                 },
-                r = async {
-                    if typed {
-                        jail.status.read(&mut fb).await
-                    } else {
-                        jail.status.read_line(&mut sl).await
-                    }
-                }, if !status_eof => {
+                r = jail.status.read(&mut fb), if !status_eof => {
                     match r {
                         Ok(0) | Err(_) => status_eof = true,
-                        Ok(n) if typed => {
+                        Ok(n) => {
                             frames.extend_from_slice(&fb[..n]);
                             while let Some(st) = sluice_sandbox_jail::codec::take_status(&mut frames) {
                                 if let Ok(sluice_sandbox_jail::Status::Exit { end, .. }) = st {
@@ -1301,9 +1166,7 @@ impl Engine {
                                 }
                             }
                         }
-                        Ok(_) => exit = parse_exit(sl.trim_end()).or(exit),
                     }
-                    sl.clear();
                 },
                 _ = tokio::time::sleep_until(deadline) => {
                     if killed {
@@ -1554,7 +1417,7 @@ fn exit_status(end: sluice_sandbox_jail::End) -> ExitStatus {
 }
 
 /// Reads one typed status frame (exactly: whatever follows stays in the reader for the run).
-async fn read_status_by(
+pub(crate) async fn read_status_by(
     r: &mut BufReader<pipe::Receiver>,
     deadline: Instant,
 ) -> Result<Option<sluice_sandbox_jail::Status>, OpError> {
@@ -1584,26 +1447,6 @@ async fn read_status_by(
         Ok(Ok(Some(body))) => sluice_sandbox_jail::codec::decode(&body)
             .map(Some)
             .map_err(|e| OpError::internal(format!("status pipe: {e}"))),
-    }
-}
-
-fn parse_exit(line: &str) -> Option<ExitStatus> {
-    let mut parts = line.split(' ');
-    if parts.next()? != "exit" {
-        return None;
-    }
-    let kind = parts.next()?;
-    let n: i32 = parts.next()?.parse().ok()?;
-    match kind {
-        "code" => Some(ExitStatus {
-            code: Some(n),
-            signal: None,
-        }),
-        "signal" => Some(ExitStatus {
-            code: None,
-            signal: Some(n),
-        }),
-        _ => None,
     }
 }
 
@@ -1693,23 +1536,17 @@ mod tests {
     }
 
     #[test]
-    fn exit_lines() {
-        assert_eq!(
-            parse_exit("exit code 3 1234"),
-            Some(ExitStatus {
-                code: Some(3),
-                signal: None
-            })
-        );
-        assert_eq!(
-            parse_exit("exit signal 9 0"),
-            Some(ExitStatus {
-                code: None,
-                signal: Some(9)
-            })
-        );
-        assert_eq!(parse_exit("pid 12"), None);
-        assert_eq!(parse_exit("exit weird 1"), None);
+    fn exits_as_the_protocol_says_them() {
+        use sluice_sandbox_jail::End;
+        // (how PID 1 ended, the protocol's exit status)
+        let cases = [
+            (End::Code(3), (Some(3), None)),
+            (End::Code(0), (Some(0), None)),
+            (End::Signal(9), (None, Some(9))),
+        ];
+        for (end, (code, signal)) in cases {
+            assert_eq!(exit_status(end), ExitStatus { code, signal }, "{end:?}");
+        }
     }
 
     #[test]

@@ -23,10 +23,11 @@ pub const GVISOR_STEPS: &[&str] = &[
 /// Each protection step's result as a jail reported it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JailSteps {
-    /// The Rust zygote's typed report (the native backend).
+    /// A jail's typed report (native, and inside gVisor).
     Typed(Vec<sluice_sandbox_jail::StepReport>),
-    /// Results as text, `ok[: detail]` or `failed: why`, keyed by step name: gVisor's self-test, the
-    /// in-gVisor jail and the python zygote (`--zygote python`) report this way.
+    /// Results as text, `ok[: detail]` or `failed: why`, keyed by step name: what the gVisor backend's
+    /// self-test (`gvisor::judge_probe`) and the in-gVisor probe (the jail's typed steps plus the
+    /// daemon's own checks) report.
     Text(BTreeMap<String, String>),
 }
 
@@ -99,7 +100,7 @@ fn p(name: &str, active: bool, required: bool, detail: impl Into<String>) -> Pro
     }
 }
 
-/// The steps a run's PID 1 inside gVisor reports (`python/zygote.py: inside_jail`), plus what the
+/// The steps a run's PID 1 inside gVisor reports (`sluice_sandbox_jail::inside::lock_down`), plus what the
 /// daemon checks itself (`gvisor_container`, `mount_namespace`): (name, required).
 pub const INSIDE_STEPS: &[(&str, bool)] = &[
     ("gvisor_container", true),
@@ -401,7 +402,16 @@ async fn probe_inside(
     let jail = engine.prepare(session, true).await.map_err(|e| e.message)?;
     match jail.probe.clone() {
         Some(JailSteps::Text(reported)) => steps.extend(reported),
-        Some(JailSteps::Typed(_)) => return Err("a typed probe report inside gVisor".to_string()),
+        Some(JailSteps::Typed(reported)) => steps.extend(reported.iter().map(|r| {
+            use sluice_sandbox_jail::State;
+            let result = match &r.state {
+                State::Ok(None) => "ok".to_string(),
+                State::Ok(Some(detail)) => format!("ok: {detail}"),
+                State::Skipped => "skipped".to_string(),
+                State::Failed(why) => format!("failed: {why}"),
+            };
+            (r.protection.name().to_string(), result)
+        })),
         None => return Err("the jail sent no probe report".to_string()),
     }
     let leaked = mounts_below(&engine.jail_dir());
@@ -782,13 +792,6 @@ mod tests {
         };
         let all_ok = report(None);
         let landlock_missing = report(Some(Protection::Landlock));
-        // The python zygote's text report of the same (`--zygote python`).
-        let all_ok_text = JailSteps::Text(
-            JAIL_STEPS
-                .iter()
-                .map(|s| (s.to_string(), "ok".to_string()))
-                .collect(),
-        );
         let gvisor_ok: BTreeMap<String, String> = GVISOR_STEPS
             .iter()
             .map(|s| (s.to_string(), "ok: fine".to_string()))
@@ -859,17 +862,6 @@ mod tests {
                     uid: 1000,
                     session: Ok(()),
                     jail: Ok(all_ok.clone()),
-                    cgroup: Ok("cgroup v1 memory and pids limits per run".into()),
-                },
-                vec![],
-            ),
-            (
-                ProbeOutcome {
-                    backend: Backend::Native,
-                    inside_gvisor: false,
-                    uid: 1000,
-                    session: Ok(()),
-                    jail: Ok(all_ok_text),
                     cgroup: Ok("cgroup v1 memory and pids limits per run".into()),
                 },
                 vec![],

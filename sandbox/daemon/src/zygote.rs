@@ -1,11 +1,10 @@
 //! The pre-forked zygote: starting it, handing it the policy, and asking it for forks.
 //!
-//! Two zygotes exist while the backends move over. The native backend's is `sluice-sandbox-zygote` (Rust,
-//! embedding CPython): it gets a typed `sluice_sandbox_jail::ZygoteConfig` and answers with a typed
-//! `Hello`, every message `postcard`-encoded. The gVisor backends' (and `--zygote python`'s) is the script
-//! `python/zygote.py`, compiled into this binary and started with `python -I -c`; its messages are JSON.
-//! Both start with an empty environment (thread counts pinned to one) and a `SOCK_SEQPACKET` control
-//! socket as stdin; each request carries the descriptors the forked child needs.
+//! The zygote is `sluice-sandbox-zygote` (Rust, embedding CPython), for every backend: it gets a typed
+//! `sluice_sandbox_jail::ZygoteConfig` and answers with a typed `Hello`; every request is a typed
+//! `sluice_sandbox_jail::Request`, every message `postcard`-encoded. It starts with an empty environment
+//! (thread counts pinned to one) and a `SOCK_SEQPACKET` control socket as stdin; each request carries the
+//! descriptors the forked child needs.
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -16,17 +15,14 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recv, recvmsg, sendmsg,
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg,
     socketpair,
 };
 
 use crate::error::OpError;
 
-/// The Rust zygote's file name, looked for next to the daemon's executable.
+/// The zygote's file name, looked for next to the daemon's executable.
 pub const ZYGOTE_BIN: &str = "sluice-sandbox-zygote";
-
-/// The python zygote's source, shipped inside the daemon binary.
-pub const SCRIPT: &str = include_str!("../python/zygote.py");
 
 /// Environment of the zygote itself: nothing from the daemon's, and one thread for numeric libraries
 /// imported at preload (a forking process must not have threads).
@@ -53,7 +49,7 @@ pub struct Zygote {
     ctl: Mutex<OwnedFd>,
     child: Mutex<Child>,
     pub python_version: String,
-    /// Preload modules that failed to import (the Rust zygote reports them and serves without them).
+    /// Preload modules that failed to import (the zygote reports them and serves without them).
     pub preload_failed: Vec<sluice_sandbox_jail::PreloadFailure>,
 }
 
@@ -124,74 +120,15 @@ pub fn recv_queued_fd(sock: &impl AsFd) -> Result<OwnedFd, OpError> {
 }
 
 impl Zygote {
-    /// Starts the zygote, sends it the configuration and waits until it has preloaded its modules.
-    /// `tag` (the daemon's root directory) is passed as `argv[1]`: every process forked from the zygote
-    /// keeps it in its command line, which is how an operator (and the tests) find a daemon's sandbox
-    /// processes in the process table.
+    /// Starts the zygote from `exe` (through its descriptor, opened before the daemon dropped its
+    /// privileges, so that a binary in a directory the daemon's uid cannot reach still starts; or, with
+    /// `by_path`, through its path), sends it the typed
+    /// configuration and waits until it has preloaded its modules. `tag` (the daemon's root directory) is
+    /// passed as `argv[1]`: every process forked from the zygote keeps it in its command line, which is how
+    /// an operator (and the tests) find a daemon's sandbox processes in the process table.
     pub fn start(
-        python: &Path,
-        tag: &Path,
-        config: &serde_json::Value,
-        ready_timeout: Duration,
-    ) -> Result<Zygote, OpError> {
-        let (ours, theirs) = seqpacket_pair()?;
-        let mut cmd = Command::new(python);
-        cmd.arg("-I")
-            .arg("-B")
-            .arg("-c")
-            .arg(SCRIPT)
-            .arg(tag)
-            .env_clear()
-            .current_dir("/");
-        for (k, v) in ZYGOTE_ENV {
-            cmd.env(k, v);
-        }
-        let child = cmd
-            .stdin(Stdio::from(theirs))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| {
-                OpError::new(
-                    sluice_sandbox_protocol::ErrorKind::Unavailable,
-                    format!("cannot start {}: {e}", python.display()),
-                )
-            })?;
-        let body = serde_json::to_vec(config).map_err(|e| OpError::internal(e.to_string()))?;
-        send_with_fds(&ours, &body, &[])?;
-        let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
-        let ms = u16::try_from(ready_timeout.as_millis()).unwrap_or(u16::MAX);
-        let n = poll(&mut fds, PollTimeout::from(ms)).map_err(|e| OpError::internal(format!("poll: {e}")))?;
-        let unavailable = |m: String| OpError::new(sluice_sandbox_protocol::ErrorKind::Unavailable, m);
-        if n == 0 {
-            return Err(unavailable(format!(
-                "python zygote not ready after {ready_timeout:?}"
-            )));
-        }
-        let mut buf = [0u8; 4096];
-        let len = recv(ours.as_raw_fd(), &mut buf, MsgFlags::empty())
-            .map_err(|e| unavailable(format!("python zygote: {e}")))?;
-        if len == 0 {
-            return Err(unavailable(
-                "python zygote exited during start-up (see the daemon's stderr for its message)".to_string(),
-            ));
-        }
-        let hello: serde_json::Value = serde_json::from_slice(&buf[..len])
-            .map_err(|e| unavailable(format!("python zygote said: {e}")))?;
-        let python_version = hello["python"].as_str().unwrap_or("unknown").to_string();
-        Ok(Zygote {
-            ctl: Mutex::new(ours),
-            child: Mutex::new(child),
-            python_version,
-            preload_failed: vec![],
-        })
-    }
-
-    /// Starts the Rust zygote from `exe` (a descriptor opened before the daemon dropped its privileges, so
-    /// that a binary in a directory the daemon's uid cannot reach still starts), sends it the typed
-    /// configuration and waits until it has preloaded its modules.
-    pub fn start_rust(
-        exe: &OwnedFd,
+        exe: &ZygoteExe,
+        by_path: bool,
         tag: &Path,
         config: &sluice_sandbox_jail::ZygoteConfig,
         ready_timeout: Duration,
@@ -199,7 +136,11 @@ impl Zygote {
         use std::os::unix::process::CommandExt;
         let unavailable = |m: String| OpError::new(sluice_sandbox_protocol::ErrorKind::Unavailable, m);
         let (ours, theirs) = seqpacket_pair()?;
-        let mut cmd = Command::new(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+        let mut cmd = if by_path {
+            Command::new(&exe.path)
+        } else {
+            Command::new(format!("/proc/self/fd/{}", exe.fd.as_raw_fd()))
+        };
         cmd.arg0(ZYGOTE_BIN).arg(tag).env_clear().current_dir("/");
         for (k, v) in ZYGOTE_ENV {
             cmd.env(k, v);
@@ -244,8 +185,9 @@ impl Zygote {
         }
     }
 
-    /// Sends one request to the Rust zygote.
-    pub fn send_typed(&self, req: &sluice_sandbox_jail::Request, fds: &[RawFd]) -> Result<(), OpError> {
+    /// Asks for a fork. The descriptors are duplicated into the zygote by the kernel; the caller keeps
+    /// (and should close) its own copies.
+    pub fn send(&self, req: &sluice_sandbox_jail::Request, fds: &[RawFd]) -> Result<(), OpError> {
         let body = sluice_sandbox_jail::codec::encode(req).map_err(|e| OpError::internal(e.to_string()))?;
         let ctl = self
             .ctl
@@ -257,17 +199,6 @@ impl Zygote {
     /// How the zygote ended, once it has.
     pub fn exit_status(&self) -> Option<std::process::ExitStatus> {
         self.child.lock().ok()?.try_wait().ok().flatten()
-    }
-
-    /// Asks for a fork. The descriptors are duplicated into the zygote by the kernel; the caller keeps
-    /// (and should close) its own copies.
-    pub fn send(&self, req: &serde_json::Value, fds: &[RawFd]) -> Result<(), OpError> {
-        let body = serde_json::to_vec(req).map_err(|e| OpError::internal(e.to_string()))?;
-        let ctl = self
-            .ctl
-            .lock()
-            .map_err(|_| OpError::internal("zygote lock poisoned"))?;
-        send_with_fds(&*ctl, &body, fds)
     }
 
     /// True while the zygote process runs.
@@ -332,19 +263,17 @@ pub fn python_facts(python: &Path) -> Result<PythonFacts, OpError> {
     serde_json::from_slice(&out.stdout).map_err(|e| OpError::internal(format!("python facts: {e}")))
 }
 
-/// Which zygote the native backend forks its runs from.
-#[derive(Clone, Debug)]
-pub enum NativeZygote {
-    /// `sluice-sandbox-zygote`, opened ahead (or why it could not be).
-    Rust(Result<std::sync::Arc<OwnedFd>, String>),
-    /// The python script the gVisor backends use (`--zygote python`, for side-by-side benchmarks).
-    Python,
+/// The zygote's executable: a descriptor opened ahead, and the path it was opened at.
+#[derive(Debug)]
+pub struct ZygoteExe {
+    pub fd: OwnedFd,
+    pub path: PathBuf,
 }
 
-/// Opens the Rust zygote's executable: `explicit` (`--zygote-bin`), or `sluice-sandbox-zygote` next to
+/// Opens the zygote's executable: `explicit` (`--zygote-bin`), or `sluice-sandbox-zygote` next to
 /// this executable. Opened (not just found) while the daemon may still be root: it is started later, after
 /// the switch to the unprivileged uid, through `/proc/self/fd`.
-pub fn open_zygote_bin(explicit: Option<&Path>) -> Result<OwnedFd, String> {
+pub fn open_zygote_bin(explicit: Option<&Path>) -> Result<ZygoteExe, String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = match explicit {
         Some(p) => p.to_path_buf(),
@@ -356,10 +285,13 @@ pub fn open_zygote_bin(explicit: Option<&Path>) -> Result<OwnedFd, String> {
         .read(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(&path)
-        .map(OwnedFd::from)
+        .map(|f| ZygoteExe {
+            fd: OwnedFd::from(f),
+            path: path.clone(),
+        })
         .map_err(|e| {
             format!(
-                "the native backend's zygote {} cannot be opened: {e} (build it with `cargo build -p {ZYGOTE_BIN}`, \
+                "the sandbox's zygote {} cannot be opened: {e} (build it with `cargo build -p {ZYGOTE_BIN}`, \
                  or name it with --zygote-bin)",
                 path.display()
             )

@@ -27,11 +27,11 @@ pub fn write_status(fd: BorrowedFd<'_>, status: &Status) {
     }
 }
 
-fn write_file(path: &str, text: &str) -> Result<(), Error> {
+pub(crate) fn write_file(path: &str, text: &str) -> Result<(), Error> {
     std::fs::write(path, text).map_err(|e| Error::Check(format!("{path}: {e}")))
 }
 
-fn mnt(
+pub(crate) fn mnt(
     src: Option<&str>,
     target: &str,
     fstype: Option<&str>,
@@ -41,11 +41,11 @@ fn mnt(
     mount(src, target, fstype, flags, data).what(|| format!("mount {target}"))
 }
 
-fn ensure_dir(path: &str) -> Result<(), Error> {
+pub(crate) fn ensure_dir(path: &str) -> Result<(), Error> {
     std::fs::create_dir_all(path).map_err(|e| Error::Check(format!("mkdir {path}: {e}")))
 }
 
-fn symlink(target: &str, link: &str) -> Result<(), Error> {
+pub(crate) fn symlink(target: &str, link: &str) -> Result<(), Error> {
     std::os::unix::fs::symlink(target, link).map_err(|e| Error::Check(format!("symlink {link}: {e}")))
 }
 
@@ -180,7 +180,7 @@ fn enter_root(
     Ok(detail.clone())
 }
 
-fn prctl(
+pub(crate) fn prctl(
     option: libc::c_int,
     arg: libc::c_ulong,
     what: impl FnOnce() -> String,
@@ -209,15 +209,15 @@ struct CapHeader {
 
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
+pub(crate) struct CapData {
+    pub(crate) effective: u32,
+    pub(crate) permitted: u32,
+    pub(crate) inheritable: u32,
 }
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
-fn capget() -> Result<[CapData; 2], Error> {
+pub(crate) fn capget() -> Result<[CapData; 2], Error> {
     let mut hdr = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
         pid: 0,
@@ -269,10 +269,43 @@ fn drop_caps(last: u32) -> Result<Option<String>, Error> {
     Ok(None)
 }
 
-/// Sets each limit, only ever lowering: a hard limit already below the policy's stays (raising it
-/// would need a capability the jail no longer has).
-pub fn set_rlimits(limits: &[Rlimit]) -> Result<Option<String>, Error> {
-    for &(res, soft, hard) in limits {
+/// The (soft, hard) limit to set for `limit` when the process's hard limit is `current_hard`: only ever
+/// lowering, since a hard limit already below the policy's (the container's own, inside gVisor) cannot be
+/// raised again without a capability the jail no longer has.
+pub fn lowered(limit: Rlimit, current_hard: u64) -> (u64, u64) {
+    let (_, soft, hard) = limit;
+    let hard = if current_hard == libc::RLIM_INFINITY {
+        hard
+    } else {
+        hard.min(current_hard)
+    };
+    (soft.min(hard), hard)
+}
+
+/// The detail of an rlimits step that had to leave out resources the kernel does not let change.
+pub fn unsettable_detail(skipped: &[u32]) -> Option<String> {
+    if skipped.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = skipped
+        .iter()
+        .map(|&r| match r {
+            r if r == libc::RLIMIT_MSGQUEUE => "RLIMIT_MSGQUEUE".to_string(),
+            r => format!("resource {r}"),
+        })
+        .collect();
+    Some(format!(
+        "all but {}, which gVisor does not let change (its calls are refused by seccomp)",
+        names.join(", ")
+    ))
+}
+
+/// Sets each limit, only ever lowering ([`lowered`]). A resource in `unsettable` whose limit the kernel
+/// refuses to change is left out and named in the detail; any other failure is an error.
+pub fn set_rlimits(limits: &[Rlimit], unsettable: &[u32]) -> Result<Option<String>, Error> {
+    let mut skipped = Vec::new();
+    for &limit in limits {
+        let res = limit.0;
         let mut cur = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -281,21 +314,21 @@ pub fn set_rlimits(limits: &[Rlimit]) -> Result<Option<String>, Error> {
         if unsafe { libc::getrlimit(res as _, &mut cur) } < 0 {
             return Err(Error::sys(format!("getrlimit {res}"), nix::errno::Errno::last()));
         }
-        let hard = if cur.rlim_max == libc::RLIM_INFINITY {
-            hard
-        } else {
-            hard.min(cur.rlim_max)
-        };
+        let (soft, hard) = lowered(limit, cur.rlim_max);
         let new = libc::rlimit {
-            rlim_cur: soft.min(hard),
+            rlim_cur: soft,
             rlim_max: hard,
         };
         // SAFETY: setrlimit reads one `rlimit` from `new`.
         if unsafe { libc::setrlimit(res as _, &new) } < 0 {
+            if unsettable.contains(&res) {
+                skipped.push(res);
+                continue;
+            }
             return Err(Error::sys(format!("setrlimit {res}"), nix::errno::Errno::last()));
         }
     }
-    Ok(None)
+    Ok(unsettable_detail(&skipped))
 }
 
 /// Landlock through the `landlock` crate: the policy's rights, asked best-effort at ABI V7, then enforced
@@ -353,7 +386,7 @@ fn apply_landlock(ll: &LandlockPolicy) -> Result<Option<String>, Error> {
 }
 
 /// Installs the programs in order with `seccompiler`.
-fn apply_seccomp(programs: &[Vec<crate::plan::BpfInstruction>]) -> Result<Option<String>, Error> {
+pub(crate) fn apply_seccomp(programs: &[Vec<crate::plan::BpfInstruction>]) -> Result<Option<String>, Error> {
     if programs.is_empty() {
         return Err(Error::Check(
             "no seccomp program was compiled for this architecture".into(),
@@ -370,13 +403,13 @@ fn apply_seccomp(programs: &[Vec<crate::plan::BpfInstruction>]) -> Result<Option
 
 /// Records each protection step: in a probe every step is tried and reported; in a run a failed step
 /// that was not explicitly skipped aborts before user code runs.
-struct Applied<'a> {
-    prepare: &'a Prepare,
-    results: Vec<StepReport>,
+pub(crate) struct Applied<'a> {
+    pub(crate) prepare: &'a Prepare,
+    pub(crate) results: Vec<StepReport>,
 }
 
 impl Applied<'_> {
-    fn step(
+    pub(crate) fn step(
         &mut self,
         protection: Protection,
         f: impl FnOnce() -> Result<Option<String>, Error>,
@@ -406,7 +439,7 @@ impl Applied<'_> {
     }
 }
 
-fn dup_null_onto_stdio() -> Result<(), Error> {
+pub(crate) fn dup_null_onto_stdio() -> Result<(), Error> {
     let null = nix::fcntl::open(
         "/dev/null",
         nix::fcntl::OFlag::O_RDWR,
@@ -452,7 +485,9 @@ pub fn lock_down(
     })?;
     a.step(Protection::CapabilitiesDropped, || drop_caps(cfg.cap_last_cap))?;
     // Hard limits at the configured maxima now; each run lowers them to what it asked for.
-    a.step(Protection::Rlimits, || set_rlimits(&cfg.rlimits_max))?;
+    a.step(Protection::Rlimits, || {
+        set_rlimits(&cfg.rlimits_max, &cfg.unsettable_rlimits)
+    })?;
     a.step(Protection::Landlock, || apply_landlock(&cfg.landlock))?;
     a.step(Protection::Seccomp, || apply_seccomp(&cfg.seccomp))?;
     Ok(a.results)
@@ -466,14 +501,26 @@ pub fn close_all_but(keep: &[RawFd]) {
     for k in keep {
         let k = k as u32;
         if k > low {
-            // SAFETY: close_range on descriptors this process owns and no longer needs; no Rust owner of
-            // them is used afterwards (callers only keep `keep`).
-            unsafe { libc::close_range(low, k - 1, 0) };
+            close_range(low, k - 1);
         }
         low = low.max(k + 1);
     }
-    // SAFETY: as above.
-    unsafe { libc::close_range(low, u32::MAX, 0) };
+    close_range(low, u32::MAX);
+}
+
+/// Closes the descriptors `low..=high`. A kernel without `close_range` (gVisor's 2022 release answers
+/// ENOSYS) gets one `close` per descriptor below 65536 (what Python's `os.closerange` does there):
+/// a descriptor left open here would reach user code.
+fn close_range(low: u32, high: u32) {
+    // SAFETY: close_range on descriptors this process owns and no longer needs; no Rust owner of them is
+    // used afterwards (callers only keep `keep`).
+    if unsafe { libc::close_range(low, high, 0) } == 0 {
+        return;
+    }
+    for fd in low..=high.min(65_535) {
+        // SAFETY: as above; closing a descriptor that is not open only returns EBADF.
+        unsafe { libc::close(fd as RawFd) };
+    }
 }
 
 /// Links read-only files the daemon names (matplotlib's prebuilt font cache) into the run's fresh /tmp.
@@ -490,4 +537,81 @@ pub fn link_into_tmp(links: &[(String, String)]) {
 /// A C string for a path or argument (an interior NUL is reported, not panicked on).
 pub fn cstring(s: &str) -> Result<CString, Error> {
     CString::new(s).map_err(|_| Error::Check(format!("{s:?} contains a NUL byte")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pretty_assertions::assert_eq;
+
+    #[test]
+    fn limits_are_only_ever_lowered() {
+        const INF: u64 = libc::RLIM_INFINITY;
+        // (limit asked, current hard limit, (soft, hard) set)
+        let cases = [
+            ((libc::RLIMIT_AS, 1 << 30, 1 << 30), INF, (1 << 30, 1 << 30)),
+            ((libc::RLIMIT_AS, 1 << 30, 1 << 30), 1 << 20, (1 << 20, 1 << 20)),
+            ((libc::RLIMIT_CPU, 3, 4), 100, (3, 4)),
+            ((libc::RLIMIT_CPU, 3, 4), 2, (2, 2)),
+            ((libc::RLIMIT_NOFILE, INF, INF), 1024, (1024, 1024)),
+            ((libc::RLIMIT_MSGQUEUE, 0, 0), INF, (0, 0)),
+        ];
+        for (limit, current, expected) in cases {
+            assert_eq!(lowered(limit, current), expected, "{limit:?} under {current}");
+        }
+    }
+
+    #[test]
+    fn unsettable_resources_are_named_in_the_detail() {
+        // (resources left out, detail)
+        let cases: [(&[u32], Option<&str>); 3] = [
+            (&[], None),
+            (
+                &[libc::RLIMIT_MSGQUEUE],
+                Some(
+                    "all but RLIMIT_MSGQUEUE, which gVisor does not let change (its calls are refused by \
+                     seccomp)",
+                ),
+            ),
+            (
+                &[libc::RLIMIT_MSGQUEUE, 99],
+                Some(
+                    "all but RLIMIT_MSGQUEUE, resource 99, which gVisor does not let change (its calls are \
+                     refused by seccomp)",
+                ),
+            ),
+        ];
+        for (skipped, expected) in cases {
+            assert_eq!(unsettable_detail(skipped).as_deref(), expected, "{skipped:?}");
+        }
+    }
+
+    #[test]
+    fn an_unsettable_resource_is_left_out_and_others_still_fail() {
+        // Raising a hard limit above the current one is refused (EPERM without CAP_SYS_RESOURCE, EINVAL
+        // for a soft above the hard); `lowered` never asks that, so an unsettable-but-lowerable resource
+        // must be set normally. Lowering the test process's own RLIMIT_CORE to what it is changes nothing.
+        let mut cur = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one `rlimit` into `cur`.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut cur) }, 0);
+        let same = (libc::RLIMIT_CORE, cur.rlim_cur, cur.rlim_max);
+        // (limits, unsettable, set without a detail)
+        let cases = [
+            (vec![same], vec![], true),
+            (vec![same], vec![libc::RLIMIT_CORE], true),
+            // A resource the kernel does not know: getrlimit already fails (EINVAL), which is an error.
+            (vec![(999, 0, 0)], vec![], false),
+        ];
+        for (limits, unsettable, ok) in cases {
+            let got = set_rlimits(&limits, &unsettable);
+            assert_eq!(
+                got.as_ref().is_ok_and(Option::is_none),
+                ok,
+                "{limits:?} {unsettable:?}: {got:?}"
+            );
+        }
+    }
 }

@@ -141,6 +141,12 @@ mod tests {
             cap_last_cap: 40,
             rlimits_max: vec![(9, u64::MAX, u64::MAX)],
             env: vec![("PATH".into(), "/usr/bin".into())],
+            unsettable_rlimits: vec![12],
+            runsc: Some(RunscConfig {
+                runsc: "/usr/bin/runsc".into(),
+                state: "/r/gvisor/state".into(),
+                argv: vec!["runsc".into(), "--rootless".into(), "run".into()],
+            }),
         }
     }
 
@@ -167,9 +173,30 @@ mod tests {
             },
         });
         round_trip(Hello::Refused { reason: "x".into() });
+        round_trip(ZygoteConfig {
+            runsc: None,
+            unsettable_rlimits: vec![],
+            ..config()
+        });
         round_trip(Request::OpenSession {
             workspace_bytes: 1 << 25,
             workspace_inodes: 8192,
+            launcher: true,
+        });
+        round_trip(Request::StartGvisor {
+            unshare_flags: 0x6802_0000,
+            seq: 3,
+        });
+        round_trip(Request::InsideJail {
+            seq: 4,
+            prepare: Prepare {
+                probe: false,
+                skip: vec![Protection::PidNamespace],
+                unshare_flags: 0x6c02_0000,
+            },
+            uid: 200_001,
+            gid: 200_001,
+            workspace: "/r/ws/u200001".into(),
         });
         round_trip(Prepare {
             probe: true,
@@ -187,7 +214,12 @@ mod tests {
         let events = vec![
             Status::SessionReady { pid: 12 },
             Status::Child,
+            Status::Forked { pid: 4242 },
             Status::Probe(vec![
+                StepReport {
+                    protection: Protection::SessionUid,
+                    state: State::Ok(Some("uid 200001".into())),
+                },
                 StepReport {
                     protection: Protection::Landlock,
                     state: State::Ok(Some("abi 7".into())),
@@ -209,6 +241,14 @@ mod tests {
             Status::Exit {
                 end: End::Signal(9),
                 maxrss_kb: 12_345,
+            },
+            Status::Error {
+                step: Step::Runsc,
+                message: "execv /usr/bin/runsc: ENOENT".into(),
+            },
+            Status::Exit {
+                end: End::Code(0),
+                maxrss_kb: 0,
             },
         ];
         let mut stream = Vec::new();
@@ -272,7 +312,7 @@ mod tests {
         for p in Protection::ALL {
             assert_eq!(Protection::from_name(p.name()), Some(p));
         }
-        assert_eq!(Protection::from_name("session_uid"), None);
+        assert_eq!(Protection::from_name("gvisor_kernel"), None);
     }
 
     #[test]
@@ -281,6 +321,7 @@ mod tests {
         let mut ok = encode(&Request::OpenSession {
             workspace_bytes: 1,
             workspace_inodes: 1,
+            launcher: false,
         })
         .unwrap();
         ok.push(0);

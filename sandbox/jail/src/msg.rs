@@ -1,9 +1,12 @@
-//! The messages between the daemon and the Rust zygote (and the zygote's session launchers and jails).
+//! The messages between the daemon and the zygote (and the zygote's launchers, intermediate children and
+//! jails).
 //!
 //! Daemon -> zygote, on its control socket: one [`ZygoteConfig`], answered by one [`Hello`]; then a
 //! [`Request`] per fork. Daemon -> a session's launcher: a [`Prepare`] per jail. Daemon -> a prepared
-//! jail: one [`RunHeader`] with the code memfd and the output pipes. Zygote, launcher and jail -> daemon,
-//! on a status pipe: [`Status`] events, each one length-prefixed frame written with a single `write`.
+//! jail: one [`RunHeader`] with the code memfd and the output pipes. Zygote, launcher, intermediate child
+//! and jail -> daemon, on a status pipe: [`Status`] events, each one length-prefixed frame written with a
+//! single `write`. The gVisor backends ask the zygote directly: [`Request::StartGvisor`] (a session's
+//! container, on the host) and [`Request::InsideJail`] (a run's jail when the daemon is inside gVisor).
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +44,22 @@ pub struct ZygoteConfig {
     pub rlimits_max: Vec<Rlimit>,
     /// The environment user code sees.
     pub env: Vec<(String, String)>,
+    /// Resources whose limit the kernel refuses to change at all (gVisor's RLIMIT_MSGQUEUE: EPERM even
+    /// when lowering). Setting them is left out, and said so, instead of failing the jail.
+    pub unsettable_rlimits: Vec<u32>,
+    /// gVisor on the host: how a session's container is started ([`Request::StartGvisor`]).
+    pub runsc: Option<RunscConfig>,
+}
+
+/// What the zygote's intermediate child needs to start a session's gVisor container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunscConfig {
+    /// The `runsc` executable.
+    pub runsc: String,
+    /// Its state directory: a private tmpfs is mounted on it in each container's mount namespace.
+    pub state: String,
+    /// `runsc`'s arguments (`argv[0]` included) up to the container's name, which the child appends.
+    pub argv: Vec<String>,
 }
 
 /// The zygote's answer to its configuration.
@@ -74,10 +93,29 @@ pub struct PreloadFailure {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Descriptors: status pipe, hold pipe (closed by the daemon once it has opened the session's
-    /// namespaces), the launcher's control socket.
+    /// namespaces), and with `launcher` the launcher's control socket (the native backend's; a gVisor
+    /// session has its runs forked inside its container instead).
     OpenSession {
         workspace_bytes: u64,
         workspace_inodes: u64,
+        launcher: bool,
+    },
+    /// gVisor on the host: the session's container. A trusted intermediate child joins the session's user
+    /// and mount namespaces, unshares `unshare_flags` and forks `runsc run` as PID 1 of the new PID
+    /// namespace, named `sluice-{seq}`. Descriptors: the session's user and mount namespaces, status pipe,
+    /// the container's stdin, stdout and stderr.
+    StartGvisor { unshare_flags: u64, seq: u64 },
+    /// Inside a gVisor container: one run's jail. A trusted intermediate child forks its PID 1 into a fresh
+    /// PID namespace; PID 1 builds a root of its own under the jail directory, drops to the session's
+    /// `uid`, locks itself down and waits for its code. Descriptors: status pipe, go socket, hold pipe
+    /// (closed by the daemon once it has let go of the pid).
+    InsideJail {
+        seq: u64,
+        prepare: Prepare,
+        uid: u32,
+        gid: u32,
+        /// The session's workspace tmpfs, bound at the run's `/workspace`.
+        workspace: String,
     },
 }
 
@@ -100,7 +138,9 @@ pub struct RunHeader {
     pub tmp_links: Vec<(String, String)>,
 }
 
-/// The protections a native jail applies to itself, in the order it applies them.
+/// The protections a jail applies to itself or checks. A native jail applies the first seven, in this
+/// order; a jail inside gVisor applies the root, hostname, rlimits, capabilities, the session's uid,
+/// `no_new_privs` and seccomp, and in a probe checks its PID and network namespaces from inside.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Protection {
     MinimalRoot,
@@ -110,11 +150,17 @@ pub enum Protection {
     Rlimits,
     Landlock,
     Seccomp,
+    /// Inside gVisor: the run's code runs as the session's own uid, never root. Never skipped.
+    SessionUid,
+    /// Inside gVisor (probe): PID 1 of its own namespace, `/proc` shows only the run.
+    PidNamespace,
+    /// Inside gVisor (probe): no interface but loopback.
+    NetworkNamespace,
 }
 
 impl Protection {
-    /// Every step, in the order the jail applies them.
-    pub const ALL: [Protection; 7] = [
+    /// Every protection, the native jail's first, in the order it applies them.
+    pub const ALL: [Protection; 10] = [
         Protection::MinimalRoot,
         Protection::UtsNamespace,
         Protection::NoNewPrivs,
@@ -122,6 +168,9 @@ impl Protection {
         Protection::Rlimits,
         Protection::Landlock,
         Protection::Seccomp,
+        Protection::SessionUid,
+        Protection::PidNamespace,
+        Protection::NetworkNamespace,
     ];
 
     /// The name `status` and `doctor` show (the protocol's `Protection.name`).
@@ -134,6 +183,9 @@ impl Protection {
             Protection::Rlimits => "rlimits",
             Protection::Landlock => "landlock",
             Protection::Seccomp => "seccomp",
+            Protection::SessionUid => "session_uid",
+            Protection::PidNamespace => "pid_namespace",
+            Protection::NetworkNamespace => "network_namespace",
         }
     }
 
@@ -170,6 +222,10 @@ pub enum Step {
     Setup,
     /// Handing the daemon a pidfd of the jail.
     Pidfd,
+    /// Starting `runsc` (gVisor on the host), after the intermediate child forked it.
+    Runsc,
+    /// The intermediate child could not wait for the run it forked (inside gVisor).
+    Wait,
     /// A protection step (not skipped) failed: no code runs.
     Protection(Protection),
 }
@@ -190,6 +246,12 @@ pub enum Status {
     },
     /// The launcher forked the jail's PID 1 and queued a pidfd of it on the go socket.
     Child,
+    /// An intermediate child forked the process the daemon kills to end the run or container (`runsc
+    /// run`, or the run's PID 1 inside gVisor); `pid` is in the daemon's PID namespace. The child does not
+    /// reap it before reporting its [`Status::Exit`], so the pid stays that process's meanwhile.
+    Forked {
+        pid: i32,
+    },
     /// A probe's per-step results (sent just before [`Status::Ready`]).
     Probe(Vec<StepReport>),
     /// The jail is locked down and waits for its code.
@@ -198,7 +260,8 @@ pub enum Status {
         step: Step,
         message: String,
     },
-    /// The jail's PID 1 ended (reported by its launcher, which reaped it), with its peak RSS in KiB.
+    /// The jail's PID 1 (or `runsc run`) ended, as its launcher or intermediate child saw it, with its
+    /// peak RSS in KiB (0 where it is not measured: inside gVisor the child reports before reaping).
     Exit {
         end: End,
         maxrss_kb: i64,

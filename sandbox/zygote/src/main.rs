@@ -1,23 +1,27 @@
-//! `sluice-sandbox-zygote`: the native backend's pre-forked worker. The daemon starts it with a
+//! `sluice-sandbox-zygote`: the sandbox's pre-forked worker, for every backend. The daemon starts it with a
 //! `SOCK_SEQPACKET` control socket as stdin and its root directory as `argv[1]` (every process forked from
 //! here keeps it in its command line, which is how operators and tests find a daemon's sandbox processes).
 //!
 //! It embeds CPython (the only process of the sandbox that links `libpython`), imports the preload modules
-//! while single-threaded, then forks per request: a session (user + mount namespace, workspace tmpfs) and
-//! its launcher, PID 1 of the session's own PID namespace, which forks one jail per `Prepare`. A jail
-//! locks itself down (`sluice_sandbox_jail::apply::lock_down`), says `Ready`, waits for its code and only
-//! then runs it in the interpreter it inherited. The zygote never reads user code: only a jail reads its
-//! memfd. Messages are the typed values of `sluice_sandbox_jail::msg`.
+//! while single-threaded, then forks per request: a session (user + mount namespace, workspace tmpfs) and,
+//! natively, its launcher, PID 1 of the session's own PID namespace, which forks one jail per `Prepare`; a
+//! session's gVisor container (an intermediate child that starts `runsc run`, [`gvisor`]); or, inside a
+//! gVisor container, a run's jail (an intermediate child and the run's PID 1). A jail locks itself down
+//! (`sluice_sandbox_jail::apply::lock_down`, or `inside::lock_down`), says `Ready`, waits for its code and
+//! only then runs it in the interpreter it inherited. The zygote never reads user code: only a jail reads
+//! its memfd. Messages are the typed values of `sluice_sandbox_jail::msg`.
 #![allow(unsafe_code)]
 
+mod gvisor;
 mod python;
 mod session;
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::convert::Infallible;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::ExitCode;
 
 use pyo3::prelude::*;
-use sluice_sandbox_jail::{Hello, Request, ZygoteConfig, codec, fdpass};
+use sluice_sandbox_jail::{Hello, Request, Step, ZygoteConfig, codec, fdpass};
 
 /// The largest configuration message (the seccomp programs and the root plan: a few tens of KiB).
 const MAX_CONFIG: usize = 4 << 20;
@@ -110,37 +114,71 @@ fn serve(py: Python<'_>, ctl: BorrowedFd<'_>, cfg: &ZygoteConfig, run: &Py<PyAny
             Request::OpenSession {
                 workspace_bytes,
                 workspace_inodes,
+                launcher,
             } => {
-                let [status, hold, launcher]: [OwnedFd; 3] = match fds.try_into() {
+                let mut fds = fds.into_iter();
+                let (Some(status), Some(hold)) = (fds.next(), fds.next()) else {
+                    eprintln!("sluice-sandbox-zygote: a session request without its descriptors");
+                    continue;
+                };
+                let ctl = if launcher { fds.next() } else { None };
+                if launcher && ctl.is_none() {
+                    eprintln!("sluice-sandbox-zygote: a session request without its launcher's socket");
+                    continue;
+                }
+                fork_child(status.as_raw_fd(), move || {
+                    session::session_child(py, cfg, run, workspace_bytes, workspace_inodes, status, hold, ctl)
+                });
+            }
+            Request::StartGvisor { unshare_flags, seq } => {
+                let fds: [OwnedFd; 6] = match fds.try_into() {
                     Ok(f) => f,
                     Err(_) => {
-                        eprintln!("sluice-sandbox-zygote: a session request without its three descriptors");
+                        eprintln!("sluice-sandbox-zygote: a gVisor request without its six descriptors");
                         continue;
                     }
                 };
-                match python::raw_fork() {
-                    Ok(0) => {
-                        // SAFETY: the child's copy of the control socket is not used again.
-                        unsafe { libc::close(0) };
-                        session::session_child(
-                            py,
-                            cfg,
-                            run,
-                            workspace_bytes,
-                            workspace_inodes,
-                            status,
-                            hold,
-                            launcher,
-                        )
-                    }
-                    Ok(_) => {}
-                    Err(e) => session::report_error(
-                        status.as_fd(),
-                        sluice_sandbox_jail::Step::Fork,
-                        format!("fork: {e}"),
-                    ),
-                }
+                fork_child(fds[2].as_raw_fd(), move || {
+                    gvisor::start_gvisor(cfg, unshare_flags, seq, fds)
+                });
             }
+            Request::InsideJail {
+                seq,
+                prepare,
+                uid,
+                gid,
+                workspace,
+            } => {
+                let fds: [OwnedFd; 3] = match fds.try_into() {
+                    Ok(f) => f,
+                    Err(_) => {
+                        eprintln!("sluice-sandbox-zygote: a jail request without its three descriptors");
+                        continue;
+                    }
+                };
+                fork_child(fds[0].as_raw_fd(), move || {
+                    gvisor::inside_jail(py, cfg, run, seq, &prepare, uid, gid, &workspace, fds)
+                });
+            }
+        }
+    }
+}
+
+/// Forks the child that serves one request, without the interpreter's fork hooks (it runs Rust code only,
+/// until it forks a jail); the child never returns. The parent's copies of the request's descriptors are
+/// closed when `child` is dropped; a failed fork is reported on `status` first.
+fn fork_child(status: RawFd, child: impl FnOnce() -> Infallible) {
+    match python::raw_fork() {
+        Ok(0) => {
+            // SAFETY: the child's copy of the control socket is not used again.
+            unsafe { libc::close(0) };
+            child();
+        }
+        Ok(_) => {}
+        Err(e) => {
+            // SAFETY: `status` belongs to the request's descriptors, which `child` still owns here.
+            let status = unsafe { BorrowedFd::borrow_raw(status) };
+            session::report_error(status, Step::Fork, format!("fork: {e}"));
         }
     }
 }

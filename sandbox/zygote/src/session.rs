@@ -12,7 +12,7 @@ use sluice_sandbox_jail::{End, Prepare, Protection, RunHeader, Status, Step, Zyg
 
 use crate::python;
 
-fn exit(code: i32) -> ! {
+pub fn exit(code: i32) -> ! {
     // SAFETY: _exit ends this process at once, without running the zygote's (inherited) exit handlers.
     unsafe { libc::_exit(code) }
 }
@@ -21,8 +21,9 @@ pub fn report_error(status: BorrowedFd<'_>, step: Step, message: String) {
     write_status(status, &Status::Error { step, message });
 }
 
-/// The session child: creates the session's namespaces and workspace, forks its launcher, reports its pid
-/// and stays until the daemon has opened the namespaces and the launcher has ended.
+/// The session child: creates the session's namespaces and workspace, forks its launcher (native backend:
+/// `ctl` is its control socket), reports its pid and stays until the daemon has opened the namespaces and
+/// the launcher has ended.
 #[allow(clippy::too_many_arguments)]
 pub fn session_child(
     py: Python<'_>,
@@ -32,7 +33,7 @@ pub fn session_child(
     workspace_inodes: u64,
     status: OwnedFd,
     hold: OwnedFd,
-    ctl: OwnedFd,
+    ctl: Option<OwnedFd>,
 ) -> ! {
     let fail = |message: String| -> ! {
         report_error(status.as_fd(), Step::Session, message);
@@ -41,24 +42,7 @@ pub fn session_child(
     if let Err(e) = apply::open_session(cfg, workspace_bytes, workspace_inodes) {
         fail(e.to_string());
     }
-    // The launcher is PID 1 of a PID namespace the session's user namespace owns: only there may it move
-    // its children's PID namespace back to its own after each jail (setns needs CAP_SYS_ADMIN over the
-    // target namespace's owner).
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
-        fail(format!("unshare session PID namespace: {e}"));
-    }
-    // SAFETY: restoring the default disposition installs no handler code.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-    let launcher_pid = match python::raw_fork() {
-        Ok(0) => {
-            drop(status);
-            drop(hold);
-            launcher(py, cfg, run, ctl)
-        }
-        Ok(pid) => pid,
-        Err(e) => fail(format!("fork launcher: {e}")),
-    };
-    drop(ctl);
+    let launcher_pid = ctl.map(|ctl| fork_launcher(py, cfg, run, &status, &hold, ctl));
     write_status(
         status.as_fd(),
         &Status::SessionReady {
@@ -70,8 +54,46 @@ pub fn session_child(
     let _ = nix::unistd::read(&hold, &mut [0u8; 1]);
     // The launcher dies with this process (its parent-death signal), so this one stays until the launcher
     // is done: the daemon closed the session's control socket, or went away.
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(launcher_pid), None);
+    if let Some(pid) = launcher_pid {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    }
     exit(0)
+}
+
+/// Forks the session's launcher (native backend) into a PID namespace of the session's own.
+fn fork_launcher(
+    py: Python<'_>,
+    cfg: &ZygoteConfig,
+    run: &Py<PyAny>,
+    status: &OwnedFd,
+    hold: &OwnedFd,
+    ctl: OwnedFd,
+) -> libc::pid_t {
+    let fail = |message: String| -> ! {
+        report_error(status.as_fd(), Step::Session, message);
+        exit(1)
+    };
+    // The launcher is PID 1 of a PID namespace the session's user namespace owns: only there may it move
+    // its children's PID namespace back to its own after each jail (setns needs CAP_SYS_ADMIN over the
+    // target namespace's owner).
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
+        fail(format!("unshare session PID namespace: {e}"));
+    }
+    // SAFETY: restoring the default disposition installs no handler code.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+    match python::raw_fork() {
+        Ok(0) => {
+            // SAFETY: the child's copies of the status and hold pipes are not used again; their owners
+            // in this (forked) stack frame are never dropped, as the launcher never returns.
+            unsafe {
+                libc::close(status.as_raw_fd());
+                libc::close(hold.as_raw_fd());
+            }
+            launcher(py, cfg, run, ctl)
+        }
+        Ok(pid) => pid,
+        Err(e) => fail(format!("fork launcher: {e}")),
+    }
 }
 
 struct Running {
@@ -204,11 +226,7 @@ fn reap(j: &Running) {
     if r < 0 {
         return;
     }
-    let end = if libc::WIFSIGNALED(wstatus) {
-        End::Signal(libc::WTERMSIG(wstatus))
-    } else {
-        End::Code(libc::WEXITSTATUS(wstatus))
-    };
+    let end = end_of(wstatus);
     write_status(
         j.status.as_fd(),
         &Status::Exit {
@@ -216,6 +234,15 @@ fn reap(j: &Running) {
             maxrss_kb: usage.ru_maxrss,
         },
     );
+}
+
+/// How a process ended, from its wait status.
+pub fn end_of(wstatus: libc::c_int) -> End {
+    if libc::WIFSIGNALED(wstatus) {
+        End::Signal(libc::WTERMSIG(wstatus))
+    } else {
+        End::Code(libc::WEXITSTATUS(wstatus))
+    }
 }
 
 /// PID 1 of a run: leaves the launcher's descriptors, unshares the run's other namespaces, locks itself
@@ -253,14 +280,19 @@ fn jail(
             exit(70);
         }
     }
-    // After `Ready`: the runner's preparation overlaps the daemon's answer; code sent meanwhile waits in
-    // the go socket until it is done. The daemon has stopped reading set-up errors by now, so a failure
-    // here is told to the run that comes, on its stderr.
+    after_ready(py, cfg, run, status, go)
+}
+
+/// A locked-down jail that has said `Ready` (native, or inside gVisor): prepares the runner, waits for its
+/// code and runs it. The runner's preparation overlaps the daemon's answer; code sent meanwhile waits in
+/// the go socket until it is done. The daemon has stopped reading set-up errors by now, so a failure here
+/// is told to the run that comes, on its stderr.
+pub fn after_ready(py: Python<'_>, cfg: &ZygoteConfig, run: &Py<PyAny>, status: OwnedFd, go: OwnedFd) -> ! {
     let unprepared = python::prepare_run(py, run, &cfg.env)
         .err()
         .map(|e| format!("the sandbox could not prepare this run: {e}"));
     drop(status);
-    wait_and_run(py, run, go, unprepared)
+    wait_and_run(py, cfg, run, go, unprepared)
 }
 
 /// Says why a run cannot start on its stderr (already the run's pipe), and ends the jail.
@@ -272,7 +304,13 @@ fn fail_run(why: &str) -> ! {
 }
 
 /// The locked-down jail's last trusted step: waits for the run, then becomes the user's code.
-fn wait_and_run(py: Python<'_>, run: &Py<PyAny>, go: OwnedFd, unprepared: Option<String>) -> ! {
+fn wait_and_run(
+    py: Python<'_>,
+    cfg: &ZygoteConfig,
+    run: &Py<PyAny>,
+    go: OwnedFd,
+    unprepared: Option<String>,
+) -> ! {
     let Ok((body, fds)) = fdpass::recv(go.as_fd(), 1 << 16, 8) else {
         exit(0)
     };
@@ -297,12 +335,12 @@ fn wait_and_run(py: Python<'_>, run: &Py<PyAny>, go: OwnedFd, unprepared: Option
     if let Err(e) = std::io::Read::read_to_end(&mut std::fs::File::from(code_fd), &mut code) {
         fail_run(&format!("the run's code could not be read: {e}"));
     }
-    if let Err(e) = apply::set_rlimits(&header.rlimits) {
+    if let Err(e) = apply::set_rlimits(&header.rlimits, &cfg.unsettable_rlimits) {
         fail_run(&format!("the run's limits could not be set: {e}"));
     }
     // From here on only the user's code runs; nothing below may trust it. Every descriptor but the
     // standard ones and the report pipe is closed (the go socket, the code memfd, anything inherited).
-    // Close-on-exec (received so), as with the python zygote: a program the code execs does not inherit it.
+    // Close-on-exec (received so): a program the code execs does not inherit it.
     let report = std::os::fd::IntoRawFd::into_raw_fd(report);
     apply::close_all_but(&[report]);
     apply::link_into_tmp(&header.tmp_links);

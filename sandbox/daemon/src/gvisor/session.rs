@@ -153,17 +153,14 @@ impl Container {
             };
             // runsc's exit status, as the intermediate child reports it, says how it ended.
             let mut exit = String::new();
-            let mut line = String::new();
-            while let Ok(Ok(n)) =
-                tokio::time::timeout(Duration::from_secs(1), status.read_line(&mut line)).await
-            {
-                if n == 0 {
-                    break;
+            let soon = || Instant::now() + Duration::from_secs(1);
+            while let Ok(Some(st)) = crate::engine::read_status_by(&mut status, soon()).await {
+                if let sluice_sandbox_jail::Status::Exit { end, .. } = st {
+                    exit = match end {
+                        sluice_sandbox_jail::End::Code(c) => format!("code {c}"),
+                        sluice_sandbox_jail::End::Signal(s) => format!("signal {s}"),
+                    };
                 }
-                if let Some(rest) = line.trim_end().strip_prefix("exit ") {
-                    exit = rest.split(' ').take(2).collect::<Vec<_>>().join(" ");
-                }
-                line.clear();
             }
             let why = if exit.is_empty() {
                 why

@@ -73,6 +73,17 @@ pub fn inside_workspace_options(bytes: u64, uid: u32) -> String {
     format!("size={bytes},mode=0700,uid={uid},gid={uid}")
 }
 
+/// Resources whose limit a jail leaves out instead of failing on: gVisor's kernel refuses to change
+/// RLIMIT_MSGQUEUE at all (EPERM even when lowering). It bounds POSIX message queues, whose calls the
+/// seccomp allowlist refuses anyway. On Linux every limit is set.
+pub fn unsettable_rlimits(inside_gvisor: bool) -> Vec<u32> {
+    if inside_gvisor {
+        vec![libc::RLIMIT_MSGQUEUE]
+    } else {
+        vec![]
+    }
+}
+
 /// Whether a daemon runs sessions with the in-gVisor mode: asked for, or `auto` inside gVisor as root.
 /// `Err` says why the mode that was asked for cannot be used.
 pub fn use_inside_mode(asked: Asked, inside_gvisor: bool, euid: u32) -> Result<bool, String> {
@@ -104,6 +115,14 @@ pub enum Asked {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_gvisor_has_unsettable_rlimits() {
+        // (inside gVisor, resources left out)
+        for (inside, expected) in [(false, vec![]), (true, vec![libc::RLIMIT_MSGQUEUE])] {
+            assert_eq!(unsettable_rlimits(inside), expected, "{inside}");
+        }
+    }
     use pretty_assertions::assert_eq;
 
     #[test]

@@ -5,7 +5,7 @@
 pub mod inside;
 pub mod seccomp;
 
-pub use inside::{SESSION_UIDS, UidLease, UidPool, inside_workspace_options};
+pub use inside::{SESSION_UIDS, UidLease, UidPool, inside_workspace_options, unsettable_rlimits};
 
 use std::path::{Path, PathBuf};
 

@@ -390,25 +390,9 @@ fn tree(keys: &[(u32, u32, Target)], prog: &mut BpfProgram, fixups: &mut Vec<(us
     }
 }
 
-/// A program as the typed instructions the Rust zygote's jails install with `seccompiler`.
+/// A program as the typed instructions the zygote's jails install with `seccompiler`.
 pub fn to_instructions(prog: &BpfProgram) -> Vec<sluice_sandbox_jail::BpfInstruction> {
     prog.iter().map(Into::into).collect()
-}
-
-/// A program as the hex string the python zygote installs (`struct sock_filter` array, native byte order).
-pub fn to_hex(prog: &BpfProgram) -> String {
-    let mut s = String::with_capacity(prog.len() * 16);
-    for ins in prog {
-        let mut b = Vec::with_capacity(8);
-        b.extend_from_slice(&ins.code.to_ne_bytes());
-        b.push(ins.jt);
-        b.push(ins.jf);
-        b.extend_from_slice(&ins.k.to_ne_bytes());
-        for byte in b {
-            s.push_str(&format!("{byte:02x}"));
-        }
-    }
-    s
 }
 
 #[cfg(test)]
@@ -728,15 +712,12 @@ mod tests {
     }
 
     #[test]
-    fn hex_encoding_is_eight_bytes_per_instruction() {
-        let progs = compile().unwrap();
-        for p in &progs {
-            assert_eq!(to_hex(p).len(), p.len() * 16);
+    fn programs_become_the_jails_typed_instructions() {
+        for p in &compile().unwrap() {
+            let typed = to_instructions(p);
+            assert_eq!(typed.len(), p.len());
         }
-        assert_eq!(
-            &to_hex(&progs[0])[..4],
-            "2000",
-            "first instruction loads the arch (BPF_LD|W|ABS)"
-        );
+        // BPF_LD | BPF_W | BPF_ABS: the first instruction loads the architecture.
+        assert_eq!(to_instructions(&compile().unwrap()[0])[0].code, 0x20);
     }
 }

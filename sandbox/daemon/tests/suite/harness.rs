@@ -101,7 +101,7 @@ pub fn backends() -> Vec<Kind> {
     vec![Kind::Native]
 }
 
-/// The native backend's zygote is another package's binary, which `cargo nextest run -p sluice-sandbox`
+/// The sandbox's zygote is another package's binary, which `cargo nextest run -p sluice-sandbox`
 /// does not build: say so instead of failing every test with a start-up error.
 pub fn assert_zygote_built() {
     let daemon = Path::new(env!("CARGO_BIN_EXE_sluice-sandbox"));

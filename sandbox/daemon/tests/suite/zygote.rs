@@ -1,5 +1,5 @@
-//! The native backend's Rust zygote: what happens when it dies, when a preload module does not import,
-//! and when its executable is missing; and the python zygote it replaces, still selectable for benchmarks.
+//! The sandbox's Rust zygote: what happens when it dies, when a preload module does not import, and when
+//! its executable is missing.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -200,7 +200,7 @@ fn a_missing_zygote_executable_is_a_clear_start_up_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
-        stderr.contains("the native backend's zygote /nonexistent/sluice-sandbox-zygote cannot be opened")
+        stderr.contains("the sandbox's zygote /nonexistent/sluice-sandbox-zygote cannot be opened")
             && stderr.contains("cargo build -p sluice-sandbox-zygote"),
         "{stderr}"
     );
@@ -250,26 +250,5 @@ fn a_venv_of_another_python_version_is_refused_with_both_versions_named() {
             ))
             && all.contains("PYO3_PYTHON"),
         "{all}"
-    );
-}
-
-#[test]
-fn the_python_zygote_still_serves_the_native_backend_when_asked() {
-    let d = Daemon::start_with(&["--zygote", "python"]);
-    let Response::Status(st) = d.client().call(Request::Status).unwrap() else {
-        panic!()
-    };
-    let missing: Vec<&str> = st
-        .protections
-        .iter()
-        .filter(|p| p.state == ProtectionState::Missing && p.required)
-        .map(|p| p.name.as_str())
-        .collect();
-    assert!(missing.is_empty(), "{missing:?}");
-    d.assert_serving();
-    assert_eq!(
-        find_zygote(&d),
-        None,
-        "the Rust zygote runs although --zygote python was asked for"
     );
 }
