@@ -14,10 +14,11 @@
 //!
 //! gVisor backend: one container per session, started at the session's first run (or by `warm_up`): the
 //! zygote forks a trusted intermediate child, which joins the session's namespaces, unshares its own and
-//! starts `runsc run`, whose process is the session server (`python/gvisor_runner.py`). Each run is a
-//! `Run` request to it ([`gvisor::wire`]); the server forks the run into a PID namespace and a root of its
-//! own inside the container and streams its output back ([`gvisor::session`]). The container stops when
-//! the session closes or idles out, and is started again by the next run after it stopped for any reason.
+//! starts `runsc run`, whose process is the session server (`sluice-sandbox-zygote gvisor-server`). Each
+//! run is a `Run` request to it ([`gvisor::wire`]); the server clones the run into a PID namespace and a
+//! root of its own inside the container and streams its output back ([`gvisor::session`]). The container
+//! stops when the session closes or idles out, and is started again by the next run after it stopped for
+//! any reason.
 //!
 //! Inside a gVisor container ([`Mode::InsideGvisor`]) a session is a tmpfs owned by a uid of its own, and
 //! a run's PID 1 comes from a trusted intermediate child of the zygote, builds a root of its own
@@ -408,17 +409,13 @@ impl Engine {
             std::fs::create_dir_all(d).map_err(|e| io(d, e))?;
         }
         gvisor::write_skeleton(&rootfs, plan).map_err(|e| io(&rootfs, e))?;
-        let server = serde_json::to_string(&gvisor::ServerConfig::new(plan, env))
-            .map_err(|e| OpError::internal(e.to_string()))?;
-        let mut args = vec![
-            facts.executable.display().to_string(),
-            "-I".into(),
-            "-B".into(),
-            "-c".into(),
-            gvisor::RUNNER.into(),
-            server,
-        ];
-        args.extend(cfg.preload.iter().cloned());
+        let server = gvisor::wire::ServerConfig::new(
+            plan,
+            env,
+            (&facts.executable.display().to_string(), &facts.version),
+            &cfg.preload,
+        );
+        let args = gvisor::server_args(&server)?;
         // The session server lives as long as the session: no CPU-time limit of its own (each run sets
         // its own, which only ever lowers).
         let rlimits: Vec<policy::Rlimit> = cfg
@@ -427,7 +424,7 @@ impl Engine {
             .into_iter()
             .filter(|(res, _, _)| *res != libc::RLIMIT_CPU)
             .collect();
-        let config = gvisor::oci_config(
+        let mut config = gvisor::oci_config(
             gvisor::TEMPLATE,
             &gvisor::BundleSpec {
                 plan,
@@ -438,6 +435,18 @@ impl Engine {
                 rlimits: &rlimits,
             },
         )?;
+        // The binary is bound from a copy beside the bundle: runsc's gofer opens a bind's source by path as
+        // the daemon's (unprivileged) uid, which may not reach the binary's own directory; the daemon
+        // still holds the descriptor it opened while root.
+        let zygote = cfg.zygote.as_ref().map_err(|e| unavailable(e.clone()))?;
+        let server_dir = dir.join("server");
+        let server_bin = server_dir.join("sluice-sandbox-zygote");
+        let partial = dir.join("sluice-sandbox-zygote.partial");
+        std::fs::create_dir_all(&server_dir)
+            .and_then(|()| std::fs::copy(format!("/proc/self/fd/{}", zygote.fd.as_raw_fd()), &partial))
+            .and_then(|_| std::fs::rename(&partial, &server_bin))
+            .map_err(|e| io(&server_bin, e))?;
+        gvisor::bind_server(&mut config, &server_dir)?;
         let path = bundle.join("config.json");
         let text = serde_json::to_vec_pretty(&config).map_err(|e| OpError::internal(e.to_string()))?;
         std::fs::write(&path, text).map_err(|e| io(&path, e))?;

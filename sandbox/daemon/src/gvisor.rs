@@ -1,23 +1,23 @@
 //! The gVisor backend's pieces: finding `runsc`, the OCI bundle (from the `gvisor/config.json` template
-//! and the same root plan the native jail uses), the `runsc` command line, the session server's
-//! configuration, and judging the self-test.
+//! and the same root plan the native jail uses, plus the zygote binary bound read-only), the `runsc`
+//! command line, the session server's command line, and judging the self-test.
 //!
 //! A gVisor session uses the session machinery of the native backend (a user + mount namespace per
 //! session holding a size-limited tmpfs workspace); the zygote's intermediate child then starts
 //! `runsc --rootless run` inside the session's namespaces and a fresh PID namespace, on a bundle whose
 //! root is an empty, read-only skeleton directory with read-only bind mounts of the Python installation.
 //! Inside, gVisor's own kernel answers every system call. The container lives as long as the session (or
-//! until it idles out): its process is the session server (`python/gvisor_runner.py`, [`session`]), which
-//! forks each run into a PID namespace and a root of its own ([`wire`] is how the two talk).
+//! until it idles out): its process is the session server (the zygote binary's `gvisor-server` mode,
+//! [`session`]), which clones each run into a PID namespace and a root of its own ([`wire`], shared with
+//! the server through `sluice-sandbox-jail`, is how the two talk).
 
 pub mod session;
-pub mod wire;
+pub use sluice_sandbox_jail::wire;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::OpError;
@@ -26,45 +26,34 @@ use crate::policy::{Rlimit, RootPlan};
 /// The OCI `config.json` template the bundle is made from (see `gvisor/README.md`).
 pub const TEMPLATE: &str = include_str!("../../../gvisor/config.json");
 
-/// The container's process: the session server, which serves the session's runs.
-pub const RUNNER: &str = include_str!("../python/gvisor_runner.py");
+/// Where the directory holding the zygote binary is bound, read-only, into the container: its process is
+/// the binary's session server (`sluice-sandbox-zygote gvisor-server CONFIG`). Under the container's `/tmp`,
+/// which every run covers with a fresh tmpfs of its own: no run sees it. The binary's libraries (libpython
+/// among them) are under the installation the root plan binds.
+pub const SERVER_DIR: &str = "/tmp/.sluice-server";
 
-/// How the session server builds each run's root and environment (its first argument, as JSON).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ServerConfig {
-    /// The container paths bound again into each run's root, with whether the run may write below them
-    /// (the installation read-only, `--project` directories as configured). `/dev`, `/sys` and
-    /// `/workspace` are bound by the server itself.
-    pub binds: Vec<ServerBind>,
-    pub tmp_bytes: u64,
-    pub tmp_inodes: u64,
-    /// The run's whole environment.
-    pub env: BTreeMap<String, String>,
+/// The container's process: the zygote binary's session server, with its configuration.
+pub fn server_args(config: &wire::ServerConfig) -> Result<Vec<String>, OpError> {
+    let json = serde_json::to_string(config).map_err(|e| OpError::internal(e.to_string()))?;
+    Ok(vec![
+        format!("{SERVER_DIR}/sluice-sandbox-zygote"),
+        "gvisor-server".into(),
+        json,
+    ])
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ServerBind {
-    pub dst: String,
-    pub writable: bool,
-}
-
-impl ServerConfig {
-    pub fn new(plan: &RootPlan, env: &[(String, String)]) -> ServerConfig {
-        ServerConfig {
-            binds: plan
-                .binds
-                .iter()
-                .filter(|b| !b.dst.starts_with("/dev/"))
-                .map(|b| ServerBind {
-                    dst: b.dst.clone(),
-                    writable: b.writable,
-                })
-                .collect(),
-            tmp_bytes: plan.tmp_bytes,
-            tmp_inodes: plan.tmp_inodes,
-            env: env.iter().cloned().collect(),
-        }
-    }
+/// Binds `dir` (the zygote binary, alone in its directory) read-only at [`SERVER_DIR`].
+pub fn bind_server(cfg: &mut Value, dir: &Path) -> Result<(), OpError> {
+    cfg.get_mut("mounts")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| bad_template("no mounts array"))?
+        .push(json!({
+            "destination": SERVER_DIR,
+            "type": "bind",
+            "source": dir.display().to_string(),
+            "options": ["bind", "ro", "nosuid", "nodev"],
+        }));
+    Ok(())
 }
 
 /// Where the container's process runs from inside (its working directory).
@@ -481,6 +470,32 @@ mod tests {
             assert_eq!(cfg["process"]["capabilities"][set], json!([]), "{set}");
         }
         assert_eq!(cfg["process"]["user"], json!({"uid": 0, "gid": 0}));
+    }
+
+    #[test]
+    fn the_server_is_the_zygote_binary_bound_read_only_under_tmp() {
+        let mut cfg = json!({"mounts": []});
+        bind_server(&mut cfg, Path::new("/r/gvisor/server")).unwrap();
+        assert_eq!(
+            cfg["mounts"],
+            json!([{
+                "destination": "/tmp/.sluice-server",
+                "type": "bind",
+                "source": "/r/gvisor/server",
+                "options": ["bind", "ro", "nosuid", "nodev"],
+            }])
+        );
+        let config = wire::ServerConfig::new(&plan(), &[], ("/v/bin/python", "3.11.2"), &[]);
+        let args = server_args(&config).unwrap();
+        assert_eq!(
+            args[..2],
+            ["/tmp/.sluice-server/sluice-sandbox-zygote", "gvisor-server"]
+        );
+        let back: wire::ServerConfig = serde_json::from_str(&args[2]).unwrap();
+        assert_eq!(back, config);
+        // The devices are gVisor's own: only the installation and the projects are bound again.
+        let binds: Vec<&str> = back.binds.iter().map(|b| b.dst.as_str()).collect();
+        assert_eq!(binds, ["/etc/ld.so.cache", "/opt/venv", "/usr", "/projects/dbt"]);
     }
 
     #[test]

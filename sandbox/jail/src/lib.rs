@@ -14,6 +14,7 @@ pub mod fdpass;
 pub mod inside;
 pub mod msg;
 pub mod plan;
+pub mod wire;
 
 pub use error::Error;
 pub use msg::{

@@ -2,7 +2,7 @@
 //!
 //! On the host ([`start_gvisor`]): the child joins the session's user and mount namespaces, unshares its
 //! own, and forks `runsc run` as PID 1 of a fresh PID namespace with the container's stdio; the container's
-//! process is the session server (`gvisor_runner.py`, run by the container's own interpreter). Inside a
+//! process is the session server (this binary's `gvisor-server` mode, [`crate::gvisor_server`]). Inside a
 //! gVisor container ([`inside_jail`]): the child forks a run's PID 1 into a fresh PID namespace, where it
 //! builds a root of its own, drops to the session's uid and waits for its code as a native jail does.
 //! Either child reports the pid the daemon kills ([`Status::Forked`]) and how that process ended, and

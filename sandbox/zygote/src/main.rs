@@ -10,9 +10,13 @@
 //! (`sluice_sandbox_jail::apply::lock_down`, or `inside::lock_down`), says `Ready`, waits for its code and
 //! only then runs it in the interpreter it inherited. The zygote never reads user code: only a jail reads
 //! its memfd. Messages are the typed values of `sluice_sandbox_jail::msg`.
+//!
+//! `sluice-sandbox-zygote gvisor-server CONFIG` is the other mode: the process of a session's gVisor
+//! container, which embeds the interpreter the same way and serves the session's runs ([`gvisor_server`]).
 #![allow(unsafe_code)]
 
 mod gvisor;
+mod gvisor_server;
 mod python;
 mod session;
 
@@ -27,6 +31,10 @@ use sluice_sandbox_jail::{Hello, Request, Step, ZygoteConfig, codec, fdpass};
 const MAX_CONFIG: usize = 4 << 20;
 
 fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("gvisor-server") {
+        return gvisor_server::main(args.next());
+    }
     // SAFETY: descriptor 0 is the control socket the daemon passed; it stays open for the process's life.
     let ctl = unsafe { BorrowedFd::borrow_raw(0) };
     let cfg: ZygoteConfig = match fdpass::recv(ctl, MAX_CONFIG, 0).and_then(|(body, _)| codec::decode(&body))

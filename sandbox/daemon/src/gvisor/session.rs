@@ -1,5 +1,5 @@
 //! A session's long-lived gVisor container, as the daemon holds it: the `runsc run` process (a pidfd), a
-//! writer task feeding requests to the container's session server (`python/gvisor_runner.py`), a demux
+//! writer task feeding requests to the container's session server (`sluice-sandbox-zygote gvisor-server`), a demux
 //! task routing its events by run id to the waiting runs, and an idle watcher that stops the container
 //! when no run has used it for a while.
 //!

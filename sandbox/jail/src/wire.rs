@@ -1,16 +1,68 @@
-//! The frames between the daemon and a session's gVisor server (`python/gvisor_runner.py`): requests on
-//! the container's stdin, events on its stdout.
+//! The frames between the daemon and a session's gVisor server (`sluice-sandbox-zygote gvisor-server`, the
+//! process of the session's container): requests on the container's stdin, events on its stdout. Both
+//! sides use these types; the server's configuration ([`ServerConfig`]) is its command line's argument.
 //!
 //! Every frame is a fixed little-endian header, `u32` payload length, `u8` kind, `u64` run id, followed
-//! by the payload. The kinds and payloads are typed here and mirrored by the server's `KIND_*` constants
-//! and its `struct` formats; `wire_kinds_match_the_server` keeps the two in step.
+//! by the payload.
 //!
 //! There is no report channel from the run (the native jail's `limit memory` / `done` lines): a run's
 //! process holds nothing but its standard streams, and the memory limit is read from its traceback.
 
 use serde::{Deserialize, Serialize};
 
-use crate::policy::Rlimit;
+use crate::plan::{Rlimit, RootPlan};
+
+/// How the session server starts and builds each run's root and environment (its argument, as JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerConfig {
+    /// The interpreter the server embeds (its path makes `sys.prefix` the venv), and its version.
+    pub python: String,
+    pub python_version: String,
+    /// Modules imported once, before the first run.
+    pub preload: Vec<String>,
+    /// The container paths bound again into each run's root, with whether the run may write below them
+    /// (the installation read-only, `--project` directories as configured). `/dev`, `/sys` and
+    /// `/workspace` are bound by the server itself.
+    pub binds: Vec<ServerBind>,
+    pub tmp_bytes: u64,
+    pub tmp_inodes: u64,
+    /// The run's whole environment.
+    pub env: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerBind {
+    pub dst: String,
+    pub writable: bool,
+}
+
+impl ServerConfig {
+    /// The binds of the root plan (the devices excepted: gVisor provides its own `/dev`).
+    pub fn new(
+        plan: &RootPlan,
+        env: &[(String, String)],
+        python: (&str, &str),
+        preload: &[String],
+    ) -> ServerConfig {
+        ServerConfig {
+            python: python.0.to_string(),
+            python_version: python.1.to_string(),
+            preload: preload.to_vec(),
+            binds: plan
+                .binds
+                .iter()
+                .filter(|b| !b.dst.starts_with("/dev/"))
+                .map(|b| ServerBind {
+                    dst: b.dst.clone(),
+                    writable: b.writable,
+                })
+                .collect(),
+            tmp_bytes: plan.tmp_bytes,
+            tmp_inodes: plan.tmp_inodes,
+            env: env.to_vec(),
+        }
+    }
+}
 
 /// Header bytes: length (4), kind (1), run id (8).
 pub const HEADER_LEN: usize = 13;
@@ -125,7 +177,56 @@ impl Request {
     }
 }
 
-/// A frame the daemon cannot read: the server is broken (or not ours), and is stopped.
+impl Request {
+    /// The request of a header's kind and run id with its payload (the server's side of [`Request::encode`]).
+    pub fn decode(kind: u8, id: u64, payload: &[u8]) -> Result<Request, WireError> {
+        match kind {
+            RUN => {
+                let (setup, code) = split_run(payload).ok_or(WireError::Malformed("run"))?;
+                Ok(Request::Run {
+                    id,
+                    setup,
+                    code: code.to_vec(),
+                })
+            }
+            KILL => Ok(Request::Kill { id }),
+            other => Err(WireError::UnknownKind(other)),
+        }
+    }
+}
+
+/// A `Run` payload's set-up and code.
+pub fn split_run(payload: &[u8]) -> Option<(RunSetup, &[u8])> {
+    let len: [u8; 4] = payload.get(..4)?.try_into().ok()?;
+    let end = 4usize.checked_add(u32::from_le_bytes(len) as usize)?;
+    let setup = serde_json::from_slice(payload.get(4..end)?).ok()?;
+    Some((setup, &payload[end..]))
+}
+
+impl Event {
+    /// The event as bytes on the server's stdout.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Event::Ready { python } => frame(READY, 0, python.as_bytes()),
+            Event::Started { id } => frame(STARTED, *id, &[]),
+            Event::Stdout { id, bytes } => frame(STDOUT, *id, bytes),
+            Event::Stderr { id, bytes } => frame(STDERR, *id, bytes),
+            Event::Exit { id, ended, maxrss_kb } => {
+                let (how, value) = match ended {
+                    Ended::Code(c) => (0u8, *c),
+                    Ended::Signal(s) => (1u8, *s),
+                };
+                let mut p = vec![how];
+                p.extend_from_slice(&value.to_le_bytes());
+                p.extend_from_slice(&maxrss_kb.to_le_bytes());
+                frame(EXIT, *id, &p)
+            }
+            Event::Failed { id, message } => frame(FAILED, *id, message.as_bytes()),
+        }
+    }
+}
+
+/// A frame either side cannot read: the peer is broken (or not ours), and is stopped.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
     #[error("a frame of {0} bytes is over the limit")]
@@ -268,22 +369,51 @@ mod tests {
     }
 
     #[test]
-    fn wire_kinds_match_the_server() {
-        let server = super::super::RUNNER;
-        for (name, value) in [
-            ("RUN", RUN),
-            ("KILL", KILL),
-            ("READY", READY),
-            ("STARTED", STARTED),
-            ("STDOUT", STDOUT),
-            ("STDERR", STDERR),
-            ("EXIT", EXIT),
-            ("FAILED", FAILED),
-        ] {
-            let line = format!("KIND_{name} = {value}\n");
-            assert!(server.contains(&line), "gvisor_runner.py lacks {line:?}");
+    fn both_sides_read_what_the_other_writes() {
+        let setup = RunSetup {
+            rlimits: vec![(libc::RLIMIT_AS, 1 << 30, 1 << 30)],
+            links: vec![],
+        };
+        let run = Request::Run {
+            id: 3,
+            setup,
+            code: b"x = 1".to_vec(),
+        };
+        for req in [run, Request::Kill { id: 4 }] {
+            let bytes = req.encode().unwrap();
+            let h: [u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().unwrap();
+            let (len, kind, id) = parse_header(&h).unwrap();
+            assert_eq!(len, bytes.len() - HEADER_LEN);
+            assert_eq!(Request::decode(kind, id, &bytes[HEADER_LEN..]), Ok(req));
         }
-        assert!(server.contains("HEADER = struct.Struct(\"<IBQ\")"));
-        assert!(server.contains("EXIT_PAYLOAD = struct.Struct(\"<BiQ\")"));
+        assert_eq!(
+            Request::decode(1, 3, &[9, 0, 0, 0, b'{']),
+            Err(WireError::Malformed("run"))
+        );
+        let events = [
+            Event::Ready {
+                python: "3.11.2".into(),
+            },
+            Event::Started { id: 2 },
+            Event::Stderr {
+                id: 2,
+                bytes: b"e".to_vec(),
+            },
+            Event::Exit {
+                id: 2,
+                ended: Ended::Code(-1),
+                maxrss_kb: 7,
+            },
+            Event::Failed {
+                id: 2,
+                message: "no".into(),
+            },
+        ];
+        for e in events {
+            let bytes = e.encode();
+            let h: [u8; HEADER_LEN] = bytes[..HEADER_LEN].try_into().unwrap();
+            let (_, kind, id) = parse_header(&h).unwrap();
+            assert_eq!(Event::decode(kind, id, bytes[HEADER_LEN..].to_vec()), Ok(e));
+        }
     }
 }
