@@ -4,7 +4,8 @@
 //! [`msg`] the messages the daemon and the zygote exchange, encoded with `postcard` ([`codec`]); [`apply`]
 //! the steps a run's PID 1 applies to itself, in order, each returning a typed result ([`inside`]: the
 //! same inside a gVisor container, with gVisor's differences); [`fdpass`] the
-//! descriptor passing both sides use. Nothing here links Python: the zygote binary
+//! descriptor passing both sides use; [`wire`] the frames between the daemon and a session's gVisor
+//! server. Nothing here links Python: the zygote binary
 //! (`sluice-sandbox-zygote`) is the only process with an interpreter.
 
 pub mod apply;
