@@ -120,6 +120,11 @@ pub fn prepare_run(py: Python<'_>, runner: &Py<PyAny>, env: &[(String, String)])
 
 /// Becomes the user's code: never returns (the runner ends the process with the code's exit status).
 pub fn run_code(py: Python<'_>, runner: &Py<PyAny>, code: &[u8], report: i32) -> ! {
+    // At most two malloc arenas: glibc reserves 64 MiB of address space for each thread's arena, so a
+    // library that starts a thread per core (DuckDB starts ten here) used up most of a run's address-space
+    // limit (RLIMIT_AS, 1 GiB by default) with reservations alone, and its next 2 MiB block failed.
+    // SAFETY: mallopt only sets a malloc parameter of this (single-threaded) process.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     let outcome = runner
         .call_method1(py, "run", (PyBytes::new(py, code), report))
         .map(|_| ());

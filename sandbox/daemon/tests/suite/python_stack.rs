@@ -70,3 +70,29 @@ fn pandas_aggregation_runs_in_the_sandbox() {
         d.assert_serving();
     }
 }
+
+/// DuckDB starts a thread per core on its first query; with glibc's default of a 64 MiB malloc arena
+/// reservation per thread, that alone took a run with the stack preloaded to about 1 GB of address space,
+/// over a 640 MiB limit (and, now and then, over the 1 GiB default). Runs allow two arenas: the same
+/// query fits with room to spare, on both backends.
+#[test]
+fn duckdb_threads_fit_within_a_runs_memory_limit() {
+    let Some(python) = sandbox_venv_python() else {
+        return;
+    };
+    for kind in backends() {
+        let d = Daemon::start_backend(kind, &["--python", &python, "--preload", "numpy,pandas,pyarrow"]);
+        let mut c = d.client();
+        let s = session("duckdb-threads");
+        open(&mut c, &s);
+        let r = run_with(
+            &mut c,
+            &s,
+            "import duckdb\nprint(duckdb.sql('select count(*) from range(1000000)').fetchall())",
+            Some(120_000),
+            Some(640),
+        );
+        assert_eq!(r.stdout.text, "[(1000000,)]\n", "{kind:?}: {r:?}");
+        assert_eq!(r.exit.code, Some(0), "{kind:?}: {r:?}");
+    }
+}
