@@ -96,19 +96,7 @@ pub fn build_session_root(cfg: &ZygoteConfig) -> Result<String, Error> {
     }
     for b in &r.binds {
         let dst = format!("{root}{}", b.dst);
-        if b.is_dir {
-            ensure_dir(&dst)?;
-        } else {
-            if let Some(parent) = Path::new(&dst).parent() {
-                ensure_dir(&parent.display().to_string())?;
-            }
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&dst)
-                .map_err(|e| Error::Check(format!("{dst}: {e}")))?;
-        }
+        mount_point(&dst, b.is_dir)?;
         let rec = if b.recursive {
             MsFlags::MS_REC
         } else {
@@ -491,6 +479,23 @@ pub fn lock_down(
     a.step(Protection::Landlock, || apply_landlock(&cfg.landlock))?;
     a.step(Protection::Seccomp, || apply_seccomp(&cfg.seccomp))?;
     Ok(a.results)
+}
+
+/// Makes a bind's mount point: the directory, or an empty file (and its directory) for a file bind.
+pub fn mount_point(dst: &str, is_dir: bool) -> Result<(), Error> {
+    if is_dir {
+        return ensure_dir(dst);
+    }
+    if let Some(parent) = Path::new(dst).parent() {
+        ensure_dir(&parent.display().to_string())?;
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dst)
+        .map(drop)
+        .map_err(|e| Error::Check(format!("{dst}: {e}")))
 }
 
 /// Closes every descriptor from 3 up except `keep`.

@@ -12,8 +12,6 @@
 //! skipped), `no_new_privs`, in a probe the PID and network namespaces checked from inside, seccomp last.
 #![allow(unsafe_code)]
 
-use std::path::Path;
-
 use nix::mount::{MntFlags, MsFlags};
 
 use crate::apply::{self, Applied, apply_seccomp, capget, ensure_dir, mnt, prctl, set_rlimits, symlink};
@@ -63,19 +61,7 @@ pub fn build_run_root(cfg: &ZygoteConfig, workspace: &str, root: &str) -> Result
     let mut writable = Vec::new();
     for b in &r.binds {
         let dst = format!("{root}{}", b.dst);
-        if b.is_dir {
-            ensure_dir(&dst)?;
-        } else {
-            if let Some(parent) = Path::new(&dst).parent() {
-                ensure_dir(&parent.display().to_string())?;
-            }
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&dst)
-                .map_err(|e| Error::Check(format!("{dst}: {e}")))?;
-        }
+        apply::mount_point(&dst, b.is_dir)?;
         // One call: this gVisor refuses MS_REC and bind remounts; it keeps the source's read-only state.
         let ro = if b.writable {
             MsFlags::empty()

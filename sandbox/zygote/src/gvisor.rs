@@ -191,18 +191,11 @@ pub fn inside_jail(
                 );
                 exit(1);
             }
-            match inside::lock_down(cfg, prepare, uid, gid, workspace, &root) {
-                Ok(results) => {
-                    if prepare.probe {
-                        write_status(status.as_fd(), &Status::Probe(results));
-                    }
-                    write_status(status.as_fd(), &Status::Ready);
-                }
-                Err((step, message)) => {
-                    report_error(status.as_fd(), step, message);
-                    exit(70);
-                }
-            }
+            crate::session::report_lock_down(
+                status.as_fd(),
+                prepare.probe,
+                inside::lock_down(cfg, prepare, uid, gid, workspace, &root),
+            );
             after_ready(py, cfg, run, status, go)
         }
         Ok(pid) => pid,

@@ -8,7 +8,9 @@ use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, setns, unshare};
 use pyo3::prelude::*;
 use sluice_sandbox_jail::apply::{self, write_status};
-use sluice_sandbox_jail::{End, Prepare, Protection, RunHeader, Status, Step, ZygoteConfig, codec, fdpass};
+use sluice_sandbox_jail::{
+    End, Prepare, Protection, RunHeader, Status, Step, StepReport, ZygoteConfig, codec, fdpass,
+};
 
 use crate::python;
 
@@ -268,19 +270,33 @@ fn jail(
         );
         exit(1);
     }
-    match apply::lock_down(cfg, prepare, root) {
+    report_lock_down(
+        status.as_fd(),
+        prepare.probe,
+        apply::lock_down(cfg, prepare, root),
+    );
+    after_ready(py, cfg, run, status, go)
+}
+
+/// Tells the daemon how a jail's lock-down went: the probe's steps when asked, then `Ready`; or the step
+/// that failed, and the jail ends.
+pub fn report_lock_down(
+    status: BorrowedFd<'_>,
+    probe: bool,
+    locked: Result<Vec<StepReport>, (Step, String)>,
+) {
+    match locked {
         Ok(results) => {
-            if prepare.probe {
-                write_status(status.as_fd(), &Status::Probe(results));
+            if probe {
+                write_status(status, &Status::Probe(results));
             }
-            write_status(status.as_fd(), &Status::Ready);
+            write_status(status, &Status::Ready);
         }
         Err((step, message)) => {
-            report_error(status.as_fd(), step, message);
+            report_error(status, step, message);
             exit(70);
         }
     }
-    after_ready(py, cfg, run, status, go)
 }
 
 /// A locked-down jail that has said `Ready` (native, or inside gVisor): prepares the runner, waits for its
