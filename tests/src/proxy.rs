@@ -435,13 +435,9 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_upstream_is_a_bad_gateway() {
-        // Binding and dropping a listener yields a local port that nothing listens on.
-        let closed = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .expect("bind")
-            .local_addr()
-            .expect("addr");
-        let proxy = spawn_key_proxy(closed, "k".to_owned()).await.expect("proxy");
+        let closed = sluice_test_servers::closed_port();
+        let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, closed.port()));
+        let proxy = spawn_key_proxy(upstream, "k".to_owned()).await.expect("proxy");
         let request = Request::builder()
             .uri(format!("{}/mcp", proxy.url()))
             .header(HOST, proxy.addr.to_string())

@@ -167,10 +167,45 @@ fn listening(port: &str) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap_or(0))).is_ok()
 }
 
-/// A port nothing listens on: bound, then released.
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+/// A loopback port nothing listens on, held for as long as the value lives.
+///
+/// The socket is bound but never listens, so a connection is refused at once, and no other process (a test
+/// server started meanwhile by another test, say) can be handed the port. A port bound and released at once
+/// was not enough: a MariaDB server that another test started took it, and "unreachable" connected.
+pub struct ClosedPort {
+    socket: socket2::Socket,
+    port: u16,
+}
+
+impl ClosedPort {
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::fmt::Debug for ClosedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClosedPort")
+            .field("port", &self.port)
+            .field("socket", &self.socket)
+            .finish()
+    }
+}
+
+/// Reserves a loopback port that refuses connections; see [`ClosedPort`].
+pub fn closed_port() -> ClosedPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let port = socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .map(|address| address.port())
+        .unwrap();
+    ClosedPort { socket, port }
 }
 
 /// The fixture SQL for an engine, from `tests/servers/fixtures/`.

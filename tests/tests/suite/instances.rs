@@ -273,7 +273,8 @@ async fn instances_on_one_postgres_store_share_keys_connections_projects_audit_a
 #[tokio::test]
 async fn a_bad_store_setting_stops_the_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let port = sluice_test_servers::closed_port();
+    let closed = sluice_test_servers::closed_port();
+    let port = closed.port();
     let run = |env: Vec<(&'static str, String)>| {
         let mut cmd = tokio::process::Command::new(sluice_bin());
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -121,7 +121,8 @@ async fn unknown_database_is_named() {
 
 #[tokio::test]
 async fn unreachable_host_is_reported_after_the_acquire_timeout() {
-    let port = closed_port();
+    let closed = closed_port();
+    let port = closed.port();
     let w = MySqlWarehouse::new(
         format!("mysql://app:app-secret@127.0.0.1:{port}/sluice"),
         quick_pool(),
