@@ -1,5 +1,7 @@
 //! `sluice dbt validate` for CI: its exit codes and its output formats.
 
+use pretty_assertions::assert_eq;
+
 use super::*;
 
 /// Runs `sluice dbt …` (no data directory involved).

@@ -1,6 +1,8 @@
 //! dbt's verification tools against the DuckDB warehouses real dbt built: check_model_schema,
 //! validate_model_output, analyze_grain and audit_model_sources.
 
+use pretty_assertions::assert_eq;
+
 use super::*;
 
 #[tokio::test]

@@ -2,6 +2,8 @@
 //! it, restarts it, stops it on shutdown and stops one left behind on its socket (but not a foreign
 //! process), and the daemon exits when its gateway is killed.
 
+use pretty_assertions::assert_eq;
+
 use super::*;
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Sandbox sessions follow MCP sessions: a stateless call gets a workspace of its own, ending or idling
 //! out an MCP session removes its workspace and cursors (also while the daemon is down).
 
+use pretty_assertions::assert_eq;
+
 use super::*;
 
 #[tokio::test]

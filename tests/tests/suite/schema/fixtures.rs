@@ -1,6 +1,8 @@
 //! The schema tools on real PostgreSQL, MariaDB and SQLite fixtures, with and without declared foreign keys:
 //! paths, date boundaries, schemas kept apart and bad names.
 
+use pretty_assertions::assert_eq;
+
 use super::*;
 
 /// The checks shared by the server engines' fixture: the connector fixture (declared keys) plus
@@ -251,6 +253,16 @@ async fn sqlite_fixture_paths_dates_and_errors() -> Result<()> {
 struct Server {
     dir: tempfile::TempDir,
     env: std::collections::HashMap<String, String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("servers/stop.sh"))
+            .arg(self.dir.path().join("server"))
+            .arg("--remove")
+            .output();
+    }
 }
 
 impl Server {

@@ -533,16 +533,6 @@ async fn same_named_tables_in_two_schemas_stay_apart() -> Result<()> {
     Ok(())
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("servers/stop.sh"))
-            .arg(self.dir.path().join("server"))
-            .arg("--remove")
-            .output();
-    }
-}
-
 #[tokio::test]
 async fn data_reads_are_governed_and_audited() -> Result<()> {
     let gw = Gateway::with_policed_demo("denied_tables = [\"customers\"]\n").await?;

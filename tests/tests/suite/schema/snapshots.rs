@@ -1,6 +1,8 @@
 //! The schema snapshot over time: an expired one is introspected again, changes are reported by
 //! schema_diff and announced to resource subscribers, and describe_table still finds new tables.
 
+use pretty_assertions::assert_eq;
+
 use super::*;
 
 #[tokio::test]
