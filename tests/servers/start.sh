@@ -26,8 +26,27 @@ PASSWORD="app-secret"
 
 log() { echo "start.sh: $*" >&2; }
 
+# A free port below the kernel's ephemeral range (ip_local_port_range), so that no outgoing connection and
+# no bind to port 0 (other tests' listeners) takes it between this choice and the server's bind. Chosen at
+# random among the free ones; a server that still loses the race fails its start with the reason logged.
 free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+    python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for _ in range(200):
+    port = random.randrange(max(1024, low - 12000), low)
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    raise SystemExit("no free port below the ephemeral range")
+PY
 }
 
 # apt-get from several test processes at once would fight over dpkg's lock: serialise installs.

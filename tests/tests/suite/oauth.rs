@@ -133,26 +133,37 @@ impl Provider {
 }
 
 /// `sluice up` with `[oauth]` naming the provider, on a port chosen first so that the resource URL is the
-/// one clients use. Returns the gateway and its resource URL.
+/// one clients use. Returns the gateway and its resource URL. The port is free when chosen, but another
+/// process may bind it before the gateway does: then a new port is tried (three times at most).
 async fn gateway(provider: &Provider, extra: &str) -> Result<(Gateway, String, tempfile::TempDir)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let resource = format!("http://127.0.0.1:{port}/mcp");
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[rate_limits]\nauth_failures = 0\n\n[oauth]\nissuer = \"{}\"\nresource = \"{resource}\"\n{extra}",
-            provider.issuer
-        ),
-    )?;
-    let gw = Gateway::launch(Launch {
-        args: vec!["--config".into(), config.display().to_string()],
-        env: vec![("SLUICE_LISTEN".into(), format!("127.0.0.1:{port}"))],
-        ..Default::default()
-    })
-    .await?;
-    Ok((gw, resource, dir))
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let resource = format!("http://127.0.0.1:{port}/mcp");
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("sluice.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[rate_limits]\nauth_failures = 0\n\n[oauth]\nissuer = \"{}\"\nresource = \"{resource}\"\n{extra}",
+                provider.issuer
+            ),
+        )?;
+        let launched = Gateway::launch(Launch {
+            args: vec!["--config".into(), config.display().to_string()],
+            env: vec![("SLUICE_LISTEN".into(), format!("127.0.0.1:{port}"))],
+            ..Default::default()
+        })
+        .await;
+        match launched {
+            Ok(gw) => return Ok((gw, resource, dir)),
+            Err(e) if attempt < 3 && format!("{e:#}").contains("Address already in use") => {
+                eprintln!("port {port} was taken before the gateway bound it; trying another");
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn now() -> u64 {

@@ -694,11 +694,8 @@ async fn connection_errors_are_clear_and_pool_settings_apply() {
     let maria = server_dsn("mariadb");
     let pg_port = port_of(&pg);
     let maria_port = port_of(&maria);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed_port = sluice_test_servers::closed_port();
+    let closed = closed_port.port();
     let config = format!(
         "[[connections]]\nname = \"pg_bad_password\"\nkind = \"postgres\"\n\
          dsn = \"postgres://app:wrong-secret-1@127.0.0.1:{pg_port}/sluice\"\n\n\
