@@ -166,10 +166,12 @@ impl Worker {
             stdout: BufReader::new(stdout),
             next_id: 0,
         };
-        let ready = worker
-            .link
-            .send(&ToWorker::Start(start))
-            .and_then(|()| protocol::read_frame::<FromWorker>(&mut worker.stdout));
+        // A program that exits at once may close its input before the Start reaches it: then what it wrote,
+        // or how it ended, is the reason, not the broken pipe.
+        let ready = match worker.link.send(&ToWorker::Start(start)) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+            Ok(()) | Err(_) => protocol::read_frame::<FromWorker>(&mut worker.stdout),
+        };
         match ready {
             Ok(Some(FromWorker::Ready { protocol })) if protocol == PROTOCOL => Ok(worker),
             other => {

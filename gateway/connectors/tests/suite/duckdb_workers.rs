@@ -312,26 +312,38 @@ async fn one_statement_per_text() {
     );
 }
 
-/// A worker program that is not one fails the call with a clear reason, and the gateway goes on.
+/// A worker program that is not one fails the call with a clear reason, and the gateway goes on. A program
+/// that exits at once may do so before or after the gateway writes to it: the reason is the same.
 #[tokio::test]
 async fn a_wrong_worker_program_says_so() {
-    let (_dir, path) = file();
-    let w = DuckDbWarehouse::new(
-        &path,
-        DuckDbOptions {
-            worker_program: Some(WorkerProgram::new("/bin/true")),
-            ..DuckDbOptions::default()
-        },
-    );
-    let error = w
-        .query("SELECT 1", query_options(1, Duration::from_secs(30)))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains(
-            "the DuckDB worker /bin/true could not start: it exited with status 0 before it was ready"
-        ),
-        "{error}"
-    );
+    let (dir, path) = file();
+    use std::os::unix::fs::PermissionsExt as _;
+    let closes_its_input = dir.path().join("closes-its-input");
+    std::fs::write(&closes_its_input, "#!/bin/sh\nexec 0<&-\nexit 3\n").unwrap();
+    std::fs::set_permissions(&closes_its_input, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cases = [
+        (PathBuf::from("/bin/true"), "exited with status 0"),
+        (closes_its_input, "exited with status 3"),
+    ];
+    for (program, how) in cases {
+        for _ in 0..5 {
+            let w = DuckDbWarehouse::new(
+                &path,
+                DuckDbOptions {
+                    worker_program: Some(WorkerProgram::new(&program)),
+                    ..DuckDbOptions::default()
+                },
+            );
+            let error = w
+                .query("SELECT 1", query_options(1, Duration::from_secs(30)))
+                .await
+                .unwrap_err()
+                .to_string();
+            let expected = format!(
+                "the DuckDB worker {} could not start: it {how} before it was ready",
+                program.display()
+            );
+            assert!(error.contains(&expected), "{error}");
+        }
+    }
 }
