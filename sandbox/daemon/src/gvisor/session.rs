@@ -108,6 +108,7 @@ impl Container {
         };
         let (requests, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
         let (stopped_tx, stopped) = watch::channel(None);
+        let mut writer_stop = stopped.clone();
         let c = Arc::new(Container {
             runsc,
             requests,
@@ -121,10 +122,16 @@ impl Container {
         });
         let pid = c.runsc.pid();
         // Requests are written by one task, in order; a failed write means the container is gone, which
-        // the demux task notices on its side.
+        // the demux task notices on its side. Once the container has stopped (idled out, say) the task
+        // ends and closes its end of the pipe, though the session may keep the stopped container a while.
         tokio::spawn(async move {
             let mut stdin = stdin;
-            while let Some(frame) = queue.recv().await {
+            loop {
+                let frame = tokio::select! {
+                    frame = queue.recv() => frame,
+                    _ = writer_stop.wait_for(Option::is_some) => None,
+                };
+                let Some(frame) = frame else { break };
                 if stdin.write_all(&frame).await.is_err() {
                     break;
                 }

@@ -105,6 +105,19 @@ fn containers(d: &Daemon) -> Vec<i32> {
     pids
 }
 
+/// The pipes a process holds open, as `pipe:[inode]`, sorted.
+fn pipes_of(pid: u32) -> Vec<String> {
+    let mut pipes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| target.starts_with("pipe:"))
+        .collect();
+    pipes.sort();
+    pipes
+}
+
 fn gvisor_daemon(extra: &[&str]) -> Option<Daemon> {
     backends()
         .contains(&Kind::Gvisor)
@@ -223,14 +236,26 @@ fn the_container_goes_with_its_session_and_when_idle() {
     c.call(Request::CloseSession(SessionArgs { session: s })).unwrap();
     // Only the zygote is left.
     d.wait_processes(1);
+    let pipes = pipes_of(d.pid());
 
     let s = session("idle");
     open(&mut c, &s);
     assert_eq!(run(&mut c, &s, "print(2)", None).stdout.text, "2\n");
     let first = containers(&d);
     assert_eq!(first.len(), 1);
+    assert_ne!(
+        pipes_of(d.pid()),
+        pipes,
+        "a running container is served through pipes"
+    );
     std::thread::sleep(std::time::Duration::from_millis(1500));
     d.wait_processes(1);
+    // The stopped container stays with its session until the next run, but none of its pipes does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while pipes_of(d.pid()) != pipes && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(pipes_of(d.pid()), pipes);
     // The session is still open: its next run starts a new container, with the workspace as it was.
     let r = run(&mut c, &s, "import os\nprint(sorted(os.listdir('.')))", None);
     assert_eq!(r.stdout.text, "['outputs']\n", "{r:?}");
