@@ -172,23 +172,16 @@ fn listening(port: &str) -> bool {
 /// The socket is bound but never listens, so a connection is refused at once, and no other process (a test
 /// server started meanwhile by another test, say) can be handed the port. A port bound and released at once
 /// was not enough: a MariaDB server that another test started took it, and "unreachable" connected.
+#[derive(Debug)]
 pub struct ClosedPort {
-    socket: socket2::Socket,
+    /// Held, never read: the reservation lasts as long as the socket.
+    _socket: socket2::Socket,
     port: u16,
 }
 
 impl ClosedPort {
     pub fn port(&self) -> u16 {
         self.port
-    }
-}
-
-impl std::fmt::Debug for ClosedPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClosedPort")
-            .field("port", &self.port)
-            .field("socket", &self.socket)
-            .finish()
     }
 }
 
@@ -205,7 +198,10 @@ pub fn closed_port() -> ClosedPort {
         .as_socket()
         .map(|address| address.port())
         .unwrap();
-    ClosedPort { socket, port }
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
 }
 
 /// The fixture SQL for an engine, from `tests/servers/fixtures/`.
