@@ -159,6 +159,25 @@ pub(crate) struct Layout<'a> {
     pub shrink: &'a dyn Fn(usize, usize) -> String,
 }
 
+impl<'a> Layout<'a> {
+    /// Plain text, one item per line.
+    pub fn text(
+        header: String,
+        items: Vec<String>,
+        noun: &'static str,
+        shrink: &'a dyn Fn(usize, usize) -> String,
+    ) -> Layout<'a> {
+        Layout {
+            header,
+            items,
+            sep: "\n",
+            noun,
+            style: Style::Text { prefix: "" },
+            shrink,
+        }
+    }
+}
+
 pub(crate) fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::budget::{Layout, Rendered, Style, Window, pack, shrink_lines, thousands};
+use crate::budget::{Layout, Rendered, Window, pack, shrink_lines, thousands};
 use crate::snapshot::{
     Column, ForeignKey, Index, SchemaSnapshot, Table, TableId, TableKind, UniqueConstraint,
 };
@@ -337,17 +337,7 @@ pub fn render_diff(diff: &SchemaDiff, window: &Window) -> Rendered {
         s
     }));
     let shrink = |i: usize, n: usize| shrink_lines(&items[i], n, "    ");
-    pack(
-        Layout {
-            header,
-            items: items.clone(),
-            sep: "\n",
-            noun: "tables",
-            style: Style::Text { prefix: "" },
-            shrink: &shrink,
-        },
-        window,
-    )
+    pack(Layout::text(header, items.clone(), "tables", &shrink), window)
 }
 
 #[cfg(test)]

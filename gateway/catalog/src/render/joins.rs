@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::budget::{Layout, Rendered, Style, Window, pack, shrink_lines, thousands};
+use crate::budget::{Layout, Rendered, Window, pack, shrink_lines, thousands};
 use crate::catalog::Catalog;
 use crate::graph::{EdgeOrigin, JoinEdge};
 use crate::path::PathSearch;
@@ -90,17 +90,7 @@ pub fn relationships(
         RelationshipFormat::Graph => format!("{header}(-> references, <- referenced by, ~ inferred)\n"),
     };
     let shrink = |i: usize, n: usize| shrink_compact(&items[i], n);
-    pack(
-        Layout {
-            header,
-            items: items.clone(),
-            sep: "\n",
-            noun,
-            style: Style::Text { prefix: "" },
-            shrink: &shrink,
-        },
-        window,
-    )
+    pack(Layout::text(header, items.clone(), noun, &shrink), window)
 }
 
 /// `find_join_path`: each path with its joins, their reasons and its SQL.
@@ -159,15 +149,5 @@ pub fn join_paths(search: &PathSearch, window: &Window) -> Rendered {
         })
         .collect();
     let shrink = |i: usize, n: usize| shrink_lines(&items[i], n, "");
-    pack(
-        Layout {
-            header,
-            items: items.clone(),
-            sep: "\n",
-            noun: "paths",
-            style: Style::Text { prefix: "" },
-            shrink: &shrink,
-        },
-        window,
-    )
+    pack(Layout::text(header, items.clone(), "paths", &shrink), window)
 }

@@ -107,17 +107,7 @@ pub fn overview(catalog: &Catalog, window: &Window) -> Rendered {
         })
         .collect();
     let shrink = |i: usize, n: usize| shrink_lines(&items[i], n, "");
-    pack(
-        Layout {
-            header,
-            items: items.clone(),
-            sep: "\n",
-            noun: "tables",
-            style: Style::Text { prefix: "" },
-            shrink: &shrink,
-        },
-        window,
-    )
+    pack(Layout::text(header, items.clone(), "tables", &shrink), window)
 }
 
 /// `schema_ddl` / `describe_table`: CREATE statements for the selected tables (all when `None`).
@@ -164,17 +154,7 @@ pub fn compact(catalog: &Catalog, selection: Option<&[TableId]>, window: &Window
         thousands(items.len())
     );
     let shrink = |i: usize, n: usize| shrink_compact(&items[i], n);
-    pack(
-        Layout {
-            header,
-            items: items.clone(),
-            sep: "\n",
-            noun: "tables",
-            style: Style::Text { prefix: "" },
-            shrink: &shrink,
-        },
-        window,
-    )
+    pack(Layout::text(header, items.clone(), "tables", &shrink), window)
 }
 
 /// JSON schema: `{"tables":[…],"paging":{…}}`, one object per table with columns, keys and joins.
