@@ -33,22 +33,7 @@ pub(super) fn work_order(analysis: &Analysis) -> String {
         );
         let _ = writeln!(out, "     why:  {}", item.reasons.join("; "));
         let _ = writeln!(out, "     yml:  {}", yml_display(node));
-        let _ = writeln!(
-            out,
-            "     deps: {}",
-            if deps.is_empty() {
-                "no refs".to_owned()
-            } else {
-                deps.join(", ")
-            }
-        );
-        if !node.description.is_empty() {
-            let _ = writeln!(out, "     desc: {}", first_line(&node.description, 200));
-        }
-        let cols: Vec<String> = node.columns.iter().map(|c| c.name.clone()).collect();
-        if !cols.is_empty() {
-            let _ = writeln!(out, "     cols: {}", list(&cols, 15));
-        }
+        deps_desc_cols(&mut out, "     ", node, &deps);
         let _ = writeln!(out);
     }
     unresolved_and_cycles(analysis, &mut out, "");
@@ -81,22 +66,7 @@ pub(super) fn filtered(project: &Project, wanted: ModelStatus, title: &str) -> S
         if let Some(reason) = node.stub_reason {
             let _ = writeln!(out, "   why:  {reason}");
         }
-        let _ = writeln!(
-            out,
-            "   deps: {}",
-            if deps.is_empty() {
-                "no refs".to_owned()
-            } else {
-                deps.join(", ")
-            }
-        );
-        if !node.description.is_empty() {
-            let _ = writeln!(out, "   desc: {}", first_line(&node.description, 200));
-        }
-        let cols: Vec<String> = node.columns.iter().map(|c| c.name.clone()).collect();
-        if !cols.is_empty() {
-            let _ = writeln!(out, "   cols: {}", list(&cols, 15));
-        }
+        deps_desc_cols(&mut out, "   ", node, &deps);
         let _ = writeln!(out);
     }
     out
@@ -160,4 +130,22 @@ pub(super) fn macros(project: &Project) -> String {
         let _ = writeln!(out, "## {file}\n{}\n", lines.join("\n"));
     }
     out
+}
+
+/// A model's dependencies, description and columns, one line each under `indent` (the last two only when
+/// there are any).
+fn deps_desc_cols(out: &mut String, indent: &str, node: &Node, deps: &[String]) {
+    let deps = if deps.is_empty() {
+        "no refs".to_owned()
+    } else {
+        deps.join(", ")
+    };
+    let _ = writeln!(out, "{indent}deps: {deps}");
+    if !node.description.is_empty() {
+        let _ = writeln!(out, "{indent}desc: {}", first_line(&node.description, 200));
+    }
+    let cols: Vec<String> = node.columns.iter().map(|c| c.name.clone()).collect();
+    if !cols.is_empty() {
+        let _ = writeln!(out, "{indent}cols: {}", list(&cols, 15));
+    }
 }
