@@ -390,6 +390,23 @@ fn missing(protections: &[Protection]) -> Vec<&Protection> {
         .collect()
 }
 
+/// The first missing protection that `serve` cannot start without, even with `--allow-degraded`.
+fn essential<'a>(missing: &[&'a Protection]) -> Option<&'a Protection> {
+    const ESSENTIAL: &[&str] = &[
+        "gvisor_container",
+        "unprivileged_uid",
+        "user_namespace",
+        "mount_namespace",
+        "workspace_tmpfs",
+        "minimal_root",
+        "gvisor_kernel",
+    ];
+    missing
+        .iter()
+        .copied()
+        .find(|p| ESSENTIAL.contains(&p.name.as_str()) || p.name.ends_with("_namespace"))
+}
+
 /// The chosen engine, its protections, and a line saying why this backend (for `doctor` and the log).
 struct Chosen {
     engine: Arc<Engine>,
@@ -554,6 +571,12 @@ fn doctor(mut common: CommonArgs) -> anyhow::Result<i32> {
             crate::container::unsupported_inside(g, &p.name, &p.detail)
         );
         1
+    } else if let Some(p) = essential(&self::missing(&chosen.protections)) {
+        println!(
+            "verdict: serve cannot start without {} (--allow-degraded does not stand in for it): {}",
+            p.name, p.detail
+        );
+        1
     } else {
         println!(
             "verdict: missing required protections: {} (serve needs --allow-degraded)",
@@ -667,19 +690,7 @@ fn serve(mut args: ServeArgs) -> anyhow::Result<i32> {
     for p in &missing {
         tracing::warn!(protection = %p.name, "missing: {}", p.detail);
     }
-    let essential = [
-        "gvisor_container",
-        "unprivileged_uid",
-        "user_namespace",
-        "mount_namespace",
-        "workspace_tmpfs",
-        "minimal_root",
-        "gvisor_kernel",
-    ];
-    if let Some(p) = missing
-        .iter()
-        .find(|p| essential.contains(&p.name.as_str()) || p.name.ends_with("_namespace"))
-    {
+    if let Some(p) = essential(&missing) {
         if let Some(g) = outer.as_ref().filter(|_| !inside) {
             bail!("{}", crate::container::unsupported_inside(g, &p.name, &p.detail));
         }

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{
@@ -145,30 +145,52 @@ impl Zygote {
         for (k, v) in ZYGOTE_ENV {
             cmd.env(k, v);
         }
-        let child = cmd
+        let spawned = cmd
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| unavailable(format!("cannot start {ZYGOTE_BIN}: {e}")))?;
+            .spawn();
+        // The command holds our copy of the zygote's end: dropped, a zygote that dies during start-up
+        // hangs the socket up at once instead of leaving the wait below to time out.
+        drop(cmd);
+        let mut child = spawned.map_err(|e| unavailable(format!("cannot start {ZYGOTE_BIN}: {e}")))?;
         let body =
             sluice_sandbox_jail::codec::encode(config).map_err(|e| OpError::internal(e.to_string()))?;
         send_with_fds(&ours, &body, &[])?;
         let mut fds = [PollFd::new(ours.as_fd(), PollFlags::POLLIN)];
-        let ms = u16::try_from(ready_timeout.as_millis()).unwrap_or(u16::MAX);
-        let n = poll(&mut fds, PollTimeout::from(ms)).map_err(|e| OpError::internal(format!("poll: {e}")))?;
+        let timeout = PollTimeout::try_from(ready_timeout).unwrap_or(PollTimeout::MAX);
+        let n = poll(&mut fds, timeout).map_err(|e| OpError::internal(format!("poll: {e}")))?;
         if n == 0 {
             return Err(unavailable(format!(
                 "{ZYGOTE_BIN} not ready after {ready_timeout:?}"
             )));
         }
-        let (body, _) = sluice_sandbox_jail::fdpass::recv(ours.as_fd(), 1 << 20, 0)
-            .map_err(|e| unavailable(format!("{ZYGOTE_BIN}: {e}")))?;
-        if body.is_empty() {
-            return Err(unavailable(format!(
-                "{ZYGOTE_BIN} exited during start-up (see the daemon's stderr for its message)"
-            )));
-        }
+        let body = match sluice_sandbox_jail::fdpass::recv(ours.as_fd(), 1 << 20, 0) {
+            Ok((body, _)) if !body.is_empty() => body,
+            // It hung up (an empty read), or reset the connection (it exited with our configuration
+            // unread): it has exited, or is about to.
+            received => {
+                let deadline = Instant::now() + Duration::from_secs(1);
+                let status = loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break Some(status),
+                        Ok(None) if Instant::now() < deadline => {
+                            std::thread::sleep(Duration::from_millis(10))
+                        }
+                        Ok(None) | Err(_) => break None,
+                    }
+                };
+                let how = match (status, received) {
+                    (Some(status), _) => format!("exited ({status})"),
+                    (None, Err(e)) => format!("stopped answering ({e})"),
+                    (None, Ok(_)) => "hung up".to_string(),
+                };
+                return Err(unavailable(format!(
+                    "{ZYGOTE_BIN} ({}) {how} during start-up (see the daemon's stderr for its message)",
+                    exe.path.display()
+                )));
+            }
+        };
         match sluice_sandbox_jail::codec::decode(&body) {
             Ok(sluice_sandbox_jail::Hello::Ready {
                 python_version,

@@ -206,6 +206,42 @@ fn a_missing_zygote_executable_is_a_clear_start_up_error() {
     );
 }
 
+/// A zygote that dies while it starts is named, with how it ended, as soon as it has died: not after the
+/// readiness timeout (which, before, also waited out the daemon's own copy of the zygote's socket).
+#[test]
+fn a_zygote_that_dies_at_start_up_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"))
+        .args(["doctor", "--backend", "native", "--zygote-bin", "/bin/false"])
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--python")
+        .arg(python())
+        .args(if is_root() {
+            vec!["--uid".to_string(), SANDBOX_UID.to_string()]
+        } else {
+            vec![]
+        })
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    let died = "sluice-sandbox-zygote (/bin/false) exited (exit status: 1) during start-up";
+    assert!(
+        stdout.contains(&format!(
+            "verdict: serve cannot start without user_namespace (--allow-degraded does not stand in for it): \
+             {died}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn a_venv_of_another_python_version_is_refused_with_both_versions_named() {
     use std::os::unix::fs::PermissionsExt;
