@@ -175,17 +175,11 @@ fn the_embedded_interpreter_is_configured_as_python_minus_i() {
     assert_eq!(r.stdout.text, "utf-8 utf-8 1 1 True é ✓\n", "{r:?}");
 }
 
-#[test]
-fn a_missing_zygote_executable_is_a_clear_start_up_error() {
+/// `sluice-sandbox doctor` on the native backend with `zygote` as the zygote executable, in a fresh root.
+fn doctor_with_zygote(zygote: &str) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"))
-        .args([
-            "doctor",
-            "--backend",
-            "native",
-            "--zygote-bin",
-            "/nonexistent/sluice-sandbox-zygote",
-        ])
+    Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"))
+        .args(["doctor", "--backend", "native", "--zygote-bin", zygote])
         .arg("--root")
         .arg(dir.path().join("root"))
         .arg("--python")
@@ -196,7 +190,12 @@ fn a_missing_zygote_executable_is_a_clear_start_up_error() {
             vec![]
         })
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn a_missing_zygote_executable_is_a_clear_start_up_error() {
+    let out = doctor_with_zygote("/nonexistent/sluice-sandbox-zygote");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
     assert!(
@@ -210,21 +209,8 @@ fn a_missing_zygote_executable_is_a_clear_start_up_error() {
 /// readiness timeout (which, before, also waited out the daemon's own copy of the zygote's socket).
 #[test]
 fn a_zygote_that_dies_at_start_up_is_named_at_once() {
-    let dir = tempfile::tempdir().unwrap();
     let started = std::time::Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_sluice-sandbox"))
-        .args(["doctor", "--backend", "native", "--zygote-bin", "/bin/false"])
-        .arg("--root")
-        .arg(dir.path().join("root"))
-        .arg("--python")
-        .arg(python())
-        .args(if is_root() {
-            vec!["--uid".to_string(), SANDBOX_UID.to_string()]
-        } else {
-            vec![]
-        })
-        .output()
-        .unwrap();
+    let out = doctor_with_zygote("/bin/false");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{stdout}");
     let died = "sluice-sandbox-zygote (/bin/false) exited (exit status: 1) during start-up";
