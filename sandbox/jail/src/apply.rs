@@ -81,19 +81,7 @@ pub fn open_session(cfg: &ZygoteConfig, workspace_bytes: u64, workspace_inodes: 
 pub fn build_session_root(cfg: &ZygoteConfig) -> Result<String, Error> {
     let root = cfg.jail_dir.as_str();
     let r: &RootPlan = &cfg.root;
-    mnt(
-        Some("tmpfs"),
-        root,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(&format!("size={},mode=0755", r.root_bytes)),
-    )?;
-    for d in &r.dirs {
-        ensure_dir(&format!("{root}{d}"))?;
-    }
-    for (target, link) in &r.symlinks {
-        symlink(target, &format!("{root}{link}"))?;
-    }
+    skeleton(r, root)?;
     for b in &r.binds {
         let dst = format!("{root}{}", b.dst);
         mount_point(&dst, b.is_dir)?;
@@ -479,6 +467,25 @@ pub fn lock_down(
     a.step(Protection::Landlock, || apply_landlock(&cfg.landlock))?;
     a.step(Protection::Seccomp, || apply_seccomp(&cfg.seccomp))?;
     Ok(a.results)
+}
+
+/// The root's skeleton at `root`: a tmpfs of the plan's size, mode 0755 and owned by root (nothing but root
+/// can create anything in it), holding the plan's directories and symlinks; the binds go on top.
+pub fn skeleton(r: &RootPlan, root: &str) -> Result<(), Error> {
+    mnt(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(&format!("size={},mode=0755", r.root_bytes)),
+    )?;
+    for d in &r.dirs {
+        ensure_dir(&format!("{root}{d}"))?;
+    }
+    for (target, link) in &r.symlinks {
+        symlink(target, &format!("{root}{link}"))?;
+    }
+    Ok(())
 }
 
 /// Makes a bind's mount point: the directory, or an empty file (and its directory) for a file bind.

@@ -14,7 +14,7 @@
 
 use nix::mount::{MntFlags, MsFlags};
 
-use crate::apply::{self, Applied, apply_seccomp, capget, ensure_dir, mnt, prctl, set_rlimits, symlink};
+use crate::apply::{self, Applied, apply_seccomp, capget, mnt, prctl, set_rlimits, symlink};
 use crate::error::{Context, Error};
 use crate::msg::{Prepare, Protection, State, Step, StepReport, ZygoteConfig};
 
@@ -45,19 +45,7 @@ pub fn can_write(path: &str, is_dir: bool) -> bool {
 pub fn build_run_root(cfg: &ZygoteConfig, workspace: &str, root: &str) -> Result<String, Error> {
     let r = &cfg.root;
     // 0755 and owned by root: the code (an unprivileged uid) cannot create anything in it.
-    mnt(
-        Some("tmpfs"),
-        root,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(&format!("size={},mode=0755", r.root_bytes)),
-    )?;
-    for d in &r.dirs {
-        ensure_dir(&format!("{root}{d}"))?;
-    }
-    for (target, link) in &r.symlinks {
-        symlink(target, &format!("{root}{link}"))?;
-    }
+    apply::skeleton(r, root)?;
     let mut writable = Vec::new();
     for b in &r.binds {
         let dst = format!("{root}{}", b.dst);
