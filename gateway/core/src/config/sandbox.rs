@@ -176,7 +176,7 @@ mod tests {
 
     use pretty_assertions::assert_eq;
 
-    use super::super::tests::write;
+    use super::super::tests::{refusal, write};
     use super::super::{Overrides, Settings};
 
     #[test]
@@ -209,13 +209,7 @@ mod tests {
             ),
             ("[sandbox]\npyhton = 'x'\n", "unknown field `pyhton`"),
         ] {
-            let (_dir, path) = write(text);
-            let err = Settings::resolve(Overrides {
-                config: Some(path),
-                ..Default::default()
-            })
-            .unwrap_err()
-            .to_string();
+            let err = refusal(text);
             assert!(err.contains(expected), "{err}");
         }
     }

@@ -10,6 +10,17 @@ pub(super) fn write(text: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
+/// What resolving a config file holding `text` refuses it with.
+pub(super) fn refusal(text: &str) -> String {
+    let (_dir, path) = write(text);
+    Settings::resolve(Overrides {
+        config: Some(path),
+        ..Default::default()
+    })
+    .unwrap_err()
+    .to_string()
+}
+
 #[test]
 fn defaults() {
     let s = Settings::resolve(Overrides::default()).unwrap();
@@ -52,15 +63,9 @@ fn connection_policies_are_read_and_typos_refused() {
         vec!["hr.salaries".to_owned()]
     );
     // A misspelt policy key must not silently leave a table unprotected.
-    let (_dir, path) = write(
+    let err = refusal(
         "[[connections]]\nname='a'\nkind='duckdb'\ndsn='x'\n[connections.policy]\ndenied_table = ['hr.salaries']\n",
     );
-    let err = Settings::resolve(Overrides {
-        config: Some(path),
-        ..Default::default()
-    })
-    .unwrap_err()
-    .to_string();
     assert!(err.contains("unknown field `denied_table`"), "{err}");
 }
 
@@ -101,13 +106,7 @@ fn dbt_binary_and_parse_timeout() {
         ("[dbt]\nbinary = 3\n", "invalid type"),
         ("[dbt]\nparse_timeout = 3\n", "unknown field `parse_timeout`"),
     ] {
-        let (_dir, path) = write(text);
-        let err = Settings::resolve(Overrides {
-            config: Some(path),
-            ..Default::default()
-        })
-        .unwrap_err()
-        .to_string();
+        let err = refusal(text);
         assert!(err.contains(expected), "{text}: {err}");
     }
 }
@@ -123,13 +122,7 @@ fn session_idle_time_is_configurable_and_never_zero() {
     })
     .unwrap();
     assert_eq!(s.session_idle, Duration::from_secs(60));
-    let (_dir, path) = write("[server]\nsession_idle_secs = 0\n");
-    let err = Settings::resolve(Overrides {
-        config: Some(path),
-        ..Default::default()
-    })
-    .unwrap_err()
-    .to_string();
+    let err = refusal("[server]\nsession_idle_secs = 0\n");
     assert!(
         err.contains("[server] session_idle_secs must be at least 1"),
         "{err}"
@@ -138,23 +131,11 @@ fn session_idle_time_is_configurable_and_never_zero() {
 
 #[test]
 fn bad_files_say_why() {
-    let (_dir, path) = write("[server]\nlisen = \"x\"\n");
-    let err = Settings::resolve(Overrides {
-        config: Some(path),
-        ..Default::default()
-    })
-    .unwrap_err()
-    .to_string();
+    let err = refusal("[server]\nlisen = \"x\"\n");
     assert!(err.contains("unknown field `lisen`"), "{err}");
-    let (_dir, path) = write(
+    let err = refusal(
         "[[connections]]\nname='a'\nkind='duckdb'\ndsn='x'\n[[connections]]\nname='a'\nkind='duckdb'\ndsn='y'\n",
     );
-    let err = Settings::resolve(Overrides {
-        config: Some(path),
-        ..Default::default()
-    })
-    .unwrap_err()
-    .to_string();
     assert!(err.contains("defined twice"), "{err}");
     let err = Settings::resolve(Overrides {
         listen: Some("nope".into()),
