@@ -384,7 +384,18 @@ pub(crate) struct Applied<'a> {
     pub(crate) results: Vec<StepReport>,
 }
 
-impl Applied<'_> {
+impl<'a> Applied<'a> {
+    /// A run's PID 1 begins its lock-down: it dies with its trusted parent, and no step has run yet.
+    pub(crate) fn begin(prepare: &'a Prepare) -> Result<Applied<'a>, (Step, String)> {
+        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+            .what(|| "pdeathsig".into())
+            .map_err(|e| (Step::Setup, e.to_string()))?;
+        Ok(Applied {
+            prepare,
+            results: Vec::new(),
+        })
+    }
+
     pub(crate) fn step(
         &mut self,
         protection: Protection,
@@ -439,26 +450,14 @@ pub fn lock_down(
     root: &Result<String, String>,
 ) -> Result<Vec<StepReport>, (Step, String)> {
     let setup = |e: Error| (Step::Setup, e.to_string());
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .what(|| "pdeathsig".into())
-        .map_err(setup)?;
-    let mut a = Applied {
-        prepare,
-        results: Vec::new(),
-    };
+    let mut a = Applied::begin(prepare)?;
     a.step(Protection::MinimalRoot, || {
         enter_root(cfg, prepare.unshare_flags, root).map(Some)
     })?;
-    a.step(Protection::UtsNamespace, || {
-        nix::unistd::sethostname("sandbox").what(|| "sethostname".into())?;
-        Ok(None)
-    })?;
+    a.step(Protection::UtsNamespace, set_hostname)?;
     dup_null_onto_stdio().map_err(setup)?;
     nix::unistd::setsid().what(|| "setsid".into()).map_err(setup)?;
-    a.step(Protection::NoNewPrivs, || {
-        nix::sys::prctl::set_no_new_privs().what(|| "no_new_privs".into())?;
-        Ok(None)
-    })?;
+    a.step(Protection::NoNewPrivs, set_no_new_privs)?;
     a.step(Protection::CapabilitiesDropped, || drop_caps(cfg.cap_last_cap))?;
     // Hard limits at the configured maxima now; each run lowers them to what it asked for.
     a.step(Protection::Rlimits, || {
@@ -467,6 +466,18 @@ pub fn lock_down(
     a.step(Protection::Landlock, || apply_landlock(&cfg.landlock))?;
     a.step(Protection::Seccomp, || apply_seccomp(&cfg.seccomp))?;
     Ok(a.results)
+}
+
+/// The run's own hostname (its UTS namespace is its own).
+pub(crate) fn set_hostname() -> Result<Option<String>, Error> {
+    nix::unistd::sethostname("sandbox").what(|| "sethostname".into())?;
+    Ok(None)
+}
+
+/// no_new_privs: nothing the run executes gains privileges (setuid bits, file capabilities).
+pub(crate) fn set_no_new_privs() -> Result<Option<String>, Error> {
+    nix::sys::prctl::set_no_new_privs().what(|| "no_new_privs".into())?;
+    Ok(None)
 }
 
 /// The root's skeleton at `root`: a tmpfs of the plan's size, mode 0755 and owned by root (nothing but root

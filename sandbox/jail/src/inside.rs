@@ -253,20 +253,11 @@ pub fn lock_down(
     root: &str,
 ) -> Result<Vec<StepReport>, (Step, String)> {
     let setup = |e: Error| (Step::Setup, e.to_string());
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-        .what(|| "pdeathsig".into())
-        .map_err(setup)?;
-    let mut a = Applied {
-        prepare,
-        results: Vec::new(),
-    };
+    let mut a = Applied::begin(prepare)?;
     a.step(Protection::MinimalRoot, || {
         build_run_root(cfg, workspace, root).map(Some)
     })?;
-    a.step(Protection::UtsNamespace, || {
-        nix::unistd::sethostname("sandbox").what(|| "sethostname".into())?;
-        Ok(None)
-    })?;
+    a.step(Protection::UtsNamespace, apply::set_hostname)?;
     a.step(Protection::Rlimits, || {
         set_rlimits(&cfg.rlimits_max, &cfg.unsettable_rlimits)
     })?;
@@ -284,10 +275,7 @@ pub fn lock_down(
         protection: Protection::SessionUid,
         state: State::Ok(Some(detail)),
     });
-    a.step(Protection::NoNewPrivs, || {
-        nix::sys::prctl::set_no_new_privs().what(|| "no_new_privs".into())?;
-        Ok(None)
-    })?;
+    a.step(Protection::NoNewPrivs, apply::set_no_new_privs)?;
     if prepare.probe {
         // Checked from inside, before seccomp (which refuses the netlink socket if_nameindex needs).
         a.step(Protection::PidNamespace, check_pid_namespace)?;
