@@ -192,16 +192,7 @@ fn inside_protections(probe: &ProbeOutcome) -> Vec<Protection> {
         "the run's PID 1 is killed by pid at the timeout, which takes every process of its PID namespace (no \
          pidfd in gVisor: its trusted parent does not reap it until the daemon lets go, so the pid stays its own)",
     ));
-    out.push(p(
-        "environment_scrubbed",
-        true,
-        true,
-        "fixed environment; nothing inherited from the daemon",
-    ));
-    out.push(match &probe.cgroup {
-        Ok(d) => p("cgroup_limits", true, false, d.clone()),
-        Err(e) => p("cgroup_limits", false, false, e.clone()),
-    });
+    out.extend(every_backends_last(probe));
     out
 }
 
@@ -300,18 +291,25 @@ pub fn protections(probe: &ProbeOutcome) -> Vec<Protection> {
         true,
         "the run's PID namespace is killed at the timeout",
     ));
-    out.push(p(
-        "environment_scrubbed",
-        true,
-        true,
-        "fixed environment; nothing inherited from the daemon",
-    ));
-    // Optional: without it each process is still bounded by its rlimits, but not the run as a whole.
-    out.push(match &probe.cgroup {
-        Ok(d) => p("cgroup_limits", true, false, d.clone()),
-        Err(e) => p("cgroup_limits", false, false, e.clone()),
-    });
+    out.extend(every_backends_last(probe));
     out
+}
+
+/// The last two rows of every backend's list: the scrubbed environment, and the optional per-run cgroup
+/// (without it each process is still bounded by its rlimits, but not the run as a whole).
+fn every_backends_last(probe: &ProbeOutcome) -> [Protection; 2] {
+    [
+        p(
+            "environment_scrubbed",
+            true,
+            true,
+            "fixed environment; nothing inherited from the daemon",
+        ),
+        match &probe.cgroup {
+            Ok(d) => p("cgroup_limits", true, false, d.clone()),
+            Err(e) => p("cgroup_limits", false, false, e.clone()),
+        },
+    ]
 }
 
 /// What became of the preload list (`--preload`): not a protection, but `status` and `doctor` carry it
